@@ -1,0 +1,3 @@
+"""cmi-console: governance and audit console for continuous model integration."""
+
+__version__ = "0.1.0"

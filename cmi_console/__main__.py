@@ -1,0 +1,3 @@
+from cmi_console.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The headless CLI: parse input, call services, render results."""

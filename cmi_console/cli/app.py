@@ -1,0 +1,132 @@
+"""The `cmi` command. Every failure is one line on stderr and a documented exit code:
+0 ok, 1 check failed, 2 bad input, 3 denied, 4 integrity violation."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from cmi_console.cli import audit_cmds, common, identity_cmds, registry_cmds
+
+INTERNAL_ERROR = 70
+
+app = typer.Typer(
+    name="cmi",
+    help=(
+        "Governance and audit console for continuous model integration.\n\n"
+        "Global options (anywhere on the line): --home DIR (CMI_HOME), "
+        "--db URL (CMI_DATABASE_URL), --as NAME (CMI_USER)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(audit_cmds.app, name="audit")
+app.add_typer(identity_cmds.users, name="user")
+app.add_typer(identity_cmds.role_app, name="role")
+app.add_typer(registry_cmds.datasets, name="dataset")
+app.add_typer(registry_cmds.runs, name="run")
+app.add_typer(registry_cmds.models, name="model")
+app.add_typer(registry_cmds.versions, name="version")
+app.add_typer(registry_cmds.aliases, name="alias")
+app.add_typer(db_app, name="db")
+
+
+@app.command()
+def init(
+    admin: Annotated[str, typer.Option(help="Name of the first admin principal.")] = "admin",
+    display_name: Annotated[str, typer.Option(help="The admin's full name.")] = "",
+) -> None:
+    """Create a workspace: database, artifact store, witness dir, log key, first admin.
+
+    The admin's key is encrypted with CMI_KEY_PASSPHRASE when it is set.
+    """
+    from cmi_console.services.setup import init_workspace
+    from cmi_console.store.workspace import default_home
+
+    home = common.settings.home or default_home()
+    secret = os.environ.get("CMI_KEY_PASSPHRASE")
+    ctx = init_workspace(
+        home,
+        admin=admin,
+        db=common.settings.db,
+        passphrase=secret.encode() if secret else None,
+        display_name=display_name,
+    )
+    typer.echo(f"workspace created at {home}")
+    typer.echo(f"  database  {ctx.workspace.database_url.split('@')[-1]}")
+    typer.echo(f"  admin     {admin} (key {ctx.workspace.principal_key_path(admin)})")
+    if not secret:
+        typer.echo("  note: the admin key is not encrypted; set CMI_KEY_PASSPHRASE to encrypt keys")
+
+
+@app.command()
+def demo(
+    reset: Annotated[bool, typer.Option("--reset", help="Rebuild the demo from scratch.")] = False,
+) -> None:
+    """Build (once) and open a populated demo workspace (default ./cmi-demo)."""
+    from cmi_console.services import demo as demo_service
+
+    home = common.settings.home or Path("cmi-demo")
+    summary = demo_service.ensure_demo(home, reset=reset)
+    demo_service.print_summary(summary)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    from cmi_console.store.schema import upgrade
+
+    ctx = common.context(check_schema=False)
+    before, after = upgrade(ctx.engine)
+    if before == after:
+        typer.echo(f"schema already at {after}")
+    else:
+        typer.echo(f"schema upgraded from {before or 'empty'} to {after}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the schema revision and whether it is current."""
+    from cmi_console.store.schema import HEAD_REVISION, current_revision
+
+    ctx = common.context(check_schema=False)
+    rev = current_revision(ctx.engine)
+    state = "current" if rev == HEAD_REVISION else "needs `cmi db upgrade`"
+    typer.echo(f"schema {rev or 'empty'} (this cmi: {HEAD_REVISION}) - {state}")
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"cmi: {message}\n")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from cmi_console.core.errors import CmiError
+
+    args = common.extract_globals(list(sys.argv[1:] if argv is None else argv))
+    try:
+        result = app(args=args, prog_name="cmi", standalone_mode=False)
+    except CmiError as exc:
+        _fail(exc.message, exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 2)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # a bug, not bad input: still one line unless debugging
+        if os.environ.get("CMI_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set CMI_DEBUG=1 for a traceback)", INTERNAL_ERROR)
+    if isinstance(result, int) and result:
+        sys.exit(result)

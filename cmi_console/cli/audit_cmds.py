@@ -1,0 +1,142 @@
+"""`cmi audit ...`: read, verify, prove and checkpoint the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cmi_console.cli import common
+
+app = typer.Typer(help="Read, verify and prove the tamper-evident audit log.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@app.command("log")
+def log(
+    actor: Annotated[Optional[str], typer.Option(help="Only entries by this principal.")] = None,
+    action: Annotated[Optional[str], typer.Option(help="Action, or prefix with a trailing *.")] = None,
+    subject: Annotated[Optional[str], typer.Option(help="Subject, or prefix with a trailing *.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="From this instant (ISO 8601).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Before this instant (ISO 8601).")] = None,
+    before: Annotated[Optional[int], typer.Option(help="Only entries with seq below this (paging).")] = None,
+    after: Annotated[Optional[int], typer.Option(help="Only entries with seq above this (paging).")] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="At most this many entries.")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many entries.")] = 0,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Oldest first.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List log entries, newest first."""
+    from cmi_console.core.clock import parse_time
+    from cmi_console.services import audit
+
+    ctx = common.context()
+    rows = audit.query(
+        ctx,
+        actor=actor,
+        action=action,
+        subject=subject,
+        since=parse_time(since, "--since") if since else None,
+        until=parse_time(until, "--until") if until else None,
+        before=before,
+        after=after,
+        limit=limit,
+        offset=offset,
+        oldest_first=reverse,
+    )
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["seq", "time", "actor", "action", "subject", "signed", "hash"],
+        [
+            [e["seq"], e["time"][:19] + "Z", e["actor"], e["action"], e["subject"],
+             "yes" if "sig" in e else "", e["hash"][:12]]
+            for e in rows
+        ],
+    )
+
+
+@app.command("show")
+def show(seq: int, as_json: JsonOpt = False) -> None:
+    """One entry: its canonical bytes and hash."""
+    from cmi_console.core.merkle import leaf_hash
+    from cmi_console.services import audit
+
+    entry, body = audit.get_entry(common.context(), seq)
+    if as_json:
+        common.print_json({"entry": entry, "hash": leaf_hash(body).hex()})
+        return
+    common.console().print(body.decode(), markup=False, highlight=False)
+    common.console().print(f"hash {leaf_hash(body).hex()}")
+
+
+@app.command("verify")
+def verify(
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Check chain, tree, checkpoints, witness, signatures and registry state. Exit 4 on any fault."""
+    from cmi_console.services.verify import verify as run_verify
+
+    ctx = common.context()
+    if as_json or quiet:
+        report = run_verify(ctx)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
+            task = bar.add_task("verify", total=None)
+            report = run_verify(ctx, lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        common.print_json(report.as_json())
+    elif report.ok:
+        common.console().print(
+            f"[green]ok[/green]: {report.entries} entries, {report.signatures} signatures, "
+            f"{report.checkpoints} checkpoints, {report.rows} registry rows; "
+            f"root {report.root[:16]}, witness at {report.witness_size}"
+        )
+    else:
+        first = report.findings[0]
+        typer.echo(f"integrity violation: {first}", err=True)
+        for f in report.findings[1:20]:
+            typer.echo(f"  also {f}", err=True)
+        if len(report.findings) > 20:
+            typer.echo(f"  ... {len(report.findings) - 20} more", err=True)
+    if not report.ok:
+        raise typer.Exit(4)
+
+
+@app.command("checkpoint")
+def checkpoint_cmd(
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the note here.")] = None,
+) -> None:
+    """Print the signed checkpoint (C2SP signed note) of the whole log."""
+    from cmi_console.services import audit
+
+    note = audit.checkpoint_now(common.context(), out)
+    typer.echo(note, nl=False)
+
+
+@app.command("prove")
+def prove(seq: int) -> None:
+    """Inclusion proof (RFC 9162) of entry SEQ in the latest signed checkpoint, as JSON."""
+    from cmi_console.services import audit
+
+    common.print_json(audit.prove(common.context(), seq))
+
+
+@app.command("consistency")
+def consistency(checkpoint_file: Path) -> None:
+    """Prove that today's log extends the checkpoint in CHECKPOINT_FILE, as JSON."""
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services import audit
+
+    try:
+        note = checkpoint_file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{checkpoint_file}: cannot read ({exc})") from None
+    common.print_json(audit.consistency(common.context(), note, str(checkpoint_file)))

@@ -1,0 +1,136 @@
+"""Settings shared by every command, the service context, and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cmi_console.services.context import Context
+
+GLOBAL_OPTIONS = {"--home": "home", "--db": "db", "--as": "actor"}
+
+
+@dataclass
+class Settings:
+    home: Path | None = None
+    db: str | None = None
+    actor: str | None = None
+
+
+settings = Settings()
+
+
+def extract_globals(argv: list[str]) -> list[str]:
+    """Take --home/--db/--as from anywhere on the line, so they work after the command too."""
+    settings.home = settings.db = settings.actor = None  # main() may run many times in-process
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in GLOBAL_OPTIONS and (eq or i + 1 < len(argv)):
+            if not eq:
+                value = argv[i + 1]
+                i += 1
+            setattr(settings, GLOBAL_OPTIONS[name], value)
+        elif arg == "--":
+            rest.extend(argv[i:])
+            break
+        else:
+            rest.append(arg)
+        i += 1
+    if isinstance(settings.home, str):
+        settings.home = Path(settings.home).expanduser()
+    settings.actor = settings.actor or os.environ.get("CMI_USER") or None
+    return rest
+
+
+def prompt_passphrase(what: str) -> bytes | None:
+    env = os.environ.get("CMI_KEY_PASSPHRASE")
+    if env:
+        return env.encode()
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"Passphrase for {what}: ").encode() or None
+    return None
+
+
+def context(check_schema: bool = True) -> Context:
+    from cmi_console.services.context import Context
+
+    return Context.open(
+        settings.home,
+        settings.db,
+        settings.actor,
+        check_schema=check_schema,
+        passphrase=prompt_passphrase,
+    )
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    # emoji off: subjects like "version:cancer:1" must not turn into pictures
+    # piped output is read by people in CI logs: do not squeeze it into 80 columns
+    width = None if sys.stdout.isatty() else 160
+    return Console(emoji=False, highlight=False, width=width)
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    from rich.text import Text
+
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*[Text("" if v is None else str(v)) for v in r])
+    console().print(t)
+
+
+def kv(title: str, data: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=title, title_justify="left", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value", overflow="fold")
+    for k, v in data.items():
+        if isinstance(v, dict | list):
+            v = json.dumps(v, sort_keys=True) if v else "-"
+        t.add_row(k, Text("" if v is None else str(v)))
+    console().print(t)
+
+
+def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
+    """A JSON object given inline or as @FILE."""
+    from cmi_console.core.errors import BadInput
+
+    if text is None:
+        return {}
+    source = where
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise BadInput(f"{where}: cannot read {path} ({exc.strerror})") from None
+        source = str(path)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise BadInput(f"{source}: must be a JSON object")
+    return value

@@ -1,0 +1,106 @@
+"""`cmi user ...` and `cmi role ...`: principals, keys and roles (signed decisions)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cmi_console.cli import common
+
+users = typer.Typer(help="Principals and their keys.", no_args_is_help=True)
+role_app = typer.Typer(help="Grant and revoke roles.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _show(view: object, as_json: bool) -> None:
+    data = view.as_json()  # type: ignore[attr-defined]
+    if as_json:
+        common.print_json(data)
+    else:
+        common.kv(f"principal {data['name']}", data)
+
+
+@users.command("add")
+def add(
+    name: str,
+    role: Annotated[list[str], typer.Option("--role", help="Role to grant (repeatable).")],
+    display_name: Annotated[str, typer.Option(help="Full name.")] = "",
+    public_key: Annotated[
+        Optional[Path], typer.Option(help="The user's own public key (base64 file); else one is generated.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a principal (admin only, signed). A generated key is encrypted with CMI_NEW_KEY_PASSPHRASE."""
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services import identity
+
+    pub = None
+    if public_key is not None:
+        try:
+            pub = public_key.read_text()
+        except OSError as exc:
+            raise BadInput(f"{public_key}: cannot read ({exc.strerror})") from None
+    secret = os.environ.get("CMI_NEW_KEY_PASSPHRASE")
+    view = identity.add_user(
+        common.context(),
+        name,
+        role,
+        display_name=display_name,
+        public_key_b64=pub,
+        new_key_passphrase=secret.encode() if secret else None,
+    )
+    _show(view, as_json)
+
+
+@users.command("list")
+def list_(as_json: JsonOpt = False) -> None:
+    """All principals with their roles."""
+    from cmi_console.services import identity
+
+    views = identity.list_users(common.context())
+    if as_json:
+        common.print_json([v.as_json() for v in views])
+        return
+    common.table(
+        None,
+        ["name", "roles", "keys", "disabled", "created"],
+        [[v.name, ", ".join(v.roles), len(v.key_ids), "yes" if v.disabled else "", v.created_at[:10]] for v in views],
+    )
+
+
+@users.command("show")
+def show(name: str, as_json: JsonOpt = False) -> None:
+    """One principal."""
+    from cmi_console.services import identity
+
+    _show(identity.get_user(common.context(), name), as_json)
+
+
+@role_app.command("grant")
+def grant(name: str, role: str, as_json: JsonOpt = False) -> None:
+    """Grant ROLE to NAME (admin only, signed; never to yourself)."""
+    from cmi_console.services import identity
+
+    _show(identity.grant_role(common.context(), name, role), as_json)
+
+
+@role_app.command("revoke")
+def revoke(name: str, role: str, as_json: JsonOpt = False) -> None:
+    """Revoke ROLE from NAME (admin only, signed)."""
+    from cmi_console.services import identity
+
+    _show(identity.revoke_role(common.context(), name, role), as_json)
+
+
+@role_app.command("list")
+def roles_list(as_json: JsonOpt = False) -> None:
+    """The roles a principal can hold."""
+    from cmi_console.core.roles import ROLES
+
+    if as_json:
+        common.print_json(ROLES)
+    else:
+        common.table(None, ["role", "may"], [[k, v] for k, v in ROLES.items()])

@@ -1,0 +1,282 @@
+"""`cmi dataset|run|model|version|alias ...`: the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from cmi_console.cli import common
+
+datasets = typer.Typer(help="Datasets: content-hashed, profiled, versioned.", no_args_is_help=True)
+runs = typer.Typer(help="Training runs: params, metrics, environment, data.", no_args_is_help=True)
+models = typer.Typer(help="Models.", no_args_is_help=True)
+versions = typer.Typer(help="Model versions.", no_args_is_help=True)
+aliases = typer.Typer(help="Aliases that point at versions.", no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _pairs(items: list[str] | None, where: str) -> dict[str, str]:
+    from cmi_console.core.refs import parse_pair
+
+    return dict(parse_pair(i, where) for i in items or [])
+
+
+def _dataset_roles(items: list[str] | None) -> dict[str, str]:
+    """`--dataset NAME[:V]` (role train) or `--dataset ROLE=NAME[:V]`."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        role, sep, ref = item.partition("=")
+        if not sep:
+            role, ref = "train", item
+        out[role] = ref
+    return out
+
+
+def _kv(title: str, data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        common.print_json(data)
+    else:
+        common.kv(title, data)
+
+
+@datasets.command("register")
+def dataset_register(
+    path: Path,
+    name: Annotated[str, typer.Option("--name", help="Dataset name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Hash and profile a CSV or Parquet file; a new version if its content changed."""
+    from cmi_console.services import registry
+
+    view = registry.register_dataset(common.context(), path, name)
+    _kv(f"dataset {view['name']}:{view['version']}", view, as_json)
+
+
+@datasets.command("list")
+def dataset_list(as_json: JsonOpt = False) -> None:
+    from cmi_console.services import registry
+
+    rows = registry.list_datasets(common.context())
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["name", "version", "rows", "columns", "sha256", "created"],
+        [[r["name"], r["version"], r["row_count"], len(r["columns"]), r["content_sha256"][:12], r["created_at"][:10]] for r in rows],
+    )
+
+
+@datasets.command("show")
+def dataset_show(ref: str, as_json: JsonOpt = False) -> None:
+    """NAME or NAME:VERSION."""
+    from cmi_console.services import registry
+
+    view = registry.show_dataset(common.context(), ref)
+    _kv(f"dataset {view['name']}:{view['version']}", view, as_json)
+
+
+@runs.command("record")
+def run_record(
+    params: Annotated[Optional[str], typer.Option(help="JSON object or @FILE.")] = None,
+    metrics: Annotated[Optional[str], typer.Option(help="JSON object or @FILE.")] = None,
+    environment: Annotated[Optional[str], typer.Option(help="JSON object or @FILE.")] = None,
+    code: Annotated[Optional[str], typer.Option(help="Code reference, JSON object or @FILE.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    dataset: Annotated[Optional[list[str]], typer.Option(help="[ROLE=]NAME[:V] (repeatable).")] = None,
+    key: Annotated[Optional[str], typer.Option(help="Run key; generated if absent.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a training run."""
+    from cmi_console.services import registry
+
+    view = registry.record_run(
+        common.context(),
+        params=common.load_json_arg(params, "--params"),
+        metrics=common.load_json_arg(metrics, "--metrics"),
+        environment=common.load_json_arg(environment, "--environment"),
+        code_ref=common.load_json_arg(code, "--code"),
+        seed=seed,
+        datasets=_dataset_roles(dataset),
+        run_key=key,
+    )
+    _kv(f"run {view['run']}", view, as_json)
+
+
+@runs.command("show")
+def run_show(key: str, as_json: JsonOpt = False) -> None:
+    from cmi_console.services import registry
+
+    view = registry.show_run(common.context(), key)
+    _kv(f"run {view['run']}", view, as_json)
+
+
+@models.command("create")
+def model_create(
+    name: str,
+    description: Annotated[str, typer.Option(help="What the model is for.")] = "",
+    owner: Annotated[Optional[str], typer.Option(help="Owning principal (default: you).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a model."""
+    from cmi_console.services import registry
+
+    view = registry.create_model(common.context(), name, description, owner)
+    _kv(f"model {name}", view, as_json)
+
+
+@models.command("list")
+def model_list(as_json: JsonOpt = False) -> None:
+    from cmi_console.services import registry
+
+    rows = registry.list_models(common.context())
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["name", "owner", "versions", "latest", "stages", "description"],
+        [
+            [r["name"], r["owner"], r["versions"], r["latest"],
+             ", ".join(f"{k}:{v}" for k, v in sorted(r["stages"].items())), r["description"][:40]]
+            for r in rows
+        ],
+    )
+
+
+@models.command("show")
+def model_show(name: str, as_json: JsonOpt = False) -> None:
+    from cmi_console.services import registry
+
+    view = registry.show_model(common.context(), name)
+    if as_json:
+        common.print_json(view)
+        return
+    head = {k: v for k, v in view.items() if k != "versions"}
+    common.kv(f"model {name}", head)
+    common.table(
+        "versions",
+        ["version", "stage", "status", "author", "artifact", "created"],
+        [[v["version"], v["stage"], v["status"], v["author"], v["artifact_sha256"][:12], v["created_at"][:19]] for v in view["versions"]],
+    )
+
+
+@versions.command("register")
+def version_register(
+    model: str,
+    artifact: Annotated[Path, typer.Option("--artifact", help="Model file (skops preferred).")],
+    dataset: Annotated[Optional[list[str]], typer.Option(help="[ROLE=]NAME[:V] (repeatable).")] = None,
+    run: Annotated[Optional[str], typer.Option(help="Training run key.")] = None,
+    metrics: Annotated[Optional[str], typer.Option(help="JSON object or @FILE.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE (repeatable).")] = None,
+    description: Annotated[str, typer.Option(help="Free text.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Register the next version of MODEL."""
+    from cmi_console.services import registry
+
+    view = registry.register_version(
+        common.context(),
+        model,
+        artifact,
+        datasets=_dataset_roles(dataset),
+        run=run,
+        metrics=common.load_json_arg(metrics, "--metrics"),
+        tags=_pairs(tag, "--tag"),
+        description=description,
+    )
+    _kv(f"version {view['model']}:{view['version']}", view, as_json)
+
+
+def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["model", "version", "stage", "status", "author", "metrics", "created"],
+        [
+            [r["model"], r["version"], r["stage"], r["status"], r["author"],
+             " ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())), r["created_at"][:19]]
+            for r in rows
+        ],
+    )
+
+
+@versions.command("list")
+def version_list(
+    model: str,
+    stage: Annotated[Optional[str], typer.Option(help="Only this stage.")] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit")] = 100,
+    offset: Annotated[int, typer.Option()] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Versions of MODEL, newest first."""
+    from cmi_console.services import registry
+
+    _version_rows(registry.list_versions(common.context(), model, stage=stage, limit=limit, offset=offset), as_json)
+
+
+@versions.command("show")
+def version_show(ref: str, as_json: JsonOpt = False) -> None:
+    """MODEL, MODEL:VERSION or MODEL@ALIAS."""
+    from cmi_console.services import registry
+
+    view = registry.show_version(common.context(), ref)
+    _kv(f"version {view['model']}:{view['version']}", view, as_json)
+
+
+@versions.command("tag")
+def version_tag(
+    ref: str,
+    tag: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE to set (repeatable).")] = None,
+    remove: Annotated[Optional[list[str]], typer.Option(help="KEY to remove (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set or remove tags on a version."""
+    from cmi_console.services import registry
+
+    view = registry.tag_version(common.context(), ref, _pairs(tag, "--tag"), remove or [])
+    _kv(f"version {view['model']}:{view['version']}", view, as_json)
+
+
+@versions.command("search")
+def version_search(
+    model: Annotated[Optional[str], typer.Option(help="Only this model.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE (repeatable, all must match).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option(help="e.g. auc>=0.8 (repeatable).")] = None,
+    stage: Annotated[Optional[str], typer.Option(help="Only this stage.")] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find versions by tag, metric and stage."""
+    from cmi_console.core.refs import parse_pair
+    from cmi_console.services import registry
+
+    rows = registry.search_versions(
+        common.context(),
+        model=model,
+        tags=[parse_pair(t, "--tag") for t in tag or []],
+        metrics=[registry.parse_metric_filter(m) for m in metric or []],
+        stage=stage,
+        limit=limit,
+    )
+    _version_rows(rows, as_json)
+
+
+@aliases.command("set")
+def alias_set(model: str, alias: str, version: int, as_json: JsonOpt = False) -> None:
+    """Point MODEL@ALIAS at VERSION."""
+    from cmi_console.services import registry
+
+    _kv(f"{model}@{alias}", registry.set_alias(common.context(), model, alias, version), as_json)
+
+
+@aliases.command("delete")
+def alias_delete(model: str, alias: str, as_json: JsonOpt = False) -> None:
+    """Remove MODEL@ALIAS."""
+    from cmi_console.services import registry
+
+    _kv(f"{model}@{alias}", registry.delete_alias(common.context(), model, alias), as_json)

@@ -1,0 +1,1 @@
+"""Pure logic: no database, no UI. Safe to import from anywhere."""

@@ -1,0 +1,37 @@
+"""Timestamps: UTC, ISO 8601 with microseconds and a Z, so text order is time order."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from cmi_console.core.errors import BadInput
+
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_FORMAT)
+
+
+def utc_now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_time(text: str, where: str = "time") -> str:
+    """Normalize a user-given instant (ISO 8601; date only means midnight UTC)."""
+    raw = text.strip()
+    if _DATE_ONLY.match(raw):
+        raw += "T00:00:00"
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadInput(f"{where}: '{text}' is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return format_time(moment)

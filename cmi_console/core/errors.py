@@ -1,0 +1,45 @@
+"""Error types that carry the documented CLI exit code (DESIGN.md, Exit codes)."""
+
+from __future__ import annotations
+
+
+class CmiError(Exception):
+    """Base error: a one-line message the surfaces print as is."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CheckFailed(CmiError):
+    """A check or gate failed (exit 1)."""
+
+    exit_code = 1
+
+
+class BadInput(CmiError):
+    """Bad input or usage (exit 2). Nothing was written."""
+
+    exit_code = 2
+
+
+class NotFound(BadInput):
+    """A named thing does not exist (exit 2)."""
+
+
+class SchemaOutdated(BadInput):
+    """The database schema is older than this program (exit 2)."""
+
+
+class Denied(CmiError):
+    """Role, segregation of duties, or signature refused (exit 3)."""
+
+    exit_code = 3
+
+
+class IntegrityError(CmiError):
+    """Tampered log, artifact hash mismatch (exit 4)."""
+
+    exit_code = 4

@@ -1,0 +1,83 @@
+"""Ed25519 keys: generation, serialization, identifiers and signatures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from cmi_console.core.errors import BadInput, Denied
+
+
+def generate() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def public_raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+
+
+def key_id(public: bytes) -> str:
+    """A key's identifier in the log: hex SHA-256 of its 32 raw public bytes."""
+    return hashlib.sha256(public).hexdigest()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise BadInput(f"{what}: not valid base64") from None
+
+
+def private_pem(key: Ed25519PrivateKey, passphrase: bytes | None) -> bytes:
+    enc: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+def pem_is_encrypted(pem: bytes) -> bool:
+    return b"ENCRYPTED PRIVATE KEY" in pem
+
+
+def load_private(pem: bytes, passphrase: bytes | None, where: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=passphrase or None)
+    except TypeError:
+        # encrypted without a passphrase, or a passphrase for a plain key
+        if pem_is_encrypted(pem):
+            raise Denied(f"{where}: key is encrypted; set CMI_KEY_PASSPHRASE") from None
+        raise BadInput(f"{where}: key is not encrypted but a passphrase was given") from None
+    except ValueError:
+        if pem_is_encrypted(pem):
+            raise Denied(f"{where}: wrong passphrase for the key") from None
+        raise BadInput(f"{where}: not a PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise BadInput(f"{where}: not an Ed25519 key")
+    return key
+
+
+def sign(key: Ed25519PrivateKey, message: bytes) -> bytes:
+    return key.sign(message)
+
+
+def verify(public: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,178 @@
+"""RFC 6962 Merkle tree hashing with RFC 9162 inclusion and consistency proofs.
+
+Leaves are given as leaf hashes (SHA-256(0x00 || entry)), because the log
+stores and chains those; the tree never needs the entry bytes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """Largest power of two strictly smaller than n (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+class CompactRange:
+    """The right border of a growing tree: O(log n) state, O(1) amortized append.
+
+    `peaks` holds the roots of the perfect subtrees that make up [0, size), the
+    largest first. Its root equals `root(all leaves)`.
+    """
+
+    __slots__ = ("size", "peaks")
+
+    def __init__(self, size: int = 0, peaks: Sequence[bytes] = ()) -> None:
+        if len(peaks) != bin(size).count("1"):
+            raise ValueError("compact range does not match its size")
+        self.size = size
+        self.peaks = list(peaks)
+
+    def append(self, h: bytes) -> None:
+        peaks = self.peaks
+        peaks.append(h)
+        self.size += 1
+        # each trailing 1-bit that the increment clears is a merge of two peaks
+        n = self.size
+        while not n & 1:
+            right = peaks.pop()
+            peaks[-1] = node_hash(peaks[-1], right)
+            n >>= 1
+
+    def extend(self, hashes: Sequence[bytes]) -> None:
+        for h in hashes:
+            self.append(h)
+
+    def root(self) -> bytes:
+        if not self.peaks:
+            return EMPTY_ROOT
+        acc = self.peaks[-1]
+        for peak in reversed(self.peaks[:-1]):
+            acc = node_hash(peak, acc)
+        return acc
+
+    def copy(self) -> CompactRange:
+        return CompactRange(self.size, self.peaks)
+
+
+def root(leaves: Sequence[bytes]) -> bytes:
+    """MTH(D[n]) over leaf hashes."""
+    cr = CompactRange()
+    cr.extend(leaves)
+    return cr.root()
+
+
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(m, D[n]) from RFC 6962 section 2.1.1, over leaf hashes."""
+    if not 0 <= index < len(leaves):
+        raise ValueError(f"leaf {index} is not in a tree of size {len(leaves)}")
+    proof: list[bytes] = []
+    lo, hi = 0, len(leaves)
+    # walk down; collect siblings, then reverse to leaf-to-root order
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index - lo < k:
+            proof.append(root(leaves[lo + k : hi]))
+            hi = lo + k
+        else:
+            proof.append(root(leaves[lo : lo + k]))
+            lo += k
+    proof.reverse()
+    return proof
+
+
+def consistency_proof(first: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]) from RFC 6962 section 2.1.2, over leaf hashes."""
+    n = len(leaves)
+    if not 0 < first <= n:
+        raise ValueError(f"no consistency proof from size {first} to size {n}")
+    if first == n:
+        return []
+    return _subproof(first, leaves, True)
+
+
+def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if complete else [root(leaves)]
+    k = _split(n)
+    if m <= k:
+        return _subproof(m, leaves[:k], complete) + [root(leaves[k:])]
+    return _subproof(m - k, leaves[k:], False) + [root(leaves[:k])]
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """RFC 9162 section 2.1.3.2; raises ValueError on a malformed proof."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of size {size}")
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            raise ValueError("inclusion proof is too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ValueError("inclusion proof is too short")
+    return r
+
+
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], expected_root: bytes
+) -> bool:
+    try:
+        return root_from_inclusion(index, size, leaf, proof) == expected_root
+    except ValueError:
+        return False
+
+
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 section 2.1.4.2."""
+    if not 0 < first <= second:
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    path = list(proof)
+    if first & (first - 1) == 0:  # a power of two: the old root is a node of the new tree
+        path.insert(0, first_root)
+    if not path:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root

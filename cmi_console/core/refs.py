@@ -1,0 +1,52 @@
+"""References to versions and datasets as users type them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cmi_console.core import names
+from cmi_console.core.errors import BadInput
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    model: str
+    version: int | None = None  # None: the latest
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        if self.alias:
+            return f"{self.model}@{self.alias}"
+        return self.model if self.version is None else f"{self.model}:{self.version}"
+
+
+def parse_version_ref(text: str, where: str = "version") -> VersionRef:
+    """MODEL, MODEL:VERSION or MODEL@ALIAS."""
+    if "@" in text:
+        model, alias = text.split("@", 1)
+        return VersionRef(names.entity(model, where), alias=names.entity(alias, where))
+    model, sep, ver = text.partition(":")
+    names.entity(model, where)
+    if not sep:
+        return VersionRef(model)
+    if not ver.isdigit() or int(ver) < 1:
+        raise BadInput(f"{where}: '{text}': version must be a positive integer")
+    return VersionRef(model, int(ver))
+
+
+def parse_dataset_ref(text: str, where: str = "--dataset") -> tuple[str, int | None]:
+    name, sep, ver = text.partition(":")
+    names.entity(name, where)
+    if not sep:
+        return name, None
+    if not ver.isdigit() or int(ver) < 1:
+        raise BadInput(f"{where}: '{text}': version must be a positive integer")
+    return name, int(ver)
+
+
+def parse_pair(text: str, where: str) -> tuple[str, str]:
+    """KEY=VALUE."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise BadInput(f"{where}: '{text[:80]}' is not KEY=VALUE")
+    return names.key(key.strip(), where), value.strip()

@@ -1,0 +1,24 @@
+"""Roles a principal can hold, and what each may do in the registry core."""
+
+from __future__ import annotations
+
+from cmi_console.core.errors import BadInput
+
+ROLES: dict[str, str] = {
+    "admin": "manages principals, roles and keys; break-glass",
+    "developer": "registers datasets, runs, models and versions; tags and aliases",
+    "validator": "runs validation suites",
+    "reviewer": "approves or rejects stage gates",
+    "risk-officer": "approves high-risk gates and retirements",
+    "deployer": "deploys and rolls back",
+    "auditor": "reads and exports the log",
+}
+
+# Registry writes (not decisions) need one of these.
+REGISTRY_WRITERS = frozenset({"admin", "developer"})
+
+
+def check(role: str, where: str = "role") -> str:
+    if role not in ROLES:
+        raise BadInput(f"{where}: unknown role '{role}' (known: {', '.join(sorted(ROLES))})")
+    return role

@@ -1,0 +1,177 @@
+"""Reading the log: listing, inclusion and consistency proofs, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from cmi_console.core import checkpoint, merkle
+from cmi_console.core.errors import BadInput, IntegrityError, NotFound
+from cmi_console.services import ledger
+from cmi_console.services.context import Context
+from cmi_console.store.engine import write_transaction
+from cmi_console.store.workspace import write_atomic
+
+E = ledger.ENTRIES
+
+
+def _like_prefix(column: Any, pattern: str) -> Any:
+    """`foo.*` or `foo*` filters by prefix (escaped, parametrized); else exact."""
+    if pattern.endswith("*"):
+        stem = pattern.rstrip("*").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(stem + "%", escape="\\")
+    return column == pattern
+
+
+def query(
+    ctx: Context,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    subject: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    oldest_first: bool = False,
+) -> list[dict[str, Any]]:
+    if limit < 1 or limit > 100_000:
+        raise BadInput("--limit: must be between 1 and 100000")
+    if offset < 0:
+        raise BadInput("--offset: must not be negative")
+    stmt = select(E.c.seq, E.c.hash, E.c.body)
+    if actor:
+        stmt = stmt.where(E.c.actor == actor)
+    if action:
+        stmt = stmt.where(_like_prefix(E.c.action, action))
+    if subject:
+        stmt = stmt.where(_like_prefix(E.c.subject, subject))
+    if since:
+        stmt = stmt.where(E.c.time >= since)
+    if until:
+        stmt = stmt.where(E.c.time < until)
+    if before is not None:
+        stmt = stmt.where(E.c.seq < before)
+    if after is not None:
+        stmt = stmt.where(E.c.seq > after)
+    stmt = stmt.order_by(E.c.seq if oldest_first else E.c.seq.desc()).limit(limit).offset(offset)
+    with ctx.read() as conn:
+        rows = conn.execute(stmt).all()
+    out = []
+    for seq, h, body in rows:
+        entry = orjson.loads(bytes(body))
+        entry["hash"] = h
+        entry["seq"] = seq
+        out.append(entry)
+    return out
+
+
+def get_entry(ctx: Context, seq: int) -> tuple[dict[str, Any], bytes]:
+    with ctx.read() as conn:
+        row = conn.execute(select(E.c.body).where(E.c.seq == seq)).first()
+    if row is None:
+        raise NotFound(f"entry {seq}: no such entry in the log")
+    body = bytes(row[0])
+    return orjson.loads(body), body
+
+
+def _leaves(conn: Any, size: int) -> list[bytes]:
+    rows = conn.execute(select(E.c.hash).where(E.c.seq < size).order_by(E.c.seq))
+    return [bytes.fromhex(r[0]) for r in rows]
+
+
+def _signed_head(conn: Any, ctx: Context) -> tuple[checkpoint.Checkpoint, str]:
+    row = ledger.latest_checkpoint(conn)
+    if row is None:
+        raise IntegrityError("the log has no checkpoint")
+    ws = ctx.workspace
+    cp = checkpoint.verify(row.note, ws.origin, ws.log_public(), where=f"checkpoint {row.id}")
+    return cp, row.note
+
+
+def prove(ctx: Context, seq: int) -> dict[str, Any]:
+    """An RFC 9162 inclusion proof of entry `seq` in the latest signed checkpoint."""
+    with ctx.read() as conn:
+        cp, note = _signed_head(conn, ctx)
+        if not 0 <= seq < cp.size:
+            raise NotFound(f"entry {seq}: not in the signed log of size {cp.size}")
+        leaves = _leaves(conn, cp.size)
+        body = bytes(conn.execute(select(E.c.body).where(E.c.seq == seq)).scalar_one())
+    leaf = merkle.leaf_hash(body)
+    proof = merkle.inclusion_proof(seq, leaves)
+    if not merkle.verify_inclusion(seq, cp.size, leaf, proof, cp.root):
+        raise IntegrityError(f"entry {seq}: does not prove into the signed checkpoint")
+    return {
+        "seq": seq,
+        "tree_size": cp.size,
+        "leaf_hash": leaf.hex(),
+        "proof": [p.hex() for p in proof],
+        "root": cp.root.hex(),
+        "checkpoint": note,
+        "entry": body.decode(),
+    }
+
+
+def consistency(ctx: Context, old_note: str, where: str) -> dict[str, Any]:
+    """Prove the current log extends an earlier checkpoint (RFC 9162 2.1.4)."""
+    ws = ctx.workspace
+    old = checkpoint.verify(old_note, ws.origin, ws.log_public(), where=where)
+    with ctx.read() as conn:
+        new, note = _signed_head(conn, ctx)
+        if old.size > new.size:
+            raise IntegrityError(
+                f"{where}: covers {old.size} entries but the log has {new.size}: truncated"
+            )
+        leaves = _leaves(conn, new.size)
+    if old.size == 0:
+        proof: list[bytes] = []
+        ok = True
+    else:
+        proof = merkle.consistency_proof(old.size, leaves)
+        ok = merkle.verify_consistency(old.size, new.size, old.root, new.root, proof)
+    if not ok:
+        raise IntegrityError(f"{where}: the log at size {new.size} does not extend this checkpoint")
+    return {
+        "old_size": old.size,
+        "new_size": new.size,
+        "old_root": old.root.hex(),
+        "new_root": new.root.hex(),
+        "proof": [p.hex() for p in proof],
+        "checkpoint": note,
+        "consistent": True,
+    }
+
+
+def checkpoint_now(ctx: Context, out: Path | None = None) -> str:
+    """The signed checkpoint of the whole log, also written to the witness dir."""
+    with write_transaction(ctx.engine) as conn:
+        sealed = ledger.seal(conn, ctx.workspace.origin, ctx.log_key(), ctx.clock())
+        if sealed is None:
+            row = ledger.latest_checkpoint(conn)
+            if row is None:
+                raise IntegrityError("the log is empty and has no checkpoint")
+            sealed = (row.note, row.size)
+    ctx.workspace.write_witness(*sealed)
+    if out is not None:
+        try:
+            write_atomic(out, sealed[0].encode())
+        except OSError as exc:
+            raise BadInput(f"{out}: cannot write ({exc.strerror})") from None
+    return sealed[0]
+
+
+def head(ctx: Context) -> dict[str, Any]:
+    with ctx.read() as conn:
+        size, last = ledger.head(conn)
+        row = ledger.latest_checkpoint(conn)
+    return {
+        "size": size,
+        "last_hash": last,
+        "checkpoint_size": row.size if row else 0,
+        "checkpoint_time": row.created_at if row else None,
+    }

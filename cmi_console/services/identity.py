@@ -1,0 +1,238 @@
+"""Principals, their keys and their roles. Every change here is a signed decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from cmi_console.core import keys, names, roles
+from cmi_console.core.errors import BadInput, Denied, NotFound
+from cmi_console.services.context import Context, Tx
+from cmi_console.store.tables import Principal, PublicKey, RoleGrant, table
+from cmi_console.store.workspace import write_private
+
+PRINCIPALS = table(Principal)
+KEYS = table(PublicKey)
+GRANTS = table(RoleGrant)
+
+
+@dataclass(frozen=True)
+class PrincipalView:
+    name: str
+    display_name: str
+    roles: list[str]
+    key_ids: list[str]
+    disabled: bool
+    created_at: str
+
+    def as_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def principal_row(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(PRINCIPALS).where(PRINCIPALS.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"principal '{name}' does not exist")
+    return row
+
+
+def active_roles(conn: Connection, name: str) -> set[str]:
+    rows = conn.execute(
+        select(GRANTS.c.role)
+        .join(PRINCIPALS, PRINCIPALS.c.id == GRANTS.c.principal_id)
+        .where(PRINCIPALS.c.name == name, GRANTS.c.revoked_at.is_(None))
+    )
+    return {r[0] for r in rows}
+
+
+def require_role(conn: Connection, actor: str, allowed: frozenset[str] | set[str], what: str) -> None:
+    """Roles are checked at decision time, inside the write transaction."""
+    row = conn.execute(select(PRINCIPALS).where(PRINCIPALS.c.name == actor)).first()
+    if row is None:
+        raise Denied(f"{actor}: unknown principal; cannot {what}")
+    if row.disabled:
+        raise Denied(f"{actor}: principal is disabled; cannot {what}")
+    held = active_roles(conn, actor)
+    if not held & set(allowed):
+        need = " or ".join(sorted(allowed))
+        raise Denied(f"{actor}: {what} needs role {need} (holds: {', '.join(sorted(held)) or 'none'})")
+
+
+def new_key_file(
+    path: Path, passphrase: bytes | None, private: Ed25519PrivateKey | None = None
+) -> bytes:
+    """Write a (new) key pair, the private half 0600; return the public raw bytes."""
+    if path.exists():
+        raise BadInput(f"{path}: a key file already exists")
+    private = private or keys.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, keys.private_pem(private, passphrase))
+    public = keys.public_raw(private)
+    path.with_suffix(".pub").write_text(keys.b64(public) + "\n")
+    return public
+
+
+def insert_principal(tx: Tx, name: str, display_name: str, public: bytes) -> int:
+    pid = tx.insert(
+        PRINCIPALS,
+        {
+            "name": name,
+            "display_name": display_name,
+            "created_at": tx.time,
+            "created_by": tx.ctx.actor,
+            "disabled": False,
+        },
+    )
+    tx.insert(
+        KEYS,
+        {
+            "principal_id": pid,
+            "key_id": keys.key_id(public),
+            "public_key": keys.b64(public),
+            "created_at": tx.time,
+            "revoked_at": None,
+        },
+    )
+    return pid
+
+
+def insert_grant(tx: Tx, principal_id: int, role: str) -> None:
+    tx.insert(
+        GRANTS,
+        {
+            "principal_id": principal_id,
+            "role": role,
+            "granted_by": tx.ctx.actor,
+            "granted_at": tx.time,
+            "revoked_by": None,
+            "revoked_at": None,
+        },
+    )
+
+
+def add_user(
+    ctx: Context,
+    name: str,
+    role_names: list[str],
+    *,
+    display_name: str = "",
+    public_key_b64: str | None = None,
+    new_key_passphrase: bytes | None = None,
+    private_key: Ed25519PrivateKey | None = None,
+) -> PrincipalView:
+    """Admin only. Without a public key, a key pair is generated in the workspace."""
+    actor = ctx.require_actor()
+    names.principal(name, "user")
+    for role in role_names:
+        roles.check(role)
+    if name == actor:
+        raise Denied(f"{actor}: nobody creates or grants roles to themselves")
+    if public_key_b64 is not None:
+        public = keys.unb64(public_key_b64.strip(), "public key")
+        if len(public) != 32:
+            raise BadInput("public key: an Ed25519 public key is 32 bytes")
+        key_path = None
+    else:
+        public = None
+        key_path = ctx.workspace.principal_key_path(name)
+    with ctx.read() as conn:
+        require_role(conn, actor, {"admin"}, "add users")
+        if conn.execute(select(PRINCIPALS.c.id).where(PRINCIPALS.c.name == name)).first():
+            raise BadInput(f"user '{name}' already exists")
+    if key_path is not None:
+        public = new_key_file(key_path, new_key_passphrase, private_key)
+    assert public is not None
+    try:
+        with ctx.write() as tx:
+            require_role(tx.conn, actor, {"admin"}, "add users")
+            pid = insert_principal(tx, name, display_name, public)
+            for role in sorted(set(role_names)):
+                insert_grant(tx, pid, role)
+            tx.record(
+                "user.add",
+                f"principal:{name}",
+                {"user": name, "roles": sorted(set(role_names)), "key": keys.key_id(public)},
+            )
+    except BaseException:
+        if key_path is not None:  # the key never became valid; do not leave it behind
+            key_path.unlink(missing_ok=True)
+            key_path.with_suffix(".pub").unlink(missing_ok=True)
+        raise
+    return get_user(ctx, name)
+
+
+def grant_role(ctx: Context, name: str, role: str) -> PrincipalView:
+    actor = ctx.require_actor()
+    roles.check(role)
+    if name == actor:
+        raise Denied(f"{actor}: nobody grants a role to themselves (segregation of duties)")
+    with ctx.write() as tx:
+        require_role(tx.conn, actor, {"admin"}, "grant roles")
+        target = principal_row(tx.conn, name)
+        if role in active_roles(tx.conn, name):
+            raise BadInput(f"{name} already holds role {role}")
+        insert_grant(tx, target.id, role)
+        tx.record("role.grant", f"principal:{name}", {"user": name, "role": role})
+    return get_user(ctx, name)
+
+
+def revoke_role(ctx: Context, name: str, role: str) -> PrincipalView:
+    actor = ctx.require_actor()
+    roles.check(role)
+    with ctx.write() as tx:
+        require_role(tx.conn, actor, {"admin"}, "revoke roles")
+        target = principal_row(tx.conn, name)
+        grant = tx.conn.execute(
+            select(GRANTS.c.id).where(
+                GRANTS.c.principal_id == target.id,
+                GRANTS.c.role == role,
+                GRANTS.c.revoked_at.is_(None),
+            )
+        ).first()
+        if grant is None:
+            raise BadInput(f"{name} does not hold role {role}")
+        if role == "admin" and _admin_count(tx.conn) <= 1:
+            raise Denied(f"{name} is the last admin; grant admin to someone else first")
+        tx.update(GRANTS, grant.id, {"revoked_by": actor, "revoked_at": tx.time})
+        tx.record("role.revoke", f"principal:{name}", {"user": name, "role": role})
+    return get_user(ctx, name)
+
+
+def _admin_count(conn: Connection) -> int:
+    rows = conn.execute(
+        select(GRANTS.c.principal_id).where(GRANTS.c.role == "admin", GRANTS.c.revoked_at.is_(None))
+    )
+    return len({r[0] for r in rows})
+
+
+def _view(conn: Connection, row: Any) -> PrincipalView:
+    key_ids = [
+        r[0]
+        for r in conn.execute(
+            select(KEYS.c.key_id).where(KEYS.c.principal_id == row.id, KEYS.c.revoked_at.is_(None))
+        )
+    ]
+    return PrincipalView(
+        name=row.name,
+        display_name=row.display_name,
+        roles=sorted(active_roles(conn, row.name)),
+        key_ids=key_ids,
+        disabled=bool(row.disabled),
+        created_at=row.created_at,
+    )
+
+
+def get_user(ctx: Context, name: str) -> PrincipalView:
+    with ctx.read() as conn:
+        return _view(conn, principal_row(conn, name))
+
+
+def list_users(ctx: Context) -> list[PrincipalView]:
+    with ctx.read() as conn:
+        rows = conn.execute(select(PRINCIPALS).order_by(PRINCIPALS.c.name)).all()
+        return [_view(conn, r) for r in rows]

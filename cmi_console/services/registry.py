@@ -1,0 +1,627 @@
+"""Models, versions, datasets, training runs, tags and aliases."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
+
+from cmi_console.core import artifact_format, names, roles
+from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
+from cmi_console.services.context import Context, Tx
+from cmi_console.services.identity import principal_row, require_role
+from cmi_console.store.artifacts import hash_file
+from cmi_console.store.tables import (
+    Alias,
+    Dataset,
+    Model,
+    ModelVersion,
+    RunDataset,
+    TrainingRun,
+    VersionDataset,
+    VersionMetric,
+    VersionTag,
+    table,
+)
+
+MODELS = table(Model)
+VERSIONS = table(ModelVersion)
+DATASETS = table(Dataset)
+RUNS = table(TrainingRun)
+RUN_DATASETS = table(RunDataset)
+VERSION_DATASETS = table(VersionDataset)
+METRICS = table(VersionMetric)
+TAGS = table(VersionTag)
+ALIASES = table(Alias)
+
+DATA_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+METRIC_OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__"}
+
+
+def _writer(tx: Tx) -> str:
+    actor = tx.ctx.require_actor()
+    require_role(tx.conn, actor, roles.REGISTRY_WRITERS, "change the registry")
+    return actor
+
+
+def check_metrics(metrics: dict[str, Any], where: str = "--metrics") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        names.key(key, f"{where}.{key}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadInput(f"{where}.{key}: must be a number, not {type(value).__name__}")
+        if not math.isfinite(value):
+            raise BadInput(f"{where}.{key}: must be finite")
+        out[key] = float(value)
+    return out
+
+
+# --- models ---------------------------------------------------------------
+
+
+def model_row(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(MODELS).where(MODELS.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"model '{name}' does not exist")
+    return row
+
+
+def create_model(ctx: Context, name: str, description: str = "", owner: str | None = None) -> dict[str, Any]:
+    names.entity(name, "model")
+    with ctx.write() as tx:
+        actor = _writer(tx)
+        owner = owner or actor
+        principal_row(tx.conn, owner)
+        if tx.conn.execute(select(MODELS.c.id).where(MODELS.c.name == name)).first():
+            raise BadInput(f"model '{name}' already exists")
+        tx.insert(
+            MODELS,
+            {
+                "name": name,
+                "description": description,
+                "owner": owner,
+                "created_at": tx.time,
+                "created_by": actor,
+            },
+        )
+        tx.record("model.create", f"model:{name}", {"model": name, "owner": owner})
+    return show_model(ctx, name)
+
+
+def list_models(ctx: Context) -> list[dict[str, Any]]:
+    with ctx.read() as conn:
+        models = conn.execute(select(MODELS).order_by(MODELS.c.name)).all()
+        counts = {
+            (r[0], r[1]): r[2]
+            for r in conn.execute(
+                select(VERSIONS.c.model_id, VERSIONS.c.stage, func.count()).group_by(
+                    VERSIONS.c.model_id, VERSIONS.c.stage
+                )
+            )
+        }
+        latest = dict(
+            conn.execute(
+                select(VERSIONS.c.model_id, func.max(VERSIONS.c.version)).group_by(VERSIONS.c.model_id)
+            ).all()
+        )
+    out = []
+    for m in models:
+        stages = {stage: n for (mid, stage), n in counts.items() if mid == m.id}
+        out.append(
+            {
+                "name": m.name,
+                "description": m.description,
+                "owner": m.owner,
+                "versions": sum(stages.values()),
+                "latest": latest.get(m.id),
+                "stages": stages,
+                "created_at": m.created_at,
+            }
+        )
+    return out
+
+
+def show_model(ctx: Context, name: str) -> dict[str, Any]:
+    with ctx.read() as conn:
+        m = model_row(conn, name)
+        versions = conn.execute(
+            select(VERSIONS).where(VERSIONS.c.model_id == m.id).order_by(VERSIONS.c.version)
+        ).all()
+        aliases = conn.execute(
+            select(ALIASES.c.alias, VERSIONS.c.version)
+            .join(VERSIONS, VERSIONS.c.id == ALIASES.c.version_id)
+            .where(ALIASES.c.model_id == m.id)
+            .order_by(ALIASES.c.alias)
+        ).all()
+    return {
+        "name": m.name,
+        "description": m.description,
+        "owner": m.owner,
+        "created_at": m.created_at,
+        "created_by": m.created_by,
+        "aliases": {a: v for a, v in aliases},
+        "versions": [
+            {
+                "version": v.version,
+                "stage": v.stage,
+                "status": v.status,
+                "author": v.author,
+                "artifact_sha256": v.artifact_sha256,
+                "created_at": v.created_at,
+            }
+            for v in versions
+        ],
+    }
+
+
+# --- datasets -------------------------------------------------------------
+
+
+def _read_frame(path: Path, fmt: str) -> Any:
+    import pandas as pd
+
+    try:
+        if fmt == "csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except Exception as exc:  # pandas raises many types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"{path}: cannot read as {fmt}: {first}") from None
+
+
+def dataset_row(conn: Connection, ref: str) -> Any:
+    name, version = parse_dataset_ref(ref)
+    stmt = select(DATASETS).where(DATASETS.c.name == name)
+    if version is None:
+        stmt = stmt.order_by(DATASETS.c.version.desc()).limit(1)
+    else:
+        stmt = stmt.where(DATASETS.c.version == version)
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"dataset '{ref}' does not exist")
+    return row
+
+
+def _dataset_view(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "version": row.version,
+        "content_sha256": row.content_sha256,
+        "file_name": row.file_name,
+        "file_format": row.file_format,
+        "row_count": row.row_count,
+        "columns": row.columns,
+        "created_at": row.created_at,
+        "created_by": row.created_by,
+    }
+
+
+def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
+    """Hash, profile and store a data file. The same content twice is a no-op."""
+    names.entity(name, "--name")
+    if not path.is_file():
+        raise BadInput(f"{path}: no such file")
+    fmt = DATA_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BadInput(f"{path}: unsupported data format (use .csv or .parquet)")
+    digest, _size = hash_file(path)
+    frame = _read_frame(path, fmt)
+    columns = [{"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()]
+    with ctx.read() as conn:
+        latest = conn.execute(
+            select(DATASETS).where(DATASETS.c.name == name).order_by(DATASETS.c.version.desc()).limit(1)
+        ).first()
+    if latest is not None and latest.content_sha256 == digest:
+        return {**_dataset_view(latest), "created": False}
+    ctx.workspace.artifacts.put_file(path)
+    with ctx.write() as tx:
+        actor = _writer(tx)
+        version = (
+            tx.conn.execute(select(func.max(DATASETS.c.version)).where(DATASETS.c.name == name)).scalar()
+            or 0
+        ) + 1
+        tx.insert(
+            DATASETS,
+            {
+                "name": name,
+                "version": version,
+                "content_sha256": digest,
+                "file_name": path.name,
+                "file_format": fmt,
+                "row_count": len(frame),
+                "columns": columns,
+                "created_at": tx.time,
+                "created_by": actor,
+            },
+        )
+        tx.record(
+            "dataset.register",
+            f"dataset:{name}:{version}",
+            {"dataset": name, "version": version, "sha256": digest, "rows": len(frame)},
+        )
+    with ctx.read() as conn:
+        return {**_dataset_view(dataset_row(conn, f"{name}:{version}")), "created": True}
+
+
+def list_datasets(ctx: Context) -> list[dict[str, Any]]:
+    with ctx.read() as conn:
+        rows = conn.execute(select(DATASETS).order_by(DATASETS.c.name, DATASETS.c.version)).all()
+    return [_dataset_view(r) for r in rows]
+
+
+def show_dataset(ctx: Context, ref: str) -> dict[str, Any]:
+    with ctx.read() as conn:
+        return _dataset_view(dataset_row(conn, ref))
+
+
+# --- training runs --------------------------------------------------------
+
+
+def record_run(
+    ctx: Context,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    environment: dict[str, Any] | None = None,
+    code_ref: dict[str, Any] | None = None,
+    seed: int | None = None,
+    datasets: dict[str, str] | None = None,
+    run_key: str | None = None,
+) -> dict[str, Any]:
+    """A training run: params, metrics, environment, code and the data it read.
+
+    `datasets` maps a role (train, holdout, ...) to a dataset reference.
+    """
+    metrics = check_metrics(metrics)
+    run_key = names.key(run_key, "--key") if run_key else f"run-{uuid.uuid4().hex[:12]}"
+    with ctx.write() as tx:
+        actor = _writer(tx)
+        if tx.conn.execute(select(RUNS.c.id).where(RUNS.c.run_key == run_key)).first():
+            raise BadInput(f"run '{run_key}' already exists")
+        links = {role: dataset_row(tx.conn, ref) for role, ref in (datasets or {}).items()}
+        rid = tx.insert(
+            RUNS,
+            {
+                "run_key": run_key,
+                "params": params,
+                "metrics": metrics,
+                "environment": environment or {},
+                "code_ref": code_ref or {},
+                "seed": seed,
+                "created_at": tx.time,
+                "created_by": actor,
+            },
+        )
+        for role, ds in sorted(links.items()):
+            tx.insert(RUN_DATASETS, {"run_id": rid, "dataset_id": ds.id, "role": role})
+        tx.record(
+            "run.record",
+            f"run:{run_key}",
+            {
+                "run": run_key,
+                "datasets": {r: f"{d.name}:{d.version}" for r, d in sorted(links.items())},
+            },
+        )
+    return show_run(ctx, run_key)
+
+
+def show_run(ctx: Context, run_key: str) -> dict[str, Any]:
+    with ctx.read() as conn:
+        run = conn.execute(select(RUNS).where(RUNS.c.run_key == run_key)).first()
+        if run is None:
+            raise NotFound(f"run '{run_key}' does not exist")
+        links = conn.execute(
+            select(RUN_DATASETS.c.role, DATASETS.c.name, DATASETS.c.version, DATASETS.c.content_sha256)
+            .join(DATASETS, DATASETS.c.id == RUN_DATASETS.c.dataset_id)
+            .where(RUN_DATASETS.c.run_id == run.id)
+            .order_by(RUN_DATASETS.c.role)
+        ).all()
+    return {
+        "run": run.run_key,
+        "params": run.params,
+        "metrics": run.metrics,
+        "environment": run.environment,
+        "code_ref": run.code_ref,
+        "seed": run.seed,
+        "datasets": [
+            {"role": r, "dataset": f"{n}:{v}", "sha256": h} for r, n, v, h in links
+        ],
+        "created_at": run.created_at,
+        "created_by": run.created_by,
+    }
+
+
+# --- versions -------------------------------------------------------------
+
+
+def version_row(conn: Connection, ref: VersionRef | str) -> Any:
+    if isinstance(ref, str):
+        ref = parse_version_ref(ref)
+    m = model_row(conn, ref.model)
+    stmt = select(VERSIONS).where(VERSIONS.c.model_id == m.id)
+    if ref.alias is not None:
+        alias = conn.execute(
+            select(ALIASES.c.version_id).where(ALIASES.c.model_id == m.id, ALIASES.c.alias == ref.alias)
+        ).first()
+        if alias is None:
+            raise NotFound(f"{ref}: model {ref.model} has no alias '{ref.alias}'")
+        stmt = stmt.where(VERSIONS.c.id == alias[0])
+    elif ref.version is not None:
+        stmt = stmt.where(VERSIONS.c.version == ref.version)
+    else:
+        stmt = stmt.order_by(VERSIONS.c.version.desc()).limit(1)
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound(f"{ref}: no such version")
+    return row
+
+
+def register_version(
+    ctx: Context,
+    model: str,
+    artifact: Path,
+    *,
+    datasets: dict[str, str] | None = None,
+    run: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """Copy the artifact into the store and register it as the next version."""
+    names.entity(model, "model")
+    metric_values = check_metrics(metrics or {})
+    tag_values = {names.key(k, "--tag"): v for k, v in (tags or {}).items()}
+    if not artifact.is_file():
+        raise BadInput(f"{artifact}: no such file")
+    fmt = artifact_format.detect(artifact)
+    digest, size = ctx.workspace.artifacts.put_file(artifact)
+    with ctx.write() as tx:
+        actor = _writer(tx)
+        m = model_row(tx.conn, model)
+        run_row = None
+        if run is not None:
+            run_row = tx.conn.execute(select(RUNS).where(RUNS.c.run_key == run)).first()
+            if run_row is None:
+                raise NotFound(f"--run: run '{run}' does not exist")
+        links = {role: dataset_row(tx.conn, ref) for role, ref in (datasets or {}).items()}
+        number = (
+            tx.conn.execute(
+                select(func.max(VERSIONS.c.version)).where(VERSIONS.c.model_id == m.id)
+            ).scalar()
+            or 0
+        ) + 1
+        vid = tx.insert(
+            VERSIONS,
+            {
+                "model_id": m.id,
+                "version": number,
+                "artifact_sha256": digest,
+                "artifact_name": artifact.name,
+                "artifact_format": fmt,
+                "artifact_size": size,
+                "author": actor,
+                "run_id": run_row.id if run_row else None,
+                "stage": "development",
+                "status": "active",
+                "description": description,
+                "created_at": tx.time,
+            },
+        )
+        for role, ds in sorted(links.items()):
+            tx.insert(VERSION_DATASETS, {"version_id": vid, "dataset_id": ds.id, "role": role})
+        for key, value in sorted(metric_values.items()):
+            tx.insert(METRICS, {"version_id": vid, "key": key, "value": value})
+        for key, value in sorted(tag_values.items()):
+            tx.insert(TAGS, {"version_id": vid, "key": key, "value": value})
+        tx.record(
+            "version.register",
+            f"version:{model}:{number}",
+            {"model": model, "version": number, "artifact_sha256": digest, "format": fmt},
+        )
+    return show_version(ctx, f"{model}:{number}")
+
+
+def show_version(ctx: Context, ref: str) -> dict[str, Any]:
+    with ctx.read() as conn:
+        v = version_row(conn, ref)
+        model = conn.execute(select(MODELS.c.name).where(MODELS.c.id == v.model_id)).scalar_one()
+        metrics = dict(
+            conn.execute(
+                select(METRICS.c.key, METRICS.c.value).where(METRICS.c.version_id == v.id).order_by(METRICS.c.key)
+            ).all()
+        )
+        tags = dict(
+            conn.execute(
+                select(TAGS.c.key, TAGS.c.value).where(TAGS.c.version_id == v.id).order_by(TAGS.c.key)
+            ).all()
+        )
+        aliases = [
+            r[0]
+            for r in conn.execute(
+                select(ALIASES.c.alias).where(ALIASES.c.version_id == v.id).order_by(ALIASES.c.alias)
+            )
+        ]
+        data = conn.execute(
+            select(VERSION_DATASETS.c.role, DATASETS.c.name, DATASETS.c.version, DATASETS.c.content_sha256)
+            .join(DATASETS, DATASETS.c.id == VERSION_DATASETS.c.dataset_id)
+            .where(VERSION_DATASETS.c.version_id == v.id)
+            .order_by(VERSION_DATASETS.c.role)
+        ).all()
+        run = None
+        if v.run_id is not None:
+            run = conn.execute(select(RUNS.c.run_key).where(RUNS.c.id == v.run_id)).scalar_one()
+    return {
+        "model": model,
+        "version": v.version,
+        "stage": v.stage,
+        "status": v.status,
+        "artifact_sha256": v.artifact_sha256,
+        "artifact_name": v.artifact_name,
+        "artifact_format": v.artifact_format,
+        "artifact_size": v.artifact_size,
+        "author": v.author,
+        "description": v.description,
+        "created_at": v.created_at,
+        "run": run,
+        "metrics": metrics,
+        "tags": tags,
+        "aliases": aliases,
+        "datasets": [{"role": r, "dataset": f"{n}:{ver}", "sha256": h} for r, n, ver, h in data],
+    }
+
+
+def list_versions(
+    ctx: Context, model: str, *, stage: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    return search_versions(ctx, model=model, stage=stage, limit=limit, offset=offset)
+
+
+def parse_metric_filter(text: str) -> tuple[str, str, float]:
+    """'auc>=0.8' -> ('auc', '>=', 0.8)."""
+    for op in (">=", "<=", ">", "<", "="):
+        key, sep, value = text.partition(op)
+        if sep:
+            try:
+                number = float(value)
+            except ValueError:
+                break
+            if not math.isfinite(number):
+                break
+            return names.key(key.strip(), "--metric"), op, number
+    raise BadInput(f"--metric: '{text[:80]}' is not KEY>=NUMBER (ops: >= <= > < =)")
+
+
+def search_versions(
+    ctx: Context,
+    *,
+    model: str | None = None,
+    tags: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    metrics: list[tuple[str, str, float]] = (),  # type: ignore[assignment]
+    stage: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Versions matching every tag and metric condition, newest first."""
+    if not 1 <= limit <= 100_000:
+        raise BadInput("--limit: must be between 1 and 100000")
+    stmt = select(VERSIONS, MODELS.c.name.label("model_name")).join(
+        MODELS, MODELS.c.id == VERSIONS.c.model_id
+    )
+    if model is not None:
+        stmt = stmt.where(MODELS.c.name == model)
+    if stage is not None:
+        stmt = stmt.where(VERSIONS.c.stage == stage)
+    for i, (key, value) in enumerate(tags):
+        t = TAGS.alias(f"t{i}")
+        stmt = stmt.join(t, and_(t.c.version_id == VERSIONS.c.id, t.c.key == key, t.c.value == value))
+    for i, (key, op, value) in enumerate(metrics):
+        mt = METRICS.alias(f"m{i}")
+        cond = getattr(mt.c.value, METRIC_OPS[op])(value)
+        stmt = stmt.join(mt, and_(mt.c.version_id == VERSIONS.c.id, mt.c.key == key, cond))
+    stmt = stmt.order_by(VERSIONS.c.id.desc()).limit(limit).offset(offset)
+    with ctx.read() as conn:
+        if model is not None:
+            model_row(conn, model)
+        rows = conn.execute(stmt).all()
+        ids = [r.id for r in rows]
+        metric_map: dict[int, dict[str, float]] = {}
+        if ids:
+            for vid, key, value in conn.execute(
+                select(METRICS.c.version_id, METRICS.c.key, METRICS.c.value).where(
+                    METRICS.c.version_id.in_(ids)
+                )
+            ):
+                metric_map.setdefault(vid, {})[key] = value
+    return [
+        {
+            "model": r.model_name,
+            "version": r.version,
+            "stage": r.stage,
+            "status": r.status,
+            "author": r.author,
+            "artifact_sha256": r.artifact_sha256,
+            "created_at": r.created_at,
+            "metrics": metric_map.get(r.id, {}),
+        }
+        for r in rows
+    ]
+
+
+def tag_version(
+    ctx: Context, ref: str, tags: dict[str, str], remove: list[str] = ()  # type: ignore[assignment]
+) -> dict[str, Any]:
+    if not tags and not remove:
+        raise BadInput("version tag: give --tag KEY=VALUE or --remove KEY")
+    with ctx.write() as tx:
+        _writer(tx)
+        v = version_row(tx.conn, ref)
+        model = tx.conn.execute(select(MODELS.c.name).where(MODELS.c.id == v.model_id)).scalar_one()
+        existing = {
+            r.key: r
+            for r in tx.conn.execute(select(TAGS).where(TAGS.c.version_id == v.id))
+        }
+        for key in remove:
+            if key not in existing:
+                raise BadInput(f"--remove: {model}:{v.version} has no tag '{key}'")
+            tx.delete(TAGS, existing[key].id)
+        for key, value in sorted(tags.items()):
+            names.key(key, "--tag")
+            if key in existing and key not in remove:
+                if existing[key].value != value:
+                    tx.update(TAGS, existing[key].id, {"value": value})
+            else:
+                tx.insert(TAGS, {"version_id": v.id, "key": key, "value": value})
+        if not tx.changes:
+            raise BadInput(f"{model}:{v.version}: tags already as given; nothing to change")
+        tx.record(
+            "version.tag",
+            f"version:{model}:{v.version}",
+            {"set": dict(sorted(tags.items())), "removed": sorted(remove)},
+        )
+    return show_version(ctx, f"{model}:{v.version}")
+
+
+def set_alias(ctx: Context, model: str, alias: str, version: int) -> dict[str, Any]:
+    names.entity(alias, "alias")
+    with ctx.write() as tx:
+        _writer(tx)
+        m = model_row(tx.conn, model)
+        v = version_row(tx.conn, VersionRef(model, version))
+        current = tx.conn.execute(
+            select(ALIASES).where(ALIASES.c.model_id == m.id, ALIASES.c.alias == alias)
+        ).first()
+        previous = None
+        if current is None:
+            tx.insert(ALIASES, {"model_id": m.id, "alias": alias, "version_id": v.id})
+        elif current.version_id == v.id:
+            raise BadInput(f"{model}@{alias} already points at version {version}")
+        else:
+            previous = tx.conn.execute(
+                select(VERSIONS.c.version).where(VERSIONS.c.id == current.version_id)
+            ).scalar_one()
+            tx.update(ALIASES, current.id, {"version_id": v.id})
+        tx.record(
+            "alias.set",
+            f"model:{model}",
+            {"alias": alias, "version": version, "previous": previous},
+        )
+    return {"model": model, "alias": alias, "version": version, "previous": previous}
+
+
+def delete_alias(ctx: Context, model: str, alias: str) -> dict[str, Any]:
+    with ctx.write() as tx:
+        _writer(tx)
+        m = model_row(tx.conn, model)
+        current = tx.conn.execute(
+            select(ALIASES).where(ALIASES.c.model_id == m.id, ALIASES.c.alias == alias)
+        ).first()
+        if current is None:
+            raise NotFound(f"model {model} has no alias '{alias}'")
+        tx.delete(ALIASES, current.id)
+        tx.record("alias.delete", f"model:{model}", {"alias": alias})
+    return {"model": model, "alias": alias, "deleted": True}

@@ -1,0 +1,86 @@
+"""Creating a workspace: directories, keys, schema and the genesis entry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cmi_console.core import checkpoint, clock, keys, names
+from cmi_console.core.errors import BadInput
+from cmi_console.services import identity
+from cmi_console.services.context import Context
+from cmi_console.store import schema
+from cmi_console.store.engine import make_engine
+from cmi_console.store.workspace import CONFIG_FILE, Workspace, write_private
+
+
+def init_workspace(
+    home: Path,
+    *,
+    admin: str,
+    db: str | None = None,
+    passphrase: bytes | None = None,
+    display_name: str = "",
+    now: Callable[[], str] = clock.utc_now,
+    workspace_id: str | None = None,
+    keygen: Callable[[str], Ed25519PrivateKey] = lambda _name: keys.generate(),
+    extra_config: dict[str, object] | None = None,
+) -> Context:
+    """Create a workspace; refuse (and change nothing) if one is already there."""
+    names.principal(admin, "--admin")
+    if (home / CONFIG_FILE).exists():
+        raise BadInput(f"{home}: already a cmi workspace; nothing was changed")
+    if home.exists() and not home.is_dir():
+        raise BadInput(f"{home}: exists and is not a directory")
+    if home.exists() and any(home.iterdir()):
+        raise BadInput(f"{home}: directory is not empty; choose an empty or new directory")
+    wid = workspace_id or uuid.uuid4().hex
+    origin = f"cmi-console.local/{wid[:16]}"
+    config = {"format": 1, "workspace_id": wid, "origin": origin, "created_at": now()}
+    config.update(extra_config or {})
+    if db and "@" in db and ":" in db.split("://", 1)[-1].split("@", 1)[0]:
+        pass  # a URL with a password is never written to disk; pass it each time
+    elif db:
+        config["database_url"] = db
+    ws = Workspace(home=home, db_override=db, config=config)
+    created_home = not home.exists()
+    home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(ws.database_url)
+    try:
+        if schema.has_tables(engine):
+            raise BadInput("database: already holds tables; use an empty database")
+        ws.keys_dir.mkdir(mode=0o700)
+        ws.witness_dir.mkdir(parents=True, exist_ok=True)
+        log_private = keygen("log")
+        write_private(ws.keys_dir / "log.key", keys.private_pem(log_private, None))
+        vkey = checkpoint.verifier_key(origin, keys.public_raw(log_private))
+        (ws.keys_dir / "log.vkey").write_text(vkey + "\n")
+        public = identity.new_key_file(ws.principal_key_path(admin), passphrase, keygen(admin))
+        schema.upgrade(engine)
+        (home / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        ctx = Context(ws, engine, actor=admin, clock=now, passphrase=lambda _w: passphrase)
+        with ctx.write() as tx:
+            pid = identity.insert_principal(tx, admin, display_name, public)
+            identity.insert_grant(tx, pid, "admin")
+            tx.record(
+                "workspace.init",
+                "workspace",
+                {"origin": origin, "admin": admin, "log_key": vkey, "workspace_id": wid},
+            )
+    except BaseException:
+        engine.dispose()
+        if created_home:
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            for child in home.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
+    return ctx

@@ -1,0 +1,341 @@
+"""`cmi audit verify`: the log, its checkpoints and witness, decision
+signatures, and the registry state rebuilt from the log against the tables.
+
+One streaming pass over the log; memory is the replayed registry state plus
+O(log n) for the tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from cmi_console.core import checkpoint, entries, keys
+from cmi_console.core.canonical import is_canonical_of
+from cmi_console.core.errors import BadInput, IntegrityError
+from cmi_console.core.merkle import CompactRange
+from cmi_console.services.context import Context
+from cmi_console.store.tables import REGISTRY_TABLES
+from cmi_console.store.triggers import missing_triggers
+
+MAX_FINDINGS = 200
+# Decisions only an admin may take (checked against the replayed roles).
+ADMIN_DECISIONS = frozenset({"user.add", "user.disable", "role.grant", "role.revoke", "key.add"})
+
+
+@dataclass
+class Finding:
+    kind: str
+    message: str
+    seq: int | None = None
+    table: str | None = None
+    row_id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def __str__(self) -> str:
+        where = f"entry {self.seq}" if self.seq is not None else ""
+        if self.table is not None:
+            where = f"{self.table} row {self.row_id}"
+        return f"{self.kind}: {where + ': ' if where else ''}{self.message}"
+
+
+@dataclass
+class VerifyReport:
+    entries: int = 0
+    signatures: int = 0
+    checkpoints: int = 0
+    rows: int = 0
+    root: str = ""
+    covered: int = 0
+    witness_size: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def as_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "findings"}
+        out["ok"] = self.ok
+        out["findings"] = [f.as_json() for f in self.findings]
+        return out
+
+
+class _State:
+    """The registry as the log says it is, plus the key and role indexes."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in REGISTRY_TABLES}
+
+    def key(self, key_id: str) -> tuple[str, bytes, str | None] | None:
+        for row in self.tables["public_keys"].values():
+            if row["key_id"] == key_id:
+                owner = self.tables["principals"].get(row["principal_id"])
+                name = owner["name"] if owner else ""
+                return name, keys.unb64(row["public_key"], "public key"), row["revoked_at"]
+        return None
+
+    def roles(self, name: str) -> set[str]:
+        pid = next((i for i, r in self.tables["principals"].items() if r["name"] == name), None)
+        return {
+            g["role"]
+            for g in self.tables["role_grants"].values()
+            if g["principal_id"] == pid and g["revoked_at"] is None
+        }
+
+
+class _Verifier:
+    def __init__(self, ctx: Context, progress: Callable[[int, int], None] | None) -> None:
+        self.ctx = ctx
+        self.progress = progress
+        self.report = VerifyReport()
+        self.state = _State()
+        self._key_cache: dict[str, tuple[str, bytes, str | None] | None] = {}
+
+    def find(self, kind: str, message: str, **where: Any) -> None:
+        if len(self.report.findings) < MAX_FINDINGS:
+            self.report.findings.append(Finding(kind, message, **where))
+
+    def run(self) -> VerifyReport:
+        ws = self.ctx.workspace
+        origin, log_public = ws.origin, ws.log_public()
+        with self.ctx.read() as conn:
+            for name in missing_triggers(conn):
+                self.find("trigger-missing", f"append-only trigger {name} is gone")
+            total = conn.exec_driver_sql("SELECT count(*) FROM audit_entries").scalar_one()
+            cps = conn.exec_driver_sql(
+                "SELECT id, size, root, note FROM checkpoints ORDER BY size, id"
+            ).all()
+            expected: dict[int, list[Any]] = {}
+            for cp in cps:
+                expected.setdefault(cp.size, []).append(cp)
+            witness = self._witness(origin, log_public)
+            if witness is not None:
+                expected.setdefault(witness.size, []).append(witness)
+            rng = self._entries(conn, total, expected, origin, log_public)
+            self._coverage(cps, rng.size, origin, log_public)
+            self._state(conn)
+        self.report.entries = rng.size
+        self.report.root = rng.root().hex()
+        self.report.checkpoints = len(cps)
+        return self.report
+
+    def _witness(self, origin: str, public: bytes) -> checkpoint.Checkpoint | None:
+        note = self.ctx.workspace.read_witness()
+        if note is None:
+            return None
+        try:
+            cp = checkpoint.verify(note, origin, public, where="witness checkpoint")
+        except (BadInput, IntegrityError) as exc:
+            self.find("witness-invalid", exc.message)
+            return None
+        self.report.witness_size = cp.size
+        return cp
+
+    def _entries(
+        self,
+        conn: Any,
+        total: int,
+        expected: dict[int, list[Any]],
+        origin: str,
+        public: bytes,
+    ) -> CompactRange:
+        rng = CompactRange()
+        prev = entries.GENESIS_PREV
+        want_seq = 0
+        sha256 = hashlib.sha256
+        result = conn.execution_options(yield_per=20000).exec_driver_sql(
+            "SELECT seq, prev, hash, time, actor, action, subject, body "
+            "FROM audit_entries ORDER BY seq"
+        )
+        for part in result.partitions():
+            for seq, prev_col, hash_col, time_, actor, action, subject, body in part:
+                body = bytes(body)
+                leaf = sha256(b"\x00" + body).digest()
+                if seq != want_seq:
+                    self.find("entry-missing", f"expected entry {want_seq}, found {seq}", seq=want_seq)
+                    want_seq = seq
+                if hash_col != leaf.hex():
+                    self.find("hash-mismatch", "stored hash does not match the entry bytes", seq=seq)
+                try:
+                    obj = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    self.find("unparseable", "entry bytes are not JSON", seq=seq)
+                    obj = None
+                if obj is not None:
+                    self._entry(seq, obj, body, prev, prev_col, (time_, actor, action, subject))
+                prev = leaf.hex()
+                rng.append(leaf)
+                want_seq += 1
+                if rng.size in expected:
+                    self._compare(rng, expected.pop(rng.size), origin, public)
+            if self.progress:
+                self.progress(rng.size, total)
+        for size, cps in expected.items():
+            kind = "witness" if isinstance(cps[0], checkpoint.Checkpoint) else "checkpoint"
+            self.find(
+                "log-truncated",
+                f"a signed {kind} covers {size} entries but the log has {rng.size}: "
+                "entries were removed or the database was restored from an older copy",
+                seq=rng.size,
+            )
+        return rng
+
+    def _entry(
+        self,
+        seq: int,
+        obj: dict[str, Any],
+        body: bytes,
+        prev: str,
+        prev_col: str,
+        cols: tuple[str, str, str, str],
+    ) -> None:
+        if not is_canonical_of(body, obj):
+            self.find("not-canonical", "entry bytes are not RFC 8785 canonical JSON", seq=seq)
+        if obj.get("seq") != seq:
+            self.find("chain-broken", f"entry stored at {seq} says it is {obj.get('seq')}", seq=seq)
+        elif obj.get("prev") != prev:
+            self.find("chain-broken", "prev does not match the hash of the entry before", seq=seq)
+        if prev_col != obj.get("prev"):
+            self.find("column-mismatch", "column prev differs from the entry", seq=seq)
+        for col, value in zip(("time", "actor", "action", "subject"), cols, strict=True):
+            if obj.get(col) != value:
+                self.find("column-mismatch", f"column {col} differs from the entry", seq=seq)
+        action = obj.get("action", "")
+        if action in entries.DECISION_ACTIONS or "sig" in obj:
+            self._signature(seq, obj, genesis=seq == 0)
+        else:
+            self._apply(seq, obj)
+
+    def _signature(self, seq: int, obj: dict[str, Any], genesis: bool) -> None:
+        # genesis introduces the first admin's key in the entry it signs
+        if genesis:
+            self._apply(seq, obj)
+        sig = obj.get("sig")
+        actor = obj.get("actor")
+        if not isinstance(sig, dict) or sig.get("alg") != "ed25519":
+            self.find("signature-missing", f"decision {obj.get('action')} is not signed", seq=seq)
+        else:
+            key = self.state.key(str(sig.get("key")))
+            if key is None:
+                self.find("signature-invalid", "signed with a key the log never registered", seq=seq)
+            elif key[0] != actor:
+                self.find("signature-invalid", f"key belongs to {key[0]}, not {actor}", seq=seq)
+            elif key[2] is not None:
+                self.find("signature-invalid", f"key was revoked at {key[2]}", seq=seq)
+            else:
+                try:
+                    raw = keys.unb64(str(sig.get("value")), "signature")
+                except BadInput:
+                    raw = b""
+                self.report.signatures += 1
+                if not keys.verify(key[1], raw, entries.signed_message(obj)):
+                    self.find("signature-invalid", "signature does not verify", seq=seq)
+            if (
+                not genesis
+                and obj.get("action") in ADMIN_DECISIONS
+                and "admin" not in self.state.roles(str(actor))
+            ):
+                self.find("unauthorized", f"{actor} did not hold admin at the time", seq=seq)
+        if not genesis:
+            self._apply(seq, obj)
+
+    def _apply(self, seq: int, obj: dict[str, Any]) -> None:
+        for change in obj.get("changes", ()):
+            rows = self.state.tables.get(change.get("t"))
+            if rows is None:
+                self.find("bad-change", f"unknown table {change.get('t')!r}", seq=seq)
+                continue
+            op, rid = change.get("op"), change.get("id")
+            if op == "insert":
+                if rid in rows:
+                    self.find("bad-change", f"{change['t']} row {rid} inserted twice", seq=seq)
+                rows[rid] = {"id": rid, **change.get("row", {})}
+            elif op in ("update", "delete") and rid not in rows:
+                self.find("bad-change", f"{change['t']} row {rid} changed before insert", seq=seq)
+            elif op == "update":
+                rows[rid].update(change.get("row", {}))
+            elif op == "delete":
+                del rows[rid]
+            else:
+                self.find("bad-change", f"unknown operation {op!r}", seq=seq)
+
+    def _compare(self, rng: CompactRange, cps: list[Any], origin: str, public: bytes) -> None:
+        root = rng.root()
+        for cp in cps:
+            if isinstance(cp, checkpoint.Checkpoint):
+                if cp.root != root:
+                    self.find(
+                        "witness-mismatch",
+                        f"the witnessed checkpoint at size {cp.size} has another root: "
+                        "history was rewritten or the database was replaced",
+                        seq=cp.size - 1,
+                    )
+                continue
+            if cp.root == root.hex():
+                continue
+            try:
+                checkpoint.verify(cp.note, origin, public, where=f"checkpoint {cp.id}")
+            except (BadInput, IntegrityError):
+                self.find("checkpoint-forged", f"checkpoint {cp.id} is not signed by the log key")
+                continue
+            self.find(
+                "checkpoint-mismatch",
+                f"signed checkpoint {cp.id} at size {cp.size} does not match the log: "
+                f"an entry before {cp.size} was rewritten",
+                seq=cp.size - 1,
+            )
+
+    def _coverage(self, cps: list[Any], size: int, origin: str, public: bytes) -> None:
+        covered = 0
+        for cp in sorted(cps, key=lambda c: (c.size, c.id), reverse=True):
+            try:
+                checkpoint.verify(cp.note, origin, public, where=f"checkpoint {cp.id}")
+            except (BadInput, IntegrityError) as exc:
+                self.find("checkpoint-forged", exc.message)
+                continue
+            covered = cp.size
+            break
+        self.report.covered = covered
+        if covered < size:
+            self.find(
+                "unsealed-entries",
+                f"entries {covered}..{size - 1} are not covered by a signed checkpoint "
+                "(appended outside cmi?)",
+                seq=covered,
+            )
+
+    def _state(self, conn: Any) -> None:
+        for name, tbl in REGISTRY_TABLES.items():
+            expected = self.state.tables[name]
+            seen = set()
+            for row in conn.execute(select(tbl).order_by(tbl.c.id)):
+                actual = dict(row._mapping)
+                rid = actual["id"]
+                seen.add(rid)
+                self.report.rows += 1
+                want = expected.get(rid)
+                if want is None:
+                    self.find("row-not-in-log", "row exists but no entry created it", table=name, row_id=rid)
+                    continue
+                diff = sorted(c for c in actual if actual[c] != want.get(c))
+                if diff:
+                    self.find(
+                        "row-modified",
+                        f"column(s) {', '.join(diff)} differ from the log",
+                        table=name,
+                        row_id=rid,
+                    )
+            for rid in sorted(set(expected) - seen):
+                self.find("row-missing", "the log created this row; it is gone", table=name, row_id=rid)
+
+
+def verify(ctx: Context, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+    return _Verifier(ctx, progress).run()

@@ -1,0 +1,1 @@
+"""Persistence: tables, engine, migrations, the artifact store and the workspace."""

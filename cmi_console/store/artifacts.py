@@ -1,0 +1,91 @@
+"""Content-addressed artifact store: files are named by their SHA-256.
+
+Names are only ever 64 lowercase hex digits, so no caller-supplied string can
+reach outside the store. Every read re-hashes the bytes (DESIGN.md invariant 7).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from cmi_console.core.errors import BadInput, IntegrityError, NotFound
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+def check_digest(digest: str) -> str:
+    if not _SHA256.match(digest):
+        raise BadInput(f"artifact: '{digest[:80]}' is not a SHA-256 hex digest")
+    return digest
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, digest: str) -> Path:
+        check_digest(digest)
+        return self.root / "sha256" / digest[:2] / digest
+
+    def put_file(self, source: Path) -> tuple[str, int]:
+        """Copy a file in, hashing as it streams. Returns (sha256, size)."""
+        if not source.is_file():
+            raise BadInput(f"{source}: no such file")
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir)
+        try:
+            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+                while chunk := src.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = h.hexdigest()
+            final = self.path_for(digest)
+            if final.exists() and self.is_intact(digest):
+                os.unlink(tmp_name)
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp_name, 0o444)
+                os.replace(tmp_name, final)
+        except BaseException:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise
+        return digest, size
+
+    def read(self, digest: str) -> bytes:
+        """The artifact's bytes, after checking they still hash to `digest`."""
+        path = self.path_for(digest)
+        if not path.exists():
+            raise NotFound(f"artifact {digest}: not in the store ({self.root})")
+        data = path.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise IntegrityError(
+                f"artifact {digest}: content hashes to {actual} (file changed in the store)"
+            )
+        return data
+
+    def is_intact(self, digest: str) -> bool:
+        path = self.path_for(digest)
+        return path.exists() and hash_file(path)[0] == digest

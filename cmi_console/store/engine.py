@@ -1,0 +1,92 @@
+"""Engines for SQLite and PostgreSQL, and the write transaction discipline.
+
+SQLite: WAL, synchronous=FULL, and BEGIN IMMEDIATE for writes, so two writers
+never read the same log head. PostgreSQL: every write transaction first takes
+one transaction-scoped advisory lock, which serializes appends; the unique
+constraints on seq and prev stop a fork even if the lock is bypassed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from cmi_console.core.errors import BadInput
+
+# Fixed key for pg_advisory_xact_lock: "cmi-log" as an integer.
+LOG_LOCK_KEY = 0x636D692D6C6F67
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 60})
+            _sqlite_discipline(engine)
+        elif url.startswith("postgresql"):
+            engine = create_engine(url, pool_pre_ping=True)
+        else:
+            raise BadInput(f"database url: unsupported scheme in '{_redact(url)}'")
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise BadInput(f"database url '{_redact(url)}': {exc}") from None
+    except ModuleNotFoundError as exc:
+        raise BadInput(
+            f"database url '{_redact(url)}': driver {exc.name} is not installed "
+            "(pip install 'cmi-console[postgres]')"
+        ) from None
+    return engine
+
+
+def _redact(url: str) -> str:
+    """Never print a password (DESIGN.md: secrets never go into logs)."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _sqlite_discipline(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("cmi_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One serialized write transaction: commit on success, roll back on error."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(cmi_write=True)
+        with conn.begin():
+            if not is_sqlite(engine):
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)" % LOG_LOCK_KEY)
+            yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A consistent snapshot for reads that span several statements."""
+    with engine.connect() as conn:
+        if not is_sqlite(engine):
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn

@@ -1,0 +1,56 @@
+"""Model files in the skops format, written byte-for-byte reproducibly.
+
+skops names array files and memo ids after CPython object ids, and zip
+entries carry the current time, so two dumps of one model differ. We renumber
+ids in order of first appearance and fix the zip metadata, so the same model
+always has the same SHA-256 (needed for content addressing and `reproduce`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _renumber(node: Any, ids: dict[int, int]) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "__id__" and isinstance(value, int):
+                out[key] = ids.setdefault(value, len(ids))
+            elif key == "file" and isinstance(value, str) and value.endswith(".npy"):
+                stem = value[: -len(".npy")]
+                out[key] = f"{ids.setdefault(int(stem), len(ids))}.npy" if stem.isdigit() else value
+            else:
+                out[key] = _renumber(value, ids)
+        return out
+    if isinstance(node, list):
+        return [_renumber(v, ids) for v in node]
+    return node
+
+
+def dumps(model: Any) -> bytes:
+    import skops.io as sio
+
+    src = zipfile.ZipFile(io.BytesIO(sio.dumps(model)))
+    ids: dict[int, int] = {}
+    schema = _renumber(json.loads(src.read("schema.json")), ids)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        files = {"schema.json": json.dumps(schema, sort_keys=True, indent=1).encode()}
+        for name in src.namelist():
+            if name == "schema.json":
+                continue
+            stem, dot, ext = name.partition(".")
+            new = f"{ids[int(stem)]}{dot}{ext}" if stem.isdigit() and int(stem) in ids else name
+            files[new] = src.read(name)
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, files[name])
+    return out.getvalue()

@@ -1,0 +1,72 @@
+"""Schema version checks and Alembic upgrades.
+
+The head revision is a constant so that read commands can check the schema
+without importing Alembic (a test keeps it equal to the migration head).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from cmi_console.core.errors import BadInput, SchemaOutdated
+
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except (OperationalError, ProgrammingError):
+            return None
+    return row[0] if row else None
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to run on a database whose schema is not this program's."""
+    try:
+        rev = current_revision(engine)
+    except OperationalError as exc:
+        raise BadInput(f"database: cannot open ({exc.orig})") from None
+    if rev == HEAD_REVISION:
+        return
+    if rev is None:
+        raise BadInput("database: no cmi schema here; run `cmi init` (or `cmi db upgrade`)")
+    if rev < HEAD_REVISION:
+        raise SchemaOutdated(
+            f"database: schema is at revision {rev}, this cmi needs {HEAD_REVISION}; "
+            "run `cmi db upgrade`"
+        )
+    raise BadInput(f"database: schema revision {rev} is newer than this cmi ({HEAD_REVISION})")
+
+
+def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | None]:
+    """Run pending migrations in one transaction. Returns (before, after)."""
+    from alembic import command
+    from alembic.config import Config
+
+    before = current_revision(engine)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, target)
+    return before, current_revision(engine)
+
+
+def alembic_head() -> str | None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def has_tables(engine: Engine) -> bool:
+    return bool(inspect(engine).get_table_names())

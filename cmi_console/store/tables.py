@@ -1,0 +1,202 @@
+"""Registry and log tables.
+
+Every registry table has an integer `id` and is rebuilt, row for row, by
+replaying the `changes` of the audit log (DESIGN.md invariant 6). Times are
+text in clock.format_time form; JSON columns hold plain JSON values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Table, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Principal(SQLModel, table=True):
+    __tablename__ = "principals"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    display_name: str = Field(default="", max_length=200)
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+    disabled: bool = False
+
+
+class PublicKey(SQLModel, table=True):
+    __tablename__ = "public_keys"
+    id: int | None = Field(default=None, primary_key=True)
+    principal_id: int = Field(foreign_key="principals.id", index=True)
+    key_id: str = Field(unique=True, max_length=64)
+    public_key: str = Field(max_length=64)  # base64 of the 32 raw bytes
+    created_at: str = Field(max_length=32)
+    revoked_at: str | None = Field(default=None, max_length=32)
+
+
+class RoleGrant(SQLModel, table=True):
+    __tablename__ = "role_grants"
+    __table_args__ = (Index("ix_role_grants_principal_role", "principal_id", "role"),)
+    id: int | None = Field(default=None, primary_key=True)
+    principal_id: int = Field(foreign_key="principals.id")
+    role: str = Field(max_length=32)
+    granted_by: str = Field(max_length=64)
+    granted_at: str = Field(max_length=32)
+    revoked_by: str | None = Field(default=None, max_length=64)
+    revoked_at: str | None = Field(default=None, max_length=32)
+
+
+class Model(SQLModel, table=True):
+    __tablename__ = "models"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    owner: str = Field(max_length=64)
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+
+
+class Dataset(SQLModel, table=True):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, index=True)
+    version: int
+    content_sha256: str = Field(max_length=64, index=True)
+    file_name: str = Field(max_length=255)
+    file_format: str = Field(max_length=16)
+    row_count: int
+    columns: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+
+
+class TrainingRun(SQLModel, table=True):
+    __tablename__ = "training_runs"
+    id: int | None = Field(default=None, primary_key=True)
+    run_key: str = Field(unique=True, max_length=100)
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    environment: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    code_ref: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    seed: int | None = None
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+
+
+class RunDataset(SQLModel, table=True):
+    __tablename__ = "run_datasets"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="training_runs.id", index=True)
+    dataset_id: int = Field(foreign_key="datasets.id", index=True)
+    role: str = Field(max_length=32)
+
+
+class ModelVersion(SQLModel, table=True):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id")
+    version: int
+    artifact_sha256: str = Field(max_length=64, index=True)
+    artifact_name: str = Field(max_length=255)
+    artifact_format: str = Field(max_length=16)
+    artifact_size: int
+    author: str = Field(max_length=64)
+    run_id: int | None = Field(default=None, foreign_key="training_runs.id")
+    stage: str = Field(default="development", max_length=32, index=True)
+    status: str = Field(default="active", max_length=32)
+    description: str = Field(default="", max_length=2000)
+    created_at: str = Field(max_length=32)
+
+
+class VersionDataset(SQLModel, table=True):
+    __tablename__ = "version_datasets"
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_versions.id", index=True)
+    dataset_id: int = Field(foreign_key="datasets.id", index=True)
+    role: str = Field(max_length=32)
+
+
+class VersionMetric(SQLModel, table=True):
+    __tablename__ = "version_metrics"
+    __table_args__ = (
+        UniqueConstraint("version_id", "key"),
+        Index("ix_version_metrics_key_value", "key", "value"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_versions.id")
+    key: str = Field(max_length=100)
+    value: float
+
+
+class VersionTag(SQLModel, table=True):
+    __tablename__ = "version_tags"
+    __table_args__ = (
+        UniqueConstraint("version_id", "key"),
+        Index("ix_version_tags_key_value", "key", "value"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_versions.id")
+    key: str = Field(max_length=100)
+    value: str = Field(max_length=500)
+
+
+class Alias(SQLModel, table=True):
+    __tablename__ = "aliases"
+    __table_args__ = (UniqueConstraint("model_id", "alias"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id")
+    alias: str = Field(max_length=100)
+    version_id: int = Field(foreign_key="model_versions.id")
+
+
+class AuditEntry(SQLModel, table=True):
+    """The log. Append-only: triggers refuse UPDATE and DELETE (migration 0001)."""
+
+    __tablename__ = "audit_entries"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    prev: str = Field(unique=True, max_length=64)
+    hash: str = Field(unique=True, max_length=64)
+    time: str = Field(max_length=32, index=True)
+    actor: str = Field(max_length=64, index=True)
+    action: str = Field(max_length=64, index=True)
+    subject: str = Field(max_length=200, index=True)
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    """A signed tree head, written in the same transaction as the entries it covers."""
+
+    __tablename__ = "checkpoints"
+    id: int | None = Field(default=None, primary_key=True)
+    size: int = Field(index=True)
+    root: str = Field(max_length=64)
+    note: str = Field(max_length=2000)
+    peaks: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: str = Field(max_length=32)
+
+
+def table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+# Rebuilt from the log by `cmi audit verify`; order is the order of replay checks.
+REGISTRY_TABLES: dict[str, Table] = {
+    table(m).name: table(m)
+    for m in (
+        Principal,
+        PublicKey,
+        RoleGrant,
+        Model,
+        Dataset,
+        TrainingRun,
+        RunDataset,
+        ModelVersion,
+        VersionDataset,
+        VersionMetric,
+        VersionTag,
+        Alias,
+    )
+}
+LOG_TABLES = ("audit_entries", "checkpoints")
+metadata = SQLModel.metadata

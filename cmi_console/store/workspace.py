@@ -1,0 +1,139 @@
+"""The workspace directory: configuration, database location, keys, witness.
+
+    $CMI_HOME/workspace.json   origin, id, optional database URL (never a password)
+    $CMI_HOME/cmi.db           the SQLite database (default backend)
+    $CMI_HOME/artifacts/       content-addressed store (or $CMI_ARTIFACT_ROOT)
+    $CMI_HOME/witness/         latest signed checkpoint, outside the database
+    $CMI_HOME/keys/            log.key (0600), log.vkey, <principal>.key (0600), .pub
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cmi_console.core import checkpoint, keys, names
+from cmi_console.core.errors import BadInput
+from cmi_console.store.artifacts import ArtifactStore
+
+CONFIG_FILE = "workspace.json"
+WITNESS_FILE = "latest.checkpoint"
+
+
+def default_home() -> Path:
+    env = os.environ.get("CMI_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cmi"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create a secret file with mode 0600 from the start (no window at 0644)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class Workspace:
+    home: Path
+    db_override: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, home: Path, db: str | None = None) -> Workspace:
+        cfg_path = home / CONFIG_FILE
+        if not cfg_path.is_file():
+            raise BadInput(f"{home}: no cmi workspace here; run `cmi init --home {home}`")
+        try:
+            config = json.loads(cfg_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{cfg_path}: unreadable workspace configuration ({exc})") from None
+        return cls(home=home, db_override=db, config=config)
+
+    @property
+    def database_url(self) -> str:
+        return (
+            self.db_override
+            or os.environ.get("CMI_DATABASE_URL")
+            or self.config.get("database_url")
+            or f"sqlite:///{self.home / 'cmi.db'}"
+        )
+
+    @property
+    def origin(self) -> str:
+        return str(self.config["origin"])
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def witness_dir(self) -> Path:
+        return Path(self.config.get("witness_dir") or self.home / "witness")
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        root = os.environ.get("CMI_ARTIFACT_ROOT")
+        return ArtifactStore(Path(root) if root else self.home / "artifacts")
+
+    def principal_key_path(self, name: str) -> Path:
+        return self.keys_dir / f"{names.principal(name)}.key"
+
+    def log_key(self) -> Ed25519PrivateKey:
+        path = self.keys_dir / "log.key"
+        try:
+            pem = path.read_bytes()
+        except OSError:
+            raise BadInput(f"{path}: the workspace log key is missing") from None
+        return keys.load_private(pem, None, str(path))
+
+    def log_public(self) -> bytes:
+        path = self.keys_dir / "log.vkey"
+        try:
+            name, public = checkpoint.parse_verifier_key(path.read_text())
+        except OSError:
+            raise BadInput(f"{path}: the workspace log verifier key is missing") from None
+        if name != self.origin:
+            raise BadInput(f"{path}: key name '{name}' is not the log origin '{self.origin}'")
+        return public
+
+    def witness_path(self) -> Path:
+        return self.witness_dir / WITNESS_FILE
+
+    def read_witness(self) -> str | None:
+        try:
+            return self.witness_path().read_text()
+        except FileNotFoundError:
+            return None
+
+    def write_witness(self, note: str, size: int) -> None:
+        """Keep the witness at the largest size seen; a slower writer never regresses it."""
+        self.witness_dir.mkdir(parents=True, exist_ok=True)
+        current = self.read_witness()
+        if current is not None:
+            try:
+                if int(current.split("\n")[1]) >= size:
+                    return
+            except (IndexError, ValueError):
+                pass
+        write_atomic(self.witness_path(), note.encode())

@@ -1,0 +1,77 @@
+"""Regenerate the demo data sets in this folder, byte for byte.
+
+    python data/generate.py
+
+credit.csv / credit-2026q3.csv: a synthetic credit-risk set. `sex` is the
+sensitive attribute; historic labels carry a bias against group F through
+the `region` proxy and a direct term, so fairness checks have something to
+find. The 2026q3 snapshot drifts (incomes up, debt ratios up).
+diabetes.csv and wine.csv: scikit-learn's bundled real data sets, exported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).parent
+
+
+def credit(rows: int, seed: int, income_shift: float = 0.0, debt_shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["F", "M"], size=rows, p=[0.45, 0.55])
+    region = np.where(
+        sex == "F",
+        rng.choice(["north", "south", "east", "west"], size=rows, p=[0.2, 0.4, 0.2, 0.2]),
+        rng.choice(["north", "south", "east", "west"], size=rows, p=[0.3, 0.2, 0.25, 0.25]),
+    )
+    age = rng.integers(19, 75, size=rows)
+    income = np.round(rng.lognormal(10.6 + income_shift, 0.45, size=rows), 2)
+    debt_ratio = np.round(np.clip(rng.beta(2, 5, size=rows) + debt_shift, 0, 1), 4)
+    history = rng.integers(0, 360, size=rows)
+    accounts = rng.poisson(4, size=rows)
+    amount = np.round(rng.uniform(1_000, 50_000, size=rows), 2)
+    employment = rng.choice(["salaried", "self-employed", "contract", "unemployed"], size=rows, p=[0.6, 0.2, 0.15, 0.05])
+    logit = (
+        -1.2
+        + 3.0 * debt_ratio
+        - 0.9 * (np.log(income) - 10.6)
+        - 0.004 * history
+        + 0.00002 * amount
+        + 0.8 * (employment == "unemployed")
+        + 0.35 * (region == "south")
+        + 0.3 * (sex == "F")  # the historic bias the fairness checks should surface
+        - 0.01 * (age - 40)
+    )
+    default = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "debt_ratio": debt_ratio,
+            "credit_history_months": history,
+            "open_accounts": accounts,
+            "loan_amount": amount,
+            "employment": employment,
+            "region": region,
+            "sex": sex,
+            "default": default,
+        }
+    )
+
+
+def main() -> None:
+    from sklearn.datasets import load_diabetes, load_wine
+
+    credit(4000, seed=7).to_csv(HERE / "credit.csv", index=False)
+    credit(2000, seed=8, income_shift=0.15, debt_shift=0.05).to_csv(HERE / "credit-2026q3.csv", index=False)
+    d = load_diabetes(as_frame=True)
+    d.frame.round(6).to_csv(HERE / "diabetes.csv", index=False)
+    w = load_wine(as_frame=True)
+    w.frame.to_csv(HERE / "wine.csv", index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""C2SP signed-note checkpoints: format, signatures, and refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from cmi_console.core import checkpoint, keys
+from cmi_console.core.errors import BadInput, IntegrityError
+
+NAME = "cmi-console.local/test"
+
+
+def test_round_trip_and_format() -> None:
+    key = keys.generate()
+    cp = checkpoint.Checkpoint(NAME, 42, bytes(range(32)))
+    note = checkpoint.sign(cp, NAME, key)
+    lines = note.split("\n")
+    assert lines[:3] == [NAME, "42", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="]
+    assert lines[3] == "" and lines[4].startswith("\u2014 " + NAME + " ")
+    assert checkpoint.verify(note, NAME, keys.public_raw(key)) == cp
+
+
+def test_verifier_key_round_trip() -> None:
+    key = keys.generate()
+    vkey = checkpoint.verifier_key(NAME, keys.public_raw(key))
+    assert checkpoint.parse_verifier_key(vkey) == (NAME, keys.public_raw(key))
+    with pytest.raises(BadInput):
+        checkpoint.parse_verifier_key(vkey.replace("+", "+0", 1))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda n: n.replace("\n42\n", "\n43\n"),
+    lambda n: n.replace(NAME + "\n", "other/log\n", 1),
+])
+def test_edited_notes_fail(edit) -> None:  # type: ignore[no-untyped-def]
+    key = keys.generate()
+    note = checkpoint.sign(checkpoint.Checkpoint(NAME, 42, b"\x01" * 32), NAME, key)
+    with pytest.raises(IntegrityError):
+        checkpoint.verify(edit(note), NAME, keys.public_raw(key))
+
+
+def test_wrong_key_fails() -> None:
+    note = checkpoint.sign(checkpoint.Checkpoint(NAME, 1, b"\x01" * 32), NAME, keys.generate())
+    with pytest.raises(IntegrityError):
+        checkpoint.verify(note, NAME, keys.public_raw(keys.generate()))
+
+
+@pytest.mark.parametrize("note", ["", "a\nb\n", "o\nx\nAA==\n\n\u2014 o AA==\n", "o\n1\nAA==\n\n- o AA==\n"])
+def test_malformed_notes_are_bad_input(note: str) -> None:
+    with pytest.raises(BadInput):
+        checkpoint.parse(note)
