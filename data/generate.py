@@ -19,7 +19,9 @@ import pandas as pd
 HERE = Path(__file__).parent
 
 
-def credit(rows: int, seed: int, income_shift: float = 0.0, debt_shift: float = 0.0) -> pd.DataFrame:
+def credit(
+    rows: int, seed: int, income_shift: float = 0.0, debt_shift: float = 0.0
+) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     sex = rng.choice(["F", "M"], size=rows, p=[0.45, 0.55])
     region = np.where(
@@ -33,7 +35,9 @@ def credit(rows: int, seed: int, income_shift: float = 0.0, debt_shift: float = 
     history = rng.integers(0, 360, size=rows)
     accounts = rng.poisson(4, size=rows)
     amount = np.round(rng.uniform(1_000, 50_000, size=rows), 2)
-    employment = rng.choice(["salaried", "self-employed", "contract", "unemployed"], size=rows, p=[0.6, 0.2, 0.15, 0.05])
+    employment = rng.choice(
+        ["salaried", "self-employed", "contract", "unemployed"], size=rows, p=[0.6, 0.2, 0.15, 0.05]
+    )
     logit = (
         -1.2
         + 3.0 * debt_ratio
@@ -66,7 +70,9 @@ def main() -> None:
     from sklearn.datasets import load_diabetes, load_wine
 
     credit(4000, seed=7).to_csv(HERE / "credit.csv", index=False)
-    credit(2000, seed=8, income_shift=0.15, debt_shift=0.05).to_csv(HERE / "credit-2026q3.csv", index=False)
+    credit(2000, seed=8, income_shift=0.15, debt_shift=0.05).to_csv(
+        HERE / "credit-2026q3.csv", index=False
+    )
     d = load_diabetes(as_frame=True)
     d.frame.round(6).to_csv(HERE / "diabetes.csv", index=False)
     w = load_wine(as_frame=True)

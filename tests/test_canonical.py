@@ -21,7 +21,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=8), kids, max_size=5),
+    lambda kids: (
+        st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=8), kids, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -38,7 +40,13 @@ def test_canonical_bytes_are_recognised_as_canonical(value: object) -> None:
 
 @pytest.mark.parametrize(
     "number, text",
-    [(1e20, b"100000000000000000000"), (1e21, b"1e+21"), (1e-6, b"0.000001"), (1e-7, b"1e-7"), (0.1, b"0.1")],
+    [
+        (1e20, b"100000000000000000000"),
+        (1e21, b"1e+21"),
+        (1e-6, b"0.000001"),
+        (1e-7, b"1e-7"),
+        (0.1, b"0.1"),
+    ],
 )
 def test_numbers_use_ecmascript_form(number: float, text: bytes) -> None:
     assert canonical_bytes(number) == text
@@ -48,10 +56,14 @@ def test_keys_sort_by_utf16_code_units() -> None:
     # U+1F600 (surrogates D83D..) sorts before U+FB01 in UTF-16, after it by code point
     value = {"\ufb01": 1, "\U0001f600": 2}
     assert canonical_bytes(value) == rfc8785.dumps(value)
-    assert canonical_bytes(value).index("\U0001f600".encode()) < canonical_bytes(value).index("\ufb01".encode())
+    assert canonical_bytes(value).index("\U0001f600".encode()) < canonical_bytes(value).index(
+        "\ufb01".encode()
+    )
 
 
-@pytest.mark.parametrize("body", [b'{"b":1,"a":2}', b'{"a": 1}', b'{"a":1.0}', b'{"a":1e20}', b"not json"])
+@pytest.mark.parametrize(
+    "body", [b'{"b":1,"a":2}', b'{"a": 1}', b'{"a":1.0}', b'{"a":1e20}', b"not json"]
+)
 def test_non_canonical_bytes_are_refused(body: bytes) -> None:
     assert not is_canonical(body)
 

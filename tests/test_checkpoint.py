@@ -28,10 +28,13 @@ def test_verifier_key_round_trip() -> None:
         checkpoint.parse_verifier_key(vkey.replace("+", "+0", 1))
 
 
-@pytest.mark.parametrize("edit", [
-    lambda n: n.replace("\n42\n", "\n43\n"),
-    lambda n: n.replace(NAME + "\n", "other/log\n", 1),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda n: n.replace("\n42\n", "\n43\n"),
+        lambda n: n.replace(NAME + "\n", "other/log\n", 1),
+    ],
+)
 def test_edited_notes_fail(edit) -> None:  # type: ignore[no-untyped-def]
     key = keys.generate()
     note = checkpoint.sign(checkpoint.Checkpoint(NAME, 42, b"\x01" * 32), NAME, key)
@@ -45,7 +48,9 @@ def test_wrong_key_fails() -> None:
         checkpoint.verify(note, NAME, keys.public_raw(keys.generate()))
 
 
-@pytest.mark.parametrize("note", ["", "a\nb\n", "o\nx\nAA==\n\n\u2014 o AA==\n", "o\n1\nAA==\n\n- o AA==\n"])
+@pytest.mark.parametrize(
+    "note", ["", "a\nb\n", "o\nx\nAA==\n\n\u2014 o AA==\n", "o\n1\nAA==\n\n- o AA==\n"]
+)
 def test_malformed_notes_are_bad_input(note: str) -> None:
     with pytest.raises(BadInput):
         checkpoint.parse(note)

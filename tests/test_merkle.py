@@ -11,8 +11,19 @@ from hypothesis import strategies as st
 
 from cmi_console.core import merkle
 
-LEAVES = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243",
-                                      "5051525354555657", "606162636465666768696a6b6c6d6e6f")]
+LEAVES = [
+    bytes.fromhex(h)
+    for h in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
 ROOTS = [
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -24,22 +35,29 @@ ROOTS = [
     "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 ]
 INCLUSION = {
-    0: ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    0: [
+        "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
         "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-        "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"],
-    5: ["bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+    ],
+    5: [
+        "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
         "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"],
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    ],
 }
 CONSISTENCY = {
     (1, 8): INCLUSION[0],
-    (2, 5): ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-             "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"],
+    (2, 5): [
+        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+        "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+    ],
 }
 HASHES = [merkle.leaf_hash(d) for d in LEAVES]
 
 
 # --- the reference: RFC 6962 section 2.1, verbatim, on raw leaves -------------
+
 
 def ref_mth(d: list[bytes]) -> bytes:
     if not d:
@@ -77,6 +95,7 @@ def ref_subproof(m: int, d: list[bytes], b: bool) -> list[bytes]:
 
 # --- published vectors ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("size", range(1, 9))
 def test_roots_match_rfc6962_vectors(size: int) -> None:
     assert merkle.root(HASHES[:size]).hex() == ROOTS[size - 1]
@@ -98,7 +117,9 @@ def test_consistency_matches_published_proofs(sizes: tuple[int, int]) -> None:
     m, n = sizes
     proof = merkle.consistency_proof(m, HASHES[:n])
     assert [p.hex() for p in proof] == CONSISTENCY[sizes]
-    assert merkle.verify_consistency(m, n, bytes.fromhex(ROOTS[m - 1]), bytes.fromhex(ROOTS[n - 1]), proof)
+    assert merkle.verify_consistency(
+        m, n, bytes.fromhex(ROOTS[m - 1]), bytes.fromhex(ROOTS[n - 1]), proof
+    )
 
 
 # --- against the brute-force reference -------------------------------------------
@@ -119,7 +140,9 @@ def test_root_and_compact_range_equal_reference(data: list[bytes]) -> None:
 
 
 @given(leaf_lists, st.data())
-def test_inclusion_proofs_equal_reference_and_verify(data: list[bytes], draw: st.DataObject) -> None:
+def test_inclusion_proofs_equal_reference_and_verify(
+    data: list[bytes], draw: st.DataObject
+) -> None:
     hashes = [merkle.leaf_hash(x) for x in data]
     index = draw.draw(st.integers(0, len(data) - 1))
     proof = merkle.inclusion_proof(index, hashes)
@@ -135,7 +158,9 @@ def test_inclusion_proofs_equal_reference_and_verify(data: list[bytes], draw: st
 
 
 @given(leaf_lists, st.data())
-def test_consistency_proofs_equal_reference_and_verify(data: list[bytes], draw: st.DataObject) -> None:
+def test_consistency_proofs_equal_reference_and_verify(
+    data: list[bytes], draw: st.DataObject
+) -> None:
     hashes = [merkle.leaf_hash(x) for x in data]
     m = draw.draw(st.integers(1, len(data)))
     proof = merkle.consistency_proof(m, hashes)

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
-import click
 import typer
 
 from cmi_console.cli import audit_cmds, common, identity_cmds, registry_cmds
@@ -115,18 +114,22 @@ def main(argv: list[str] | None = None) -> None:
         result = app(args=args, prog_name="cmi", standalone_mode=False)
     except CmiError as exc:
         _fail(exc.message, exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail("aborted", 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except Exception as exc:  # a bug, not bad input: still one line unless debugging
-        if os.environ.get("CMI_DEBUG"):
+    except Exception as exc:
+        # usage errors: Typer's (vendored) click exceptions know how to show themselves
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("CMI_DEBUG"):  # a bug, not bad input: one line unless debugging
             raise
-        _fail(f"internal error: {type(exc).__name__}: {exc} (set CMI_DEBUG=1 for a traceback)", INTERNAL_ERROR)
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (set CMI_DEBUG=1 for a traceback)",
+            INTERNAL_ERROR,
+        )
     if isinstance(result, int) and result:
         sys.exit(result)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,13 +16,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 @app.command("log")
 def log(
-    actor: Annotated[Optional[str], typer.Option(help="Only entries by this principal.")] = None,
-    action: Annotated[Optional[str], typer.Option(help="Action, or prefix with a trailing *.")] = None,
-    subject: Annotated[Optional[str], typer.Option(help="Subject, or prefix with a trailing *.")] = None,
-    since: Annotated[Optional[str], typer.Option(help="From this instant (ISO 8601).")] = None,
-    until: Annotated[Optional[str], typer.Option(help="Before this instant (ISO 8601).")] = None,
-    before: Annotated[Optional[int], typer.Option(help="Only entries with seq below this (paging).")] = None,
-    after: Annotated[Optional[int], typer.Option(help="Only entries with seq above this (paging).")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only entries by this principal.")] = None,
+    action: Annotated[str | None, typer.Option(help="Action, or prefix with a trailing *.")] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Subject, or prefix with a trailing *.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this instant (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this instant (ISO 8601).")] = None,
+    before: Annotated[
+        int | None, typer.Option(help="Only entries with seq below this (paging).")
+    ] = None,
+    after: Annotated[
+        int | None, typer.Option(help="Only entries with seq above this (paging).")
+    ] = None,
     limit: Annotated[int, typer.Option("-n", "--limit", help="At most this many entries.")] = 50,
     offset: Annotated[int, typer.Option(help="Skip this many entries.")] = 0,
     reverse: Annotated[bool, typer.Option("--reverse", help="Oldest first.")] = False,
@@ -53,8 +59,15 @@ def log(
         None,
         ["seq", "time", "actor", "action", "subject", "signed", "hash"],
         [
-            [e["seq"], e["time"][:19] + "Z", e["actor"], e["action"], e["subject"],
-             "yes" if "sig" in e else "", e["hash"][:12]]
+            [
+                e["seq"],
+                e["time"][:19] + "Z",
+                e["actor"],
+                e["action"],
+                e["subject"],
+                "yes" if "sig" in e else "",
+                e["hash"][:12],
+            ]
             for e in rows
         ],
     )
@@ -79,7 +92,10 @@ def verify(
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Check chain, tree, checkpoints, witness, signatures and registry state. Exit 4 on any fault."""
+    """Check chain, tree, checkpoints, witness, signatures and registry state.
+
+    Exit 4 on any fault, naming the first bad entry or row.
+    """
     from cmi_console.services.verify import verify as run_verify
 
     ctx = common.context()
@@ -88,9 +104,13 @@ def verify(
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
+        with Progress(
+            TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), transient=True
+        ) as bar:
             task = bar.add_task("verify", total=None)
-            report = run_verify(ctx, lambda done, total: bar.update(task, completed=done, total=total))
+            report = run_verify(
+                ctx, lambda done, total: bar.update(task, completed=done, total=total)
+            )
     if as_json:
         common.print_json(report.as_json())
     elif report.ok:
@@ -112,7 +132,7 @@ def verify(
 
 @app.command("checkpoint")
 def checkpoint_cmd(
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the note here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the note here.")] = None,
 ) -> None:
     """Print the signed checkpoint (C2SP signed note) of the whole log."""
     from cmi_console.services import audit

@@ -88,7 +88,6 @@ def console() -> Any:
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.table import Table
-
     from rich.text import Text
 
     t = Table(title=title, title_justify="left")

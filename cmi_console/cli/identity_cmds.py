@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -29,11 +29,15 @@ def add(
     role: Annotated[list[str], typer.Option("--role", help="Role to grant (repeatable).")],
     display_name: Annotated[str, typer.Option(help="Full name.")] = "",
     public_key: Annotated[
-        Optional[Path], typer.Option(help="The user's own public key (base64 file); else one is generated.")
+        Path | None,
+        typer.Option(help="The user's own public key (base64 file); else one is generated."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a principal (admin only, signed). A generated key is encrypted with CMI_NEW_KEY_PASSPHRASE."""
+    """Add a principal (admin only, signed).
+
+    A generated key is encrypted with CMI_NEW_KEY_PASSPHRASE when it is set.
+    """
     from cmi_console.core.errors import BadInput
     from cmi_console.services import identity
 
@@ -67,7 +71,16 @@ def list_(as_json: JsonOpt = False) -> None:
     common.table(
         None,
         ["name", "roles", "keys", "disabled", "created"],
-        [[v.name, ", ".join(v.roles), len(v.key_ids), "yes" if v.disabled else "", v.created_at[:10]] for v in views],
+        [
+            [
+                v.name,
+                ", ".join(v.roles),
+                len(v.key_ids),
+                "yes" if v.disabled else "",
+                v.created_at[:10],
+            ]
+            for v in views
+        ],
     )
 
 

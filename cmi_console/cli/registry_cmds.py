@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -65,7 +65,17 @@ def dataset_list(as_json: JsonOpt = False) -> None:
     common.table(
         None,
         ["name", "version", "rows", "columns", "sha256", "created"],
-        [[r["name"], r["version"], r["row_count"], len(r["columns"]), r["content_sha256"][:12], r["created_at"][:10]] for r in rows],
+        [
+            [
+                r["name"],
+                r["version"],
+                r["row_count"],
+                len(r["columns"]),
+                r["content_sha256"][:12],
+                r["created_at"][:10],
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -80,13 +90,13 @@ def dataset_show(ref: str, as_json: JsonOpt = False) -> None:
 
 @runs.command("record")
 def run_record(
-    params: Annotated[Optional[str], typer.Option(help="JSON object or @FILE.")] = None,
-    metrics: Annotated[Optional[str], typer.Option(help="JSON object or @FILE.")] = None,
-    environment: Annotated[Optional[str], typer.Option(help="JSON object or @FILE.")] = None,
-    code: Annotated[Optional[str], typer.Option(help="Code reference, JSON object or @FILE.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    dataset: Annotated[Optional[list[str]], typer.Option(help="[ROLE=]NAME[:V] (repeatable).")] = None,
-    key: Annotated[Optional[str], typer.Option(help="Run key; generated if absent.")] = None,
+    params: Annotated[str | None, typer.Option(help="JSON object or @FILE.")] = None,
+    metrics: Annotated[str | None, typer.Option(help="JSON object or @FILE.")] = None,
+    environment: Annotated[str | None, typer.Option(help="JSON object or @FILE.")] = None,
+    code: Annotated[str | None, typer.Option(help="Code reference, JSON object or @FILE.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="[ROLE=]NAME[:V] (repeatable).")] = None,
+    key: Annotated[str | None, typer.Option(help="Run key; generated if absent.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record a training run."""
@@ -117,7 +127,7 @@ def run_show(key: str, as_json: JsonOpt = False) -> None:
 def model_create(
     name: str,
     description: Annotated[str, typer.Option(help="What the model is for.")] = "",
-    owner: Annotated[Optional[str], typer.Option(help="Owning principal (default: you).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Owning principal (default: you).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a model."""
@@ -139,8 +149,14 @@ def model_list(as_json: JsonOpt = False) -> None:
         None,
         ["name", "owner", "versions", "latest", "stages", "description"],
         [
-            [r["name"], r["owner"], r["versions"], r["latest"],
-             ", ".join(f"{k}:{v}" for k, v in sorted(r["stages"].items())), r["description"][:40]]
+            [
+                r["name"],
+                r["owner"],
+                r["versions"],
+                r["latest"],
+                ", ".join(f"{k}:{v}" for k, v in sorted(r["stages"].items())),
+                r["description"][:40],
+            ]
             for r in rows
         ],
     )
@@ -159,7 +175,17 @@ def model_show(name: str, as_json: JsonOpt = False) -> None:
     common.table(
         "versions",
         ["version", "stage", "status", "author", "artifact", "created"],
-        [[v["version"], v["stage"], v["status"], v["author"], v["artifact_sha256"][:12], v["created_at"][:19]] for v in view["versions"]],
+        [
+            [
+                v["version"],
+                v["stage"],
+                v["status"],
+                v["author"],
+                v["artifact_sha256"][:12],
+                v["created_at"][:19],
+            ]
+            for v in view["versions"]
+        ],
     )
 
 
@@ -167,10 +193,10 @@ def model_show(name: str, as_json: JsonOpt = False) -> None:
 def version_register(
     model: str,
     artifact: Annotated[Path, typer.Option("--artifact", help="Model file (skops preferred).")],
-    dataset: Annotated[Optional[list[str]], typer.Option(help="[ROLE=]NAME[:V] (repeatable).")] = None,
-    run: Annotated[Optional[str], typer.Option(help="Training run key.")] = None,
-    metrics: Annotated[Optional[str], typer.Option(help="JSON object or @FILE.")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE (repeatable).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(help="[ROLE=]NAME[:V] (repeatable).")] = None,
+    run: Annotated[str | None, typer.Option(help="Training run key.")] = None,
+    metrics: Annotated[str | None, typer.Option(help="JSON object or @FILE.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE (repeatable).")] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -198,8 +224,15 @@ def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         None,
         ["model", "version", "stage", "status", "author", "metrics", "created"],
         [
-            [r["model"], r["version"], r["stage"], r["status"], r["author"],
-             " ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())), r["created_at"][:19]]
+            [
+                r["model"],
+                r["version"],
+                r["stage"],
+                r["status"],
+                r["author"],
+                " ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())),
+                r["created_at"][:19],
+            ]
             for r in rows
         ],
     )
@@ -208,7 +241,7 @@ def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
 @versions.command("list")
 def version_list(
     model: str,
-    stage: Annotated[Optional[str], typer.Option(help="Only this stage.")] = None,
+    stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
     limit: Annotated[int, typer.Option("-n", "--limit")] = 100,
     offset: Annotated[int, typer.Option()] = 0,
     as_json: JsonOpt = False,
@@ -216,7 +249,10 @@ def version_list(
     """Versions of MODEL, newest first."""
     from cmi_console.services import registry
 
-    _version_rows(registry.list_versions(common.context(), model, stage=stage, limit=limit, offset=offset), as_json)
+    _version_rows(
+        registry.list_versions(common.context(), model, stage=stage, limit=limit, offset=offset),
+        as_json,
+    )
 
 
 @versions.command("show")
@@ -231,8 +267,8 @@ def version_show(ref: str, as_json: JsonOpt = False) -> None:
 @versions.command("tag")
 def version_tag(
     ref: str,
-    tag: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE to set (repeatable).")] = None,
-    remove: Annotated[Optional[list[str]], typer.Option(help="KEY to remove (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE to set (repeatable).")] = None,
+    remove: Annotated[list[str] | None, typer.Option(help="KEY to remove (repeatable).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set or remove tags on a version."""
@@ -244,10 +280,12 @@ def version_tag(
 
 @versions.command("search")
 def version_search(
-    model: Annotated[Optional[str], typer.Option(help="Only this model.")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE (repeatable, all must match).")] = None,
-    metric: Annotated[Optional[list[str]], typer.Option(help="e.g. auc>=0.8 (repeatable).")] = None,
-    stage: Annotated[Optional[str], typer.Option(help="Only this stage.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE (repeatable, all must match).")
+    ] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="e.g. auc>=0.8 (repeatable).")] = None,
+    stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
     limit: Annotated[int, typer.Option("-n", "--limit")] = 100,
     as_json: JsonOpt = False,
 ) -> None:

@@ -54,7 +54,9 @@ def data_dir() -> Path:
 
 
 def demo_key(name: str) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"cmi-demo/{name}".encode()).digest())
+    return Ed25519PrivateKey.from_private_bytes(
+        hashlib.sha256(f"cmi-demo/{name}".encode()).digest()
+    )
 
 
 class DemoClock:
@@ -154,7 +156,10 @@ def _train(
         params={"estimator": type(estimator).__name__, **params, "test_size": 0.25},
         metrics=scores,
         environment=_environment(),
-        code_ref={"repo": "git@example.com:risk/models.git", "commit": hashlib.sha1(key.encode()).hexdigest()},
+        code_ref={
+            "repo": "git@example.com:risk/models.git",
+            "commit": hashlib.sha1(key.encode()).hexdigest(),
+        },
         seed=42,
         datasets={"train": data_ref},
         run_key=key,
@@ -166,7 +171,11 @@ def _train(
 
 def build(home: Path) -> Context:
     import pandas as pd
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
     from sklearn.linear_model import LogisticRegression, Ridge
 
     src = data_dir()
@@ -192,30 +201,126 @@ def build(home: Path) -> Context:
 
     for name, full, roles in USERS:
         identity.add_user(
-            as_(ADMIN), name, roles, display_name=full, new_key_passphrase=secret, private_key=demo_key(name)
+            as_(ADMIN),
+            name,
+            roles,
+            display_name=full,
+            new_key_passphrase=secret,
+            private_key=demo_key(name),
         )
     tick.skip(days=1)
-    for name, file in (("credit", "credit.csv"), ("diabetes", "diabetes.csv"), ("wine", "wine.csv")):
+    for name, file in (
+        ("credit", "credit.csv"),
+        ("diabetes", "diabetes.csv"),
+        ("wine", "wine.csv"),
+    ):
         registry.register_dataset(as_("alice" if name != "diabetes" else "carol"), src / file, name)
-    registry.create_model(as_("alice"), "credit-risk", "Probability of default for consumer loans", "alice")
-    registry.create_model(as_("carol"), "diabetes-progression", "Disease progression one year ahead", "carol")
+    registry.create_model(
+        as_("alice"), "credit-risk", "Probability of default for consumer loans", "alice"
+    )
+    registry.create_model(
+        as_("carol"), "diabetes-progression", "Disease progression one year ahead", "carol"
+    )
     registry.create_model(as_("alice"), "wine-cultivar", "Cultivar from chemical analysis", "alice")
-    frames = {n: pd.read_csv(src / f) for n, f in (("credit", "credit.csv"), ("diabetes", "diabetes.csv"), ("wine", "wine.csv"))}
+    frames = {
+        n: pd.read_csv(src / f)
+        for n, f in (("credit", "credit.csv"), ("diabetes", "diabetes.csv"), ("wine", "wine.csv"))
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         plans: list[tuple[str, str, str, str, str, Any, dict[str, Any], str, dict[str, str]]] = [
-            ("alice", "credit-risk", "credit", "default", "classification", LogisticRegression(max_iter=2000), {"C": 1.0}, "cr-logreg-1", {"team": "risk", "algo": "logreg"}),
-            ("alice", "credit-risk", "credit", "default", "classification", GradientBoostingClassifier(random_state=0), {"n_estimators": 80, "max_depth": 2}, "cr-gbm-1", {"team": "risk", "algo": "gbm"}),
-            ("ci-bot", "credit-risk", "credit", "default", "classification", GradientBoostingClassifier(random_state=0), {"n_estimators": 120, "max_depth": 3}, "cr-gbm-2", {"team": "risk", "algo": "gbm"}),
-            ("carol", "diabetes-progression", "diabetes", "target", "regression", Ridge(), {"alpha": 1.0}, "db-ridge-1", {"team": "clinical", "algo": "ridge"}),
-            ("carol", "diabetes-progression", "diabetes", "target", "regression", RandomForestRegressor(random_state=0), {"n_estimators": 60, "max_depth": 4}, "db-rf-1", {"team": "clinical", "algo": "rf"}),
-            ("alice", "wine-cultivar", "wine", "target", "classification", LogisticRegression(max_iter=5000), {"C": 0.5}, "wn-logreg-1", {"team": "lab", "algo": "logreg"}),
-            ("ci-bot", "wine-cultivar", "wine", "target", "classification", RandomForestClassifier(random_state=0), {"n_estimators": 40}, "wn-rf-1", {"team": "lab", "algo": "rf"}),
+            (
+                "alice",
+                "credit-risk",
+                "credit",
+                "default",
+                "classification",
+                LogisticRegression(max_iter=2000),
+                {"C": 1.0},
+                "cr-logreg-1",
+                {"team": "risk", "algo": "logreg"},
+            ),
+            (
+                "alice",
+                "credit-risk",
+                "credit",
+                "default",
+                "classification",
+                GradientBoostingClassifier(random_state=0),
+                {"n_estimators": 80, "max_depth": 2},
+                "cr-gbm-1",
+                {"team": "risk", "algo": "gbm"},
+            ),
+            (
+                "ci-bot",
+                "credit-risk",
+                "credit",
+                "default",
+                "classification",
+                GradientBoostingClassifier(random_state=0),
+                {"n_estimators": 120, "max_depth": 3},
+                "cr-gbm-2",
+                {"team": "risk", "algo": "gbm"},
+            ),
+            (
+                "carol",
+                "diabetes-progression",
+                "diabetes",
+                "target",
+                "regression",
+                Ridge(),
+                {"alpha": 1.0},
+                "db-ridge-1",
+                {"team": "clinical", "algo": "ridge"},
+            ),
+            (
+                "carol",
+                "diabetes-progression",
+                "diabetes",
+                "target",
+                "regression",
+                RandomForestRegressor(random_state=0),
+                {"n_estimators": 60, "max_depth": 4},
+                "db-rf-1",
+                {"team": "clinical", "algo": "rf"},
+            ),
+            (
+                "alice",
+                "wine-cultivar",
+                "wine",
+                "target",
+                "classification",
+                LogisticRegression(max_iter=5000),
+                {"C": 0.5},
+                "wn-logreg-1",
+                {"team": "lab", "algo": "logreg"},
+            ),
+            (
+                "ci-bot",
+                "wine-cultivar",
+                "wine",
+                "target",
+                "classification",
+                RandomForestClassifier(random_state=0),
+                {"n_estimators": 40},
+                "wn-rf-1",
+                {"team": "lab", "algo": "rf"},
+            ),
         ]
         for who, model, data, target, kind, est, params, key, tags in plans:
             _train(
-                as_(who), tick, model=model, data_ref=data, frame=frames[data], target=target,
-                estimator=est, params=params, kind=kind, key=key, tags=tags, workdir=work,
+                as_(who),
+                tick,
+                model=model,
+                data_ref=data,
+                frame=frames[data],
+                target=target,
+                estimator=est,
+                params=params,
+                kind=kind,
+                key=key,
+                tags=tags,
+                workdir=work,
             )
             tick.skip(hours=20)
     registry.set_alias(as_("alice"), "credit-risk", "champion", 2)
@@ -271,7 +376,12 @@ def print_summary(summary: Summary, echo: Callable[[str], None] = print) -> None
     for m in summary.models:
         stages = ", ".join(f"{k} {v}" for k, v in sorted(m["stages"].items()))
         echo(f"  {m['name']:<22} {m['versions']} versions ({stages}), owner {m['owner']}")
-    echo(f"  {summary.users} principals; audit log {summary.entries} entries, "
-         f"{'verifies' if summary.verified else 'DOES NOT VERIFY'}")
-    echo(f"  keys are encrypted with the passphrase '{DEMO_PASSPHRASE}' (export CMI_KEY_PASSPHRASE=demo)")
+    echo(
+        f"  {summary.users} principals; audit log {summary.entries} entries, "
+        f"{'verifies' if summary.verified else 'DOES NOT VERIFY'}"
+    )
+    echo(
+        f"  keys are encrypted with the passphrase '{DEMO_PASSPHRASE}' "
+        f"(export CMI_KEY_PASSPHRASE={DEMO_PASSPHRASE})"
+    )
     echo(f"  try: cmi --home {summary.home} --as bob audit log -n 10")

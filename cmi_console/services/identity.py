@@ -50,7 +50,9 @@ def active_roles(conn: Connection, name: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def require_role(conn: Connection, actor: str, allowed: frozenset[str] | set[str], what: str) -> None:
+def require_role(
+    conn: Connection, actor: str, allowed: frozenset[str] | set[str], what: str
+) -> None:
     """Roles are checked at decision time, inside the write transaction."""
     row = conn.execute(select(PRINCIPALS).where(PRINCIPALS.c.name == actor)).first()
     if row is None:
@@ -60,7 +62,9 @@ def require_role(conn: Connection, actor: str, allowed: frozenset[str] | set[str
     held = active_roles(conn, actor)
     if not held & set(allowed):
         need = " or ".join(sorted(allowed))
-        raise Denied(f"{actor}: {what} needs role {need} (holds: {', '.join(sorted(held)) or 'none'})")
+        raise Denied(
+            f"{actor}: {what} needs role {need} (holds: {', '.join(sorted(held)) or 'none'})"
+        )
 
 
 def new_key_file(

@@ -71,7 +71,9 @@ def model_row(conn: Connection, name: str) -> Any:
     return row
 
 
-def create_model(ctx: Context, name: str, description: str = "", owner: str | None = None) -> dict[str, Any]:
+def create_model(
+    ctx: Context, name: str, description: str = "", owner: str | None = None
+) -> dict[str, Any]:
     names.entity(name, "model")
     with ctx.write() as tx:
         actor = _writer(tx)
@@ -106,7 +108,9 @@ def list_models(ctx: Context) -> list[dict[str, Any]]:
         }
         latest = dict(
             conn.execute(
-                select(VERSIONS.c.model_id, func.max(VERSIONS.c.version)).group_by(VERSIONS.c.model_id)
+                select(VERSIONS.c.model_id, func.max(VERSIONS.c.version)).group_by(
+                    VERSIONS.c.model_id
+                )
             ).all()
         )
     out = []
@@ -214,7 +218,10 @@ def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
     columns = [{"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()]
     with ctx.read() as conn:
         latest = conn.execute(
-            select(DATASETS).where(DATASETS.c.name == name).order_by(DATASETS.c.version.desc()).limit(1)
+            select(DATASETS)
+            .where(DATASETS.c.name == name)
+            .order_by(DATASETS.c.version.desc())
+            .limit(1)
         ).first()
     if latest is not None and latest.content_sha256 == digest:
         return {**_dataset_view(latest), "created": False}
@@ -222,7 +229,9 @@ def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
     with ctx.write() as tx:
         actor = _writer(tx)
         version = (
-            tx.conn.execute(select(func.max(DATASETS.c.version)).where(DATASETS.c.name == name)).scalar()
+            tx.conn.execute(
+                select(func.max(DATASETS.c.version)).where(DATASETS.c.name == name)
+            ).scalar()
             or 0
         ) + 1
         tx.insert(
@@ -316,7 +325,9 @@ def show_run(ctx: Context, run_key: str) -> dict[str, Any]:
         if run is None:
             raise NotFound(f"run '{run_key}' does not exist")
         links = conn.execute(
-            select(RUN_DATASETS.c.role, DATASETS.c.name, DATASETS.c.version, DATASETS.c.content_sha256)
+            select(
+                RUN_DATASETS.c.role, DATASETS.c.name, DATASETS.c.version, DATASETS.c.content_sha256
+            )
             .join(DATASETS, DATASETS.c.id == RUN_DATASETS.c.dataset_id)
             .where(RUN_DATASETS.c.run_id == run.id)
             .order_by(RUN_DATASETS.c.role)
@@ -328,9 +339,7 @@ def show_run(ctx: Context, run_key: str) -> dict[str, Any]:
         "environment": run.environment,
         "code_ref": run.code_ref,
         "seed": run.seed,
-        "datasets": [
-            {"role": r, "dataset": f"{n}:{v}", "sha256": h} for r, n, v, h in links
-        ],
+        "datasets": [{"role": r, "dataset": f"{n}:{v}", "sha256": h} for r, n, v, h in links],
         "created_at": run.created_at,
         "created_by": run.created_by,
     }
@@ -346,7 +355,9 @@ def version_row(conn: Connection, ref: VersionRef | str) -> Any:
     stmt = select(VERSIONS).where(VERSIONS.c.model_id == m.id)
     if ref.alias is not None:
         alias = conn.execute(
-            select(ALIASES.c.version_id).where(ALIASES.c.model_id == m.id, ALIASES.c.alias == ref.alias)
+            select(ALIASES.c.version_id).where(
+                ALIASES.c.model_id == m.id, ALIASES.c.alias == ref.alias
+            )
         ).first()
         if alias is None:
             raise NotFound(f"{ref}: model {ref.model} has no alias '{ref.alias}'")
@@ -432,22 +443,33 @@ def show_version(ctx: Context, ref: str) -> dict[str, Any]:
         model = conn.execute(select(MODELS.c.name).where(MODELS.c.id == v.model_id)).scalar_one()
         metrics = dict(
             conn.execute(
-                select(METRICS.c.key, METRICS.c.value).where(METRICS.c.version_id == v.id).order_by(METRICS.c.key)
+                select(METRICS.c.key, METRICS.c.value)
+                .where(METRICS.c.version_id == v.id)
+                .order_by(METRICS.c.key)
             ).all()
         )
         tags = dict(
             conn.execute(
-                select(TAGS.c.key, TAGS.c.value).where(TAGS.c.version_id == v.id).order_by(TAGS.c.key)
+                select(TAGS.c.key, TAGS.c.value)
+                .where(TAGS.c.version_id == v.id)
+                .order_by(TAGS.c.key)
             ).all()
         )
         aliases = [
             r[0]
             for r in conn.execute(
-                select(ALIASES.c.alias).where(ALIASES.c.version_id == v.id).order_by(ALIASES.c.alias)
+                select(ALIASES.c.alias)
+                .where(ALIASES.c.version_id == v.id)
+                .order_by(ALIASES.c.alias)
             )
         ]
         data = conn.execute(
-            select(VERSION_DATASETS.c.role, DATASETS.c.name, DATASETS.c.version, DATASETS.c.content_sha256)
+            select(
+                VERSION_DATASETS.c.role,
+                DATASETS.c.name,
+                DATASETS.c.version,
+                DATASETS.c.content_sha256,
+            )
             .join(DATASETS, DATASETS.c.id == VERSION_DATASETS.c.dataset_id)
             .where(VERSION_DATASETS.c.version_id == v.id)
             .order_by(VERSION_DATASETS.c.role)
@@ -518,7 +540,9 @@ def search_versions(
         stmt = stmt.where(VERSIONS.c.stage == stage)
     for i, (key, value) in enumerate(tags):
         t = TAGS.alias(f"t{i}")
-        stmt = stmt.join(t, and_(t.c.version_id == VERSIONS.c.id, t.c.key == key, t.c.value == value))
+        stmt = stmt.join(
+            t, and_(t.c.version_id == VERSIONS.c.id, t.c.key == key, t.c.value == value)
+        )
     for i, (key, op, value) in enumerate(metrics):
         mt = METRICS.alias(f"m{i}")
         cond = getattr(mt.c.value, METRIC_OPS[op])(value)
@@ -553,7 +577,10 @@ def search_versions(
 
 
 def tag_version(
-    ctx: Context, ref: str, tags: dict[str, str], remove: list[str] = ()  # type: ignore[assignment]
+    ctx: Context,
+    ref: str,
+    tags: dict[str, str],
+    remove: list[str] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     if not tags and not remove:
         raise BadInput("version tag: give --tag KEY=VALUE or --remove KEY")
@@ -562,8 +589,7 @@ def tag_version(
         v = version_row(tx.conn, ref)
         model = tx.conn.execute(select(MODELS.c.name).where(MODELS.c.id == v.model_id)).scalar_one()
         existing = {
-            r.key: r
-            for r in tx.conn.execute(select(TAGS).where(TAGS.c.version_id == v.id))
+            r.key: r for r in tx.conn.execute(select(TAGS).where(TAGS.c.version_id == v.id))
         }
         for key in remove:
             if key not in existing:

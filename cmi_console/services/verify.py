@@ -160,10 +160,14 @@ class _Verifier:
                 body = bytes(body)
                 leaf = sha256(b"\x00" + body).digest()
                 if seq != want_seq:
-                    self.find("entry-missing", f"expected entry {want_seq}, found {seq}", seq=want_seq)
+                    self.find(
+                        "entry-missing", f"expected entry {want_seq}, found {seq}", seq=want_seq
+                    )
                     want_seq = seq
                 if hash_col != leaf.hex():
-                    self.find("hash-mismatch", "stored hash does not match the entry bytes", seq=seq)
+                    self.find(
+                        "hash-mismatch", "stored hash does not match the entry bytes", seq=seq
+                    )
                 try:
                     obj = orjson.loads(body)
                 except orjson.JSONDecodeError:
@@ -225,7 +229,9 @@ class _Verifier:
         else:
             key = self.state.key(str(sig.get("key")))
             if key is None:
-                self.find("signature-invalid", "signed with a key the log never registered", seq=seq)
+                self.find(
+                    "signature-invalid", "signed with a key the log never registered", seq=seq
+                )
             elif key[0] != actor:
                 self.find("signature-invalid", f"key belongs to {key[0]}, not {actor}", seq=seq)
             elif key[2] is not None:
@@ -323,7 +329,12 @@ class _Verifier:
                 self.report.rows += 1
                 want = expected.get(rid)
                 if want is None:
-                    self.find("row-not-in-log", "row exists but no entry created it", table=name, row_id=rid)
+                    self.find(
+                        "row-not-in-log",
+                        "row exists but no entry created it",
+                        table=name,
+                        row_id=rid,
+                    )
                     continue
                 diff = sorted(c for c in actual if actual[c] != want.get(c))
                 if diff:
@@ -334,7 +345,9 @@ class _Verifier:
                         row_id=rid,
                     )
             for rid in sorted(set(expected) - seen):
-                self.find("row-missing", "the log created this row; it is gone", table=name, row_id=rid)
+                self.find(
+                    "row-missing", "the log created this row; it is gone", table=name, row_id=rid
+                )
 
 
 def verify(ctx: Context, progress: Callable[[int, int], None] | None = None) -> VerifyReport:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -78,7 +78,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         conn = conn.execution_options(cmi_write=True)
         with conn.begin():
             if not is_sqlite(engine):
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)" % LOG_LOCK_KEY)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOG_LOCK_KEY})
             yield conn
 
 

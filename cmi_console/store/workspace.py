@@ -1,10 +1,10 @@
 """The workspace directory: configuration, database location, keys, witness.
 
-    $CMI_HOME/workspace.json   origin, id, optional database URL (never a password)
-    $CMI_HOME/cmi.db           the SQLite database (default backend)
-    $CMI_HOME/artifacts/       content-addressed store (or $CMI_ARTIFACT_ROOT)
-    $CMI_HOME/witness/         latest signed checkpoint, outside the database
-    $CMI_HOME/keys/            log.key (0600), log.vkey, <principal>.key (0600), .pub
+$CMI_HOME/workspace.json   origin, id, optional database URL (never a password)
+$CMI_HOME/cmi.db           the SQLite database (default backend)
+$CMI_HOME/artifacts/       content-addressed store (or $CMI_ARTIFACT_ROOT)
+$CMI_HOME/witness/         latest signed checkpoint, outside the database
+$CMI_HOME/keys/            log.key (0600), log.vkey, <principal>.key (0600), .pub
 """
 
 from __future__ import annotations

@@ -1,0 +1,108 @@
+"""Bad input: one clear line, exit 2, nothing written, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Workspace
+
+
+def log_size(ws: Workspace) -> int:
+    return len(ws.cli("audit", "log", "-n", "10000", "--json").json())
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["model", "create", "../etc"], "not a valid name"),
+        (["model", "create", "cancer"], "already exists"),
+        (["version", "register", "nope", "--artifact", "{art}"], "model 'nope' does not exist"),
+        (["version", "register", "cancer", "--artifact", "/no/such/file"], "no such file"),
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--metrics", "{{bad"],
+            "--metrics:1:2: invalid JSON",
+        ),
+        (
+            [
+                "version",
+                "register",
+                "cancer",
+                "--artifact",
+                "{art}",
+                "--metrics",
+                '{{"auc": "high"}}',
+            ],
+            "--metrics.auc: must be a number",
+        ),
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--tag", "novalue"],
+            "is not KEY=VALUE",
+        ),
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--dataset", "ghost"],
+            "dataset 'ghost' does not exist",
+        ),
+        (["version", "show", "cancer:zero"], "version must be a positive integer"),
+        (["version", "search", "--metric", "auc~1"], "is not KEY>=NUMBER"),
+        (["dataset", "register", "{bad_csv}", "--name", "x"], "cannot read as csv"),
+        (["dataset", "register", "{art}", "--name", "x"], "unsupported data format"),
+        (["audit", "log", "--since", "yesterday"], "--since: 'yesterday' is not an ISO 8601 time"),
+        (["audit", "log", "-n", "0"], "--limit"),
+        (["audit", "prove", "999"], "not in the signed log"),
+        (["audit", "consistency", "{bad_note}"], "no blank line"),
+        (["role", "grant", "alice", "risk-oficer"], "unknown role 'risk-oficer'"),
+        (["user", "add", "Bad Name", "--role", "developer"], "not a valid principal name"),
+    ],
+)
+def test_one_line_exit_2_nothing_written(
+    populated: Workspace, tmp_path: Path, args: list[str], words: str
+) -> None:
+    art = tmp_path / "m1.skops"
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_bytes(b'a,b\n1,"unterminated\n')
+    bad_note = tmp_path / "note"
+    bad_note.write_text("not a checkpoint")
+    args = [a.format(art=art, bad_csv=bad_csv, bad_note=bad_note) for a in args]
+    before = log_size(populated)
+    store = sorted(p.name for p in (populated.home / "artifacts").rglob("*") if p.is_file())
+    actor = "root" if args[0] in {"role", "user"} else "alice"
+    r = populated.cli(*args, as_=actor)
+    assert r.code == 2, (r.code, r.err)
+    assert words in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert log_size(populated) == before
+    if "--artifact" not in args:
+        assert (
+            sorted(p.name for p in (populated.home / "artifacts").rglob("*") if p.is_file())
+            == store
+        )
+
+
+def test_usage_errors_exit_2(ws: Workspace) -> None:
+    r = ws.cli("version", "register")
+    assert r.code == 2 and "Traceback" not in r.err
+
+
+def test_missing_workspace_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    w = Workspace(tmp_path / "nothing", None, capsys)
+    r = w.cli("audit", "log")
+    assert r.code == 2 and "no cmi workspace here" in r.err and len(r.err.splitlines()) == 1
+
+
+def test_init_refuses_an_existing_workspace_and_changes_nothing(ws: Workspace) -> None:
+    before = {p: p.stat().st_mtime_ns for p in ws.home.rglob("*") if p.is_file()}
+    r = ws.cli("init", "--admin", "other")
+    assert r.code == 2 and "already a cmi workspace" in r.err
+    assert {p: p.stat().st_mtime_ns for p in ws.home.rglob("*") if p.is_file()} == before
+
+
+def test_database_password_is_never_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cmi_console.services.setup import init_workspace
+
+    init_workspace(tmp_path / "w", admin="root").engine.dispose()
+    w = Workspace(tmp_path / "w", "postgresql+psycopg://u:hunter2@127.0.0.1:1/none", capsys)
+    r = w.cli("audit", "log")
+    assert r.code == 2 and "hunter2" not in r.err + r.out

@@ -1,0 +1,173 @@
+"""The registry through the CLI, with --json, on both backends."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from conftest import Workspace
+
+
+def test_versions_tags_aliases_and_search(populated: Workspace) -> None:
+    ws = populated
+    v2 = ws.cli("version", "show", "cancer:2", "--json").json()
+    assert v2["author"] == "alice" and v2["artifact_format"] == "skops"
+    assert v2["tags"] == {"c": "1.0", "team": "onc"} and v2["metrics"] == {"auc": 0.92}
+    assert v2["datasets"][0]["dataset"] == "cancer:1"
+    assert ws.cli("version", "show", "cancer", "--json").json()["version"] == 2  # latest
+
+    found = ws.cli("version", "search", "--tag", "c=0.1", "--json").json()
+    assert [(v["model"], v["version"]) for v in found] == [("cancer", 1)]
+    found = ws.cli(
+        "version", "search", "--tag", "team=onc", "--metric", "auc>=0.915", "--json"
+    ).json()
+    assert [v["version"] for v in found] == [2]
+
+    assert ws.cli("alias", "set", "cancer", "champion", "1", as_="alice").code == 0
+    assert ws.cli("version", "show", "cancer@champion", "--json").json()["version"] == 1
+    moved = ws.cli("alias", "set", "cancer", "champion", "2", "--json", as_="alice").json()
+    assert moved["previous"] == 1
+    assert ws.cli("alias", "delete", "cancer", "champion", as_="alice").code == 0
+    assert ws.cli("version", "show", "cancer@champion").code == 2
+
+    tagged = ws.cli(
+        "version", "tag", "cancer:1", "--tag", "c=0.2", "--remove", "team", "--json", as_="alice"
+    ).json()
+    assert tagged["tags"] == {"c": "0.2"}
+    models = ws.cli("model", "list", "--json").json()
+    assert models[0]["name"] == "cancer" and models[0]["versions"] == 2 and models[0]["latest"] == 2
+    assert ws.cli("audit", "verify").code == 0
+
+
+def test_every_write_is_an_audit_entry(populated: Workspace) -> None:
+    log = populated.cli("audit", "log", "--json", "-n", "100", "--reverse").json()
+    actions = [e["action"] for e in log]
+    assert actions == [
+        "workspace.init",
+        "user.add",
+        "user.add",
+        "dataset.register",
+        "model.create",
+        "version.register",
+        "version.register",
+    ]
+    assert [e["seq"] for e in log] == list(range(len(log)))
+    by_alice = populated.cli(
+        "audit", "log", "--actor", "alice", "--action", "version.*", "--json"
+    ).json()
+    assert {e["subject"] for e in by_alice} == {"version:cancer:1", "version:cancer:2"}
+    page = populated.cli("audit", "log", "-n", "2", "--before", "5", "--json").json()
+    assert [e["seq"] for e in page] == [4, 3]
+    none = populated.cli("audit", "log", "--since", "2999-01-01", "--json").json()
+    assert none == []
+
+
+def test_dataset_profile_and_idempotent_registration(populated: Workspace, tmp_path: Path) -> None:
+    ws = populated
+    d = ws.cli("dataset", "show", "cancer", "--json").json()
+    assert d["row_count"] == 569 and d["columns"][-1] == {"name": "target", "dtype": "int64"}
+    size = len(ws.cli("audit", "log", "-n", "1000", "--json").json())
+    again = ws.cli(
+        "dataset",
+        "register",
+        str(tmp_path / "cancer.csv"),
+        "--name",
+        "cancer",
+        "--json",
+        as_="alice",
+    ).json()
+    assert again["created"] is False and again["version"] == 1
+    assert len(ws.cli("audit", "log", "-n", "1000", "--json").json()) == size
+
+
+def test_runs_link_datasets(populated: Workspace) -> None:
+    ws = populated
+    r = ws.cli(
+        "run",
+        "record",
+        "--params",
+        '{"C": 1}',
+        "--metrics",
+        '{"auc": 0.9}',
+        "--seed",
+        "7",
+        "--dataset",
+        "train=cancer:1",
+        "--key",
+        "run-1",
+        "--json",
+        as_="alice",
+    )
+    assert r.code == 0, r.err
+    assert r.json()["datasets"][0]["dataset"] == "cancer:1" and r.json()["seed"] == 7
+
+
+def test_inclusion_proof_and_consistency(populated: Workspace, tmp_path: Path) -> None:
+    from cmi_console.core import merkle
+
+    ws = populated
+    old = tmp_path / "old.checkpoint"
+    assert ws.cli("audit", "checkpoint", "--out", str(old)).code == 0
+    assert ws.cli("model", "create", "other", as_="alice").code == 0
+    proof = ws.cli("audit", "prove", "3").json()
+    assert merkle.verify_inclusion(
+        3,
+        proof["tree_size"],
+        bytes.fromhex(proof["leaf_hash"]),
+        [bytes.fromhex(p) for p in proof["proof"]],
+        bytes.fromhex(proof["root"]),
+    )
+    assert merkle.leaf_hash(proof["entry"].encode()).hex() == proof["leaf_hash"]
+    cons = ws.cli("audit", "consistency", str(old)).json()
+    assert cons["consistent"] and cons["new_size"] == cons["old_size"] + 1
+    assert merkle.verify_consistency(
+        cons["old_size"],
+        cons["new_size"],
+        bytes.fromhex(cons["old_root"]),
+        bytes.fromhex(cons["new_root"]),
+        [bytes.fromhex(p) for p in cons["proof"]],
+    )
+
+
+def test_consistency_refuses_a_checkpoint_from_another_history(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    from cmi_console.core import checkpoint
+
+    ws = populated
+    note = ws.cli("audit", "checkpoint").out
+    cp, _ = checkpoint.parse(note)
+    key = ws.ctx().log_key()
+    forged = checkpoint.sign(
+        checkpoint.Checkpoint(cp.origin, cp.size, b"\x07" * 32), cp.origin, key
+    )
+    path = tmp_path / "forged.checkpoint"
+    path.write_text(forged)
+    r = ws.cli("audit", "consistency", str(path))
+    assert r.code == 4 and "does not extend" in r.err
+
+
+def test_key_files_are_private(populated: Workspace) -> None:
+    for key in (populated.home / "keys").glob("*.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+
+
+def test_witness_is_written_outside_the_database(populated: Workspace) -> None:
+    note = (populated.home / "witness" / "latest.checkpoint").read_text()
+    size = int(note.split("\n")[1])
+    assert size == len(populated.cli("audit", "log", "-n", "1000", "--json").json())
+
+
+def test_json_output_is_valid_for_read_commands(populated: Workspace) -> None:
+    for args in (
+        ["user", "list"],
+        ["model", "show", "cancer"],
+        ["dataset", "list"],
+        ["version", "list", "cancer"],
+        ["audit", "show", "0"],
+        ["role", "list"],
+    ):
+        r = populated.cli(*args, "--json")
+        assert r.code == 0, (args, r.err)
+        json.loads(r.out)

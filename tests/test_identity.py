@@ -1,0 +1,78 @@
+"""Principals, roles and keys: signed, admin-only, no self-grants."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import Workspace
+
+
+def entries(ws: Workspace) -> int:
+    return len(ws.cli("audit", "log", "-n", "10000", "--json").json())
+
+
+def test_user_add_is_a_signed_decision(ws: Workspace) -> None:
+    r = ws.cli("user", "add", "alice", "--role", "developer", "--role", "reviewer", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["roles"] == ["developer", "reviewer"]
+    last = ws.cli("audit", "log", "-n", "1", "--json").json()[0]
+    assert last["action"] == "user.add" and last["sig"]["alg"] == "ed25519"
+
+
+@pytest.mark.parametrize(
+    "args, actor, words",
+    [
+        (["role", "grant", "root", "developer"], "root", "themselves"),
+        (["role", "grant", "bob", "developer"], "alice", "needs role admin"),
+        (["user", "add", "eve", "--role", "admin"], "alice", "needs role admin"),
+        (["role", "revoke", "root", "admin"], "root", "last admin"),
+        (["model", "create", "m"], "bob", "needs role admin or developer"),
+        (["model", "create", "m"], "nobody", "unknown principal"),
+    ],
+)
+def test_denied_with_exit_3_and_nothing_written(
+    ws: Workspace, args: list[str], actor: str, words: str
+) -> None:
+    assert ws.cli("user", "add", "alice", "--role", "developer").code == 0
+    assert ws.cli("user", "add", "bob", "--role", "reviewer").code == 0
+    before = entries(ws)
+    r = ws.cli(*args, as_=actor)
+    assert r.code == 3, r.err
+    assert words in r.err and len(r.err.strip().splitlines()) == 1
+    assert entries(ws) == before
+
+
+def test_revoked_role_no_longer_counts(ws: Workspace) -> None:
+    assert ws.cli("user", "add", "alice", "--role", "developer").code == 0
+    assert ws.cli("model", "create", "m1", as_="alice").code == 0
+    assert ws.cli("role", "revoke", "alice", "developer").code == 0
+    r = ws.cli("model", "create", "m2", as_="alice")
+    assert r.code == 3 and "needs role" in r.err
+    assert ws.cli("audit", "verify").code == 0
+
+
+def test_encrypted_key_needs_its_passphrase(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from cmi_console.services.setup import init_workspace
+
+    home = tmp_path / "enc"
+    init_workspace(home, admin="root", passphrase=b"s3cret").engine.dispose()
+    assert b"ENCRYPTED" in (home / "keys" / "root.key").read_bytes()
+    w = Workspace(home, None, capsys)
+    monkeypatch.delenv("CMI_KEY_PASSPHRASE", raising=False)
+    r = w.cli("user", "add", "alice", "--role", "developer")
+    assert r.code == 3 and "CMI_KEY_PASSPHRASE" in r.err
+    monkeypatch.setenv("CMI_KEY_PASSPHRASE", "wrong")
+    r = w.cli("user", "add", "alice", "--role", "developer")
+    assert r.code == 3 and "wrong passphrase" in r.err
+    monkeypatch.setenv("CMI_KEY_PASSPHRASE", "s3cret")
+    assert w.cli("user", "add", "alice", "--role", "developer").code == 0
+    assert "s3cret" not in (home / "cmi.db").read_bytes().decode("latin-1")
+
+
+def test_a_stolen_database_cannot_sign_for_a_principal(ws: Workspace) -> None:
+    """Decisions need the private key file, not just database access."""
+    assert ws.cli("user", "add", "alice", "--role", "admin").code == 0
+    os.unlink(ws.home / "keys" / "alice.key")
+    r = ws.cli("role", "grant", "root", "developer", as_="alice")
+    assert r.code == 3 and "no private key" in r.err

@@ -1,0 +1,50 @@
+"""Migrations: the head constant, refusing old schemas, upgrading."""
+
+from __future__ import annotations
+
+from conftest import Workspace
+from sqlalchemy import text
+
+from cmi_console.store import schema
+
+
+def test_head_constant_matches_alembic() -> None:
+    assert schema.alembic_head() == schema.HEAD_REVISION
+
+
+def test_an_older_schema_is_refused_with_the_fix(ws: Workspace) -> None:
+    ctx = ws.ctx()
+    with ctx.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    ctx.engine.dispose()
+    r = ws.cli("audit", "log")
+    assert r.code == 2 and "run `cmi db upgrade`" in r.err
+    r = ws.cli("model", "create", "x")
+    assert r.code == 2
+
+
+def test_db_status_and_upgrade(ws: Workspace) -> None:
+    r = ws.cli("db", "status")
+    assert r.code == 0 and "current" in r.out
+    r = ws.cli("db", "upgrade")
+    assert r.code == 0 and "already at" in r.out
+
+
+def test_downgrade_and_upgrade_round_trip(tmp_path, db_url) -> None:  # type: ignore[no-untyped-def]
+    from alembic import command
+    from alembic.config import Config
+
+    from cmi_console.store.engine import make_engine
+
+    url = db_url or f"sqlite:///{tmp_path / 'x.db'}"
+    engine = make_engine(url)
+    schema.upgrade(engine)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(schema.MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert schema.current_revision(engine) is None
+    schema.upgrade(engine)
+    assert schema.current_revision(engine) == schema.HEAD_REVISION
+    engine.dispose()

@@ -1,0 +1,231 @@
+"""The tamper suite: each attack on the database is caught by `cmi audit verify`
+with exit 4, and the finding names the entry or row (DESIGN.md invariants 2-6)."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+import tamper
+from conftest import Workspace
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+
+def findings(ws: Workspace) -> list[dict[str, Any]]:
+    r = ws.cli("audit", "verify", "--json")
+    assert r.code == 4, r.out + r.err
+    report = r.json()
+    assert not report["ok"]
+    return report["findings"]
+
+
+def first(ws: Workspace) -> dict[str, Any]:
+    return findings(ws)[0]
+
+
+def test_clean_log_verifies(populated: Workspace) -> None:
+    r = populated.cli("audit", "verify", "--json")
+    assert r.code == 0, r.err
+    report = r.json()
+    assert report["ok"] and report["entries"] >= 7 and report["signatures"] >= 3
+    assert report["covered"] == report["entries"] == report["witness_size"]
+
+
+def test_update_and_delete_on_the_log_are_refused_by_the_database(populated: Workspace) -> None:
+    ctx = populated.ctx()
+    for sql in (
+        "UPDATE audit_entries SET actor = 'eve' WHERE seq = 1",
+        "DELETE FROM audit_entries WHERE seq = 1",
+        "UPDATE checkpoints SET size = 0",
+        "DELETE FROM checkpoints",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), ctx.engine.begin() as conn:
+            conn.execute(text(sql))
+    ctx.engine.dispose()
+    assert populated.cli("audit", "verify").code == 0
+
+
+def test_edited_payload(populated: Workspace) -> None:
+    b = tamper.rows(populated)[3].body
+    forged = bytes(b).replace(b'"cancer"', b'"cancer2"', 1)
+    tamper.raw(populated, ("UPDATE audit_entries SET body = :b WHERE seq = 3", {"b": forged}))
+    f = first(populated)
+    assert (f["kind"], f["seq"]) == ("hash-mismatch", 3)
+
+
+def test_edited_actor_column(populated: Workspace) -> None:
+    tamper.raw(populated, ("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 4", {}))
+    f = first(populated)
+    assert (f["kind"], f["seq"]) == ("column-mismatch", 4) and "actor" in f["message"]
+
+
+def test_edited_actor_inside_the_entry(populated: Workspace) -> None:
+    b = tamper.rows(populated)[5].body
+    tamper.raw(
+        populated,
+        (
+            "UPDATE audit_entries SET body = :b WHERE seq = 5",
+            {"b": bytes(b).replace(b'"actor":"alice"', b'"actor":"bob"')},
+        ),
+    )
+    f = first(populated)
+    assert f["seq"] == 5 and f["kind"] in {"hash-mismatch", "column-mismatch"}
+
+
+def test_deleted_middle_entry(populated: Workspace) -> None:
+    tamper.raw(populated, ("DELETE FROM audit_entries WHERE seq = 3", {}))
+    f = first(populated)
+    assert (f["kind"], f["seq"]) == ("entry-missing", 3)
+
+
+def test_deleted_tail_is_caught_by_the_checkpoint(populated: Workspace) -> None:
+    n = len(tamper.rows(populated))
+    tamper.raw(populated, ("DELETE FROM audit_entries WHERE seq >= :s", {"s": n - 2}))
+    kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
+    assert ("log-truncated", n - 2) in kinds
+
+
+def test_deleted_tail_and_checkpoints_is_caught_by_the_witness(populated: Workspace) -> None:
+    n = len(tamper.rows(populated))
+    tamper.raw(
+        populated,
+        ("DELETE FROM audit_entries WHERE seq >= :s", {"s": n - 2}),
+        ("DELETE FROM checkpoints WHERE size > :s", {"s": n - 2}),
+    )
+    f = first(populated)
+    assert (f["kind"], f["seq"]) == ("log-truncated", n - 2) and "witness" in f["message"]
+
+
+def test_forged_entry_appended_with_a_valid_chain(populated: Workspace) -> None:
+    seq = tamper.append_forged(populated, "model.create", [])
+    kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
+    assert ("unsealed-entries", seq) in kinds
+
+
+def test_forged_decision_with_a_wrong_key(populated: Workspace) -> None:
+    from cmi_console.core import keys
+
+    seq = tamper.append_forged(
+        populated,
+        "role.grant",
+        [],
+        sig={
+            "alg": "ed25519",
+            "key": keys.key_id(keys.public_raw(keys.generate())),
+            "value": "AAAA",
+        },
+    )
+    kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
+    assert ("signature-invalid", seq) in kinds
+
+
+def test_forged_decision_without_signature(populated: Workspace) -> None:
+    seq = tamper.append_forged(populated, "role.grant", [])
+    kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
+    assert ("signature-missing", seq) in kinds
+
+
+def test_reordered_entries(populated: Workspace) -> None:
+    r = tamper.rows(populated)
+    a, b = r[3], r[4]
+    tamper.raw(
+        populated,
+        ("UPDATE audit_entries SET prev = 'x3', hash = 'y3' WHERE seq = 3", {}),
+        (
+            "UPDATE audit_entries SET body = :b, hash = :h, prev = :p WHERE seq = 4",
+            {"b": bytes(a.body), "h": a.hash, "p": a.prev},
+        ),
+        (
+            "UPDATE audit_entries SET body = :b, hash = :h, prev = :p WHERE seq = 3",
+            {"b": bytes(b.body), "h": b.hash, "p": b.prev},
+        ),
+    )
+    f = first(populated)
+    assert (f["kind"], f["seq"]) == ("chain-broken", 3)
+
+
+def test_rewritten_history_with_recomputed_hashes(populated: Workspace) -> None:
+    def edit(obj: dict[str, Any]) -> None:
+        obj["data"]["rows"] = 1
+
+    tamper.rewrite_from(populated, 4, edit)
+    kinds = [(f["kind"], f.get("seq")) for f in findings(populated)]
+    # the chain is consistent again; the signed checkpoint that covered entry 4 is not
+    assert not any(k == "chain-broken" for k, _ in kinds)
+    assert ("checkpoint-mismatch", 4) in kinds
+    assert any(k == "witness-mismatch" for k, _ in kinds)
+
+
+def test_database_restored_from_an_older_copy(populated: Workspace, tmp_path: Any) -> None:
+    if populated.db:
+        pytest.skip(
+            "file copy is the SQLite form of this attack; see the tail tests for PostgreSQL"
+        )
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    src = sqlite3.connect(populated.sqlite_path)
+    src.execute("VACUUM INTO ?", (str(old),))
+    src.close()
+    assert populated.cli("alias", "set", "cancer", "champion", "2", as_="alice").code == 0
+    for suffix in ("", "-wal", "-shm"):
+        populated.sqlite_path.with_name("cmi.db" + suffix).unlink(missing_ok=True)
+    shutil.copy(old, populated.sqlite_path)
+    f = first(populated)
+    assert f["kind"] == "log-truncated" and "witness" in f["message"]
+
+
+def test_registry_row_edited_directly(populated: Workspace) -> None:
+    tamper.raw(populated, ("UPDATE model_versions SET stage = 'production' WHERE version = 2", {}))
+    f = first(populated)
+    assert (f["kind"], f["table"]) == ("row-modified", "model_versions") and "stage" in f["message"]
+
+
+def test_metric_edited_directly(populated: Workspace) -> None:
+    tamper.raw(populated, ("UPDATE version_metrics SET value = 0.999", {}))
+    f = first(populated)
+    assert (f["kind"], f["table"]) == ("row-modified", "version_metrics")
+
+
+def test_decision_row_inserted_without_signature(populated: Workspace) -> None:
+    tamper.raw(
+        populated,
+        (
+            "INSERT INTO role_grants (principal_id, role, granted_by, granted_at) "
+            "SELECT id, 'admin', 'root', '2030-01-01T00:00:00.000000Z' "
+            "FROM principals WHERE name = 'alice'",
+            {},
+        ),
+    )
+    f = first(populated)
+    assert (f["kind"], f["table"]) == ("row-not-in-log", "role_grants")
+
+
+def test_registry_row_deleted(populated: Workspace) -> None:
+    tamper.raw(populated, ("DELETE FROM version_tags WHERE key = 'team'", {}))
+    f = first(populated)
+    assert (f["kind"], f["table"]) == ("row-missing", "version_tags")
+
+
+def test_dropped_trigger_is_reported(populated: Workspace) -> None:
+    ctx = populated.ctx()
+    with ctx.engine.begin() as conn:
+        if populated.db:
+            conn.exec_driver_sql("DROP TRIGGER audit_entries_no_delete ON audit_entries")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER audit_entries_no_delete")
+    ctx.engine.dispose()
+    f = first(populated)
+    assert f["kind"] == "trigger-missing" and "audit_entries_no_delete" in f["message"]
+
+
+def test_human_report_names_the_first_fault(populated: Workspace) -> None:
+    tamper.raw(populated, ("DELETE FROM audit_entries WHERE seq = 3", {}))
+    r = populated.cli("audit", "verify")
+    assert r.code == 4
+    assert (
+        r.err.splitlines()[0]
+        == "integrity violation: entry-missing: entry 3: expected entry 3, found 4"
+    )
