@@ -1,0 +1,81 @@
+"""`cmi audit verify` on a large log (issue 2): 5% of entries are signed
+decisions. The log is built through the real append path, in batches of
+1,000 entries per transaction, each batch sealed by a signed checkpoint.
+
+    python benchmarks/verify_log.py [--entries 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from _common import fresh_workspace, peak_rss_mb
+
+from cmi_console.services import identity, registry
+from cmi_console.services.verify import verify
+
+
+def build(ctx, entries: int, batch: int = 1000) -> None:  # type: ignore[no-untyped-def]
+    ctx.actor = "dev"
+    registry.create_model(ctx, "bench")
+    grants = identity.GRANTS
+    made = 0
+    granted: int | None = None
+    while made < entries:
+        with ctx.write() as tx:
+            for _ in range(min(batch, entries - made)):
+                if made % 20 == 0:  # 5%: a signed decision that really changes a row
+                    tx.ctx.actor = "root"
+                    if granted is None:
+                        pid = identity.principal_row(tx.conn, "rev").id
+                        granted = tx.insert(
+                            grants,
+                            {
+                                "principal_id": pid,
+                                "role": "validator",
+                                "granted_by": "root",
+                                "granted_at": tx.time,
+                                "revoked_by": None,
+                                "revoked_at": None,
+                            },
+                        )
+                        tx.record(
+                            "role.grant", "principal:rev", {"user": "rev", "role": "validator"}
+                        )
+                    else:
+                        tx.update(grants, granted, {"revoked_by": "root", "revoked_at": tx.time})
+                        tx.record(
+                            "role.revoke", "principal:rev", {"user": "rev", "role": "validator"}
+                        )
+                        granted = None
+                    tx.ctx.actor = "dev"
+                else:
+                    tx.record("model.note", "model:bench", {"n": made, "note": "benchmark entry"})
+                made += 1
+        if made % 100_000 == 0:
+            print(f"  built {made}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    args = ap.parse_args()
+    ctx = fresh_workspace(f"verify-{args.entries}")
+    t0 = time.perf_counter()
+    build(ctx, args.entries)
+    t1 = time.perf_counter()
+    rss_before = peak_rss_mb()
+    report = verify(ctx)
+    t2 = time.perf_counter()
+    assert report.ok, report.findings[:3]
+    print(
+        f"entries {report.entries}, signatures {report.signatures}, checkpoints {report.checkpoints}"
+    )
+    print(f"build           {args.entries / (t1 - t0):10.0f} entries/s")
+    print(f"verify          {report.entries / (t2 - t1):10.0f} entries/s ({t2 - t1:.1f} s)")
+    print(f"peak RSS        {peak_rss_mb():10.0f} MB (before verify {rss_before:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
