@@ -76,3 +76,26 @@ def test_a_stolen_database_cannot_sign_for_a_principal(ws: Workspace) -> None:
     os.unlink(ws.home / "keys" / "alice.key")
     r = ws.cli("role", "grant", "root", "developer", as_="alice")
     assert r.code == 3 and "no private key" in r.err
+
+
+def test_user_with_their_own_public_key_signs_with_their_own_private_key(
+    ws: Workspace, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """The private half never touches the workspace until the user puts it there."""
+    from cmi_console.core import keys
+
+    private = keys.generate()
+    pub = tmp_path / "dana.pub"
+    pub.write_text(keys.b64(keys.public_raw(private)) + "\n")
+    r = ws.cli("user", "add", "dana", "--role", "admin", "--public-key", str(pub), "--json")
+    assert r.code == 0, r.err
+    assert r.json()["key_ids"] == [keys.key_id(keys.public_raw(private))]
+    assert not (ws.home / "keys" / "dana.key").exists()
+    assert ws.cli("role", "grant", "root", "developer", as_="dana").code == 3  # no key yet
+    (ws.home / "keys" / "dana.key").write_bytes(keys.private_pem(private, None))
+    assert ws.cli("role", "grant", "root", "developer", as_="dana").code == 0
+    assert ws.cli("audit", "verify").code == 0
+    bad = tmp_path / "bad.pub"
+    bad.write_text("not base64!")
+    r = ws.cli("user", "add", "erin", "--role", "developer", "--public-key", str(bad))
+    assert r.code == 2 and "public key" in r.err
