@@ -15,7 +15,7 @@ from cmi_console.core.errors import BadInput
 from cmi_console.services import identity
 from cmi_console.services.context import Context
 from cmi_console.store import schema
-from cmi_console.store.engine import make_engine
+from cmi_console.store.engine import has_password, make_engine
 from cmi_console.store.workspace import CONFIG_FILE, Workspace, write_private
 
 
@@ -43,9 +43,7 @@ def init_workspace(
     origin = f"cmi-console.local/{wid[:16]}"
     config = {"format": 1, "workspace_id": wid, "origin": origin, "created_at": now()}
     config.update(extra_config or {})
-    if db and "@" in db and ":" in db.split("://", 1)[-1].split("@", 1)[0]:
-        pass  # a URL with a password is never written to disk; pass it each time
-    elif db:
+    if db and not has_password(db):  # a password is never written to disk
         config["database_url"] = db
     ws = Workspace(home=home, db_override=db, config=config)
     created_home = not home.exists()

@@ -97,7 +97,6 @@ class _Verifier:
         self.progress = progress
         self.report = VerifyReport()
         self.state = _State()
-        self._key_cache: dict[str, tuple[str, bytes, str | None] | None] = {}
 
     def find(self, kind: str, message: str, **where: Any) -> None:
         if len(self.report.findings) < MAX_FINDINGS:

@@ -45,13 +45,18 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def has_password(url: str) -> bool:
+    rest = url.partition("://")[2]
+    return "@" in rest and ":" in rest.split("@", 1)[0]
+
+
 def _redact(url: str) -> str:
     """Never print a password (DESIGN.md: secrets never go into logs)."""
+    if not has_password(url):
+        return url
     scheme, sep, rest = url.partition("://")
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
-    return url
+    user = rest.split("@", 1)[0].split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
 
 
 def _sqlite_discipline(engine: Engine) -> None:
