@@ -45,6 +45,7 @@ def test_every_write_is_an_audit_entry(populated: Workspace) -> None:
     actions = [e["action"] for e in log]
     assert actions == [
         "workspace.init",
+        "policy.activate",
         "user.add",
         "user.add",
         "dataset.register",

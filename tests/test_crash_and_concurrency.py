@@ -67,6 +67,6 @@ def test_four_writers_at_once_lose_nothing_and_never_fork(ws: Workspace) -> None
     names = {m["name"] for m in registry.list_models(ctx)}
     assert names == {f"w{i}-{j}" for i in range(4) for j in range(per)}
     log = ws.cli("audit", "log", "-n", "100000", "--json", "--reverse").json()
-    assert [e["seq"] for e in log] == list(range(len(log))) and len(log) == 1 + 4 * per
+    assert [e["seq"] for e in log] == list(range(len(log))) and len(log) == 2 + 4 * per
     # a linear chain: every prev is the hash of the entry before it
     assert all(b["prev"] == a["hash"] for a, b in zip(log, log[1:], strict=False))

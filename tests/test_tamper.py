@@ -48,11 +48,12 @@ def test_update_and_delete_on_the_log_are_refused_by_the_database(populated: Wor
 
 
 def test_edited_payload(populated: Workspace) -> None:
-    b = tamper.rows(populated)[3].body
+    b = tamper.rows(populated)[4].body
+    assert b'"cancer"' in bytes(b)
     forged = bytes(b).replace(b'"cancer"', b'"cancer2"', 1)
-    tamper.raw(populated, ("UPDATE audit_entries SET body = :b WHERE seq = 3", {"b": forged}))
+    tamper.raw(populated, ("UPDATE audit_entries SET body = :b WHERE seq = 4", {"b": forged}))
     f = first(populated)
-    assert (f["kind"], f["seq"]) == ("hash-mismatch", 3)
+    assert (f["kind"], f["seq"]) == ("hash-mismatch", 4)
 
 
 def test_edited_actor_column(populated: Workspace) -> None:

@@ -10,7 +10,14 @@ from typing import Annotated
 
 import typer
 
-from cmi_console.cli import audit_cmds, common, identity_cmds, registry_cmds
+from cmi_console.cli import (
+    audit_cmds,
+    common,
+    gate_cmds,
+    identity_cmds,
+    policy_cmds,
+    registry_cmds,
+)
 
 INTERNAL_ERROR = 70
 
@@ -34,7 +41,9 @@ app.add_typer(registry_cmds.runs, name="run")
 app.add_typer(registry_cmds.models, name="model")
 app.add_typer(registry_cmds.versions, name="version")
 app.add_typer(registry_cmds.aliases, name="alias")
+app.add_typer(policy_cmds.app, name="policy")
 app.add_typer(db_app, name="db")
+gate_cmds.register(app)
 
 
 @app.command()

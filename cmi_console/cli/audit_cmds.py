@@ -11,7 +11,7 @@ from cmi_console.cli import common
 
 app = typer.Typer(help="Read, verify and prove the tamper-evident audit log.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JsonOpt = common.JsonOpt
 
 
 @app.command("log")

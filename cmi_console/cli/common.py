@@ -7,7 +7,11 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 if TYPE_CHECKING:
     from cmi_console.services.context import Context
@@ -110,6 +114,14 @@ def kv(title: str, data: dict[str, Any]) -> None:
             v = json.dumps(v, sort_keys=True) if v else "-"
         t.add_row(k, Text("" if v is None else str(v)))
     console().print(t)
+
+
+def show(title: str, data: dict[str, Any], as_json: bool) -> None:
+    """One record: JSON for machines, a key/value table for people."""
+    if as_json:
+        print_json(data)
+    else:
+        kv(title, data)
 
 
 def load_json_arg(text: str | None, where: str) -> dict[str, Any]:

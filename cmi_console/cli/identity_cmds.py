@@ -12,7 +12,7 @@ from cmi_console.cli import common
 
 users = typer.Typer(help="Principals and their keys.", no_args_is_help=True)
 role_app = typer.Typer(help="Grant and revoke roles.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JsonOpt = common.JsonOpt
 
 
 def _show(view: object, as_json: bool) -> None:

@@ -14,7 +14,18 @@ runs = typer.Typer(help="Training runs: params, metrics, environment, data.", no
 models = typer.Typer(help="Models.", no_args_is_help=True)
 versions = typer.Typer(help="Model versions.", no_args_is_help=True)
 aliases = typer.Typer(help="Aliases that point at versions.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+consumers = typer.Typer(
+    help="Downstream consumers, told when a version retires.", no_args_is_help=True
+)
+models.add_typer(consumers, name="consumers")
+JsonOpt = common.JsonOpt
+
+
+def stage_label(v: dict[str, Any]) -> str:
+    """A version's stage as people read it: with its environment, and a
+    break-glass promotion flagged wherever the version is shown."""
+    label = v["stage"] + (f"@{v['environment']}" if v.get("environment") else "")
+    return label + (" BREAK-GLASS" if v.get("break_glass") else "")
 
 
 def _pairs(items: list[str] | None, where: str) -> dict[str, str]:
@@ -34,13 +45,6 @@ def _dataset_roles(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _kv(title: str, data: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        common.print_json(data)
-    else:
-        common.kv(title, data)
-
-
 @datasets.command("register")
 def dataset_register(
     path: Path,
@@ -51,7 +55,7 @@ def dataset_register(
     from cmi_console.services import registry
 
     view = registry.register_dataset(common.context(), path, name)
-    _kv(f"dataset {view['name']}:{view['version']}", view, as_json)
+    common.show(f"dataset {view['name']}:{view['version']}", view, as_json)
 
 
 @datasets.command("list")
@@ -85,7 +89,7 @@ def dataset_show(ref: str, as_json: JsonOpt = False) -> None:
     from cmi_console.services import registry
 
     view = registry.show_dataset(common.context(), ref)
-    _kv(f"dataset {view['name']}:{view['version']}", view, as_json)
+    common.show(f"dataset {view['name']}:{view['version']}", view, as_json)
 
 
 @runs.command("record")
@@ -112,7 +116,7 @@ def run_record(
         datasets=_dataset_roles(dataset),
         run_key=key,
     )
-    _kv(f"run {view['run']}", view, as_json)
+    common.show(f"run {view['run']}", view, as_json)
 
 
 @runs.command("show")
@@ -120,7 +124,7 @@ def run_show(key: str, as_json: JsonOpt = False) -> None:
     from cmi_console.services import registry
 
     view = registry.show_run(common.context(), key)
-    _kv(f"run {view['run']}", view, as_json)
+    common.show(f"run {view['run']}", view, as_json)
 
 
 @models.command("create")
@@ -134,7 +138,50 @@ def model_create(
     from cmi_console.services import registry
 
     view = registry.create_model(common.context(), name, description, owner)
-    _kv(f"model {name}", view, as_json)
+    common.show(f"model {name}", view, as_json)
+
+
+@models.command("tier")
+def model_tier(
+    model: str,
+    tier: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why the tier changes.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a model's risk tier (admin or risk-officer; signed; earlier approvals go stale)."""
+    from cmi_console.services import policies
+
+    common.show(f"model {model}", policies.set_tier(common.context(), model, tier, reason), as_json)
+
+
+@consumers.command("add")
+def consumer_add(
+    model: str,
+    name: str,
+    contact: Annotated[str, typer.Option(help="Who to tell (team, channel, address).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """List a downstream consumer of MODEL."""
+    from cmi_console.services import gates
+
+    common.show(
+        f"model {model}", gates.add_consumer(common.context(), model, name, contact), as_json
+    )
+
+
+@consumers.command("list")
+def consumer_list(model: str, as_json: JsonOpt = False) -> None:
+    from cmi_console.services import gates
+
+    rows = gates.list_consumers(common.context(), model)
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["consumer", "contact", "added", "by"],
+        [[r["name"], r["contact"], r["added_at"][:10], r["added_by"]] for r in rows],
+    )
 
 
 @models.command("list")
@@ -147,10 +194,12 @@ def model_list(as_json: JsonOpt = False) -> None:
         return
     common.table(
         None,
-        ["name", "owner", "versions", "latest", "stages", "description"],
+        ["name", "status", "tier", "owner", "versions", "latest", "stages", "description"],
         [
             [
                 r["name"],
+                r["status"],
+                r["risk_tier"] or "default",
                 r["owner"],
                 r["versions"],
                 r["latest"],
@@ -178,7 +227,7 @@ def model_show(name: str, as_json: JsonOpt = False) -> None:
         [
             [
                 v["version"],
-                v["stage"],
+                stage_label(v),
                 v["status"],
                 v["author"],
                 v["artifact_sha256"][:12],
@@ -213,7 +262,7 @@ def version_register(
         tags=_pairs(tag, "--tag"),
         description=description,
     )
-    _kv(f"version {view['model']}:{view['version']}", view, as_json)
+    common.show(f"version {view['model']}:{view['version']}", view, as_json)
 
 
 def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -227,7 +276,7 @@ def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
             [
                 r["model"],
                 r["version"],
-                r["stage"],
+                stage_label(r),
                 r["status"],
                 r["author"],
                 " ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())),
@@ -261,7 +310,7 @@ def version_show(ref: str, as_json: JsonOpt = False) -> None:
     from cmi_console.services import registry
 
     view = registry.show_version(common.context(), ref)
-    _kv(f"version {view['model']}:{view['version']}", view, as_json)
+    common.show(f"version {view['model']}:{view['version']}", view, as_json)
 
 
 @versions.command("tag")
@@ -275,7 +324,7 @@ def version_tag(
     from cmi_console.services import registry
 
     view = registry.tag_version(common.context(), ref, _pairs(tag, "--tag"), remove or [])
-    _kv(f"version {view['model']}:{view['version']}", view, as_json)
+    common.show(f"version {view['model']}:{view['version']}", view, as_json)
 
 
 @versions.command("search")
@@ -309,7 +358,9 @@ def alias_set(model: str, alias: str, version: int, as_json: JsonOpt = False) ->
     """Point MODEL@ALIAS at VERSION."""
     from cmi_console.services import registry
 
-    _kv(f"{model}@{alias}", registry.set_alias(common.context(), model, alias, version), as_json)
+    common.show(
+        f"{model}@{alias}", registry.set_alias(common.context(), model, alias, version), as_json
+    )
 
 
 @aliases.command("delete")
@@ -317,4 +368,4 @@ def alias_delete(model: str, alias: str, as_json: JsonOpt = False) -> None:
     """Remove MODEL@ALIAS."""
     from cmi_console.services import registry
 
-    _kv(f"{model}@{alias}", registry.delete_alias(common.context(), model, alias), as_json)
+    common.show(f"{model}@{alias}", registry.delete_alias(common.context(), model, alias), as_json)

@@ -35,3 +35,11 @@ def parse_time(text: str, where: str = "time") -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return format_time(moment)
+
+
+def add(moment: str, *, days: float = 0, hours: float = 0) -> str:
+    """`moment` (format_time form) moved by the given amount."""
+    from datetime import timedelta
+
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return format_time(parsed + timedelta(days=days, hours=hours))

@@ -38,6 +38,16 @@ DECISION_ACTIONS = frozenset(
         "role.revoke",
         "key.add",
         "key.revoke",
+        "policy.activate",
+        "model.tier",
+        "gate.approve",
+        "gate.reject",
+        "gate.promote",
+        "version.archive",
+        "version.retire",
+        "break-glass.sign",
+        "break-glass.execute",
+        "incident.close",
     }
 )
 

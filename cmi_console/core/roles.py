@@ -22,3 +22,24 @@ def check(role: str, where: str = "role") -> str:
     if role not in ROLES:
         raise BadInput(f"{where}: unknown role '{role}' (known: {', '.join(sorted(ROLES))})")
     return role
+
+
+# Opening a promotion or retirement request.
+REQUESTERS = frozenset({"admin", "developer", "deployer", "risk-officer"})
+
+# Running a validation suite.
+VALIDATION_RUNNERS = frozenset({"admin", "developer", "validator"})
+
+# Decisions reserved to roles, checked by the services at decision time and
+# again by `cmi audit verify` against the roles replayed from the log.
+DECISION_ROLES: dict[str, frozenset[str]] = {
+    "user.add": frozenset({"admin"}),
+    "user.disable": frozenset({"admin"}),
+    "role.grant": frozenset({"admin"}),
+    "role.revoke": frozenset({"admin"}),
+    "key.add": frozenset({"admin"}),
+    "policy.activate": frozenset({"admin", "risk-officer"}),
+    "model.tier": frozenset({"admin", "risk-officer"}),
+    "break-glass.sign": frozenset({"admin"}),
+    "break-glass.execute": frozenset({"admin"}),
+}

@@ -125,7 +125,7 @@ class Tx:
     ) -> dict[str, Any]:
         """Append the entry for the changes so far; decisions are signed by the actor."""
         actor = self.ctx.require_actor()
-        signer = self._signer(actor) if action in entries.DECISION_ACTIONS else None
+        signer = self.signer(actor) if action in entries.DECISION_ACTIONS else None
         entry = ledger.append(
             self.conn,
             time=self.time,
@@ -140,7 +140,7 @@ class Tx:
         self.entries.append(entry)
         return entry
 
-    def _signer(self, actor: str) -> tuple[str, Ed25519PrivateKey]:
+    def signer(self, actor: str) -> tuple[str, Ed25519PrivateKey]:
         private = self.ctx.private_key(actor)
         kid = keys.key_id(keys.public_raw(private))
         p, k = table(Principal), table(PublicKey)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cmi_console.core import clock
+from cmi_console.core import clock, environment
 from cmi_console.core.errors import BadInput
 from cmi_console.services import identity, registry
 from cmi_console.services.context import Context
@@ -81,19 +80,6 @@ class Summary:
     users: int
     entries: int
     verified: bool
-
-
-def _environment() -> dict[str, str]:
-    import numpy
-    import pandas
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "pandas": pandas.__version__,
-        "numpy": numpy.__version__,
-    }
 
 
 def _train(
@@ -155,7 +141,7 @@ def _train(
         ctx,
         params={"estimator": type(estimator).__name__, **params, "test_size": 0.25},
         metrics=scores,
-        environment=_environment(),
+        environment=environment.describe(),
         code_ref={
             "repo": "git@example.com:risk/models.git",
             "commit": hashlib.sha1(key.encode()).hexdigest(),

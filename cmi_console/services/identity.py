@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from cmi_console.core import keys, names, roles
 from cmi_console.core.errors import BadInput, Denied, NotFound
+from cmi_console.core.gates import RULE_SELF_GRANT
 from cmi_console.services.context import Context, Tx
 from cmi_console.store.tables import Principal, PublicKey, RoleGrant, table
 from cmi_console.store.workspace import write_private
@@ -50,15 +51,19 @@ def active_roles(conn: Connection, name: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def require_role(
-    conn: Connection, actor: str, allowed: frozenset[str] | set[str], what: str
-) -> None:
-    """Roles are checked at decision time, inside the write transaction."""
+def require_enabled(conn: Connection, actor: str, what: str) -> None:
     row = conn.execute(select(PRINCIPALS).where(PRINCIPALS.c.name == actor)).first()
     if row is None:
         raise Denied(f"{actor}: unknown principal; cannot {what}")
     if row.disabled:
         raise Denied(f"{actor}: principal is disabled; cannot {what}")
+
+
+def require_role(
+    conn: Connection, actor: str, allowed: frozenset[str] | set[str], what: str
+) -> None:
+    """Roles are checked at decision time, inside the write transaction."""
+    require_enabled(conn, actor, what)
     held = active_roles(conn, actor)
     if not held & set(allowed):
         need = " or ".join(sorted(allowed))
@@ -135,7 +140,7 @@ def add_user(
     for role in role_names:
         roles.check(role)
     if name == actor:
-        raise Denied(f"{actor}: nobody creates or grants roles to themselves")
+        raise Denied(f"{RULE_SELF_GRANT}: {actor}: nobody creates or grants roles to themselves")
     if public_key_b64 is not None:
         public = keys.unb64(public_key_b64.strip(), "public key")
         if len(public) != 32:
@@ -174,7 +179,7 @@ def grant_role(ctx: Context, name: str, role: str) -> PrincipalView:
     actor = ctx.require_actor()
     roles.check(role)
     if name == actor:
-        raise Denied(f"{actor}: nobody grants a role to themselves (segregation of duties)")
+        raise Denied(f"{RULE_SELF_GRANT}: {actor}: nobody grants a role to themselves")
     with ctx.write() as tx:
         require_role(tx.conn, actor, {"admin"}, "grant roles")
         target = principal_row(tx.conn, name)

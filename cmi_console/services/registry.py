@@ -15,6 +15,7 @@ from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import principal_row, require_role
+from cmi_console.services.policies import effective_for
 from cmi_console.store.artifacts import hash_file
 from cmi_console.store.tables import (
     Alias,
@@ -39,6 +40,7 @@ METRICS = table(VersionMetric)
 TAGS = table(VersionTag)
 ALIASES = table(Alias)
 
+RETIRED = "retired"  # the status (and stage) of a retired version
 DATA_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 METRIC_OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__"}
 
@@ -121,6 +123,8 @@ def list_models(ctx: Context) -> list[dict[str, Any]]:
                 "name": m.name,
                 "description": m.description,
                 "owner": m.owner,
+                "status": model_status(stages),
+                "risk_tier": m.risk_tier,
                 "versions": sum(stages.values()),
                 "latest": latest.get(m.id),
                 "stages": stages,
@@ -130,9 +134,15 @@ def list_models(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
+def model_status(stage_counts: dict[str, int]) -> str:
+    """A model shows as retired once every one of its versions is."""
+    return RETIRED if stage_counts and set(stage_counts) == {RETIRED} else "active"
+
+
 def show_model(ctx: Context, name: str) -> dict[str, Any]:
     with ctx.read() as conn:
         m = model_row(conn, name)
+        tier = effective_for(conn, m).tier
         versions = conn.execute(
             select(VERSIONS).where(VERSIONS.c.model_id == m.id).order_by(VERSIONS.c.version)
         ).all()
@@ -146,6 +156,8 @@ def show_model(ctx: Context, name: str) -> dict[str, Any]:
         "name": m.name,
         "description": m.description,
         "owner": m.owner,
+        "status": model_status({v.stage: 1 for v in versions}),
+        "risk_tier": tier,
         "created_at": m.created_at,
         "created_by": m.created_by,
         "aliases": {a: v for a, v in aliases},
@@ -154,6 +166,8 @@ def show_model(ctx: Context, name: str) -> dict[str, Any]:
                 "version": v.version,
                 "stage": v.stage,
                 "status": v.status,
+                "environment": v.environment,
+                "break_glass": v.break_glass,
                 "author": v.author,
                 "artifact_sha256": v.artifact_sha256,
                 "created_at": v.created_at,
@@ -417,7 +431,7 @@ def register_version(
                 "artifact_size": size,
                 "author": actor,
                 "run_id": run_row.id if run_row else None,
-                "stage": "development",
+                "stage": effective_for(tx.conn, m).policy.initial_stage,
                 "status": "active",
                 "description": description,
                 "created_at": tx.time,
@@ -482,6 +496,8 @@ def show_version(ctx: Context, ref: str) -> dict[str, Any]:
         "version": v.version,
         "stage": v.stage,
         "status": v.status,
+        "environment": v.environment,
+        "break_glass": v.break_glass,
         "artifact_sha256": v.artifact_sha256,
         "artifact_name": v.artifact_name,
         "artifact_format": v.artifact_format,
@@ -567,6 +583,8 @@ def search_versions(
             "version": r.version,
             "stage": r.stage,
             "status": r.status,
+            "environment": r.environment,
+            "break_glass": r.break_glass,
             "author": r.author,
             "artifact_sha256": r.artifact_sha256,
             "created_at": r.created_at,

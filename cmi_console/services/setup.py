@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cmi_console.core import checkpoint, clock, keys, names
 from cmi_console.core.errors import BadInput
-from cmi_console.services import identity
+from cmi_console.core.policy import read_toml
+from cmi_console.services import identity, policies
 from cmi_console.services.context import Context
 from cmi_console.store import schema
 from cmi_console.store.engine import has_password, make_engine
@@ -30,6 +31,7 @@ def init_workspace(
     workspace_id: str | None = None,
     keygen: Callable[[str], Ed25519PrivateKey] = lambda _name: keys.generate(),
     extra_config: dict[str, object] | None = None,
+    policy: Path | None = None,
 ) -> Context:
     """Create a workspace; refuse (and change nothing) if one is already there."""
     names.principal(admin, "--admin")
@@ -70,6 +72,10 @@ def init_workspace(
                 "workspace",
                 {"origin": origin, "admin": admin, "log_key": vkey, "workspace_id": wid},
             )
+        # governed from the first version on: the default policy is active at once
+        source = policy or policies.bundled_default()
+        with ctx.write() as tx:
+            policies.activate_document(tx, read_toml(source), source.name)
     except BaseException:
         engine.dispose()
         if created_home:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from cmi_console.core import checkpoint, entries, keys
+from cmi_console.core import checkpoint, entries, keys, roles, statements
 from cmi_console.core.canonical import is_canonical_of
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.merkle import CompactRange
@@ -24,8 +24,6 @@ from cmi_console.store.tables import REGISTRY_TABLES
 from cmi_console.store.triggers import missing_triggers
 
 MAX_FINDINGS = 200
-# Decisions only an admin may take (checked against the replayed roles).
-ADMIN_DECISIONS = frozenset({"user.add", "user.disable", "role.grant", "role.revoke", "key.add"})
 
 
 @dataclass
@@ -243,14 +241,33 @@ class _Verifier:
                 self.report.signatures += 1
                 if not keys.verify(key[1], raw, entries.signed_message(obj)):
                     self.find("signature-invalid", "signature does not verify", seq=seq)
-            if (
-                not genesis
-                and obj.get("action") in ADMIN_DECISIONS
-                and "admin" not in self.state.roles(str(actor))
-            ):
-                self.find("unauthorized", f"{actor} did not hold admin at the time", seq=seq)
+            need = roles.DECISION_ROLES.get(str(obj.get("action")))
+            if not genesis and need and not need & self.state.roles(str(actor)):
+                held = " or ".join(sorted(need))
+                self.find("unauthorized", f"{actor} did not hold {held} at the time", seq=seq)
+        data = obj.get("data")
+        if isinstance(data, dict) and "statement" in data:
+            self._statement(seq, obj, data)
         if not genesis:
             self._apply(seq, obj)
+
+    def _statement(self, seq: int, obj: dict[str, Any], data: dict[str, Any]) -> None:
+        """A gate decision also carries the statement its decider signed: it must
+        verify with the decider's key, name the decider, and claim only roles the
+        decider held at that point of the log."""
+        st, actor = data.get("statement"), obj.get("actor")
+        if not isinstance(st, dict) or st.get("principal") != actor:
+            self.find("statement-invalid", "the statement does not name the entry's actor", seq=seq)
+            return
+        key = self.state.key(str(data.get("key")))
+        if key is None or key[0] != actor:
+            self.find("statement-invalid", "statement signed with a key not the actor's", seq=seq)
+        elif not statements.verify(key[1], st, str(data.get("signature"))):
+            self.find("statement-invalid", "statement signature does not verify", seq=seq)
+        claimed = set(st.get("roles") or ())
+        if claimed - self.state.roles(str(actor)):
+            extra = ", ".join(sorted(claimed - self.state.roles(str(actor))))
+            self.find("unauthorized", f"{actor} claimed role(s) {extra} not held then", seq=seq)
 
     def _apply(self, seq: int, obj: dict[str, Any]) -> None:
         for change in obj.get("changes", ()):

@@ -54,3 +54,38 @@ def dumps(model: Any) -> bytes:
             info.external_attr = 0o644 << 16
             dst.writestr(info, files[name])
     return out.getvalue()
+
+
+# Types outside skops' defaults that scikit-learn models legitimately hold.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+
+
+def loads(data: bytes, fmt: str, *, allow_pickle: bool = False, where: str = "artifact") -> Any:
+    """Load model bytes whose hash the caller has verified. Pickle is refused
+    unless the policy allows it; skops files load only trusted types."""
+    from cmi_console.core.errors import IntegrityError
+
+    if fmt == "pickle":
+        if not allow_pickle:
+            raise IntegrityError(
+                f"{where}: is a pickle/joblib file; refused, because loading it could run "
+                "arbitrary code (set allow_pickle = true in the model's policy to accept it)"
+            )
+        import joblib
+
+        return joblib.load(io.BytesIO(data))
+    if fmt != "skops":
+        raise IntegrityError(f"{where}: is not a model file cmi can load safely ({fmt})")
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # a damaged or hostile zip: never load it
+        raise IntegrityError(f"{where}: not a readable skops file ({exc})") from None
+    unsafe = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    if unsafe:
+        raise IntegrityError(f"{where}: holds untrusted type(s) {', '.join(sorted(unsafe))}")
+    try:
+        return sio.loads(data, trusted=untrusted)
+    except Exception as exc:
+        raise IntegrityError(f"{where}: cannot be loaded ({type(exc).__name__}: {exc})") from None

@@ -53,6 +53,21 @@ class Model(SQLModel, table=True):
     owner: str = Field(max_length=64)
     created_at: str = Field(max_length=32)
     created_by: str = Field(max_length=64)
+    # None: the policy's default tier
+    risk_tier: str | None = Field(default=None, max_length=32)
+
+
+class ModelConsumer(SQLModel, table=True):
+    """Downstream systems told when a version of the model is retired."""
+
+    __tablename__ = "model_consumers"
+    __table_args__ = (UniqueConstraint("model_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id")
+    name: str = Field(max_length=100)
+    contact: str = Field(default="", max_length=200)
+    added_at: str = Field(max_length=32)
+    added_by: str = Field(max_length=64)
 
 
 class Dataset(SQLModel, table=True):
@@ -93,7 +108,12 @@ class RunDataset(SQLModel, table=True):
 
 class ModelVersion(SQLModel, table=True):
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("model_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        # one version per model in each exclusive stage and environment: a
+        # racing second promotion fails here even if the gate check raced
+        Index("ux_model_versions_slot", "model_id", "slot", unique=True),
+    )
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="models.id")
     version: int
@@ -107,6 +127,10 @@ class ModelVersion(SQLModel, table=True):
     status: str = Field(default="active", max_length=32)
     description: str = Field(default="", max_length=2000)
     created_at: str = Field(max_length=32)
+    # "stage@environment" while the version holds an exclusive stage
+    slot: str | None = Field(default=None, max_length=100)
+    environment: str | None = Field(default=None, max_length=64)
+    break_glass: bool = False
 
 
 class VersionDataset(SQLModel, table=True):
@@ -150,6 +174,116 @@ class Alias(SQLModel, table=True):
     version_id: int = Field(foreign_key="model_versions.id")
 
 
+class PolicyRow(SQLModel, table=True):
+    """An activated policy file; the active one per scope governs its models."""
+
+    __tablename__ = "policies"
+    __table_args__ = (Index("ix_policies_scope_active", "scope", "active"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=100)  # "default" or a model name
+    sha256: str = Field(max_length=64)
+    source: str = Field(max_length=255)
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    activated_at: str = Field(max_length=32)
+    activated_by: str = Field(max_length=64)
+
+
+class ValidationRun(SQLModel, table=True):
+    __tablename__ = "validation_runs"
+    __table_args__ = (Index("ix_validation_runs_version_suite", "version_id", "suite"),)
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_versions.id")
+    suite: str = Field(max_length=100)
+    policy_sha256: str = Field(max_length=64)
+    result_sha256: str = Field(max_length=64)
+    status: str = Field(max_length=16)  # pass | fail | error
+    results: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    inputs: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    seed: int
+    environment: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    run_by: str = Field(max_length=64)
+    started_at: str = Field(max_length=32)
+    finished_at: str = Field(max_length=32)
+
+
+class PromotionRequest(SQLModel, table=True):
+    __tablename__ = "promotion_requests"
+    __table_args__ = (Index("ix_promotion_requests_status", "status", "version_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_versions.id")
+    to_stage: str = Field(max_length=32)
+    environment: str | None = Field(default=None, max_length=64)
+    requested_by: str = Field(max_length=64)
+    comment: str = Field(default="", max_length=2000)
+    created_at: str = Field(max_length=32)
+    status: str = Field(default="open", max_length=16)  # open | rejected | done | withdrawn
+    closed_at: str | None = Field(default=None, max_length=32)
+    closed_by: str | None = Field(default=None, max_length=64)
+
+
+class Decision(SQLModel, table=True):
+    """An approval or rejection: the signed statement, checked on every read."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_request", "request_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="promotion_requests.id")
+    version_id: int = Field(foreign_key="model_versions.id")
+    principal: str = Field(max_length=64)
+    decision: str = Field(max_length=16)
+    statement: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    key_id: str = Field(max_length=64)
+    signature: str = Field(max_length=200)
+    created_at: str = Field(max_length=32)
+
+
+class Retirement(SQLModel, table=True):
+    __tablename__ = "retirements"
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_versions.id", unique=True)
+    reason: str = Field(max_length=2000)
+    successor_id: int | None = Field(default=None, foreign_key="model_versions.id")
+    archive: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    archive_sha256: str = Field(max_length=64)
+    consumers: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    retired_at: str = Field(max_length=32)
+    retired_by: str = Field(max_length=64)
+
+
+class BreakGlass(SQLModel, table=True):
+    """An emergency promotion: two distinct admins sign it."""
+
+    __tablename__ = "break_glass"
+    id: int | None = Field(default=None, primary_key=True)
+    version_id: int = Field(foreign_key="model_versions.id")
+    to_stage: str = Field(max_length=32)
+    environment: str | None = Field(default=None, max_length=64)
+    reason: str = Field(max_length=2000)
+    # [{principal, key_id, signature, statement}], one per admin
+    signatures: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending | executed | expired
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id")
+    created_at: str = Field(max_length=32)
+    executed_at: str | None = Field(default=None, max_length=32)
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incidents"
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id")
+    title: str = Field(max_length=300)
+    severity: str = Field(max_length=16)
+    kind: str = Field(default="incident", max_length=32)
+    status: str = Field(default="open", max_length=16)
+    details: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    opened_at: str = Field(max_length=32)
+    opened_by: str = Field(max_length=64)
+    closed_at: str | None = Field(default=None, max_length=32)
+    closed_by: str | None = Field(default=None, max_length=64)
+    root_cause: str | None = Field(default=None, max_length=4000)
+
+
 class AuditEntry(SQLModel, table=True):
     """The log. Append-only: triggers refuse UPDATE and DELETE (migration 0001)."""
 
@@ -188,6 +322,7 @@ REGISTRY_TABLES: dict[str, Table] = {
         PublicKey,
         RoleGrant,
         Model,
+        ModelConsumer,
         Dataset,
         TrainingRun,
         RunDataset,
@@ -196,6 +331,13 @@ REGISTRY_TABLES: dict[str, Table] = {
         VersionMetric,
         VersionTag,
         Alias,
+        PolicyRow,
+        ValidationRun,
+        PromotionRequest,
+        Decision,
+        Incident,
+        Retirement,
+        BreakGlass,
     )
 }
 LOG_TABLES = ("audit_entries", "checkpoints")

@@ -1,0 +1,382 @@
+"""Stage gates from the command line: request, queue, approve, reject, gate
+status, promote, retire, break-glass, and validate."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cmi_console.cli import common
+
+JsonOpt = common.JsonOpt
+ToOpt = Annotated[str, typer.Option("--to", help="Target stage.")]
+EnvOpt = Annotated[str | None, typer.Option("--env", help="Environment of the stage.")]
+CommentOpt = Annotated[str, typer.Option("--comment", help="Why.")]
+gate_app = typer.Typer(help="Gate status and the statement a decision signs.", no_args_is_help=True)
+validation_app = typer.Typer(help="Recorded validation runs.", no_args_is_help=True)
+
+
+def render_report(report: Any) -> None:
+    data = report.as_json()
+    verdict = "PASSES" if data["passed"] else "BLOCKED"
+    common.table(
+        f"gate {data['version']} -> {data['to_stage']} ({data['environment']}): {verdict}",
+        ["condition", "state", "detail"],
+        [[c["condition"], c["state"], c["detail"]] for c in data["conditions"]],
+    )
+    if data["approvals"]:
+        common.table(
+            "decisions",
+            ["#", "principal", "decision", "state", "detail"],
+            [
+                [a["id"], a["principal"], a["decision"], a["state"], a["detail"]]
+                for a in data["approvals"]
+            ],
+        )
+    typer.echo(
+        f"policy {data['policy_sha256'][:16]}  validation "
+        f"{(data['validation_sha256'] or 'none')[:16]}"
+    )
+
+
+def _refusal(exc: Any, as_json: bool) -> None:
+    """Show the whole gate report of a refusal; main() then prints the one-line
+    reason and exits 3."""
+    if as_json:
+        common.print_json({"refused": True, **exc.report.as_json()})
+    else:
+        render_report(exc.report)
+
+
+@gate_app.command("status")
+def status(ref: str, to: ToOpt, env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+    """Each condition of the gate: met, unmet or stale, and why. Exit 1 if blocked."""
+    from cmi_console.services import gates
+
+    report = gates.status(common.context(), ref, to, env)
+    if as_json:
+        common.print_json(report.as_json())
+    else:
+        render_report(report)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@gate_app.command("statement")
+def statement(
+    ref: str,
+    to: ToOpt,
+    decision: Annotated[str, typer.Option(help="approve or reject.")] = "approve",
+    comment: CommentOpt = "",
+    env: EnvOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The exact statement you would sign now, or the rule that forbids it (exit 3)."""
+    from cmi_console.core import statements
+    from cmi_console.services import gates
+
+    st = gates.preview(common.context(), ref, to, decision, comment, env)
+    if as_json:
+        common.print_json(st)
+    else:
+        typer.echo(statements.render(st))
+
+
+def request(
+    ref: str, to: ToOpt, env: EnvOpt = None, comment: CommentOpt = "", as_json: JsonOpt = False
+) -> None:
+    """Open a promotion (or retirement) request; it shows in the review queue."""
+    from cmi_console.services import gates
+
+    data = gates.request(common.context(), ref, to, env, comment)
+    if as_json:
+        common.print_json(data)
+    else:
+        typer.echo(
+            f"request #{data['request']}: {data['model']}:{data['version']} "
+            f"{data['from_stage']} -> {data['to_stage']} ({data['environment']})"
+        )
+
+
+def withdraw(request_id: int, comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
+    """Withdraw an open request (its author, or an admin)."""
+    from cmi_console.services import gates
+
+    common.show(
+        f"request {request_id}", gates.withdraw(common.context(), request_id, comment), as_json
+    )
+
+
+def queue(
+    mine: Annotated[bool, typer.Option("--mine", help="Only what you may decide now.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open requests, with their approvals and what still blocks them."""
+    from cmi_console.services import gates
+
+    rows = gates.queue(common.context(), mine)
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["#", "version", "to", "env", "by", "opened", "approvals", "unmet", "you"],
+        [
+            [
+                r["request"],
+                r["version"],
+                r["to_stage"],
+                r["environment"],
+                r["requested_by"],
+                r["created_at"][:16],
+                r["approvals"],
+                ", ".join(r["unmet"]) or "-",
+                "can decide" if r["you_can_decide"] else r["why_not"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _bind(artifact: str | None, policy: str | None, validation: str | None) -> dict[str, str]:
+    out = {"artifact_sha256": artifact, "policy_sha256": policy, "validation_sha256": validation}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+BindArtifact = Annotated[
+    str | None, typer.Option("--artifact", help="The artifact SHA-256 you reviewed.")
+]
+BindPolicy = Annotated[
+    str | None, typer.Option("--policy", help="The policy SHA-256 you reviewed.")
+]
+BindValidation = Annotated[
+    str | None, typer.Option("--validation", help="The validation result SHA-256 you reviewed.")
+]
+
+
+def _decide(
+    decision: str,
+    ref: str,
+    to: str,
+    comment: str,
+    env: str | None,
+    bind: dict[str, str],
+    as_json: bool,
+) -> None:
+    from cmi_console.core import statements
+    from cmi_console.services import gates
+
+    data = gates.decide(common.context(), ref, to, decision, comment, env=env, bind=bind)
+    if as_json:
+        common.print_json(data)
+        return
+    typer.echo(f"{decision} #{data['decision']} signed with key {data['key'][:16]}:")
+    typer.echo(statements.render(data["statement"]))
+
+
+def approve(
+    ref: str,
+    to: ToOpt,
+    comment: CommentOpt = "",
+    env: EnvOpt = None,
+    artifact: BindArtifact = None,
+    policy: BindPolicy = None,
+    validation: BindValidation = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve the open request with a signed statement.
+
+    Refused (exit 3) by segregation of duties, a missing role, a second
+    decision, or a reviewed hash (--artifact/--policy/--validation) that is no
+    longer current.
+    """
+    _decide("approve", ref, to, comment, env, _bind(artifact, policy, validation), as_json)
+
+
+def reject(
+    ref: str,
+    to: ToOpt,
+    comment: Annotated[str, typer.Option("--comment", help="Why (required).")],
+    env: EnvOpt = None,
+    artifact: BindArtifact = None,
+    policy: BindPolicy = None,
+    validation: BindValidation = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject the open request with a comment (signed); the request closes."""
+    _decide("reject", ref, to, comment, env, _bind(artifact, policy, validation), as_json)
+
+
+def promote(
+    ref: str, to: ToOpt, env: EnvOpt = None, comment: CommentOpt = "", as_json: JsonOpt = False
+) -> None:
+    """Promote if the gate passes; otherwise exit 3 with every unmet condition."""
+    from cmi_console.services import gates
+
+    try:
+        data = gates.promote(common.context(), ref, to, env, comment)
+    except gates.GateRefused as exc:
+        _refusal(exc, as_json)
+        raise
+    if as_json:
+        common.print_json(data)
+        return
+    typer.echo(f"{data['version']} is now in {data['stage']} ({data['environment']})")
+    if data["archived"] is not None:
+        typer.echo(f"  previous version {data['archived']} moved to archived")
+
+
+def retire(
+    ref: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why it is retired.")],
+    successor: Annotated[
+        str | None, typer.Option("--successor", help="MODEL:VERSION that replaces it.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Retire a version through the `retired` gate.
+
+    Its records are archived by hash, its consumers listed for notice, and it
+    can never be promoted or deployed again.
+    """
+    from cmi_console.services import gates
+
+    try:
+        data = gates.retire(common.context(), ref, reason, successor)
+    except gates.GateRefused as exc:
+        _refusal(exc, as_json)
+        raise
+    if as_json:
+        common.print_json(data)
+        return
+    typer.echo(f"{data['version']} retired; archive {data['archive_sha256'][:16]}")
+    if data["successor"]:
+        typer.echo(f"  successor {data['successor']}")
+    typer.echo(f"  notify: {', '.join(data['notify']) or 'no consumers listed'}")
+
+
+def break_glass(
+    ref: str,
+    to: ToOpt,
+    reason: Annotated[str, typer.Option("--reason", help="The emergency.")],
+    env: EnvOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Emergency promotion past unmet approvals, signed by two admins.
+
+    The first admin signs; a second, different admin running the same command
+    within 24 hours executes it and opens an incident. Transition and
+    validation must still hold.
+    """
+    from cmi_console.services import gates
+
+    try:
+        data = gates.break_glass(common.context(), ref, to, reason, env)
+    except gates.GateRefused as exc:
+        _refusal(exc, as_json)
+        raise
+    if as_json:
+        common.print_json(data)
+        return
+    if data["status"] == "pending":
+        typer.echo(f"break-glass #{data['break_glass']} signed by {data['signed_by'][0]}")
+        typer.echo(f"  waiting: {data['needs']}")
+        return
+    typer.echo(
+        f"break-glass #{data['break_glass']} executed by {', '.join(data['signed_by'])}: "
+        f"{data['version']} is in {data['stage']}; incident #{data['incident']} opened"
+    )
+
+
+def validate(
+    ref: str,
+    suite: Annotated[str | None, typer.Option(help="Suite (default: the next gate's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for every random step.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a validation suite on a version and record it; exit 1 if a blocking check fails."""
+    from cmi_console.services import validations
+
+    ctx = common.context()
+    if as_json:
+        data = validations.validate(ctx, ref, suite=suite, seed=seed)
+    else:
+        data = _validate_with_progress(ctx, ref, suite, seed)
+    if as_json:
+        common.print_json(data)
+    else:
+        common.table(
+            f"validation run #{data['run']} of {ref} ({data['suite']}): {data['status'].upper()}",
+            ["check", "status", "value", "threshold", "explanation"],
+            [
+                [r["label"], r["status"], r["value"], r["threshold"], r["explanation"]]
+                for r in data["results"]
+            ],
+        )
+        typer.echo(f"result sha256 {data['result_sha256']}")
+    if data["status"] != "pass":
+        raise typer.Exit(1)
+
+
+def _validate_with_progress(ctx: Any, ref: str, suite: str | None, seed: int) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cmi_console.services import validations
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=common.console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("validating", total=None)
+
+        def progress(done: int, total: int, result: Any) -> None:
+            label = f"checked {result.label}: {result.status}" if result else "validating"
+            bar.update(task, completed=done, total=total, description=label)
+
+        return validations.validate(ctx, ref, suite=suite, seed=seed, progress=progress)
+
+
+@validation_app.command("list")
+def validation_list(ref: str, as_json: JsonOpt = False) -> None:
+    """Validation runs of a version, oldest first."""
+    from cmi_console.services import validations
+
+    rows = validations.list_runs(common.context(), ref)
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["run", "suite", "status", "result sha256", "by", "finished"],
+        [
+            [
+                r["run"],
+                r["suite"],
+                r["status"],
+                r["result_sha256"][:16],
+                r["run_by"],
+                r["finished_at"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@validation_app.command("show")
+def validation_show(run: int, as_json: JsonOpt = False) -> None:
+    from cmi_console.services import validations
+
+    common.show(f"validation run {run}", validations.show_run(common.context(), run), as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Top-level gate commands (`cmi approve ...`, not `cmi gate approve ...`)."""
+    for fn in (request, withdraw, queue, approve, reject, promote, retire, validate):
+        app.command(fn.__name__)(fn)
+    app.command("break-glass")(break_glass)
+    app.add_typer(gate_app, name="gate")
+    app.add_typer(validation_app, name="validation")

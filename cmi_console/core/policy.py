@@ -1,0 +1,382 @@
+"""Policies as code: the stages, gates, risk tiers and validation suites.
+
+A policy is a TOML file. `default.toml` holds a complete policy; a per-model
+file (`model = "NAME"`) overrides parts of it: tables merge key by key,
+arrays and scalars replace. Every key is documented in docs/policies.md.
+
+Errors name the file and the key path, e.g.
+`policies/credit.toml: stages.production.approvals[1].role: unknown role 'risk-oficer'`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cmi_console.core import names
+from cmi_console.core.canonical import canonical_bytes
+from cmi_console.core.errors import BadInput
+from cmi_console.core.roles import ROLES
+
+FORMAT = 1
+ARCHIVED = "archived"  # where a replaced version of an exclusive stage goes
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Approval(_Strict):
+    role: str
+    count: int = Field(default=1, ge=1, le=20)
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, value: str) -> str:
+        if value not in ROLES:
+            raise ValueError(f"unknown role '{value}' (known: {', '.join(sorted(ROLES))})")
+        return value
+
+
+class Stage(_Strict):
+    # stages a version may come from; empty = no gate leads here (the initial stage)
+    from_: list[str] = Field(default_factory=list, alias="from")
+    suite: str | None = None
+    approvals: list[Approval] = Field(default_factory=list)
+    approval_expiry_days: int | None = Field(default=None, ge=1, le=3650)
+    promoters: list[str] = Field(default_factory=lambda: ["admin", "developer", "deployer"])
+    exclusive: bool = False
+    environments: list[str] = Field(default_factory=lambda: ["default"])
+    terminal: bool = False
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("promoters")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        for role in value:
+            if role not in ROLES:
+                raise ValueError(f"unknown role '{role}'")
+        return value
+
+    @field_validator("environments")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one environment")
+        for env in value:
+            _name(env)
+        return value
+
+    def approvals_by_role(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in self.approvals:
+            out[a.role] = out.get(a.role, 0) + a.count
+        return out
+
+
+class Tier(_Strict):
+    description: str = ""
+    applies_to: list[str] = Field(default_factory=lambda: ["production"])
+    required_checks: list[str] = Field(default_factory=list)
+    approvals: list[Approval] = Field(default_factory=list)
+    progressive_deployment: bool = False
+
+
+class CheckSpec(_Strict):
+    """One check of a suite: what every kind has. Each kind adds its own
+    settings (thresholds) in a subclass registered in CHECK_SPECS."""
+
+    kind: str
+    name: str | None = None
+    blocking: bool = True
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+
+class ArtifactCheck(CheckSpec):
+    """The artifact's SHA-256 matches the registry and it loads safely."""
+
+    kind: Literal["artifact"] = "artifact"
+
+
+# kind -> settings model; the validation layer implements each kind listed here
+CHECK_SPECS: dict[str, type[CheckSpec]] = {"artifact": ArtifactCheck}
+
+
+def register_check(spec: type[CheckSpec]) -> type[CheckSpec]:
+    kind = spec.model_fields["kind"].default
+    CHECK_SPECS[kind] = spec
+    return spec
+
+
+class Suite(_Strict):
+    description: str = ""
+    # kept raw here, parsed per kind by `specs` so errors name the check's key path
+    checks: list[dict[str, Any]] = Field(min_length=1)
+
+    def specs(self, where: str = "checks") -> list[CheckSpec]:
+        out = []
+        for i, raw in enumerate(self.checks):
+            kind = raw.get("kind")
+            spec = CHECK_SPECS.get(kind) if isinstance(kind, str) else None
+            if spec is None:
+                known = ", ".join(sorted(CHECK_SPECS))
+                raise ValueError(f"{where}[{i}].kind: unknown check kind {kind!r} (known: {known})")
+            try:
+                out.append(spec.model_validate(raw))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise ValueError(
+                    f"{where}[{i}].{key_path(tuple(err['loc']))}: {_message(err)}"
+                ) from None
+        return out
+
+
+class Policy(_Strict):
+    format: Literal[1] = 1
+    model: str | None = None
+    description: str = ""
+    initial_stage: str = "development"
+    default_tier: str = "medium"
+    tier: str | None = None
+    stages: dict[str, Stage]
+    tiers: dict[str, Tier]
+    suites: dict[str, Suite] = Field(default_factory=dict)
+    allow_pickle: bool = False
+    break_glass_stages: list[str] = Field(default_factory=lambda: ["production"])
+
+
+def _name(value: str) -> str:
+    try:
+        names.key(value, "name")
+    except BadInput:
+        raise ValueError(f"'{value}' is not a valid name") from None
+    return value
+
+
+def sha256_of(content: Mapping[str, Any]) -> str:
+    """A policy's version: the SHA-256 of its RFC 8785 canonical JSON."""
+    return hashlib.sha256(canonical_bytes(dict(content))).hexdigest()
+
+
+def read_toml(path: Path, label: str | None = None) -> dict[str, Any]:
+    where = label or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{where}: cannot read ({exc})") from None
+    return parse_toml(text, where)
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{where}: invalid TOML: {exc}") from None
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Tables merge key by key; everything else in the override replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + ("from" if part == "from_" else str(part))
+    return out or "(top level)"
+
+
+def _has_path(doc: Any, loc: tuple[int | str, ...]) -> bool:
+    for part in loc:
+        in_table = isinstance(part, str) and isinstance(doc, Mapping) and part in doc
+        in_array = isinstance(part, int) and isinstance(doc, list) and part < len(doc)
+        if not (in_table or in_array):
+            return False
+        doc = doc[part]
+    return True
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def validate(doc: Mapping[str, Any], sources: list[tuple[str, Mapping[str, Any]]]) -> Policy:
+    """Validate a (merged) document; an error names the file that set the key.
+
+    `sources` lists (label, raw document) from the most to the least specific.
+    """
+    try:
+        policy = Policy.model_validate(dict(doc))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        label = next((lbl for lbl, raw in sources if _has_path(raw, loc)), sources[-1][0])
+        raise BadInput(f"{label}: {key_path(loc)}: {_message(err)}") from None
+    _check_references(policy, sources[0][0])
+    return policy
+
+
+def _check_references(p: Policy, label: str) -> None:
+    def bad(path: str, msg: str) -> BadInput:
+        return BadInput(f"{label}: {path}: {msg}")
+
+    for stage in p.stages:
+        try:
+            _name(stage)
+        except ValueError as exc:
+            raise bad(f"stages.{stage}", str(exc)) from None
+    if p.initial_stage not in p.stages:
+        raise bad("initial_stage", f"unknown stage '{p.initial_stage}'")
+    if p.default_tier not in p.tiers:
+        raise bad("default_tier", f"unknown tier '{p.default_tier}'")
+    if p.tier is not None and p.tier not in p.tiers:
+        raise bad("tier", f"unknown tier '{p.tier}'")
+    for name, stage in p.stages.items():
+        for i, src in enumerate(stage.from_):
+            if src not in p.stages:
+                raise bad(f"stages.{name}.from[{i}]", f"unknown stage '{src}'")
+        if stage.suite is not None and stage.suite not in p.suites:
+            raise bad(f"stages.{name}.suite", f"unknown suite '{stage.suite}'")
+        if name != p.initial_stage and not stage.from_:
+            raise bad(f"stages.{name}.from", "no stage leads here; list at least one")
+    if any(s.exclusive for s in p.stages.values()) and ARCHIVED not in p.stages:
+        raise bad(
+            "stages", f"an exclusive stage needs a stage '{ARCHIVED}' for the versions it replaces"
+        )
+    for tname, tier in p.tiers.items():
+        for i, stage_name in enumerate(tier.applies_to):
+            if stage_name not in p.stages:
+                raise bad(f"tiers.{tname}.applies_to[{i}]", f"unknown stage '{stage_name}'")
+    for tname, tier in p.tiers.items():
+        for i, kind in enumerate(tier.required_checks):
+            if kind not in CHECK_SPECS:
+                raise bad(f"tiers.{tname}.required_checks[{i}]", f"unknown check kind '{kind}'")
+    for i, stage_name in enumerate(p.break_glass_stages):
+        if stage_name not in p.stages:
+            raise bad(f"break_glass_stages[{i}]", f"unknown stage '{stage_name}'")
+    for sname, suite in p.suites.items():
+        seen: set[str] = set()
+        try:
+            specs = suite.specs(f"suites.{sname}.checks")
+        except ValueError as exc:
+            raise BadInput(f"{label}: {exc}") from None
+        for i, check in enumerate(specs):
+            if check.label in seen:
+                raise bad(
+                    f"suites.{sname}.checks[{i}]",
+                    f"two checks are labelled '{check.label}'; give one a `name`",
+                )
+            seen.add(check.label)
+
+
+def tier_shortfalls(p: Policy, tier_name: str) -> list[str]:
+    """Where the policy goes below its tier's minimum, one line per requirement."""
+    tier = p.tiers[tier_name]
+    out: list[str] = []
+    for stage_name in tier.applies_to:
+        stage = p.stages[stage_name]
+        have = stage.approvals_by_role()
+        for need in tier.approvals:
+            if have.get(need.role, 0) < need.count:
+                out.append(
+                    f"stages.{stage_name}.approvals: tier '{tier_name}' requires "
+                    f"{need.count} approval(s) by {need.role}, the policy asks for "
+                    f"{have.get(need.role, 0)}"
+                )
+        kinds = {c.kind for c in p.suites[stage.suite].specs()} if stage.suite else set()
+        for check in tier.required_checks:
+            if check not in kinds:
+                where = f"suite '{stage.suite}'" if stage.suite else "no suite"
+                out.append(
+                    f"stages.{stage_name}.suite: tier '{tier_name}' requires a {check} "
+                    f"check, {where} has none"
+                )
+    return out
+
+
+class Effective:
+    """The policy that governs one model: default merged with its override,
+    with its risk tier's minimums applied on top."""
+
+    def __init__(self, policy: Policy, tier: str, sources: dict[str, str]) -> None:
+        self.policy = policy
+        self.tier = tier
+        self.sources = sources  # scope -> sha256 of each contributing file
+        self.document = {
+            "policy": policy.model_dump(mode="json", by_alias=True),
+            "tier": tier,
+        }
+        self.sha256 = sha256_of(self.document)
+
+    def stage(self, name: str) -> Stage:
+        try:
+            return self.policy.stages[name]
+        except KeyError:
+            known = ", ".join(self.policy.stages)
+            raise BadInput(f"--to: unknown stage '{name}' (this policy has: {known})") from None
+
+    def required_approvals(self, stage_name: str) -> dict[str, int]:
+        """The stage's approvals, raised to the tier's minimum where it applies."""
+        need = self.stage(stage_name).approvals_by_role()
+        tier = self.policy.tiers[self.tier]
+        if stage_name in tier.applies_to:
+            for a in tier.approvals:
+                need[a.role] = max(need.get(a.role, 0), a.count)
+        return dict(sorted(need.items()))
+
+    def required_checks(self, stage_name: str) -> list[str]:
+        tier = self.policy.tiers[self.tier]
+        return list(tier.required_checks) if stage_name in tier.applies_to else []
+
+
+def check_document(
+    raw: Mapping[str, Any],
+    label: str,
+    default: Mapping[str, Any] | None,
+    default_label: str = "active default policy",
+) -> Policy:
+    if "model" in raw:
+        if default is None:
+            raise BadInput(f"{label}: a model policy needs an active default policy to extend")
+        if not isinstance(raw["model"], str):
+            raise BadInput(f"{label}: model: must be a model name")
+        merged = merge(default, raw)
+        return validate(merged, [(label, raw), (default_label, default)])
+    return validate(raw, [(label, raw)])
+
+
+def effective(
+    default: Mapping[str, Any],
+    override: Mapping[str, Any] | None,
+    tier: str | None,
+    sources: dict[str, str],
+) -> Effective:
+    doc = merge(default, override) if override else dict(default)
+    policy = validate(doc, [("active policy", doc)])
+    return Effective(policy, tier or policy.tier or policy.default_tier, sources)

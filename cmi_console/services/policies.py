@@ -1,0 +1,235 @@
+"""Activated policies, effective policies per model, and risk tiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from cmi_console.core import policy as pol
+from cmi_console.core import roles
+from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.services.context import Context, Tx
+from cmi_console.services.identity import require_role
+from cmi_console.store.tables import Model, PolicyRow, table
+
+POLICIES = table(PolicyRow)
+MODELS = table(Model)
+DEFAULT_SCOPE = "default"
+BUNDLED = Path(__file__).resolve().parents[1] / "bundled_policies"
+
+
+def bundled_default() -> Path:
+    return BUNDLED / "default.toml"
+
+
+def active_rows(conn: Connection) -> dict[str, Any]:
+    rows = conn.execute(select(POLICIES).where(POLICIES.c.active.is_(True))).all()
+    return {r.scope: r for r in rows}
+
+
+def _active(conn: Connection, scope: str) -> Any:
+    return conn.execute(
+        select(POLICIES).where(POLICIES.c.scope == scope, POLICIES.c.active.is_(True))
+    ).first()
+
+
+def _default_content(conn: Connection) -> dict[str, Any]:
+    row = _active(conn, DEFAULT_SCOPE)
+    if row is None:
+        raise BadInput("no active default policy; run `cmi policy activate policies/default.toml`")
+    return dict(row.content)
+
+
+def effective_for(conn: Connection, model: Any) -> pol.Effective:
+    """The policy governing `model` (a models row) right now."""
+    default = _active(conn, DEFAULT_SCOPE)
+    if default is None:
+        raise BadInput("no active default policy; run `cmi policy activate policies/default.toml`")
+    override = _active(conn, model.name)
+    sources = {DEFAULT_SCOPE: default.sha256}
+    if override is not None:
+        sources[model.name] = override.sha256
+    return pol.effective(
+        default.content, override.content if override else None, model.risk_tier, sources
+    )
+
+
+def _tier_for(conn: Connection | None, raw: dict[str, Any], policy: pol.Policy) -> str:
+    name = raw.get("model")
+    if conn is not None and isinstance(name, str):
+        row = conn.execute(select(MODELS.c.risk_tier).where(MODELS.c.name == name)).first()
+        if row is not None and row.risk_tier:
+            return str(row.risk_tier)
+    return policy.tier or policy.default_tier
+
+
+def check_document(
+    conn: Connection | None, raw: dict[str, Any], label: str
+) -> tuple[pol.Policy, str]:
+    """Validate a policy document as it would be activated; return it and its tier."""
+    default: dict[str, Any] | None = None
+    default_label = "active default policy"
+    if "model" in raw:
+        if conn is not None and _active(conn, DEFAULT_SCOPE) is not None:
+            default = _default_content(conn)
+        else:
+            default = pol.read_toml(bundled_default())
+            default_label = str(bundled_default())
+    policy = pol.check_document(raw, label, default, default_label)
+    tier = _tier_for(conn, raw, policy)
+    if tier not in policy.tiers:
+        raise BadInput(f"{label}: the model's tier '{tier}' is not defined in tiers")
+    shortfalls = pol.tier_shortfalls(policy, tier)
+    if shortfalls:
+        raise BadInput(f"{label}: {shortfalls[0]}")
+    return policy, tier
+
+
+def check_file(ctx: Context | None, path: Path) -> dict[str, Any]:
+    raw = pol.read_toml(path)
+    if ctx is None:
+        policy, tier = check_document(None, raw, str(path))
+    else:
+        with ctx.read() as conn:
+            policy, tier = check_document(conn, raw, str(path))
+    return {
+        "file": str(path),
+        "sha256": pol.sha256_of(raw),
+        "scope": raw.get("model", DEFAULT_SCOPE),
+        "tier": tier,
+        "stages": list(policy.stages),
+        "suites": list(policy.suites),
+        "ok": True,
+    }
+
+
+def activate(ctx: Context, path: Path) -> dict[str, Any]:
+    raw = pol.read_toml(path)
+    with ctx.write() as tx:
+        result = activate_document(tx, raw, path.name, str(path))
+    return result
+
+
+def activate_document(
+    tx: Tx, raw: dict[str, Any], source: str, label: str | None = None
+) -> dict[str, Any]:
+    """Activate a policy inside a write transaction: a signed decision that
+    records the old and the new SHA-256. `label` names the file in errors."""
+    actor = tx.ctx.require_actor()
+    require_role(tx.conn, actor, roles.DECISION_ROLES["policy.activate"], "activate a policy")
+    label = label or source
+    check_document(tx.conn, raw, label)
+    scope = str(raw.get("model", DEFAULT_SCOPE))
+    if scope != DEFAULT_SCOPE:
+        if tx.conn.execute(select(MODELS.c.id).where(MODELS.c.name == scope)).first() is None:
+            raise NotFound(f"{label}: model: model '{scope}' does not exist")
+    else:
+        _check_overrides_against(tx.conn, raw)
+    new_sha = pol.sha256_of(raw)
+    old = _active(tx.conn, scope)
+    if old is not None and old.sha256 == new_sha:
+        raise BadInput(f"{label}: this policy ({new_sha[:12]}) is already active for {scope}")
+    if old is not None:
+        tx.update(POLICIES, old.id, {"active": False})
+    tx.insert(
+        POLICIES,
+        {
+            "scope": scope,
+            "sha256": new_sha,
+            "source": source,
+            "content": raw,
+            "active": True,
+            "activated_at": tx.time,
+            "activated_by": actor,
+        },
+    )
+    data = {
+        "scope": scope,
+        "source": source,
+        "old_sha256": old.sha256 if old is not None else None,
+        "new_sha256": new_sha,
+    }
+    tx.record("policy.activate", f"policy:{scope}", data)
+    return data
+
+
+def _check_overrides_against(conn: Connection, default: dict[str, Any]) -> None:
+    """A new default must still make every active model policy valid."""
+    for scope, row in sorted(active_rows(conn).items()):
+        if scope == DEFAULT_SCOPE:
+            continue
+        merged = pol.merge(default, row.content)
+        policy = pol.validate(merged, [(f"active policy of {scope}", row.content)])
+        model = conn.execute(select(MODELS).where(MODELS.c.name == scope)).first()
+        tier = (model.risk_tier if model else None) or policy.tier or policy.default_tier
+        short = pol.tier_shortfalls(policy, tier) if tier in policy.tiers else [f"tier {tier}"]
+        if short:
+            raise BadInput(f"with this default, the active policy of {scope} fails: {short[0]}")
+
+
+def show(ctx: Context, model: str) -> dict[str, Any]:
+    from cmi_console.services.registry import model_row
+
+    with ctx.read() as conn:
+        eff = effective_for(conn, model_row(conn, model))
+    return {
+        "model": model,
+        "tier": eff.tier,
+        "sha256": eff.sha256,
+        "sources": eff.sources,
+        "required_approvals": {s: eff.required_approvals(s) for s in eff.policy.stages},
+        "policy": eff.document["policy"],
+    }
+
+
+def history(ctx: Context, scope: str | None = None) -> list[dict[str, Any]]:
+    stmt = select(POLICIES).order_by(POLICIES.c.id)
+    if scope:
+        stmt = stmt.where(POLICIES.c.scope == scope)
+    with ctx.read() as conn:
+        rows = conn.execute(stmt).all()
+    return [
+        {
+            "scope": r.scope,
+            "sha256": r.sha256,
+            "source": r.source,
+            "active": r.active,
+            "activated_at": r.activated_at,
+            "activated_by": r.activated_by,
+        }
+        for r in rows
+    ]
+
+
+def set_tier(ctx: Context, model: str, tier: str, reason: str) -> dict[str, Any]:
+    """Changing a model's risk tier is a signed decision; it re-keys the
+    effective policy, so earlier approvals for the model go stale."""
+    from cmi_console.services.registry import model_row
+
+    if not reason.strip():
+        raise BadInput("--reason: a tier change needs a reason")
+    with ctx.write() as tx:
+        actor = tx.ctx.require_actor()
+        require_role(tx.conn, actor, roles.DECISION_ROLES["model.tier"], "change a risk tier")
+        row = model_row(tx.conn, model)
+        before = effective_for(tx.conn, row)
+        if tier not in before.policy.tiers:
+            known = ", ".join(before.policy.tiers)
+            raise BadInput(f"tier: unknown tier '{tier}' (known: {known})")
+        if tier == before.tier:
+            raise BadInput(f"model '{model}' is already tier {tier}")
+        tx.update(MODELS, row.id, {"risk_tier": tier})
+        after = pol.Effective(before.policy, tier, before.sources)
+        data = {
+            "model": model,
+            "old_tier": before.tier,
+            "new_tier": tier,
+            "reason": reason,
+            "old_policy_sha256": before.sha256,
+            "new_policy_sha256": after.sha256,
+        }
+        tx.record("model.tier", f"model:{model}", data)
+    return data

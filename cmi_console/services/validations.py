@@ -1,0 +1,199 @@
+"""Running a policy's validation suite on a version, and the recorded runs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from cmi_console.core import environment, roles
+from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.gates import ValidationFacts
+from cmi_console.core.policy import Effective
+from cmi_console.services.context import Context
+from cmi_console.services.identity import require_role
+from cmi_console.services.policies import effective_for
+from cmi_console.services.registry import (
+    DATASETS,
+    VERSION_DATASETS,
+    VERSIONS,
+    model_row,
+    version_row,
+)
+from cmi_console.store.tables import ValidationRun, table
+
+RUNS = table(ValidationRun)
+DEFAULT_SEED = 0
+
+
+def suite_for(policy: Effective, stage: str) -> str | None:
+    """The suite of the first gate that leads on from `stage`."""
+    for target, spec in policy.policy.stages.items():
+        if stage in spec.from_ and spec.suite and not spec.terminal and target != stage:
+            return spec.suite
+    return None
+
+
+def latest_run(conn: Connection, version_id: int, suite: str) -> Any:
+    return conn.execute(
+        select(RUNS)
+        .where(RUNS.c.version_id == version_id, RUNS.c.suite == suite)
+        .order_by(RUNS.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+def facts(row: Any) -> ValidationFacts:
+    results = row.results or []
+    return ValidationFacts(
+        id=row.id,
+        suite=row.suite,
+        sha256=row.result_sha256,
+        status=row.status,
+        run_by=row.run_by,
+        policy_sha256=row.policy_sha256,
+        failed=tuple(
+            r["label"] for r in results if r.get("blocking") and r["status"] in ("fail", "error")
+        ),
+        passed_kinds=frozenset(r["kind"] for r in results if r["status"] in ("pass", "warn")),
+    )
+
+
+def validate(
+    ctx: Context,
+    ref: str,
+    *,
+    suite: str | None = None,
+    seed: int = DEFAULT_SEED,
+    progress: Callable[[int, int, Any], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Run a suite. The checks run outside any write transaction (they can take
+    a while); the run and its audit entry are then written in one."""
+    from cmi_console.validation.results import digest, overall
+    from cmi_console.validation.runner import run_suite
+    from cmi_console.validation.subject import Subject
+
+    actor = ctx.require_actor()
+    with ctx.read() as conn:
+        require_role(conn, actor, roles.VALIDATION_RUNNERS, "run a validation suite")
+        v = version_row(conn, ref)
+        model = model_row(conn, _model_name(ref))
+        policy = effective_for(conn, model)
+        name = suite or suite_for(policy, v.stage)
+        if name is None:
+            raise BadInput(f"{ref}: no gate leads on from {v.stage} with a suite; pass --suite")
+        if name not in policy.policy.suites:
+            raise NotFound(f"--suite: the policy has no suite '{name}'")
+        specs = policy.policy.suites[name].specs()
+        links = conn.execute(
+            select(
+                VERSION_DATASETS.c.role,
+                DATASETS.c.name,
+                DATASETS.c.version,
+                DATASETS.c.content_sha256,
+            )
+            .join(DATASETS, DATASETS.c.id == VERSION_DATASETS.c.dataset_id)
+            .where(VERSION_DATASETS.c.version_id == v.id)
+        ).all()
+    store = ctx.workspace.artifacts
+    subject = Subject(
+        model=model.name,
+        version=v.version,
+        artifact_sha256=v.artifact_sha256,
+        artifact_format=v.artifact_format,
+        read_artifact=lambda: store.read(v.artifact_sha256),
+        allow_pickle=policy.policy.allow_pickle,
+        seed=seed,
+        datasets={
+            r.role: {"name": r.name, "version": r.version, "sha256": r.content_sha256}
+            for r in links
+        },
+    )
+    started = ctx.clock()
+    results = run_suite(specs, subject, progress, cancel)
+    document = {
+        "model": model.name,
+        "version": v.version,
+        "artifact_sha256": v.artifact_sha256,
+        "suite": name,
+        "policy_sha256": policy.sha256,
+        "seed": seed,
+        "inputs": {"datasets": subject.datasets},
+        "results": [r.as_json() for r in results],
+    }
+    result_sha = digest(document)
+    status = overall(results)
+    with ctx.write() as tx:
+        require_role(tx.conn, actor, roles.VALIDATION_RUNNERS, "run a validation suite")
+        run_id = tx.insert(
+            RUNS,
+            {
+                "version_id": v.id,
+                "suite": name,
+                "policy_sha256": policy.sha256,
+                "result_sha256": result_sha,
+                "status": status,
+                "results": document["results"],
+                "inputs": document["inputs"],
+                "seed": seed,
+                "environment": environment.describe(),
+                "run_by": actor,
+                "started_at": started,
+                "finished_at": tx.time,
+            },
+        )
+        tx.record(
+            "validation.run",
+            f"version:{model.name}:{v.version}",
+            {
+                "run": run_id,
+                "suite": name,
+                "status": status,
+                "policy_sha256": policy.sha256,
+                "result_sha256": result_sha,
+            },
+        )
+    return {"run": run_id, "status": status, "result_sha256": result_sha, **document}
+
+
+def _model_name(ref: str) -> str:
+    from cmi_console.core.refs import parse_version_ref
+
+    return parse_version_ref(ref).model
+
+
+def run_view(row: Any) -> dict[str, Any]:
+    return {
+        "run": row.id,
+        "suite": row.suite,
+        "status": row.status,
+        "result_sha256": row.result_sha256,
+        "policy_sha256": row.policy_sha256,
+        "seed": row.seed,
+        "run_by": row.run_by,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "results": row.results,
+        "inputs": row.inputs,
+        "environment": row.environment,
+    }
+
+
+def list_runs(ctx: Context, ref: str) -> list[dict[str, Any]]:
+    with ctx.read() as conn:
+        v = version_row(conn, ref)
+        rows = conn.execute(select(RUNS).where(RUNS.c.version_id == v.id).order_by(RUNS.c.id)).all()
+    return [run_view(r) for r in rows]
+
+
+def show_run(ctx: Context, run_id: int) -> dict[str, Any]:
+    with ctx.read() as conn:
+        row = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"validation run {run_id} does not exist")
+        v = conn.execute(select(VERSIONS).where(VERSIONS.c.id == row.version_id)).first()
+    return {"version": v.version, **run_view(row)}

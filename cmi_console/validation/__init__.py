@@ -1,0 +1,1 @@
+"""Validation: the checks a policy's suites name, and the runner that executes them."""

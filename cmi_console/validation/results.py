@@ -1,0 +1,39 @@
+"""What a check reports, and the hash of a whole run."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from cmi_console.core.canonical import canonical_bytes
+
+PASS, FAIL, WARN, ERROR = "pass", "fail", "warn", "error"
+
+
+@dataclass
+class CheckResult:
+    label: str
+    kind: str
+    status: str
+    explanation: str
+    blocking: bool = True
+    value: Any = None
+    threshold: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def overall(results: list[CheckResult]) -> str:
+    """fail if a blocking check failed or errored; a non-blocking failure warns."""
+    if any(r.blocking and r.status in (FAIL, ERROR) for r in results):
+        return FAIL
+    return PASS
+
+
+def digest(document: dict[str, Any]) -> str:
+    """The hash of a run: SHA-256 of the RFC 8785 form of its result document,
+    which approvals bind (docs/policies.md, "Validation results")."""
+    return hashlib.sha256(canonical_bytes(document)).hexdigest()

@@ -1,0 +1,44 @@
+"""Run a suite's checks in order, with progress and cancellation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from cmi_console.core.policy import CheckSpec
+from cmi_console.validation import artifact_check
+from cmi_console.validation.results import ERROR, CheckResult
+from cmi_console.validation.subject import Subject
+
+CheckFn = Callable[[CheckSpec, Subject], CheckResult]
+
+# kind -> implementation; core.policy.CHECK_SPECS holds the same kinds' settings
+CHECKS: dict[str, CheckFn] = {"artifact": artifact_check.run}
+
+
+class Cancelled(Exception):
+    """The run was cancelled between two checks; nothing is recorded."""
+
+
+def run_suite(
+    specs: list[CheckSpec],
+    subject: Subject,
+    progress: Callable[[int, int, CheckResult | None], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for i, spec in enumerate(specs):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"cancelled after {i} of {len(specs)} checks")
+        if progress:
+            progress(i, len(specs), None)
+        try:
+            result = CHECKS[spec.kind](spec, subject)
+        except Exception as exc:  # a check that breaks is an error result, never a pass
+            result = CheckResult(
+                spec.label, spec.kind, ERROR, f"{type(exc).__name__}: {exc}", spec.blocking
+            )
+        results.append(result)
+        if progress:
+            progress(i + 1, len(specs), result)
+    return results

@@ -1,0 +1,38 @@
+"""What a suite validates: one model version, its artifact and its data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Subject:
+    model: str
+    version: int
+    artifact_sha256: str
+    artifact_format: str
+    # returns the artifact's bytes after checking them against artifact_sha256
+    read_artifact: Callable[[], bytes]
+    allow_pickle: bool = False
+    seed: int = 0
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _model: Any = field(default=None, repr=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}:{self.version}"
+
+    def load_model(self) -> Any:
+        """The estimator, loaded once, safely (store.model_files.loads)."""
+        if self._model is None:
+            from cmi_console.store.model_files import loads
+
+            self._model = loads(
+                self.read_artifact(),
+                self.artifact_format,
+                allow_pickle=self.allow_pickle,
+                where=f"{self.ref} artifact {self.artifact_sha256[:12]}",
+            )
+        return self._model

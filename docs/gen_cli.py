@@ -1,0 +1,64 @@
+"""Write docs/cli.md from the Typer app, so the reference cannot drift from
+the code (tests/test_docs.py fails when it is stale).
+
+    python docs/gen_cli.py > docs/cli.md
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+HEADER = """# Command reference
+
+`cmi [--home DIR] [--db URL] [--as NAME] COMMAND ...` — the three global options may
+stand anywhere on the line (environment: `CMI_HOME`, `CMI_DATABASE_URL`, `CMI_USER`).
+
+Exit codes for every command: **0** ok · **1** a check or gate failed · **2** bad input
+or usage (one line on stderr, nothing written) · **3** denied (role, segregation of
+duties, missing key or signature, a gate that does not pass) · **4** integrity violation
+(tampered log, artifact hash mismatch, unsafe artifact) · **70** internal error (a bug;
+`CMI_DEBUG=1` shows the traceback).
+"""
+
+
+def _walk(cmd: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+    subs = getattr(cmd, "commands", None)
+    if subs:
+        for name in sorted(subs):
+            yield from _walk(subs[name], [*path, name])
+    else:
+        yield path, cmd
+
+
+def render() -> str:
+    import typer
+
+    from cmi_console.cli.app import app
+
+    root = typer.main.get_command(app)
+    out = [HEADER]
+    for path, cmd in _walk(root, ["cmi"]):
+        args = [p for p in cmd.params if p.param_type_name == "argument"]
+        opts = [p for p in cmd.params if p.param_type_name == "option" and p.name != "help"]
+        usage = " ".join([*path, *(a.name.upper() for a in args)])
+        out.append(f"## {usage}\n")
+        if cmd.help:
+            out.append(inspect.cleandoc(cmd.help) + "\n")
+        if opts:
+            out.append("| option | meaning |\n| --- | --- |")
+            for o in opts:
+                names = ", ".join(f"`{n}`" for n in [*o.opts, *o.secondary_opts])
+                text = (o.help or "").replace("|", "\\|")
+                if o.required:
+                    text += " (required)"
+                elif o.default not in (None, False, "", ()) and not o.is_flag:
+                    text += f" (default {o.default})"
+                out.append(f"| {names} | {text.strip()} |")
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

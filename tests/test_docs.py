@@ -1,0 +1,30 @@
+"""Documentation moves with the code."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+from conftest import REPO
+
+
+def test_cli_reference_is_current() -> None:
+    spec = importlib.util.spec_from_file_location("gen_cli", REPO / "docs" / "gen_cli.py")
+    assert spec and spec.loader
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (REPO / "docs" / "cli.md").read_text() == gen.render(), (
+        "docs/cli.md is stale: python docs/gen_cli.py > docs/cli.md"
+    )
+
+
+def test_every_policy_key_is_documented() -> None:
+    from cmi_console.core import policy
+
+    doc = (REPO / "docs" / "policies.md").read_text()
+    models = [policy.Policy, policy.Stage, policy.Tier, policy.Approval, policy.Suite]
+    models += list(policy.CHECK_SPECS.values())
+    for model in models:
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            assert re.search(rf"`{re.escape(key)}`", doc), f"{model.__name__}.{key} undocumented"

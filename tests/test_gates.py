@@ -1,0 +1,315 @@
+"""Stage gates through the CLI: requests, signed decisions, gate status,
+promotion, exclusivity, retirement, break-glass, queue and races."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from conftest import Workspace
+from gate_helpers import add_staff, ok, ready_for_production, stage_of, to_production
+
+from cmi_console.core import clock, keys, statements
+from cmi_console.core.errors import CmiError
+from cmi_console.services import gates
+
+
+@pytest.fixture
+def governed(populated: Workspace) -> Workspace:
+    return add_staff(populated)
+
+
+def test_full_path_to_production_is_signed_and_verifies(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    status = ws.cli("gate", "status", "cancer:1", "--to", "production", "--json")
+    assert status.code == 1
+    states = {c["condition"]: c["state"] for c in status.json()["conditions"]}
+    assert states == {
+        "transition": "met",
+        "request": "met",
+        "validation": "met",
+        "approvals:reviewer": "unmet",
+    }
+    approval = ok(
+        ws.cli(
+            "approve", "cancer:1", "--to", "production", "--comment", "lgtm", "--json", as_="bob"
+        )
+    ).json()
+    st = approval["statement"]
+    version = ok(ws.cli("version", "show", "cancer:1", "--json")).json()
+    assert st["artifact_sha256"] == version["artifact_sha256"]
+    assert st["decision"] == "approve" and st["to_stage"] == "production"
+    assert st["roles"] == ["reviewer"] and st["comment"] == "lgtm"
+    policy = ok(ws.cli("policy", "show", "cancer", "--json")).json()
+    assert st["policy_sha256"] == policy["sha256"]
+    runs = ok(ws.cli("validation", "list", "cancer:1", "--json")).json()
+    assert st["validation_sha256"] == runs[-1]["result_sha256"]
+    # the statement verifies on its own, with nothing but bob's public key
+    bob_key = (ws.home / "keys" / "bob.pub").read_text().strip()
+    assert statements.verify(keys.unb64(bob_key, "k"), st, approval["signature"])
+    assert not statements.verify(
+        keys.unb64(bob_key, "k"), {**st, "comment": "x"}, approval["signature"]
+    )
+
+    assert ok(ws.cli("gate", "status", "cancer:1", "--to", "production", "--json")).json()["passed"]
+    promoted = ok(ws.cli("promote", "cancer:1", "--to", "production", "--json", as_="dora"))
+    assert promoted.json()["stage"] == "production"
+    assert stage_of(ws, "cancer:1") == "production"
+    entry = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    assert entry["action"] == "gate.promote" and entry["sig"]["alg"] == "ed25519"
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_only_promoters_promote(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    r = ws.cli("promote", "cancer:1", "--to", "production", as_="alice")
+    assert r.code == 3 and "deployer" in r.err
+
+
+def test_one_production_version_the_previous_is_archived(governed: Workspace) -> None:
+    ws = governed
+    to_production(ws, 1)
+    to_production(ws, 2)
+    assert stage_of(ws, "cancer:1") == "archived"
+    assert stage_of(ws, "cancer:2") == "production"
+    listed = ok(ws.cli("version", "list", "cancer", "--stage", "production", "--json")).json()
+    assert [v["version"] for v in listed] == [2]
+    log = ok(ws.cli("audit", "log", "-n", "2", "--json")).json()
+    assert [e["action"] for e in log] == ["gate.promote", "version.archive"]
+    assert log[1]["data"]["superseded_by"] == 2
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_a_transition_the_policy_does_not_allow_is_refused(governed: Workspace) -> None:
+    r = governed.cli("request", "cancer:1", "--to", "production", as_="alice")
+    assert r.code == 3 and "development -> production is not allowed" in r.err
+
+
+def test_reject_needs_a_comment_and_closes_the_request(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    r = ws.cli("reject", "cancer:1", "--to", "production", "--comment", " ", as_="bob")
+    assert r.code == 2 and "comment" in r.err
+    ok(ws.cli("reject", "cancer:1", "--to", "production", "--comment", "AUC too low", as_="bob"))
+    assert ok(ws.cli("queue", "--json")).json() == []
+    status = ws.cli("gate", "status", "cancer:1", "--to", "production", "--json").json()
+    assert {c["condition"]: c["state"] for c in status["conditions"]}["request"] == "unmet"
+    r = ws.cli("approve", "cancer:1", "--to", "production", as_="carl")
+    assert r.code == 2 and "no open request" in r.err
+    entry = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    assert entry["action"] == "gate.reject"
+    assert entry["data"]["statement"]["comment"] == "AUC too low"
+
+
+def test_queue_shows_what_each_reviewer_may_decide(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    everyone = ok(ws.cli("queue", "--json", as_="dora")).json()
+    assert [(q["version"], q["to_stage"], q["approvals"]) for q in everyone] == [
+        ("cancer:1", "production", "0/1")
+    ]
+    assert everyone[0]["you_can_decide"] is False
+    assert ok(ws.cli("queue", "--mine", "--json", as_="alice")).json() == []  # the author
+    mine = ok(ws.cli("queue", "--mine", "--json", as_="bob")).json()
+    assert [q["request"] for q in mine] == [everyone[0]["request"]]
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    assert ok(ws.cli("queue", "--mine", "--json", as_="bob")).json() == []
+    assert ok(ws.cli("queue", "--json")).json()[0]["ready"] is True
+
+
+def test_approvals_expire(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    ctx = ws.ctx("dora")
+    assert gates.status(ctx, "cancer:1", "production").passed
+    ctx.clock = lambda: clock.add(clock.utc_now(), days=31)
+    report = gates.status(ctx, "cancer:1", "production")
+    assert not report.passed
+    assert report.approvals[0].state == "stale" and "expired" in report.approvals[0].detail
+
+
+def test_validation_is_deterministic_and_recorded(governed: Workspace) -> None:
+    ws = governed
+    a = ok(ws.cli("validate", "cancer:1", "--suite", "staging", "--json", as_="alice")).json()
+    b = ok(ws.cli("validate", "cancer:1", "--suite", "staging", "--json", as_="victor")).json()
+    assert a["result_sha256"] == b["result_sha256"] and a["run"] != b["run"]
+    assert a["status"] == "pass" and a["results"][0]["kind"] == "artifact"
+    runs = ok(ws.cli("validation", "list", "cancer:1", "--json")).json()
+    assert [r["run_by"] for r in runs] == ["alice", "victor"]
+    assert runs[0]["environment"]["scikit-learn"]
+
+
+def test_retirement_archives_by_hash_and_names_consumers(governed: Workspace) -> None:
+    ws = governed
+    ok(
+        ws.cli(
+            "model", "consumers", "add", "cancer", "billing", "--contact", "#billing", as_="alice"
+        )
+    )
+    ok(ws.cli("model", "consumers", "add", "cancer", "triage-ui", as_="alice"))
+    to_production(ws, 1)
+    r = ws.cli("retire", "cancer:1", "--reason", "old", as_="dora")
+    assert r.code == 3 and "request" in r.err  # the policy wants approvals for `retired`
+    ok(ws.cli("request", "cancer:1", "--to", "retired", as_="alice"))
+    r = ws.cli("retire", "cancer:1", "--reason", "old", as_="dora")
+    assert r.code == 3 and "approvals:risk-officer unmet" in r.err
+    ok(ws.cli("approve", "cancer:1", "--to", "retired", "--comment", "fine", as_="rita"))
+    out = ok(
+        ws.cli(
+            "retire",
+            "cancer:1",
+            "--reason",
+            "replaced by v2",
+            "--successor",
+            "cancer:2",
+            "--json",
+            as_="dora",
+        )
+    ).json()
+    assert out["successor"] == "cancer:2" and out["notify"] == ["billing", "triage-ui"]
+    archive = out["archive"]
+    assert (
+        archive["artifact_sha256"]
+        == ok(ws.cli("version", "show", "cancer:1", "--json")).json()["artifact_sha256"]
+    )
+    assert {d["kind"] for d in archive["decisions"]} == {"approve"}
+    assert len(archive["decisions"]) == 3  # staging, production, retired
+    assert all(len(d["statement_sha256"]) == 64 for d in archive["decisions"])
+    assert [r["suite"] for r in archive["validation_runs"]] == ["staging", "production"]
+    v = ok(ws.cli("version", "show", "cancer:1", "--json")).json()
+    assert (v["stage"], v["status"]) == ("retired", "retired")
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_a_model_with_every_version_retired_shows_retired(governed: Workspace) -> None:
+    ws = governed
+    for v in (1, 2):
+        ok(ws.cli("request", f"cancer:{v}", "--to", "retired", as_="alice"))
+        ok(ws.cli("approve", f"cancer:{v}", "--to", "retired", as_="rita"))
+        assert ok(ws.cli("model", "show", "cancer", "--json")).json()["status"] == "active"
+        ok(ws.cli("retire", f"cancer:{v}", "--reason", "project closed", as_="rita"))
+    assert ok(ws.cli("model", "show", "cancer", "--json")).json()["status"] == "retired"
+    models = ok(ws.cli("model", "list", "--json")).json()
+    assert models[0]["status"] == "retired"
+
+
+def test_break_glass_needs_two_admins_opens_an_incident_and_is_flagged(
+    governed: Workspace,
+) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    pending = ok(
+        ws.cli(
+            "break-glass",
+            "cancer:1",
+            "--to",
+            "production",
+            "--reason",
+            "fraud spike",
+            "--json",
+            as_="root",
+        )
+    ).json()
+    assert pending["status"] == "pending"
+    assert [c["condition"] for c in pending["bypassed"]] == ["approvals:reviewer"]
+    assert stage_of(ws, "cancer:1") == "staging"
+    done = ok(
+        ws.cli(
+            "break-glass",
+            "cancer:1",
+            "--to",
+            "production",
+            "--reason",
+            "fraud spike",
+            "--json",
+            as_="sam",
+        )
+    ).json()
+    assert done["status"] == "executed" and done["signed_by"] == ["root", "sam"]
+    assert done["incident"] >= 1
+    v = ok(ws.cli("version", "show", "cancer:1", "--json")).json()
+    assert v["stage"] == "production" and v["break_glass"] is True
+    listed = ok(ws.cli("version", "list", "cancer", "--json")).json()
+    assert {x["version"]: x["break_glass"] for x in listed} == {1: True, 2: False}
+    table = ok(ws.cli("version", "list", "cancer")).out
+    assert "BREAK-GLASS" in table
+    actions = [e["action"] for e in ok(ws.cli("audit", "log", "-n", "4", "--json")).json()]
+    assert actions == ["gate.promote", "break-glass.execute", "incident.open", "break-glass.sign"]
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_break_glass_still_needs_the_validation(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1, validate=False)
+    r = ws.cli("break-glass", "cancer:1", "--to", "production", "--reason", "x", as_="root")
+    assert r.code == 3 and "validation unmet" in r.err
+
+
+def _race(fns: list[Any]) -> list[Any]:
+    barrier = threading.Barrier(len(fns))
+    results: list[Any] = [None] * len(fns)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fns[i]()
+        except CmiError as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+def test_two_promotes_racing_give_one_production_version(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    ok(ws.cli("role", "grant", "sam", "deployer"))
+    ctxs = [ws.ctx("dora"), ws.ctx("sam")]
+    results = _race([lambda c=c: gates.promote(c, "cancer:1", "production") for c in ctxs])
+    wins = [r for r in results if isinstance(r, dict)]
+    losses = [r for r in results if isinstance(r, gates.GateRefused)]
+    assert len(wins) == 1 and len(losses) == 1, results
+    log = ok(ws.cli("audit", "log", "--action", "gate.promote", "-n", "100", "--json")).json()
+    assert len([e for e in log if e["data"]["statement"]["to_stage"] == "production"]) == 1
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_two_versions_racing_for_production_leave_exactly_one(governed: Workspace) -> None:
+    ws = governed
+    for v in (1, 2):
+        ready_for_production(ws, v)
+        ok(ws.cli("approve", f"cancer:{v}", "--to", "production", as_="bob"))
+    results = _race(
+        [lambda v=v: gates.promote(ws.ctx("dora"), f"cancer:{v}", "production") for v in (1, 2)]
+    )
+    assert all(isinstance(r, dict) for r in results), results  # serialized: both may win in turn
+    stages = {stage_of(ws, "cancer:1"), stage_of(ws, "cancer:2")}
+    assert stages == {"production", "archived"}
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_two_reviewers_approving_at_once_keep_the_log_linear(governed: Workspace) -> None:
+    ws = governed
+    ok(ws.cli("model", "tier", "cancer", "high", "--reason", "patients", as_="rita"))
+    ok(ws.cli("role", "grant", "carl", "risk-officer"))
+    ready_for_production(ws, 1)
+    results = _race(
+        [
+            lambda: gates.decide(ws.ctx("bob"), "cancer:1", "production", "approve"),
+            lambda: gates.decide(ws.ctx("carl"), "cancer:1", "production", "approve"),
+        ]
+    )
+    assert all(isinstance(r, dict) for r in results), results
+    report = gates.status(ws.ctx("dora"), "cancer:1", "production")
+    assert report.passed, report.as_json()
+    assert ok(ws.cli("audit", "verify")).code == 0

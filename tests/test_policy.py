@@ -1,0 +1,206 @@
+"""Policies as code: precise errors, hashes, activation, effective policy, tiers."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Workspace
+from gate_helpers import add_staff, log_head, ok
+
+from cmi_console.core import policy as pol
+from cmi_console.core.canonical import canonical_bytes
+
+DEFAULT = (REPO / "policies" / "default.toml").read_text()
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_repository_policies_check(ws: Workspace) -> None:
+    r = ok(
+        ws.cli("policy", "check", *map(str, sorted((REPO / "policies").glob("*.toml"))), "--json")
+    )
+    assert {p["scope"] for p in r.json()} == {"default", "credit-risk"}
+
+
+def test_the_bundled_default_is_the_repository_file() -> None:
+    from cmi_console.services.policies import bundled_default
+
+    assert bundled_default().read_bytes() == (REPO / "policies" / "default.toml").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace(
+                'approvals = [{ role = "reviewer", count = 1 }]\napproval_expiry_days',
+                'approvals = [{ role = "reviewer", count = 1 }, { role = "risk-oficer" }]\n'
+                "approval_expiry_days",
+            ),
+            "stages.production.approvals[1].role: unknown role 'risk-oficer'",
+        ),
+        (
+            lambda t: t + "\n[stages.qa]\nfrom = ['development']\ncolour = 'red'\n",
+            "stages.qa.colour: unknown key",
+        ),
+        (
+            lambda t: t.replace('from = ["staging"]', 'from = ["stagign"]'),
+            "stages.production.from[0]: unknown stage 'stagign'",
+        ),
+        (
+            lambda t: t.replace('suite = "production"', 'suite = "prod"'),
+            "stages.production.suite: unknown suite 'prod'",
+        ),
+        (
+            lambda t: t.replace('kind = "artifact"', 'kind = "artefact"', 1),
+            "suites.staging.checks[0].kind: unknown check kind 'artefact'",
+        ),
+        (
+            lambda t: t.replace("count = 1 }]\npromoters", "count = 0 }]\npromoters", 1),
+            "stages.staging.approvals[0].count: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda t: t.replace('default_tier = "medium"', 'default_tier = "mid"'),
+            "default_tier: unknown tier 'mid'",
+        ),
+        (
+            lambda t: t.replace("approval_expiry_days = 30", "approval_expiry_days = 'soon'"),
+            "stages.production.approval_expiry_days: Input should be a valid integer",
+        ),
+        (lambda t: t.replace("format = 1", "format = 1\nformat = 2"), "invalid TOML"),
+    ],
+)
+def test_errors_name_the_file_and_the_key_path(
+    ws: Workspace, tmp_path: Path, edit, message
+) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, "bad.toml", edit(DEFAULT))
+    before = log_head(ws)
+    for cmd in (("policy", "check", str(path)), ("policy", "activate", str(path))):
+        r = ws.cli(*cmd)
+        assert r.code == 2, r.out
+        assert r.err.startswith(f"cmi: {path}: {message}"), r.err
+        assert len(r.err.splitlines()) == 1
+    assert log_head(ws) == before
+
+
+def test_a_model_policy_below_its_tier_is_rejected_naming_the_requirement(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "credit.toml",
+        'format = 1\nmodel = "credit"\ntier = "high"\n'
+        '[stages.production]\napprovals = [{ role = "reviewer", count = 1 }]\n',
+    )
+    r = ws.cli("policy", "check", str(path))
+    assert r.code == 2
+    assert (
+        "stages.production.approvals: tier 'high' requires 1 approval(s) by risk-officer" in r.err
+    )
+    tighter = write(
+        tmp_path,
+        "credit2.toml",
+        'format = 1\nmodel = "credit"\ntier = "high"\n'
+        '[stages.production]\napprovals = [{ role = "reviewer", count = 2 },'
+        ' { role = "risk-officer", count = 1 }]\n',
+    )
+    ok(ws.cli("policy", "check", str(tighter)))
+
+
+def test_a_policy_is_versioned_by_its_canonical_content(tmp_path: Path) -> None:
+    a = pol.parse_toml(DEFAULT, "a")
+    reordered = "\n".join(reversed(DEFAULT.split("\n[")))  # same tables, other order
+    b = pol.parse_toml(DEFAULT.replace("# ", "#  ") + "\n", "b")
+    assert pol.sha256_of(a) == pol.sha256_of(b) == hashlib.sha256(canonical_bytes(a)).hexdigest()
+    assert reordered  # documents the intent; tables may appear in any order in TOML
+    c = pol.parse_toml(
+        DEFAULT.replace("approval_expiry_days = 30", "approval_expiry_days = 31"), "c"
+    )
+    assert pol.sha256_of(c) != pol.sha256_of(a)
+
+
+def test_activation_is_a_signed_decision_with_old_and_new_hash(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    add_staff(ws)
+    new = write(
+        tmp_path,
+        "default.toml",
+        DEFAULT.replace("approval_expiry_days = 30", "approval_expiry_days = 7"),
+    )
+    r = ws.cli("policy", "activate", str(new), as_="victor")
+    assert r.code == 3 and "risk-officer" in r.err
+    old_sha = pol.sha256_of(pol.parse_toml(DEFAULT, "d"))
+    out = ok(ws.cli("policy", "activate", str(new), "--json", as_="rita")).json()
+    assert out["old_sha256"] == old_sha
+    assert out["new_sha256"] == pol.sha256_of(pol.read_toml(new))
+    entry = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    assert entry["action"] == "policy.activate" and entry["actor"] == "rita"
+    assert entry["data"]["old_sha256"] == old_sha and entry["sig"]["alg"] == "ed25519"
+    again = ws.cli("policy", "activate", str(new), as_="rita")
+    assert again.code == 2 and "already active" in again.err
+    history = ok(ws.cli("policy", "history", "--json")).json()
+    assert [h["active"] for h in history] == [False, True]
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_effective_policy_merges_the_model_override_and_the_tier(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    ws = add_staff(populated)
+    shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
+    assert shown["tier"] == "medium" and list(shown["sources"]) == ["default"]
+    assert shown["required_approvals"]["production"] == {"reviewer": 1}
+    override = write(
+        tmp_path,
+        "cancer.toml",
+        'format = 1\nmodel = "cancer"\n[stages.production]\napproval_expiry_days = 3\n'
+        'approvals = [{ role = "reviewer", count = 2 }]\n',
+    )
+    ok(ws.cli("policy", "activate", str(override), as_="rita"))
+    shown2 = ok(ws.cli("policy", "show", "cancer", "--json")).json()
+    assert shown2["policy"]["stages"]["production"]["approval_expiry_days"] == 3
+    assert shown2["policy"]["stages"]["production"]["exclusive"] is True  # kept from default
+    assert shown2["required_approvals"]["production"] == {"reviewer": 2}
+    assert shown2["sha256"] != shown["sha256"]
+    ok(ws.cli("model", "tier", "cancer", "high", "--reason", "patients", as_="rita"))
+    shown3 = ok(ws.cli("policy", "show", "cancer", "--json")).json()
+    assert shown3["required_approvals"]["production"] == {"reviewer": 2, "risk-officer": 1}
+    # a new default that would leave the override below its tier is refused
+    stricter = write(
+        tmp_path,
+        "default.toml",
+        DEFAULT.replace(
+            'approvals = [{ role = "reviewer", count = 1 }, { role = "risk-officer", count = 1 }]',
+            'approvals = [{ role = "reviewer", count = 3 }, { role = "risk-officer", count = 1 }]',
+        ),
+    )
+    before = log_head(ws)
+    r = ws.cli("policy", "activate", str(stricter), as_="rita")
+    assert r.code == 2 and "the active policy of cancer fails" in r.err
+    assert "tier 'high' requires 3 approval(s) by reviewer" in r.err
+    assert log_head(ws) == before
+
+
+def test_tier_changes_are_signed_and_restricted(populated: Workspace) -> None:
+    ws = add_staff(populated)
+    r = ws.cli("model", "tier", "cancer", "low", "--reason", "x", as_="alice")
+    assert r.code == 3
+    r = ws.cli("model", "tier", "cancer", "extreme", "--reason", "x", as_="rita")
+    assert r.code == 2 and "unknown tier 'extreme'" in r.err
+    r = ws.cli("model", "tier", "cancer", "low", "--reason", " ", as_="rita")
+    assert r.code == 2
+    out = ok(
+        ws.cli("model", "tier", "cancer", "low", "--reason", "internal", "--json", as_="rita")
+    ).json()
+    assert (out["old_tier"], out["new_tier"]) == ("medium", "low")
+    assert out["old_policy_sha256"] != out["new_policy_sha256"]
+    entry = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    assert entry["action"] == "model.tier" and "sig" in entry
+    assert ok(ws.cli("model", "show", "cancer", "--json")).json()["risk_tier"] == "low"

@@ -1,0 +1,212 @@
+"""Segregation of duties: every forbidden attempt is refused through the CLI
+with exit 3 and a reason that names the rule, and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Result, Workspace
+from gate_helpers import add_staff, log_head, ok, ready_for_production, stage_of, to_production
+
+
+@pytest.fixture
+def governed(populated: Workspace) -> Workspace:
+    return add_staff(populated)
+
+
+def refused(ws: Workspace, r: Result, rule: str, before: tuple[int, str]) -> None:
+    assert r.code == 3, (r.code, r.out, r.err)
+    assert rule in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert log_head(ws) == before, "a refused attempt wrote to the log"
+
+
+def test_the_author_cannot_approve_their_own_version(governed: Workspace) -> None:
+    ws = governed
+    ok(ws.cli("role", "grant", "alice", "reviewer"))  # even holding the role
+    ready_for_production(ws, 1)
+    before = log_head(ws)
+    r = ws.cli("approve", "cancer:1", "--to", "production", as_="alice")
+    refused(ws, r, "sod.author-cannot-approve", before)
+
+
+def test_the_trainer_cannot_approve(governed: Workspace, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ws = governed
+    ok(ws.cli("role", "grant", "carl", "developer"))
+    ok(ws.cli("run", "record", "--key", "carl-run", "--params", '{"C": 1}', as_="carl"))
+    art = tmp_path / "a.skops"
+    art.write_bytes((ws.home / "artifacts").joinpath(*_artifact_path(ws, "cancer:1")).read_bytes())
+    ok(
+        ws.cli(
+            "version",
+            "register",
+            "cancer",
+            "--artifact",
+            str(art),
+            "--run",
+            "carl-run",
+            as_="alice",
+        )
+    )
+    ok(ws.cli("validate", "cancer:3", "--suite", "staging", as_="alice"))
+    ok(ws.cli("request", "cancer:3", "--to", "staging", as_="alice"))
+    ok(ws.cli("role", "grant", "carl", "validator"))
+    before = log_head(ws)
+    r = ws.cli("approve", "cancer:3", "--to", "staging", as_="carl")
+    refused(ws, r, "sod.trainer-cannot-approve", before)
+
+
+def _artifact_path(ws: Workspace, ref: str) -> list[str]:
+    sha = ok(ws.cli("version", "show", ref, "--json")).json()["artifact_sha256"]
+    return ["sha256", sha[:2], sha]
+
+
+def test_whoever_ran_the_validation_cannot_approve(governed: Workspace) -> None:
+    ws = governed
+    ok(ws.cli("role", "grant", "victor", "reviewer"))
+    ready_for_production(ws, 1, validate=False)
+    ok(ws.cli("validate", "cancer:1", "--suite", "production", as_="victor"))
+    before = log_head(ws)
+    r = ws.cli("approve", "cancer:1", "--to", "production", as_="victor")
+    refused(ws, r, "sod.validator-cannot-approve", before)
+
+
+def test_the_same_principal_cannot_approve_twice(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    before = log_head(ws)
+    r = ws.cli("approve", "cancer:1", "--to", "production", as_="bob")
+    refused(ws, r, "sod.one-decision-per-principal", before)
+
+
+def test_one_principal_with_two_roles_counts_once(governed: Workspace) -> None:
+    """rita holds reviewer and risk-officer: on a gate needing one of each she
+    fills one slot only."""
+    ws = governed
+    ok(ws.cli("role", "grant", "rita", "reviewer"))
+    ok(ws.cli("model", "tier", "cancer", "high", "--reason", "decides about patients", as_="rita"))
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="rita"))
+    status = ws.cli("gate", "status", "cancer:1", "--to", "production", "--json")
+    assert status.code == 1
+    conds = {c["condition"]: c for c in status.json()["conditions"]}
+    met = [
+        n for n in ("approvals:reviewer", "approvals:risk-officer") if conds[n]["state"] == "met"
+    ]
+    assert len(met) == 1
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    status = ok(ws.cli("gate", "status", "cancer:1", "--to", "production", "--json")).json()
+    assert status["passed"]  # bob as reviewer, rita as risk-officer
+
+
+def test_someone_without_the_required_role_cannot_approve(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    before = log_head(ws)
+    r = ws.cli("approve", "cancer:1", "--to", "production", as_="dora")
+    refused(ws, r, "sod.role-required", before)
+
+
+def test_nobody_grants_a_role_to_themselves(governed: Workspace) -> None:
+    ws = governed
+    before = log_head(ws)
+    r = ws.cli("role", "grant", "sam", "reviewer", as_="sam")
+    refused(ws, r, "sod.no-self-grant", before)
+
+
+def test_a_role_revoked_before_the_decision_does_not_decide(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("role", "revoke", "bob", "reviewer"))
+    before = log_head(ws)
+    r = ws.cli("approve", "cancer:1", "--to", "production", as_="bob")
+    refused(ws, r, "sod.role-required", before)
+
+
+def test_an_approval_bound_to_an_old_policy_or_artifact_is_refused(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    before_policy = ok(
+        ws.cli("gate", "statement", "cancer:1", "--to", "production", "--json", as_="bob")
+    ).json()
+    ok(ws.cli("model", "tier", "cancer", "low", "--reason", "internal only", as_="rita"))
+    ok(ws.cli("validate", "cancer:1", "--suite", "production", as_="alice"))
+    before = log_head(ws)
+    r = ws.cli(
+        "approve",
+        "cancer:1",
+        "--to",
+        "production",
+        "--policy",
+        before_policy["policy_sha256"],
+        as_="bob",
+    )
+    refused(ws, r, "stale", before)
+    r = ws.cli("approve", "cancer:1", "--to", "production", "--artifact", "ab" * 32, as_="bob")
+    refused(ws, r, "stale", before)
+
+
+def test_an_approval_goes_stale_when_the_policy_changes(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    ok(ws.cli("model", "tier", "cancer", "low", "--reason", "internal only", as_="rita"))
+    ok(ws.cli("validate", "cancer:1", "--suite", "production", as_="alice"))
+    status = ws.cli("gate", "status", "cancer:1", "--to", "production", "--json")
+    assert status.code == 1
+    body = status.json()
+    assert body["approvals"][0]["state"] == "stale"
+    assert "policy" in body["approvals"][0]["detail"]
+    before = log_head(ws)
+    r = ws.cli("promote", "cancer:1", "--to", "production", as_="dora")
+    refused(ws, r, "approvals:reviewer stale", before)
+
+
+def test_a_promotion_without_its_validation_is_refused(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1, validate=False)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    before = log_head(ws)
+    r = ws.cli("promote", "cancer:1", "--to", "production", as_="dora")
+    refused(ws, r, "validation unmet: missing", before)
+    assert "validation" in r.out and "missing" in r.out  # the whole list is shown too
+    assert stage_of(ws, "cancer:1") == "staging"
+
+
+def test_a_retired_version_is_never_promoted_again(governed: Workspace) -> None:
+    ws = governed
+    to_production(ws, 1)
+    ok(ws.cli("request", "cancer:1", "--to", "retired", as_="alice"))
+    ok(ws.cli("approve", "cancer:1", "--to", "retired", as_="rita"))
+    ok(ws.cli("retire", "cancer:1", "--reason", "superseded", as_="dora"))
+    before = log_head(ws)
+    r = ws.cli("request", "cancer:1", "--to", "staging", as_="alice")
+    refused(ws, r, "retired", before)
+    r = ws.cli("promote", "cancer:1", "--to", "production", as_="dora")
+    refused(ws, r, "retired", before)
+    r = ws.cli("break-glass", "cancer:1", "--to", "production", "--reason", "x", as_="root")
+    refused(ws, r, "retired", before)
+
+
+def test_a_break_glass_with_one_admin_does_nothing(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    first = ok(
+        ws.cli(
+            "break-glass",
+            "cancer:1",
+            "--to",
+            "production",
+            "--reason",
+            "outage",
+            "--json",
+            as_="root",
+        )
+    ).json()
+    assert first["status"] == "pending"
+    before = log_head(ws)
+    r = ws.cli("break-glass", "cancer:1", "--to", "production", "--reason", "outage", as_="root")
+    refused(ws, r, "break-glass.two-distinct-admins", before)
+    assert stage_of(ws, "cancer:1") == "staging"
+    r = ws.cli("break-glass", "cancer:1", "--to", "production", "--reason", "outage", as_="bob")
+    refused(ws, r, "admin", before)
