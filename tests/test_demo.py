@@ -1,30 +1,60 @@
-"""The demo workspace: real models from data/, deterministic, and it verifies."""
+"""The demo workspace: real models from data/, deterministic, governed, and it verifies."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from cmi_console.services import demo
+from cmi_console.services import audit, demo, gates, registry
+from cmi_console.services.context import Context
 
 
 @pytest.mark.slow
 def test_demo_builds_verifies_and_is_deterministic(tmp_path: Path) -> None:
-    a = demo.ensure_demo(tmp_path / "a")
-    b = demo.ensure_demo(tmp_path / "b")
+    start = date(2026, 9, 1)
+    a = demo.ensure_demo(tmp_path / "a", start=start)
+    b = demo.ensure_demo(tmp_path / "b", start=start)
     assert a.built and b.built and a.verified
     assert len(a.models) >= 3 and all(m["versions"] >= 2 for m in a.models)
     assert a.users >= 8
-    heads = []
-    for home in (tmp_path / "a", tmp_path / "b"):
-        from cmi_console.services import audit
-        from cmi_console.services.context import Context
-
-        heads.append(audit.head(Context.open(home)))
+    heads = [audit.head(Context.open(tmp_path / h)) for h in ("a", "b")]
     assert heads[0] == heads[1]  # the same log, byte for byte
     again = demo.ensure_demo(tmp_path / "a")
     assert not again.built and again.entries == a.entries
+
+
+@pytest.mark.slow
+def test_demo_shows_every_part_of_governance(tmp_path: Path) -> None:
+    demo.ensure_demo(tmp_path / "d")
+    ctx = Context.open(tmp_path / "d", actor="nina")
+    versions = registry.search_versions(ctx, limit=1000)
+    assert {v["stage"] for v in versions} >= {
+        "development",
+        "staging",
+        "production",
+        "archived",
+        "retired",
+    }
+    assert [v["version"] for v in versions if v["break_glass"]] == [2]
+    queue = gates.queue(ctx)
+    assert len(queue) >= 3
+    states = set()
+    for q in queue:
+        report = gates.status(ctx, q["version"], q["to_stage"], q["environment"])
+        states |= {a.state for a in report.approvals}
+    assert {"counted", "stale"} <= states  # pending approvals, one of them stale
+    log = audit.query(ctx, action="gate.reject", limit=10)
+    assert log and log[0]["data"]["statement"]["comment"].startswith("no fairness")
+    retired = audit.query(ctx, action="version.retire", limit=10)
+    assert retired and retired[0]["data"]["successor"] == "credit-risk:2"
+    assert audit.query(ctx, action="break-glass.execute", limit=10)
+    assert gates.queue(ctx, mine=True)  # nina has something to review today
+
+
+def test_default_history_ends_about_today() -> None:
+    assert demo.default_start() == date.today() - timedelta(days=demo.HISTORY_DAYS)
 
 
 def test_demo_reset_refuses_a_real_workspace(tmp_path: Path) -> None:

@@ -107,7 +107,6 @@ class Gates(RuleBasedStateMachine):
         # (approver, policy epoch, epoch of the validation result it bound): a
         # result depends only on the version and the policy, not on who ran it
         self.approvals: dict[int, list[tuple[str, int, int | None]]] = {1: [], 2: []}
-        self.decided: dict[int, set[str]] = {1: set(), 2: set()}
         self.promotions = 0
 
     def as_(self, name: str) -> Context:
@@ -123,13 +122,19 @@ class Gates(RuleBasedStateMachine):
 
     # --- the rules, as the model sees them ---------------------------------
 
-    def _counted(self, v: int) -> set[str]:
+    def _standing(self, v: int) -> set[str]:
+        """Approvers whose approval still binds the present (not stale, no SoD
+        conflict); a stale approver may approve again."""
         val = self.validation[v]
+        current = val[1] if val else None
         return {
             who
             for who, epoch, bound in self.approvals[v]
-            if val is not None and epoch == self.epoch and bound == val[1] and who != val[0]
+            if epoch == self.epoch and bound == current and (val is None or who != val[0])
         }
+
+    def _counted(self, v: int) -> set[str]:
+        return self._standing(v) if self.validation[v] is not None else set()
 
     def _passes(self, v: int) -> bool:
         val = self.validation[v]
@@ -166,7 +171,7 @@ class Gates(RuleBasedStateMachine):
             return
         assert expect_ok
         self.request[v] = True
-        self.approvals[v], self.decided[v] = [], set()
+        self.approvals[v] = []
 
     @rule(v=st.sampled_from([1, 1, 2]), who=st.sampled_from(DECIDERS))
     def approve(self, v: int, who: str) -> None:
@@ -176,7 +181,7 @@ class Gates(RuleBasedStateMachine):
             and who in self.reviewers
             and who != "alice"
             and (val is None or who != val[0])
-            and who not in self.decided[v]
+            and who not in self._standing(v)
         )
         try:
             gates.decide(self.as_(who), f"m:{v}", "production", "approve")
@@ -184,7 +189,6 @@ class Gates(RuleBasedStateMachine):
             assert not allowed, f"{who} was refused on m:{v}"
             return
         assert allowed, f"{who} was allowed to approve m:{v}"
-        self.decided[v].add(who)
         self.approvals[v].append((who, self.epoch, val[1] if val else None))
 
     @rule(who=st.sampled_from(REVIEWERS))

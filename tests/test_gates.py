@@ -313,3 +313,18 @@ def test_two_reviewers_approving_at_once_keep_the_log_linear(governed: Workspace
     report = gates.status(ws.ctx("dora"), "cancer:1", "production")
     assert report.passed, report.as_json()
     assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_a_reviewer_whose_approval_went_stale_may_approve_again(governed: Workspace) -> None:
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    ok(ws.cli("model", "tier", "cancer", "low", "--reason", "internal only", as_="rita"))
+    ok(ws.cli("validate", "cancer:1", "--suite", "production", as_="alice"))
+    assert [q["request"] for q in ok(ws.cli("queue", "--mine", "--json", as_="bob")).json()]
+    ok(ws.cli("approve", "cancer:1", "--to", "production", "--comment", "re-reviewed", as_="bob"))
+    body = ok(ws.cli("gate", "status", "cancer:1", "--to", "production", "--json")).json()
+    assert [a["state"] for a in body["approvals"]] == ["stale", "counted"]
+    assert body["passed"]
+    r = ws.cli("approve", "cancer:1", "--to", "production", as_="bob")
+    assert r.code == 3 and "sod.one-decision-per-principal" in r.err

@@ -24,7 +24,8 @@ JsonOpt = common.JsonOpt
 def stage_label(v: dict[str, Any]) -> str:
     """A version's stage as people read it: with its environment, and a
     break-glass promotion flagged wherever the version is shown."""
-    label = v["stage"] + (f"@{v['environment']}" if v.get("environment") else "")
+    env = v.get("environment")
+    label = v["stage"] + (f"@{env}" if env and env != v["stage"] else "")
     return label + (" BREAK-GLASS" if v.get("break_glass") else "")
 
 

@@ -89,6 +89,7 @@ class ApprovalState:
     detail: str
     role: str | None = None
     id: int | None = None
+    roles: list[str] = field(default_factory=list)  # the roles its statement claims
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -244,9 +245,12 @@ def evaluate(
     seen: set[str] = set()
     for d in sorted(decisions, key=lambda d: d.id):
         st = d.statement
+        claimed = [str(r) for r in st.get("roles") or ()]
         state = _decision_state(d, policy, version, to_stage, request, validation, now, stage)
         if state is not None:
-            report.approvals.append(ApprovalState(d.principal, d.decision, *state, id=d.id))
+            report.approvals.append(
+                ApprovalState(d.principal, d.decision, *state, id=d.id, roles=claimed)
+            )
             continue
         if d.principal in seen:
             report.approvals.append(
@@ -275,7 +279,7 @@ def evaluate(
         who = sorted(p for p, r in assigned.items() if r == role)
         have = len(who)
         detail = f"{have}/{n}" + (f" ({', '.join(who)})" if who else "")
-        stale = [a.principal for a in report.approvals if a.state == STALE]
+        stale = [a.principal for a in report.approvals if a.state == STALE and role in a.roles]
         state = MET if have >= n else (STALE if stale and have < n else UNMET)
         if state == STALE:
             detail += f"; stale: {', '.join(stale)}"

@@ -1,9 +1,10 @@
 """The demo workspace: real scikit-learn models on the files in data/,
 several principals, and a realistic audit history.
 
-It is deterministic: a fixed clock, keys derived from public seeds (they are
-demo keys, not secrets), and reproducible skops files, so two builds hold the
-same log, byte for byte. Key files are encrypted with DEMO_PASSPHRASE.
+It is deterministic: a clock from a given start day, keys derived from public
+seeds (they are demo keys, not secrets), and reproducible skops files, so two
+builds from the same start day hold the same log, byte for byte. Key files are
+encrypted with DEMO_PASSPHRASE.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cmi_console.core import clock, environment
 from cmi_console.core.errors import BadInput
-from cmi_console.services import identity, registry
+from cmi_console.services import gates, identity, policies, registry, validations
 from cmi_console.services.context import Context
 from cmi_console.services.setup import init_workspace
 from cmi_console.services.verify import verify
 from cmi_console.store.workspace import CONFIG_FILE
 
 DEMO_PASSPHRASE = "demo"
+HISTORY_DAYS = 25  # the demo's story spans about 24 days
 ADMIN = "ada"
 USERS: list[tuple[str, str, list[str]]] = [
     ("sam", "Sam Okafor", ["admin"]),
@@ -38,6 +40,7 @@ USERS: list[tuple[str, str, list[str]]] = [
     ("ci-bot", "CI runner", ["developer"]),
     ("bob", "Bob Keller", ["reviewer"]),
     ("rita", "Rita Alvarez", ["risk-officer", "reviewer"]),
+    ("nina", "Nina Patel", ["reviewer"]),
     ("victor", "Victor Hugo", ["validator"]),
     ("dora", "Dora Lind", ["deployer"]),
     ("audrey", "Audrey Chen", ["auditor"]),
@@ -59,10 +62,10 @@ def demo_key(name: str) -> Ed25519PrivateKey:
 
 
 class DemoClock:
-    """Starts 2026-09-01 09:00 UTC; each reading moves it on a little."""
+    """Starts at `start` (09:00 UTC); each reading moves it on a little."""
 
-    def __init__(self) -> None:
-        self.now = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
+    def __init__(self, start: date) -> None:
+        self.now = datetime(start.year, start.month, start.day, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> str:
         self.now += timedelta(minutes=7)
@@ -155,7 +158,13 @@ def _train(
     )
 
 
-def build(home: Path) -> Context:
+def default_start() -> date:
+    """The history ends about today, so its pending approvals have not expired
+    (policies make approvals expire): builds on the same day are identical."""
+    return datetime.now(UTC).date() - timedelta(days=HISTORY_DAYS)
+
+
+def build(home: Path, start: date | None = None) -> Context:
     import pandas as pd
     from sklearn.ensemble import (
         GradientBoostingClassifier,
@@ -163,11 +172,12 @@ def build(home: Path) -> Context:
         RandomForestRegressor,
     )
     from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.tree import DecisionTreeClassifier
 
     src = data_dir()
     if not (src / "credit.csv").is_file():
         raise BadInput(f"{src}: demo data not found (set CMI_DEMO_DATA to the repository's data/)")
-    tick = DemoClock()
+    tick = DemoClock(start or default_start())
     secret = DEMO_PASSPHRASE.encode()
     ctx = init_workspace(
         home,
@@ -292,6 +302,17 @@ def build(home: Path) -> Context:
                 "wn-rf-1",
                 {"team": "lab", "algo": "rf"},
             ),
+            (
+                "alice",
+                "wine-cultivar",
+                "wine",
+                "target",
+                "classification",
+                DecisionTreeClassifier(random_state=0),
+                {"max_depth": 3},
+                "wn-tree-1",
+                {"team": "lab", "algo": "tree"},
+            ),
         ]
         for who, model, data, target, kind, est, params, key, tags in plans:
             _train(
@@ -318,11 +339,158 @@ def build(home: Path) -> Context:
     identity.grant_role(as_(ADMIN), "victor", "reviewer")
     tick.skip(days=1)
     identity.revoke_role(as_("sam"), "victor", "reviewer")
+    _govern(as_, tick)
     ctx.actor = None
     return ctx
 
 
-def ensure_demo(home: Path, *, reset: bool = False) -> Summary:
+def _gate(
+    as_: Callable[[str], Context],
+    ref: str,
+    to: str,
+    *,
+    validator: str | None,
+    requester: str,
+    approvers: tuple[str, ...],
+    promoter: str | None,
+) -> None:
+    """One pass through a gate, by the book."""
+    if validator:
+        validations.validate(as_(validator), ref)
+    gates.request(as_(requester), ref, to)
+    for who in approvers:
+        gates.decide(as_(who), ref, to, "approve", "reviewed the validation report")
+    if promoter:
+        gates.promote(as_(promoter), ref, to)
+
+
+def _govern(as_: Callable[[str], Context], tick: DemoClock) -> None:
+    """Every stage, pending requests, a stale approval, a rejection, a
+    retirement with a successor, and one break-glass."""
+    policies.activate(as_("rita"), policies.BUNDLED / "credit-risk.toml")
+    gates.add_consumer(as_("alice"), "credit-risk", "loan-origination", "#lending-eng")
+    gates.add_consumer(as_("alice"), "credit-risk", "collections-scoring", "#collections")
+    high = ("bob", "nina", "rita")  # credit-risk is high tier: 2 reviewers + a risk officer
+    for v in (1, 2):
+        ref = f"credit-risk:{v}"
+        _gate(
+            as_,
+            ref,
+            "staging",
+            validator="ci-bot",
+            requester="alice",
+            approvers=("victor",),
+            promoter="dora",
+        )
+        tick.skip(days=1)
+        _gate(
+            as_,
+            ref,
+            "production",
+            validator="ci-bot",
+            requester="alice",
+            approvers=high,
+            promoter="dora",
+        )
+        tick.skip(days=2)
+    # v1 went to archived when v2 took production; now it retires for good
+    _gate(
+        as_,
+        "credit-risk:1",
+        "retired",
+        validator=None,
+        requester="alice",
+        approvers=("rita",),
+        promoter=None,
+    )
+    gates.retire(
+        as_("dora"),
+        "credit-risk:1",
+        "superseded by the GBM; logreg is no longer monitored",
+        successor="credit-risk:2",
+    )
+    _gate(
+        as_,
+        "credit-risk:3",
+        "staging",
+        validator="ci-bot",
+        requester="ci-bot",
+        approvers=("victor",),
+        promoter="dora",
+    )
+    validations.validate(as_("ci-bot"), "credit-risk:3")
+    gates.request(as_("ci-bot"), "credit-risk:3", "production")
+    gates.decide(
+        as_("rita"),
+        "credit-risk:3",
+        "production",
+        "reject",
+        "no fairness assessment on `sex`; rerun with the fairness suite",
+    )
+    tick.skip(days=1)
+    gates.request(as_("alice"), "credit-risk:3", "production", comment="fairness reviewed offline")
+    gates.decide(as_("bob"), "credit-risk:3", "production", "approve", "metrics hold up")
+
+    for v in (1, 2):
+        _gate(
+            as_,
+            f"diabetes-progression:{v}",
+            "staging",
+            validator="carol",
+            requester="carol",
+            approvers=("victor",),
+            promoter="carol",
+        )
+    _gate(
+        as_,
+        "diabetes-progression:1",
+        "production",
+        validator="victor",
+        requester="carol",
+        approvers=("bob",),
+        promoter="dora",
+    )
+    _gate(
+        as_,
+        "diabetes-progression:2",
+        "production",
+        validator="victor",
+        requester="carol",
+        approvers=("nina",),
+        promoter=None,
+    )
+    tick.skip(days=1)
+    # clinical use makes it high tier: nina's approval was given under the old policy
+    policies.set_tier(as_("rita"), "diabetes-progression", "high", "now used in clinical triage")
+
+    for v in (1, 2):
+        _gate(
+            as_,
+            f"wine-cultivar:{v}",
+            "staging",
+            validator="ci-bot",
+            requester="alice",
+            approvers=("victor",),
+            promoter="dora",
+        )
+    _gate(
+        as_,
+        "wine-cultivar:1",
+        "production",
+        validator="victor",
+        requester="alice",
+        approvers=("bob",),
+        promoter="dora",
+    )
+    tick.skip(days=2)
+    validations.validate(as_("victor"), "wine-cultivar:2")
+    reason = "v1 mislabels cultivar 3 after the lab's sensor swap; v2 retrained on new readings"
+    gates.break_glass(as_(ADMIN), "wine-cultivar:2", "production", reason)
+    gates.break_glass(as_("sam"), "wine-cultivar:2", "production", reason)
+    gates.request(as_("alice"), "wine-cultivar:3", "staging", comment="shallow tree baseline")
+
+
+def ensure_demo(home: Path, *, reset: bool = False, start: date | None = None) -> Summary:
     """Open the demo at `home`, building it first if it is not there (or on --reset)."""
     config = home / CONFIG_FILE
     built = False
@@ -333,7 +501,7 @@ def ensure_demo(home: Path, *, reset: bool = False) -> Summary:
     if not config.exists():
         existed = home.exists()
         try:
-            build(home)
+            build(home, start)
         except BaseException:
             if not existed:  # a half-built demo is worse than none
                 shutil.rmtree(home, ignore_errors=True)

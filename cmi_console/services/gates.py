@@ -390,11 +390,11 @@ def preview_in(
             f"{RULE_ROLE}: {actor} holds none of the roles this gate needs "
             f"({', '.join(need) or 'none: the gate needs no approvals'})"
         )
-    earlier = [d for d in g.decisions if d.principal == actor]
-    if earlier:
+    earlier = _standing_decision(g.evaluate(time), actor)
+    if earlier is not None:
         raise Denied(
             f"{RULE_ONCE}: {actor} already decided on request #{g.request.id} "
-            f"(decision #{earlier[0].id}); each principal counts once"
+            f"(decision #{earlier}); each principal counts once"
         )
     current = {
         "artifact_sha256": g.row.artifact_sha256,
@@ -784,6 +784,15 @@ def queue(ctx: Context, mine: bool = False) -> list[dict[str, Any]]:
     return out
 
 
+def _standing_decision(report: GateReport, actor: str) -> int | None:
+    """The id of the actor's decision that still counts on this request; a
+    stale or invalid one does not stop them deciding again."""
+    for a in report.approvals:
+        if a.principal == actor and a.state in ("counted", "not-needed"):
+            return a.id
+    return None
+
+
 def _can_decide(
     g: Gathered, actor: str | None, held: set[str], report: GateReport
 ) -> tuple[bool, str]:
@@ -795,7 +804,7 @@ def _can_decide(
     need = set(g.policy.required_approvals(g.to_stage))
     if not held & need:
         return False, f"{RULE_ROLE}: needs {', '.join(sorted(need)) or 'no approvals'}"
-    if any(d.principal == actor for d in g.decisions):
+    if _standing_decision(report, actor) is not None:
         return False, f"{RULE_ONCE}: you already decided"
     return True, ""
 
