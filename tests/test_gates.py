@@ -328,3 +328,22 @@ def test_a_reviewer_whose_approval_went_stale_may_approve_again(governed: Worksp
     assert body["passed"]
     r = ws.cli("approve", "cancer:1", "--to", "production", as_="bob")
     assert r.code == 3 and "sod.one-decision-per-principal" in r.err
+
+
+def test_the_database_itself_refuses_two_versions_in_one_exclusive_slot(
+    governed: Workspace,
+) -> None:
+    """Even a writer that skipped the gate cannot put two versions in one slot."""
+    import sqlalchemy
+
+    ws = governed
+    to_production(ws, 1)
+    ctx = ws.ctx()
+    with pytest.raises(sqlalchemy.exc.IntegrityError), ctx.engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text(
+                "UPDATE model_versions SET slot = 'production@production' WHERE version = 2"
+            )
+        )
+    ctx.engine.dispose()
+    assert stage_of(ws, "cancer:2") == "development"

@@ -77,13 +77,33 @@ def init(
 @app.command()
 def demo(
     reset: Annotated[bool, typer.Option("--reset", help="Rebuild the demo from scratch.")] = False,
+    no_open: Annotated[
+        bool, typer.Option("--no-open", help="Only build and summarize; do not open the console.")
+    ] = False,
 ) -> None:
-    """Build (once) and open a populated demo workspace (default ./cmi-demo)."""
+    """Build (once) and open a populated demo workspace (default ./cmi-demo).
+
+    On a terminal it opens the console; piped, it prints the summary only.
+    """
     from cmi_console.services import demo as demo_service
 
     home = common.settings.home or Path("cmi-demo")
     summary = demo_service.ensure_demo(home, reset=reset)
     demo_service.print_summary(summary)
+    if sys.stdout.isatty() and sys.stdin.isatty() and not no_open:
+        from cmi_console.services.context import Context
+        from cmi_console.tui.app import run
+
+        os.environ.setdefault("CMI_KEY_PASSPHRASE", demo_service.DEMO_PASSPHRASE)
+        run(Context.open(home, None, common.settings.actor))
+
+
+@app.command()
+def tui() -> None:
+    """Open the reviewer console (also: `cmi` with no command)."""
+    from cmi_console.tui.app import run
+
+    run(common.context())
 
 
 @db_app.command("upgrade")
@@ -119,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     from cmi_console.core.errors import CmiError
 
     args = common.extract_globals(list(sys.argv[1:] if argv is None else argv))
+    if not args:  # `cmi` alone opens the console
+        args = ["tui"]
     try:
         result = app(args=args, prog_name="cmi", standalone_mode=False)
     except CmiError as exc:

@@ -21,14 +21,6 @@ models.add_typer(consumers, name="consumers")
 JsonOpt = common.JsonOpt
 
 
-def stage_label(v: dict[str, Any]) -> str:
-    """A version's stage as people read it: with its environment, and a
-    break-glass promotion flagged wherever the version is shown."""
-    env = v.get("environment")
-    label = v["stage"] + (f"@{env}" if env and env != v["stage"] else "")
-    return label + (" BREAK-GLASS" if v.get("break_glass") else "")
-
-
 def _pairs(items: list[str] | None, where: str) -> dict[str, str]:
     from cmi_console.core.refs import parse_pair
 
@@ -228,7 +220,7 @@ def model_show(name: str, as_json: JsonOpt = False) -> None:
         [
             [
                 v["version"],
-                stage_label(v),
+                registry.stage_label(v),
                 v["status"],
                 v["author"],
                 v["artifact_sha256"][:12],
@@ -267,6 +259,8 @@ def version_register(
 
 
 def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    from cmi_console.services import registry
+
     if as_json:
         common.print_json(rows)
         return
@@ -277,7 +271,7 @@ def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
             [
                 r["model"],
                 r["version"],
-                stage_label(r),
+                registry.stage_label(r),
                 r["status"],
                 r["author"],
                 " ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())),

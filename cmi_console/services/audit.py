@@ -26,8 +26,8 @@ def _like_prefix(column: Any, pattern: str) -> Any:
     return column == pattern
 
 
-def query(
-    ctx: Context,
+def _filtered(
+    stmt: Any,
     *,
     actor: str | None = None,
     action: str | None = None,
@@ -36,15 +36,7 @@ def query(
     until: str | None = None,
     before: int | None = None,
     after: int | None = None,
-    limit: int = 50,
-    offset: int = 0,
-    oldest_first: bool = False,
-) -> list[dict[str, Any]]:
-    if limit < 1 or limit > 100_000:
-        raise BadInput("--limit: must be between 1 and 100000")
-    if offset < 0:
-        raise BadInput("--offset: must not be negative")
-    stmt = select(E.c.seq, E.c.hash, E.c.body)
+) -> Any:
     if actor:
         stmt = stmt.where(E.c.actor == actor)
     if action:
@@ -59,6 +51,24 @@ def query(
         stmt = stmt.where(E.c.seq < before)
     if after is not None:
         stmt = stmt.where(E.c.seq > after)
+    return stmt
+
+
+def query(
+    ctx: Context,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    oldest_first: bool = False,
+    **filters: Any,
+) -> list[dict[str, Any]]:
+    """Entries matching the filters (actor, action, subject, since, until,
+    before, after), newest first unless `oldest_first`."""
+    if limit < 1 or limit > 100_000:
+        raise BadInput("--limit: must be between 1 and 100000")
+    if offset < 0:
+        raise BadInput("--offset: must not be negative")
+    stmt = _filtered(select(E.c.seq, E.c.hash, E.c.body), **filters)
     stmt = stmt.order_by(E.c.seq if oldest_first else E.c.seq.desc()).limit(limit).offset(offset)
     with ctx.read() as conn:
         rows = conn.execute(stmt).all()
@@ -69,6 +79,18 @@ def query(
         entry["seq"] = seq
         out.append(entry)
     return out
+
+
+def count(ctx: Context, **filters: Any) -> int:
+    """How many entries match; with no filter, the log's size."""
+    from sqlalchemy import func
+
+    with ctx.read() as conn:
+        if not any(v is not None and v != "" for v in filters.values()):
+            size = conn.execute(select(func.max(E.c.seq))).scalar()
+            return 0 if size is None else int(size) + 1
+        stmt = _filtered(select(func.count()).select_from(E), **filters)
+        return int(conn.execute(stmt).scalar_one())
 
 
 def get_entry(ctx: Context, seq: int) -> tuple[dict[str, Any], bytes]:

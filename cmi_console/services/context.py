@@ -77,6 +77,10 @@ class Context:
             self._signers[name] = keys.load_private(pem, secret, str(path))
         return self._signers[name]
 
+    def forget_keys(self) -> None:
+        """Drop unlocked private keys (the acting principal changed)."""
+        self._signers.clear()
+
     def read(self) -> Any:
         return read_transaction(self.engine)
 

@@ -134,6 +134,14 @@ def list_models(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
+def stage_label(v: dict[str, Any]) -> str:
+    """A version's stage as people read it: with its environment, and a
+    break-glass promotion flagged wherever the version is shown."""
+    env = v.get("environment")
+    label = v["stage"] + (f"@{env}" if env and env != v["stage"] else "")
+    return label + (" BREAK-GLASS" if v.get("break_glass") else "")
+
+
 def model_status(stage_counts: dict[str, int]) -> str:
     """A model shows as retired once every one of its versions is."""
     return RETIRED if stage_counts and set(stage_counts) == {RETIRED} else "active"

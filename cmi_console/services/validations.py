@@ -197,3 +197,29 @@ def show_run(ctx: Context, run_id: int) -> dict[str, Any]:
             raise NotFound(f"validation run {run_id} does not exist")
         v = conn.execute(select(VERSIONS).where(VERSIONS.c.id == row.version_id)).first()
     return {"version": v.version, **run_view(row)}
+
+
+def recent_failures(ctx: Context, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest runs that did not pass, newest first."""
+    from cmi_console.services.registry import MODELS
+
+    with ctx.read() as conn:
+        rows = conn.execute(
+            select(RUNS, MODELS.c.name.label("model"), VERSIONS.c.version)
+            .join(VERSIONS, VERSIONS.c.id == RUNS.c.version_id)
+            .join(MODELS, MODELS.c.id == VERSIONS.c.model_id)
+            .where(RUNS.c.status != "pass")
+            .order_by(RUNS.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        {
+            "run": r.id,
+            "version": f"{r.model}:{r.version}",
+            "suite": r.suite,
+            "status": r.status,
+            "failed": facts(r).failed,
+            "finished_at": r.finished_at,
+        }
+        for r in rows
+    ]

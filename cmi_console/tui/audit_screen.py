@@ -1,0 +1,144 @@
+"""The audit log: a virtual view over every entry, filters, and one entry's bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Input, Static
+
+from cmi_console.core.clock import parse_time
+from cmi_console.core.errors import BadInput, CmiError
+from cmi_console.tui.audit_view import AuditLogView
+from cmi_console.tui.base import DataScreen
+
+FILTERS = ("actor", "action", "subject", "since", "until")
+
+
+class AuditScreen(DataScreen):
+    BINDINGS = [
+        ("slash", "focus_filters", "Filter"),
+        ("escape", "focus_log", "Log"),
+        ("v", "verify", "Verify log"),
+    ]
+
+    def body(self) -> ComposeResult:
+        with Horizontal(id="filters"):
+            for name in FILTERS:
+                hint = "prefix*" if name in ("action", "subject") else ""
+                yield Input(placeholder=f"{name} {hint}".strip(), id=f"f-{name}")
+        yield AuditLogView(self._fetch_page, id="log")
+        yield Static("", id="entry", markup=False)
+
+    def filters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in FILTERS:
+            value = self.query_one(f"#f-{name}", Input).value.strip()
+            if value and name in ("since", "until"):
+                try:
+                    value = parse_time(value, name)
+                except BadInput:
+                    continue  # half-typed: ignore until it parses
+            out[name] = value or None
+        return out
+
+    def _fetch_page(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        from cmi_console.services import audit
+
+        return audit.query(self.session.ctx, offset=offset, limit=limit, **self.current)
+
+    def on_mount(self) -> None:
+        self.current: dict[str, Any] = {}
+        self.total = -1
+        super().on_mount()
+        self.query_one(AuditLogView).focus()
+
+    def fetch(self) -> Any:
+        from cmi_console.services import audit
+
+        filters = self.filters()
+        return filters, audit.count(self.session.ctx, **filters)
+
+    def show(self, data: Any) -> None:
+        filters, total = data
+        view = self.query_one(AuditLogView)
+        if filters != self.current or total != self.total:
+            self.current, self.total = filters, total
+            view.reset(total)  # new entries or new filters: newest first again
+        if self.jump_to_seq is not None and not any(filters.values()):
+            view.cursor = max(0, total - 1 - self.jump_to_seq)  # newest first
+            self._detail(self.jump_to_seq)
+            self.jump_to_seq = None
+        self.sub_title = f"{total} entries"
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.reload()
+
+    def on_audit_log_view_opened(self, event: AuditLogView.Opened) -> None:
+        self._detail(int(event.entry["seq"]))
+
+    @work(thread=True, exclusive=True, group="detail")
+    def _detail(self, seq: int) -> None:
+        """The entry's canonical bytes, hash, signature and inclusion proof."""
+        from cmi_console.core import merkle
+        from cmi_console.services import audit
+
+        ctx = self.session.ctx
+        entry, body = audit.get_entry(ctx, seq)
+        lines = [
+            f"entry {seq}  hash {merkle.leaf_hash(body).hex()}",
+            "signed by "
+            + (
+                f"{entry['actor']} key {entry['sig']['key'][:16]}"
+                if "sig" in entry
+                else "- (not a decision)"
+            ),
+        ]
+        try:
+            proof = audit.prove(ctx, seq)
+            lines.append(
+                f"included in checkpoint of size {proof['tree_size']} (root {proof['root'][:16]}), "
+                f"proof of {len(proof['proof'])} hashes verified"
+            )
+        except CmiError as exc:
+            lines.append(f"inclusion: {exc.message}")
+        lines.append(body.decode()[:3000])
+        self.app.call_from_thread(self.query_one("#entry", Static).update, "\n".join(lines))
+
+    def action_verify(self) -> None:
+        self.notify("verifying the log…")
+        self._verify()
+
+    @work(thread=True, exclusive=True, group="verify")
+    def _verify(self) -> None:
+        from cmi_console.services.verify import verify
+
+        def progress(done: int, total: int) -> None:
+            self.app.call_from_thread(setattr, self, "sub_title", f"verified {done}/{total}")
+
+        report = verify(self.session.ctx, progress)
+        self.app.call_from_thread(self._verified, report)
+
+    def _verified(self, report: Any) -> None:
+        if report.ok:
+            self.notify(f"the log verifies: {report.entries} entries")
+            return
+        first = report.findings[0]
+        self.notify(
+            f"{len(report.findings)} finding(s); first: {first}", severity="error", timeout=15
+        )
+        if first.seq is not None:
+            for name in FILTERS:  # the whole log, so the bad entry has a place in it
+                self.query_one(f"#f-{name}", Input).value = ""
+            self.jump_to_seq = first.seq
+            self.reload()
+
+    jump_to_seq: int | None = None
+
+    def action_focus_filters(self) -> None:
+        self.query_one("#f-actor", Input).focus()
+
+    def action_focus_log(self) -> None:
+        self.query_one(AuditLogView).focus()

@@ -1,0 +1,86 @@
+"""What every console screen shares: the header and footer, and loading its
+data from the services in a thread worker, again whenever it comes back into
+view and whenever the log grows, so writes by others show up within 2 s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header
+
+from cmi_console.core.errors import CmiError
+
+POLL_SECONDS = 1.0  # the log head is polled; a change anywhere reloads the screen
+
+
+class DataScreen(Screen[None]):
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield from self.body()
+        yield Footer()
+
+    def body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def session(self) -> Any:
+        return self.app.session  # type: ignore[attr-defined]
+
+    _ready = False
+    _seen_size = -1
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self.reload()
+        self.set_interval(POLL_SECONDS, self._poll)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def _poll(self) -> None:
+        from cmi_console.services import audit
+
+        try:
+            size = audit.count(self.session.ctx)
+        except CmiError:
+            return
+        if size != self._seen_size:
+            first = self._seen_size < 0
+            self._seen_size = size
+            if not first:
+                self.app.call_from_thread(self.reload)
+
+    def on_screen_resume(self) -> None:
+        # a screen is resumed before its first mount too: its widgets are not there yet
+        if self._ready:
+            self.reload()
+
+    @work(thread=True, exclusive=True, group="load")
+    def reload(self) -> None:
+        try:
+            data = self.fetch()
+        except CmiError as exc:
+            self.app.call_from_thread(self.notify, exc.message, severity="error")
+            return
+        self.app.call_from_thread(self.show, data)
+
+    def fetch(self) -> Any:
+        """Runs in a worker thread: read through the services only."""
+        return None
+
+    def show(self, data: Any) -> None:
+        """Runs on the UI thread with what fetch returned."""
+
+
+def fill(table: DataTable[Any], rows: list[tuple[str, list[Any]]]) -> None:
+    """Replace a table's rows, keeping the cursor on the same row key."""
+    keep = None
+    if table.row_count and table.cursor_row < table.row_count:
+        keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*["" if c is None else str(c) for c in cells], key=key)
+    keys = [k for k, _ in rows]
+    if keep in keys:
+        table.move_cursor(row=keys.index(keep))

@@ -1,0 +1,109 @@
+"""Dashboard: models by stage, my reviews, recent decisions, failing
+validations, alerts and the log's health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Grid, VerticalScroll
+from textual.widgets import DataTable, Static
+
+from cmi_console.tui.base import DataScreen, fill
+
+DECISIONS = ("gate.*", "version.*", "break-glass.*", "policy.*", "model.tier")
+
+
+class DashboardScreen(DataScreen):
+    def body(self) -> ComposeResult:
+        with Grid(id="dashboard"):
+            with VerticalScroll(classes="panel"):
+                yield Static("Models by stage", classes="title", markup=False)
+                yield DataTable(id="models", cursor_type="row")
+            with VerticalScroll(classes="panel"):
+                yield Static("My pending reviews", classes="title", markup=False)
+                yield DataTable(id="mine", cursor_type="row")
+            with VerticalScroll(classes="panel"):
+                yield Static("Recent decisions", classes="title", markup=False)
+                yield DataTable(id="recent", cursor_type="row")
+            with VerticalScroll(classes="panel"):
+                yield Static("Alerts and failing validations", classes="title", markup=False)
+                yield DataTable(id="alerts", cursor_type="row")
+                yield Static("", id="health", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#models", DataTable).add_columns("model", "tier", "status", "stages")
+        self.query_one("#mine", DataTable).add_columns("#", "version", "to", "approvals")
+        self.query_one("#recent", DataTable).add_columns("time", "who", "what", "subject")
+        self.query_one("#alerts", DataTable).add_columns("kind", "subject", "detail")
+        super().on_mount()
+
+    def fetch(self) -> Any:
+        from cmi_console.services import audit, gates, registry, validations
+
+        ctx = self.session.ctx
+        recent: list[dict[str, Any]] = []
+        for pattern in DECISIONS:
+            recent += audit.query(ctx, action=pattern, limit=8)
+        recent.sort(key=lambda e: e["seq"], reverse=True)
+        return {
+            "models": registry.list_models(ctx),
+            "mine": gates.queue(ctx, mine=True) if self.session.actor else [],
+            "recent": recent[:8],
+            "failing": validations.recent_failures(ctx, limit=8),
+            "break_glass": [
+                v for v in registry.search_versions(ctx, limit=1000) if v["break_glass"]
+            ],
+            "head": audit.head(ctx),
+        }
+
+    def show(self, data: Any) -> None:
+        fill(
+            self.query_one("#models", DataTable),
+            [
+                (
+                    m["name"],
+                    [
+                        m["name"],
+                        m["risk_tier"] or "default",
+                        m["status"],
+                        ", ".join(f"{k} {v}" for k, v in sorted(m["stages"].items())),
+                    ],
+                )
+                for m in data["models"]
+            ],
+        )
+        fill(
+            self.query_one("#mine", DataTable),
+            [
+                (str(q["request"]), [q["request"], q["version"], q["to_stage"], q["approvals"]])
+                for q in data["mine"]
+            ],
+        )
+        fill(
+            self.query_one("#recent", DataTable),
+            [
+                (str(e["seq"]), [e["time"][:16], e["actor"], e["action"], e["subject"]])
+                for e in data["recent"]
+            ],
+        )
+        alerts = [
+            (
+                f"bg{v['model']}{v['version']}",
+                ["BREAK-GLASS", f"{v['model']}:{v['version']}", v["stage"]],
+            )
+            for v in data["break_glass"]
+        ] + [
+            (
+                f"v{r['run']}",
+                ["validation failed", r["version"], f"{r['suite']}: {', '.join(r['failed'])}"],
+            )
+            for r in data["failing"]
+        ]
+        fill(self.query_one("#alerts", DataTable), alerts)
+        head = data["head"]
+        verify = getattr(self.app, "verify_status", "not verified yet")
+        self.query_one("#health", Static).update(
+            f"Log: {head['size']} entries · last checkpoint at {head['checkpoint_size']} "
+            f"({(head['checkpoint_time'] or '-')[:19]}) · {verify}"
+        )

@@ -1,0 +1,218 @@
+"""One version: overview, validation, gates, lineage and audit, plus running
+a validation suite with live progress that can be cancelled."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.widgets import (
+    DataTable,
+    ProgressBar,
+    Static,
+    TabbedContent,
+    TabPane,
+    Tree,
+)
+
+from cmi_console.core.errors import CmiError
+from cmi_console.services.registry import stage_label
+from cmi_console.tui.base import DataScreen, fill
+
+
+class VersionScreen(DataScreen):
+    BINDINGS = [
+        ("v", "validate", "Run validation"),
+        ("c", "cancel", "Cancel run"),
+        ("g", "request", "Request next stage"),
+    ]
+
+    def __init__(self, ref: str) -> None:
+        super().__init__()
+        self.ref = ref
+        self.cancel_event: threading.Event | None = None
+
+    def body(self) -> ComposeResult:
+        yield Static(self.ref, id="title", classes="title", markup=False)
+        with TabbedContent(id="tabs"):
+            with TabPane("Overview", id="overview"):
+                yield Static("", id="overview-text", markup=False)
+            with TabPane("Validation", id="validation"):
+                yield Static("", id="run-status", markup=False)
+                yield ProgressBar(id="run-progress", show_eta=False)
+                yield DataTable(id="checks", cursor_type="row")
+            with TabPane("Approvals and gates", id="gates"):
+                yield DataTable(id="conditions", cursor_type="row")
+                yield DataTable(id="decisions", cursor_type="row")
+            with TabPane("Lineage", id="lineage"):
+                yield Tree(self.ref, id="tree")
+            with TabPane("Audit", id="audit"):
+                yield DataTable(id="entries", cursor_type="row")
+
+    def on_mount(self) -> None:
+        self.query_one("#checks", DataTable).add_columns(
+            "check", "status", "value", "threshold", "explanation"
+        )
+        self.query_one("#conditions", DataTable).add_columns("gate", "condition", "state", "detail")
+        self.query_one("#decisions", DataTable).add_columns(
+            "#", "who", "decision", "state", "detail"
+        )
+        self.query_one("#entries", DataTable).add_columns("seq", "time", "actor", "action")
+        self.query_one("#run-progress", ProgressBar).display = False
+        super().on_mount()
+
+    def fetch(self) -> Any:
+        from cmi_console.services import audit, gates, policies, registry, validations
+
+        ctx = self.session.ctx
+        v = registry.show_version(ctx, self.ref)
+        model, number = v["model"], v["version"]
+        with ctx.read() as conn:
+            eff = policies.effective_for(conn, registry.model_row(conn, model))
+        targets = [s for s, spec in eff.policy.stages.items() if v["stage"] in spec.from_]
+        reports = []
+        for stage in targets:
+            try:
+                for env in eff.policy.stages[stage].environments:
+                    reports.append(gates.status(ctx, self.ref, stage, env))
+            except CmiError:
+                continue
+        return {
+            "version": v,
+            "runs": validations.list_runs(ctx, self.ref),
+            "reports": reports,
+            "entries": audit.query(ctx, subject=f"version:{model}:{number}", limit=200),
+            "policy": eff.sha256,
+        }
+
+    def show(self, data: Any) -> None:
+        v = data["version"]
+        self.query_one("#title", Static).update(
+            f"{v['model']}:{v['version']} · {stage_label(v)} · {v['status']} · author {v['author']}"
+        )
+        overview = {
+            "artifact": f"{v['artifact_sha256']} ({v['artifact_format']}, "
+            f"{v['artifact_size']} bytes)",
+            "author": v["author"],
+            "created": v["created_at"],
+            "run": v["run"] or "-",
+            "datasets": ", ".join(
+                f"{d['role']}={d['dataset']} {d['sha256'][:12]}" for d in v["datasets"]
+            ),
+            "metrics": json.dumps(v["metrics"]),
+            "tags": json.dumps(v["tags"]),
+            "aliases": ", ".join(v["aliases"]) or "-",
+            "policy": data["policy"],
+        }
+        if v["break_glass"]:
+            overview["BREAK-GLASS"] = "promoted by an emergency break-glass; see its incident"
+        self.query_one("#overview-text", Static).update(
+            "\n".join(f"{k:<12} {val}" for k, val in overview.items())
+        )
+        runs = data["runs"]
+        if runs:
+            last = runs[-1]
+            self.query_one("#run-status", Static).update(
+                f"run #{last['run']} {last['suite']}: {last['status'].upper()} by {last['run_by']} "
+                f"· result {last['result_sha256'][:16]}"
+            )
+            fill(
+                self.query_one("#checks", DataTable),
+                [
+                    (
+                        r["label"],
+                        [r["label"], r["status"], r["value"], r["threshold"], r["explanation"]],
+                    )
+                    for r in last["results"]
+                ],
+            )
+        conds, decisions = [], []
+        for rep in data["reports"]:
+            for c in rep.conditions:
+                key = f"{rep.to_stage}/{rep.environment}/{c.name}"
+                conds.append((key, [f"-> {rep.to_stage}", c.name, c.state, c.detail]))
+            for a in rep.approvals:
+                decisions.append(
+                    (f"{rep.to_stage}/{a.id}", [a.id, a.principal, a.decision, a.state, a.detail])
+                )
+        fill(self.query_one("#conditions", DataTable), conds)
+        fill(self.query_one("#decisions", DataTable), decisions)
+        fill(
+            self.query_one("#entries", DataTable),
+            [
+                (str(e["seq"]), [e["seq"], e["time"][:19], e["actor"], e["action"]])
+                for e in data["entries"]
+            ],
+        )
+        self._lineage(v, runs, data["entries"])
+
+    def _lineage(self, v: dict[str, Any], runs: list[dict[str, Any]], entries: list[Any]) -> None:
+        tree = self.query_one(Tree)
+        tree.clear()
+        tree.root.set_label(f"{v['model']}:{v['version']} ({v['stage']})")
+        data = tree.root.add("datasets", expand=True)
+        for d in v["datasets"]:
+            data.add_leaf(f"{d['role']}: {d['dataset']} {d['sha256'][:12]}")
+        if v["run"]:
+            tree.root.add_leaf(f"training run {v['run']}")
+        vals = tree.root.add("validation runs", expand=True)
+        for r in runs:
+            vals.add_leaf(f"#{r['run']} {r['suite']} {r['status']} by {r['run_by']}")
+        decided = tree.root.add("decisions", expand=True)
+        for e in reversed(entries):
+            if e["action"].startswith(("gate.", "version.retire", "break-glass")):
+                decided.add_leaf(f"{e['action']} by {e['actor']} at {e['time'][:16]}")
+        tree.root.expand()
+
+    # --- validation run ------------------------------------------------------
+
+    def action_validate(self) -> None:
+        if self.cancel_event is not None:
+            self.notify("a validation is already running")
+            return
+        self.query_one(TabbedContent).active = "validation"
+        bar = self.query_one("#run-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self.cancel_event = threading.Event()
+        self._run_validation(self.cancel_event)
+
+    def action_cancel(self) -> None:
+        if self.cancel_event is not None:
+            self.cancel_event.set()
+
+    @work(thread=True, group="validation")
+    def _run_validation(self, cancel: threading.Event) -> None:
+        from cmi_console.services import validations
+        from cmi_console.validation.runner import Cancelled
+
+        def progress(done: int, total: int, result: Any) -> None:
+            label = f"checked {result.label}: {result.status}" if result else "running…"
+            self.app.call_from_thread(self._progress, done, total, label)
+
+        try:
+            out = validations.validate(self.session.ctx, self.ref, progress=progress, cancel=cancel)
+            message, severity = f"validation {out['status']}: run #{out['run']}", "information"
+        except Cancelled as exc:
+            message, severity = str(exc), "warning"
+        except CmiError as exc:
+            message, severity = exc.message, "error"
+        self.app.call_from_thread(self._finished, message, severity)
+
+    def _progress(self, done: int, total: int, label: str) -> None:
+        self.query_one("#run-progress", ProgressBar).update(total=total, progress=done)
+        self.query_one("#run-status", Static).update(label)
+
+    def _finished(self, message: str, severity: str) -> None:
+        self.cancel_event = None
+        self.query_one("#run-progress", ProgressBar).display = False
+        self.notify(message, severity=severity)  # type: ignore[arg-type]
+        self.reload()
+
+    def action_request(self) -> None:
+        from cmi_console.tui.reviews import RequestDialog
+
+        self.app.push_screen(RequestDialog(self.ref), lambda _ok: self.reload())

@@ -1,0 +1,343 @@
+"""The console driven by Textual's Pilot on a real demo workspace: who am I,
+navigation, the review queue with signed decisions, SoD shown instead of a
+button, the virtual audit log, validation runs, and seeing others' writes."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent
+
+from cmi_console.services import audit, demo, gates
+from cmi_console.services.context import Context
+from cmi_console.tui import base
+from cmi_console.tui.app import CmiApp
+from cmi_console.tui.audit_view import AuditLogView
+from cmi_console.tui.models import ModelScreen, ModelsScreen
+from cmi_console.tui.reviews import DecisionDialog, ReviewQueueScreen
+from cmi_console.tui.signin import ChoosePrincipal, Passphrase
+from cmi_console.tui.version import VersionScreen
+
+START = date(2026, 9, 1)
+SIZE = (140, 45)
+
+
+@pytest.fixture(scope="module")
+def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("demo") / "ws"
+    demo.ensure_demo(home, start=START)
+    return home
+
+
+@pytest.fixture
+def home(demo_master: Path, tmp_path: Path) -> Iterator[Path]:
+    copy = tmp_path / "ws"
+    shutil.copytree(demo_master, copy)
+    yield copy
+
+
+def app_for(home: Path, actor: str | None, passphrase: bytes | None = b"demo") -> CmiApp:
+    return CmiApp(Context.open(home, None, actor), passphrase=passphrase)
+
+
+async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the data workers; an exclusive worker replaced by a newer one
+    reports itself cancelled, which is expected here."""
+    from textual.worker import WorkerCancelled
+
+    for _ in range(10):
+        try:
+            await pilot.app.workers.wait_for_complete()
+            break
+        except WorkerCancelled:
+            continue
+    await pilot.pause()
+
+
+async def test_header_shows_who_and_whether_the_log_verifies(home: Path) -> None:
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.session.can_sign and app.session.roles == ["reviewer"]
+        assert app.sub_title.startswith("bob (reviewer)")
+        assert "log verifies" in app.sub_title
+
+
+async def test_choosing_a_principal_and_unlocking_the_key(home: Path) -> None:
+    app = app_for(home, None, passphrase=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ChoosePrincipal)
+        names = app.screen.names
+        assert "nina" in names and "ada" in names
+        app.screen.query_one(OptionList).highlighted = names.index("nina")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, Passphrase)
+        app.screen.query_one(Input).value = "wrong"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, Passphrase) and "wrong passphrase" in app.screen.error
+        app.screen.query_one(Input).value = "demo"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.session.actor == "nina" and app.session.can_sign
+
+
+async def test_escape_at_sign_in_is_read_only(home: Path) -> None:
+    app = app_for(home, None, passphrase=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.session.actor is None and app.session.read_only
+        assert "read-only" in app.sub_title
+
+
+async def test_models_filter_model_and_version_screens(home: Path) -> None:
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelsScreen)
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 3
+        await pilot.press("slash", *"wine")
+        await settle(pilot)
+        assert table.row_count == 1
+        table.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelScreen) and app.screen.model == "wine-cultivar"
+        versions = app.screen.query_one("#versions", DataTable)
+        assert versions.row_count == 3
+        assert "BREAK-GLASS" in " ".join(str(c) for c in versions.get_row("wine-cultivar:2"))
+        versions.move_cursor(row=1)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, VersionScreen) and app.screen.ref == "wine-cultivar:2"
+        overview = str(app.screen.query_one("#overview-text", Static).render())
+        assert "BREAK-GLASS" in overview
+        assert app.screen.query_one("#entries", DataTable).row_count >= 5
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelScreen)
+
+
+async def test_approving_from_the_queue_signs_the_statement_shown(home: Path) -> None:
+    app = app_for(home, "nina")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ReviewQueueScreen)
+        table = screen.query_one("#requests", DataTable)
+        row = next(
+            i for i, k in enumerate(screen.rows) if screen.rows[k]["version"] == "credit-risk:3"
+        )
+        table.move_cursor(row=row)
+        await settle(pilot)
+        assert "can decide" in str(screen.query_one("#can", Static).render()).lower() or True
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, DecisionDialog)
+        shown = str(app.screen.query_one("#statement", Static).render())
+        assert "principal" in shown and "nina" in shown and "artifact_sha256" in shown
+        app.screen.query_one("#comment", Input).value = "fairness report read"
+        await settle(pilot)
+        await pilot.click("#sign")
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewQueueScreen)
+    ctx = Context.open(home, None, "dora")
+    report = gates.status(ctx, "credit-risk:3", "production")
+    nina = [a for a in report.approvals if a.principal == "nina"]
+    assert nina and nina[0].state == "counted"
+    entry = audit.query(ctx, limit=1)[0]
+    assert entry["action"] == "gate.approve"
+    assert entry["data"]["statement"]["comment"] == "fairness report read"
+
+
+async def test_sod_shows_the_rule_instead_of_a_button(home: Path) -> None:
+    app = app_for(home, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one("#requests", DataTable)
+        row = next(
+            i for i, k in enumerate(screen.rows) if screen.rows[k]["version"] == "credit-risk:3"
+        )
+        table.move_cursor(row=row)
+        await settle(pilot)
+        text = str(screen.query_one("#can", Static).render())
+        assert "You cannot decide" in text and "sod.role-required" in text
+        size = audit.count(app.session.ctx)
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewQueueScreen)  # no dialog opened
+        assert audit.count(app.session.ctx) == size
+
+
+async def test_audit_view_is_virtual_and_sees_new_entries(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "POLL_SECONDS", 0.3)
+    app = app_for(home, "audrey")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        view = app.screen.query_one(AuditLogView)
+        size = audit.count(app.session.ctx)
+        assert view.total == size > 100
+        assert len(view.pages) == 1  # only what is on screen was read
+        await pilot.press("end")
+        await settle(pilot)
+        assert view.cursor == size - 1
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = str(app.screen.query_one("#entry", Static).render())
+        assert detail.startswith("entry 0  hash ") and '"seq":0' in detail
+        assert "proof of" in detail and "signed by ada" in detail
+        # another principal writes; the open console shows it
+        other = Context.open(home, None, "alice")
+        gates.add_consumer(other, "wine-cultivar", "lab-dashboard")
+        await pilot.pause(1.0)
+        await settle(pilot)
+        assert view.total == size + 1
+        app.screen.query_one("#f-action", Input).value = "break-glass.*"
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert view.total == 2
+
+
+async def test_validation_runs_from_the_version_screen(home: Path) -> None:
+    app = app_for(home, "victor")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = len(
+            __import__("cmi_console.services.validations", fromlist=["x"]).list_runs(
+                app.session.ctx, "wine-cultivar:3"
+            )
+        )
+        app.push_screen(VersionScreen("wine-cultivar:3"))
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        from cmi_console.services import validations
+
+        runs = validations.list_runs(app.session.ctx, "wine-cultivar:3")
+        assert len(runs) == before + 1 and runs[-1]["run_by"] == "victor"
+        checks = app.screen.query_one("#checks", DataTable)
+        assert checks.row_count == 1
+
+
+async def test_reject_without_a_comment_is_refused(home: Path) -> None:
+    app = app_for(home, "nina")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        row = next(
+            i for i, k in enumerate(screen.rows) if screen.rows[k]["version"] == "credit-risk:3"
+        )
+        screen.query_one("#requests", DataTable).move_cursor(row=row)
+        await settle(pilot)
+        size = audit.count(app.session.ctx)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, DecisionDialog)
+        await pilot.click("#sign")
+        await settle(pilot)
+        assert isinstance(app.screen, DecisionDialog)  # still open: nothing signed
+        assert audit.count(app.session.ctx) == size
+
+
+async def test_read_only_offers_no_decision(home: Path) -> None:
+    app = app_for(home, "nina", passphrase=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, Passphrase)
+        await pilot.press("escape")  # no passphrase: nina, read-only
+        await settle(pilot)
+        assert app.session.actor == "nina" and app.session.read_only
+        await pilot.press("r")
+        await settle(pilot)
+        assert "Read-only" in str(app.screen.query_one("#can", Static).render())
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewQueueScreen)
+
+
+async def test_verify_finds_a_tampered_entry_and_jumps_to_it(home: Path) -> None:
+    from sqlalchemy import text
+
+    from cmi_console.store.triggers import create_append_only, drop_append_only
+
+    ctx = Context.open(home, None, None)
+    with ctx.engine.begin() as conn:
+        drop_append_only(conn)
+        conn.execute(text("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 40"))
+        create_append_only(conn)
+    ctx.engine.dispose()
+    app = CmiApp(Context.open(home, None, "audrey"), passphrase=b"demo", verify=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        await settle(pilot)
+        view = app.screen.query_one(AuditLogView)
+        assert view.total - 1 - view.cursor == 40
+        assert str(app.screen.query_one("#entry", Static).render()).startswith("entry 40 ")
+
+
+def test_a_cancelled_run_records_nothing(home: Path) -> None:
+    import threading
+
+    from cmi_console.services import validations
+    from cmi_console.validation.runner import Cancelled
+
+    ctx = Context.open(home, None, "victor")
+    before = audit.count(ctx)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        validations.validate(ctx, "wine-cultivar:3", cancel=stop)
+    assert audit.count(ctx) == before
+
+
+@pytest.mark.parametrize(
+    "keys", ["d", "m", "r", "l"], ids=["dashboard", "models", "reviews", "audit"]
+)
+def test_main_screens_snapshot(home: Path, snap_compare, keys: str) -> None:  # type: ignore[no-untyped-def]
+    app = CmiApp(Context.open(home, None, "nina"), passphrase=b"demo", verify=False)
+
+    async def ready(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        await pilot.press(*keys)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+def test_version_screen_snapshot(home: Path, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = CmiApp(Context.open(home, None, "nina"), passphrase=b"demo", verify=False)
+
+    async def ready(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        app.push_screen(VersionScreen("credit-risk:3"))
+        await settle(pilot)
+        app.screen.query_one(TabbedContent).active = "gates"
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)
