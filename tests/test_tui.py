@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent
+from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
 
 from cmi_console.services import audit, demo, gates
 from cmi_console.services.context import Context
@@ -299,6 +299,58 @@ async def test_verify_finds_a_tampered_entry_and_jumps_to_it(home: Path) -> None
         view = app.screen.query_one(AuditLogView)
         assert view.total - 1 - view.cursor == 40
         assert str(app.screen.query_one("#entry", Static).render()).startswith("entry 40 ")
+
+
+async def test_policies_screen_shows_effective_policy_and_history(home: Path) -> None:
+    from cmi_console.tui.policies_screen import PoliciesScreen
+
+    app = app_for(home, "audrey")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PoliciesScreen)
+        screen.query_one("#model", Select).value = "credit-risk"
+        await settle(pilot)
+        summary = str(screen.query_one("#summary", Static).render())
+        assert "credit-risk: tier high" in summary
+        prod = screen.query_one("#stages", DataTable).get_row("production")
+        assert "reviewer x2" in prod[3] and "risk-officer x1" in prod[3]
+        assert screen.query_one("#history", DataTable).row_count == 2
+
+
+async def test_retire_dialog_shows_who_must_approve_then_retires(home: Path) -> None:
+    from cmi_console.services import registry
+    from cmi_console.tui.reviews import RetireDialog
+
+    app = app_for(home, "dora")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(VersionScreen("wine-cultivar:1"))
+        await settle(pilot)
+        await pilot.press("R")
+        await settle(pilot)
+        assert isinstance(app.screen, RetireDialog)
+        needed = str(app.screen.query_one("#gate", Static).render())
+        assert "request" in needed and "approvals:risk-officer" in needed
+        await pilot.press("escape")
+        await settle(pilot)
+        other = Context.open(home, None, "alice")
+        gates.request(other, "wine-cultivar:1", "retired")
+        other.actor = "rita"
+        other.passphrase = lambda _w: b"demo"
+        gates.decide(other, "wine-cultivar:1", "retired", "approve", "ok")
+        await pilot.press("R")
+        await settle(pilot)
+        assert "passes" in str(app.screen.query_one("#gate", Static).render())
+        app.screen.query_one("#reason", Input).value = "replaced after the sensor swap"
+        app.screen.query_one("#successor", Input).value = "wine-cultivar:2"
+        await pilot.click("#retire")
+        await settle(pilot)
+        assert isinstance(app.screen, VersionScreen)
+    v = registry.show_version(Context.open(home, None, None), "wine-cultivar:1")
+    assert v["status"] == "retired"
 
 
 def test_a_cancelled_run_records_nothing(home: Path) -> None:

@@ -15,6 +15,7 @@ from cmi_console.services.context import Context
 from cmi_console.tui.audit_screen import AuditScreen
 from cmi_console.tui.dashboard import DashboardScreen
 from cmi_console.tui.models import ModelScreen, ModelsScreen
+from cmi_console.tui.policies_screen import PoliciesScreen
 from cmi_console.tui.reviews import ReviewQueueScreen
 from cmi_console.tui.session import Session
 from cmi_console.tui.signin import ChoosePrincipal, Passphrase
@@ -24,6 +25,7 @@ SECTIONS = {
     "models": ("Models", ModelsScreen),
     "reviews": ("Review queue", ReviewQueueScreen),
     "audit": ("Audit log", AuditScreen),
+    "policies": ("Policies", PoliciesScreen),
 }
 
 
@@ -57,6 +59,7 @@ class CmiApp(App[None]):
         Binding("m", "switch_mode('models')", "Models", id="cmi.models"),
         Binding("r", "switch_mode('reviews')", "Reviews", id="cmi.reviews"),
         Binding("l", "switch_mode('audit')", "Audit log", id="cmi.audit"),
+        Binding("o", "switch_mode('policies')", "Policies", id="cmi.policies"),
         Binding("escape", "back", "Back", id="cmi.back"),
         Binding("question_mark", "help", "Keys", id="cmi.help"),
         Binding("t", "toggle_theme", "Light/dark", id="cmi.theme"),

@@ -273,3 +273,64 @@ class RequestDialog(ModalScreen[bool]):
             return
         self.app.call_from_thread(self.notify, f"request #{out['request']} opened")
         self.app.call_from_thread(self.dismiss, True)
+
+
+class RetireDialog(ModalScreen[bool]):
+    """Retire a version: reason, successor, and who must still approve."""
+
+    BINDINGS = [("escape", "dismiss(False)", "Cancel")]
+
+    def __init__(self, ref: str) -> None:
+        super().__init__()
+        self.ref = ref
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"Retire {self.ref}: it can never be promoted or deployed again")
+            yield Static("checking the retirement gate…", id="gate", markup=False)
+            yield Input(placeholder="reason (required)", id="reason")
+            yield Input(placeholder="successor MODEL:VERSION (optional)", id="successor")
+            with Horizontal():
+                yield Button("Retire", id="retire", variant="error")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self._gate()
+
+    @work(thread=True)
+    def _gate(self) -> None:
+        from cmi_console.services import gates
+
+        try:
+            report = gates.status(self.app.session.ctx, self.ref, "retired")  # type: ignore[attr-defined]
+        except CmiError as exc:
+            self.app.call_from_thread(self.query_one("#gate", Static).update, exc.message)
+            return
+        if report.passed:
+            text = "The retirement gate passes."
+        else:
+            text = "Still needed:\n" + "\n".join(
+                f"  {c.name}: {c.detail}" for c in report.conditions if c.state != "met"
+            )
+        self.app.call_from_thread(self.query_one("#gate", Static).update, text)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(False)
+            return
+        reason = self.query_one("#reason", Input).value
+        successor = self.query_one("#successor", Input).value.strip() or None
+        self._retire(reason, successor)
+
+    @work(thread=True)
+    def _retire(self, reason: str, successor: str | None) -> None:
+        from cmi_console.services import gates
+
+        try:
+            out = gates.retire(self.app.session.ctx, self.ref, reason, successor)  # type: ignore[attr-defined]
+        except CmiError as exc:
+            self.app.call_from_thread(self.notify, exc.message, severity="error", timeout=10)
+            return
+        notify = ", ".join(out["notify"]) or "no consumers listed"
+        self.app.call_from_thread(self.notify, f"{self.ref} retired; notify: {notify}")
+        self.app.call_from_thread(self.dismiss, True)

@@ -28,6 +28,7 @@ class VersionScreen(DataScreen):
         ("v", "validate", "Run validation"),
         ("c", "cancel", "Cancel run"),
         ("g", "request", "Request next stage"),
+        ("R", "retire", "Retire"),
     ]
 
     def __init__(self, ref: str) -> None:
@@ -211,6 +212,11 @@ class VersionScreen(DataScreen):
         self.query_one("#run-progress", ProgressBar).display = False
         self.notify(message, severity=severity)  # type: ignore[arg-type]
         self.reload()
+
+    def action_retire(self) -> None:
+        from cmi_console.tui.reviews import RetireDialog
+
+        self.app.push_screen(RetireDialog(self.ref), lambda _ok: self.reload())
 
     def action_request(self) -> None:
         from cmi_console.tui.reviews import RequestDialog
