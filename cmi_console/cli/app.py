@@ -17,6 +17,7 @@ from cmi_console.cli import (
     identity_cmds,
     policy_cmds,
     registry_cmds,
+    training_cmds,
 )
 
 INTERNAL_ERROR = 70
@@ -44,6 +45,7 @@ app.add_typer(registry_cmds.aliases, name="alias")
 app.add_typer(policy_cmds.app, name="policy")
 app.add_typer(db_app, name="db")
 gate_cmds.register(app)
+training_cmds.register(app)
 
 
 @app.command()

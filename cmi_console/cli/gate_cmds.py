@@ -3,6 +3,7 @@ status, promote, retire, break-glass, and validate."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -293,6 +294,9 @@ def validate(
     ref: str,
     suite: Annotated[str | None, typer.Option(help="Suite (default: the next gate's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for every random step.")] = 0,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Current data (default: the holdout).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a validation suite on a version and record it; exit 1 if a blocking check fails."""
@@ -300,26 +304,28 @@ def validate(
 
     ctx = common.context()
     if as_json:
-        data = validations.validate(ctx, ref, suite=suite, seed=seed)
+        run = validations.validate(ctx, ref, suite=suite, seed=seed, data=data)
     else:
-        data = _validate_with_progress(ctx, ref, suite, seed)
+        run = _validate_with_progress(ctx, ref, suite, seed, data)
     if as_json:
-        common.print_json(data)
+        common.print_json(run)
     else:
         common.table(
-            f"validation run #{data['run']} of {ref} ({data['suite']}): {data['status'].upper()}",
+            f"validation run #{run['run']} of {ref} ({run['suite']}): {run['status'].upper()}",
             ["check", "status", "value", "threshold", "explanation"],
             [
                 [r["label"], r["status"], r["value"], r["threshold"], r["explanation"]]
-                for r in data["results"]
+                for r in run["results"]
             ],
         )
-        typer.echo(f"result sha256 {data['result_sha256']}")
-    if data["status"] != "pass":
+        typer.echo(f"result sha256 {run['result_sha256']}")
+    if run["status"] != "pass":
         raise typer.Exit(1)
 
 
-def _validate_with_progress(ctx: Any, ref: str, suite: str | None, seed: int) -> dict[str, Any]:
+def _validate_with_progress(
+    ctx: Any, ref: str, suite: str | None, seed: int, data: Path | None
+) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from cmi_console.services import validations
@@ -337,7 +343,7 @@ def _validate_with_progress(ctx: Any, ref: str, suite: str | None, seed: int) ->
             label = f"checked {result.label}: {result.status}" if result else "validating"
             bar.update(task, completed=done, total=total, description=label)
 
-        return validations.validate(ctx, ref, suite=suite, seed=seed, progress=progress)
+        return validations.validate(ctx, ref, suite=suite, seed=seed, data=data, progress=progress)
 
 
 @validation_app.command("list")

@@ -107,14 +107,71 @@ class ArtifactCheck(CheckSpec):
     kind: Literal["artifact"] = "artifact"
 
 
+METRICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "brier",
+    "rmse",
+    "mae",
+    "r2",
+)
+
+
+def _known_metrics(value: dict[str, float]) -> dict[str, float]:
+    for name in value:
+        if name not in METRICS:
+            raise ValueError(f"unknown metric '{name}' (known: {', '.join(METRICS)})")
+    return value
+
+
+class PerformanceCheck(CheckSpec):
+    """Thresholds on holdout metrics, each with a seeded bootstrap 95% interval."""
+
+    kind: Literal["performance"] = "performance"
+    min: dict[str, float] = Field(default_factory=dict)
+    max: dict[str, float] = Field(default_factory=dict)
+    bound: Literal["estimate", "interval"] = "estimate"
+    bootstrap: int = Field(default=200, ge=0, le=10_000)
+
+    @field_validator("min", "max")
+    @classmethod
+    def _metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        return _known_metrics(value)
+
+
+class DriftCheck(CheckSpec):
+    """Reference (training split) vs current (holdout or --data), per column."""
+
+    kind: Literal["drift"] = "drift"
+    columns: list[str] | None = None
+    method: Literal["auto", "psi"] = "auto"
+    threshold: float | None = Field(default=None, gt=0)
+    share: float = Field(default=0.5, gt=0, le=1)
+
+
+class FairnessCheck(CheckSpec):
+    """Group fairness of a binary classifier on the holdout, per sensitive attribute."""
+
+    kind: Literal["fairness"] = "fairness"
+    attributes: list[str] | None = None
+    max_demographic_parity_difference: float = Field(default=0.1, ge=0, le=1)
+    min_demographic_parity_ratio: float = Field(default=0.8, ge=0, le=1)
+    max_equalized_odds_difference: float = Field(default=0.1, ge=0, le=1)
+    metric: str | None = None
+    max_metric_gap: float | None = Field(default=None, ge=0)
+
+
 # kind -> settings model; the validation layer implements each kind listed here
-CHECK_SPECS: dict[str, type[CheckSpec]] = {"artifact": ArtifactCheck}
-
-
-def register_check(spec: type[CheckSpec]) -> type[CheckSpec]:
-    kind = spec.model_fields["kind"].default
-    CHECK_SPECS[kind] = spec
-    return spec
+CHECK_SPECS: dict[str, type[CheckSpec]] = {
+    "artifact": ArtifactCheck,
+    "performance": PerformanceCheck,
+    "drift": DriftCheck,
+    "fairness": FairnessCheck,
+}
 
 
 class Suite(_Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -68,6 +69,7 @@ def validate(
     *,
     suite: str | None = None,
     seed: int = DEFAULT_SEED,
+    data: Path | None = None,
     progress: Callable[[int, int, Any], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
@@ -112,7 +114,15 @@ def validate(
             r.role: {"name": r.name, "version": r.version, "sha256": r.content_sha256}
             for r in links
         },
+        evaluation_source=_evaluation_source(ctx, ref, data),
     )
+    inputs: dict[str, Any] = {"datasets": subject.datasets}
+    if data is not None:
+        from cmi_console.store.artifacts import hash_file
+
+        if not data.is_file():
+            raise BadInput(f"--data: {data}: no such file")
+        inputs["current"] = {"file": data.name, "sha256": hash_file(data)[0]}
     started = ctx.clock()
     results = run_suite(specs, subject, progress, cancel)
     document = {
@@ -122,7 +132,7 @@ def validate(
         "suite": name,
         "policy_sha256": policy.sha256,
         "seed": seed,
-        "inputs": {"datasets": subject.datasets},
+        "inputs": inputs,
         "results": [r.as_json() for r in results],
     }
     result_sha = digest(document)
@@ -158,6 +168,31 @@ def validate(
             },
         )
     return {"run": run_id, "status": status, "result_sha256": result_sha, **document}
+
+
+def _evaluation_source(ctx: Context, ref: str, data: Path | None) -> Callable[[], Any]:
+    """Builds, on first use, the data the checks compare: the recipe's training
+    split as reference and its holdout (or `data`) as current."""
+
+    def build() -> Any:
+        from cmi_console.services.training import frames, recipe_of
+        from cmi_console.validation.subject import Evaluation
+        from cmi_console.validation.training import feature_columns, read_frame, split
+
+        recipe, _raw, blobs = recipe_of(ctx, ref)
+        train, holdout = frames(blobs)
+        parts = split(recipe, train, holdout)
+        current = read_frame(data) if data is not None else parts.holdout
+        return Evaluation(
+            reference=parts.train,
+            current=current,
+            target=recipe.data.target,
+            features=feature_columns(recipe, train),
+            sensitive=list(recipe.data.sensitive),
+            task=recipe.task,
+        )
+
+    return build
 
 
 def _model_name(ref: str) -> str:

@@ -6,14 +6,24 @@ import threading
 from collections.abc import Callable
 
 from cmi_console.core.policy import CheckSpec
-from cmi_console.validation import artifact_check
+from cmi_console.validation import (
+    artifact_check,
+    drift_check,
+    fairness_check,
+    performance_check,
+)
 from cmi_console.validation.results import ERROR, CheckResult
 from cmi_console.validation.subject import Subject
 
 CheckFn = Callable[[CheckSpec, Subject], CheckResult]
 
 # kind -> implementation; core.policy.CHECK_SPECS holds the same kinds' settings
-CHECKS: dict[str, CheckFn] = {"artifact": artifact_check.run}
+CHECKS: dict[str, CheckFn] = {
+    "artifact": artifact_check.run,
+    "performance": performance_check.run,  # type: ignore[dict-item]
+    "drift": drift_check.run,  # type: ignore[dict-item]
+    "fairness": fairness_check.run,  # type: ignore[dict-item]
+}
 
 
 class Cancelled(Exception):

@@ -8,6 +8,19 @@ from typing import Any
 
 
 @dataclass
+class Evaluation:
+    """What data checks compare: the training split (reference) and the holdout
+    or a given file (current), with the recipe's columns."""
+
+    reference: Any
+    current: Any
+    target: str
+    features: list[str]
+    sensitive: list[str]
+    task: str
+
+
+@dataclass
 class Subject:
     model: str
     version: int
@@ -18,7 +31,19 @@ class Subject:
     allow_pickle: bool = False
     seed: int = 0
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # builds the Evaluation on first use; None when the version has no recipe
+    evaluation_source: Callable[[], Evaluation] | None = None
     _model: Any = field(default=None, repr=False)
+    _evaluation: Evaluation | None = field(default=None, repr=False)
+
+    def evaluation(self) -> Evaluation:
+        if self._evaluation is None:
+            if self.evaluation_source is None:
+                raise ValueError(
+                    f"{self.ref} was not trained from a recipe (cmi train): no data to check"
+                )
+            self._evaluation = self.evaluation_source()
+        return self._evaluation
 
     @property
     def ref(self) -> str:

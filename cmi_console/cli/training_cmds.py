@@ -1,0 +1,55 @@
+"""`cmi train` and `cmi reproduce`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cmi_console.cli import common
+
+JsonOpt = common.JsonOpt
+
+
+def train(recipe: Path, as_json: JsonOpt = False) -> None:
+    """Train from a TOML recipe and register the version with full lineage.
+
+    Records dataset hashes, the recipe hash, the git commit and dirty flag,
+    Python and package versions, and the holdout metrics as a training run.
+    """
+    from cmi_console.services import training
+
+    view = training.train(common.context(), recipe)
+    if as_json:
+        common.print_json(view)
+        return
+    typer.echo(
+        f"{view['model']}:{view['version']} registered from {recipe} "
+        f"(run {view['run']}, artifact {view['artifact_sha256'][:16]})"
+    )
+    typer.echo("  " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(view["metrics"].items())))
+
+
+def reproduce(ref: str, as_json: JsonOpt = False) -> None:
+    """Retrain REF from its recorded recipe and data; exit 1 unless the artifact
+    hash and the metrics match (metrics within 1e-9)."""
+    from cmi_console.services import training
+
+    out = training.reproduce(common.context(), ref)
+    if as_json:
+        common.print_json(out)
+    else:
+        typer.echo(
+            f"{out['version']}: artifact {'matches' if out['artifact_match'] else 'DIFFERS'} "
+            f"({out['reproduced_sha256'][:16]}), metrics "
+            f"{'match' if out['metrics_match'] else 'DIFFER'}"
+        )
+        for k, d in out["metric_differences"].items():
+            typer.echo(f"  {k}: recorded {d['recorded']}, now {d['now']}")
+    if not (out["artifact_match"] and out["metrics_match"]):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("reproduce")(reproduce)

@@ -1,0 +1,179 @@
+"""`cmi train` and `cmi reproduce`: versions with full lineage, from recipes."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from cmi_console.core import environment
+from cmi_console.core import recipe as rcp
+from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.services import registry
+from cmi_console.services.context import Context
+
+# Metrics are recomputed from the same bytes on the same data; anything beyond
+# float noise is a real difference.
+METRIC_TOLERANCE = 1e-9
+
+
+def git_info(where: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the repository holding `where`, if any."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=where, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    root = git("rev-parse", "--show-toplevel")
+    if root is None:
+        return {}
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain")
+    return {"repo_root": root, "commit": commit, "dirty": bool(status)}
+
+
+def train(ctx: Context, path: Path) -> dict[str, Any]:
+    from cmi_console.validation.training import fit, read_frame
+
+    recipe, raw = rcp.load(path)
+    recipe_sha = rcp.sha256_of(raw)
+    code = git_info(path.parent)
+    root = Path(code["repo_root"]) if code else path.parent
+    data_path = rcp.resolve(path.parent, recipe.data.file, root, f"{path}: data.file")
+    holdout_path = None
+    if recipe.split.file is not None:
+        holdout_path = rcp.resolve(path.parent, recipe.split.file, root, f"{path}: split.file")
+    frame = read_frame(data_path)
+    holdout = read_frame(holdout_path) if holdout_path else None
+    result = fit(recipe, frame, holdout)
+    name = recipe.data.name or data_path.stem
+    ds = registry.register_dataset(ctx, data_path, name)
+    datasets = {"train": f"{ds['name']}:{ds['version']}"}
+    if holdout_path is not None:
+        hd = registry.register_dataset(ctx, holdout_path, f"{name}-holdout")
+        datasets["holdout"] = f"{hd['name']}:{hd['version']}"
+    run_key = (
+        f"{recipe.model}-{recipe_sha[:12]}-{ds['content_sha256'][:8]}-{result.artifact_hash[:8]}"
+    )
+    with ctx.read() as conn:
+        exists = conn.execute(
+            select(registry.RUNS.c.id).where(registry.RUNS.c.run_key == run_key)
+        ).first()
+    if exists:
+        raise BadInput(f"{path}: this recipe on this data was already trained (run {run_key})")
+    registry.record_run(
+        ctx,
+        params={"recipe": raw, "recipe_sha256": recipe_sha, "features": result.features},
+        metrics=result.metrics,
+        environment=environment.describe(),
+        code_ref=code,
+        seed=recipe.seed,
+        datasets=datasets,
+        run_key=run_key,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact = Path(tmp) / f"{recipe.model}.skops"
+        artifact.write_bytes(result.artifact)
+        version = registry.register_version(
+            ctx,
+            recipe.model,
+            artifact,
+            datasets=datasets,
+            run=run_key,
+            metrics=result.metrics,
+            tags={
+                "recipe": recipe_sha[:16],
+                "estimator": recipe.estimator.class_.rsplit(".", 1)[1],
+            },
+            description=recipe.description,
+        )
+    return {**version, "run": run_key, "recipe_sha256": recipe_sha, "code": code}
+
+
+def recipe_of(
+    ctx: Context, ref: str
+) -> tuple[rcp.Recipe, dict[str, Any], dict[str, tuple[bytes, str]]]:
+    """The recipe a version was trained from, and its datasets' bytes by role,
+    each read from the artifact store (hash-checked)."""
+    with ctx.read() as conn:
+        v = registry.version_row(conn, ref)
+        if v.run_id is None:
+            raise NotFound(f"{ref}: has no training run, so no recipe")
+        run = conn.execute(select(registry.RUNS).where(registry.RUNS.c.id == v.run_id)).first()
+        links = conn.execute(
+            select(
+                registry.VERSION_DATASETS.c.role,
+                registry.DATASETS.c.content_sha256,
+                registry.DATASETS.c.file_format,
+            )
+            .join(
+                registry.DATASETS, registry.DATASETS.c.id == registry.VERSION_DATASETS.c.dataset_id
+            )
+            .where(registry.VERSION_DATASETS.c.version_id == v.id)
+        ).all()
+    raw = (run.params or {}).get("recipe")
+    if not isinstance(raw, dict):
+        raise NotFound(f"{ref}: its training run {run.run_key} did not record a recipe")
+    recipe = rcp.parse(raw, f"recipe of {ref}")
+    store = ctx.workspace.artifacts
+    return recipe, raw, {role: (store.read(sha), fmt) for role, sha, fmt in links}
+
+
+def frames(data: dict[str, tuple[bytes, str]]) -> tuple[Any, Any | None]:
+    import io
+
+    import pandas as pd
+
+    def load(item: tuple[bytes, str]) -> Any:
+        blob, fmt = item
+        buf = io.BytesIO(blob)
+        return pd.read_parquet(buf) if fmt == "parquet" else pd.read_csv(buf)
+
+    train = load(data["train"])
+    holdout = load(data["holdout"]) if "holdout" in data else None
+    return train, holdout
+
+
+def reproduce(ctx: Context, ref: str) -> dict[str, Any]:
+    """Retrain from the recorded recipe and data; compare artifact and metrics."""
+    from cmi_console.validation.training import fit
+
+    recipe, _raw, data = recipe_of(ctx, ref)
+    train, holdout = frames(data)
+    result = fit(recipe, train, holdout)
+    view = registry.show_version(ctx, ref)
+    recorded = view["metrics"]
+    diffs = {
+        k: {"recorded": recorded.get(k), "now": v}
+        for k, v in result.metrics.items()
+        if k not in recorded or abs(recorded[k] - v) > METRIC_TOLERANCE
+    }
+    return {
+        "version": f"{view['model']}:{view['version']}",
+        "artifact_sha256": view["artifact_sha256"],
+        "reproduced_sha256": result.artifact_hash,
+        "artifact_match": result.artifact_hash == view["artifact_sha256"],
+        "metrics_match": not diffs,
+        "metric_differences": diffs,
+        "tolerance": METRIC_TOLERANCE,
+        "environment_then": _run_environment(ctx, ref),
+        "environment_now": environment.describe(),
+    }
+
+
+def _run_environment(ctx: Context, ref: str) -> dict[str, Any]:
+    with ctx.read() as conn:
+        v = registry.version_row(conn, ref)
+        return dict(
+            conn.execute(
+                select(registry.RUNS.c.environment).where(registry.RUNS.c.id == v.run_id)
+            ).scalar_one()
+        )

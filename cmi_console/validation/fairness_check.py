@@ -1,0 +1,102 @@
+"""The `fairness` check: demographic parity (difference and ratio), equalized
+odds difference, and the gap in a chosen metric between groups, per sensitive
+attribute, for a binary classifier on the holdout (fairlearn's definitions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cmi_console.core.policy import FairnessCheck
+from cmi_console.validation.results import FAIL, PASS, CheckResult
+from cmi_console.validation.subject import Subject
+from cmi_console.validation.training import metric, predictions
+
+
+def group_rates(y: Any, pred: Any, groups: Any, positive: Any) -> dict[str, dict[str, float]]:
+    import numpy as np
+
+    y, pred, groups = np.asarray(y), np.asarray(pred), np.asarray(groups)
+    out = {}
+    for g in sorted(set(groups.tolist()), key=str):
+        m = groups == g
+        yt, yp = y[m] == positive, pred[m] == positive
+        out[str(g)] = {
+            "n": int(m.sum()),
+            "selection_rate": float(yp.mean()) if m.any() else 0.0,
+            "tpr": float(yp[yt].mean()) if yt.any() else 0.0,
+            "fpr": float(yp[~yt].mean()) if (~yt).any() else 0.0,
+        }
+    return out
+
+
+def parity(rates: dict[str, dict[str, float]]) -> dict[str, float]:
+    sel = [r["selection_rate"] for r in rates.values()]
+    tpr = [r["tpr"] for r in rates.values()]
+    fpr = [r["fpr"] for r in rates.values()]
+    return {
+        "demographic_parity_difference": max(sel) - min(sel),
+        "demographic_parity_ratio": (min(sel) / max(sel)) if max(sel) > 0 else 1.0,
+        "equalized_odds_difference": max(max(tpr) - min(tpr), max(fpr) - min(fpr)),
+    }
+
+
+def run(spec: FairnessCheck, subject: Subject) -> CheckResult:
+    ev = subject.evaluation()
+    if ev.task != "classification":
+        raise ValueError("fairness needs a classifier")
+    attributes = spec.attributes or ev.sensitive
+    if not attributes:
+        raise ValueError("no sensitive attribute: set data.sensitive in the recipe")
+    model = subject.load_model()
+    y = ev.current[ev.target]
+    pred, proba = predictions(model, ev.current[ev.features], ev.task)
+    classes = sorted(set(y.tolist()))
+    if len(classes) != 2:
+        raise ValueError("fairness needs a binary target")
+    positive = classes[1]
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for attr in attributes:
+        if attr not in ev.current:
+            raise ValueError(f"sensitive attribute '{attr}' is not in the data")
+        rates = group_rates(y, pred, ev.current[attr], positive)
+        scores = {k: round(v, 10) for k, v in parity(rates).items()}
+        if spec.metric:
+            import numpy as np
+
+            groups = np.asarray(ev.current[attr])
+            per = {
+                g: metric(
+                    spec.metric,
+                    np.asarray(y)[groups == g],
+                    pred[groups == g],
+                    None if proba is None else proba[groups == g],
+                )
+                for g in rates
+            }
+            scores["metric_gap"] = round(max(per.values()) - min(per.values()), 10)
+        values[attr] = {"groups": rates, **scores}
+        if scores["demographic_parity_difference"] > spec.max_demographic_parity_difference:
+            problems.append(
+                f"{attr}: demographic parity difference "
+                f"{scores['demographic_parity_difference']:.3f}"
+            )
+        if scores["demographic_parity_ratio"] < spec.min_demographic_parity_ratio:
+            problems.append(
+                f"{attr}: demographic parity ratio {scores['demographic_parity_ratio']:.3f}"
+            )
+        if scores["equalized_odds_difference"] > spec.max_equalized_odds_difference:
+            problems.append(
+                f"{attr}: equalized odds difference {scores['equalized_odds_difference']:.3f}"
+            )
+        if spec.max_metric_gap is not None and scores.get("metric_gap", 0) > spec.max_metric_gap:
+            problems.append(f"{attr}: {spec.metric} gap {scores['metric_gap']:.3f}")
+    return CheckResult(
+        spec.label,
+        spec.kind,
+        FAIL if problems else PASS,
+        "; ".join(problems) if problems else f"within thresholds for {', '.join(attributes)}",
+        spec.blocking,
+        value=values,
+        threshold=spec.model_dump(exclude={"kind", "name", "blocking", "attributes"}),
+    )

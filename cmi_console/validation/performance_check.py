@@ -1,0 +1,69 @@
+"""The `performance` check: holdout metrics against thresholds, each with a
+seeded bootstrap 95% interval; a threshold may apply to the interval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cmi_console.core.policy import PerformanceCheck
+from cmi_console.validation.results import ERROR, FAIL, PASS, CheckResult
+from cmi_console.validation.subject import Subject
+from cmi_console.validation.training import metric, predictions
+
+
+def bootstrap_interval(
+    name: str, y: Any, pred: Any, proba: Any | None, rounds: int, seed: int
+) -> tuple[float, float] | None:
+    import numpy as np
+
+    if rounds == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    y, pred = np.asarray(y), np.asarray(pred)
+    n = len(y)
+    values = []
+    for _ in range(rounds):
+        idx = rng.integers(0, n, n)
+        try:
+            values.append(metric(name, y[idx], pred[idx], None if proba is None else proba[idx]))
+        except ValueError:
+            continue  # a resample with one class cannot score roc_auc: skip it
+    if not values:
+        return None
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return round(float(lo), 10), round(float(hi), 10)
+
+
+def run(spec: PerformanceCheck, subject: Subject) -> CheckResult:
+    ev = subject.evaluation()
+    model = subject.load_model()
+    X, y = ev.current[ev.features], ev.current[ev.target]
+    pred, proba = predictions(model, X, ev.task)
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in sorted(set(spec.min) | set(spec.max)):
+        try:
+            estimate = round(metric(name, y, pred, proba), 10)
+        except ValueError as exc:
+            # a configured metric that cannot be computed fails, never passes silently
+            return CheckResult(spec.label, spec.kind, ERROR, f"{name}: {exc}", spec.blocking)
+        interval = bootstrap_interval(name, y, pred, proba, spec.bootstrap, subject.seed)
+        values[name] = {"estimate": estimate, "interval": interval}
+        lo = interval[0] if spec.bound == "interval" and interval else estimate
+        hi = interval[1] if spec.bound == "interval" and interval else estimate
+        if name in spec.min and lo < spec.min[name]:
+            problems.append(f"{name} {lo:.4f} < {spec.min[name]}")
+        if name in spec.max and hi > spec.max[name]:
+            problems.append(f"{name} {hi:.4f} > {spec.max[name]}")
+    shown = ", ".join(f"{k}={v['estimate']:.4f}" for k, v in values.items())
+    where = " (95% interval bound)" if spec.bound == "interval" else ""
+    return CheckResult(
+        spec.label,
+        spec.kind,
+        FAIL if problems else PASS,
+        ("; ".join(problems) + where) if problems else f"{shown} within thresholds{where}",
+        spec.blocking,
+        value=values,
+        threshold={"min": spec.min, "max": spec.max, "bound": spec.bound},
+        details={"rows": int(len(y))},
+    )

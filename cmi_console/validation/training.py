@@ -1,0 +1,159 @@
+"""Training from a recipe, deterministically: the same recipe and data give
+the same model bytes (store.model_files.dumps) and the same metrics."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cmi_console.core.errors import BadInput
+from cmi_console.core.recipe import Recipe
+
+
+def read_frame(path: Path) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    except Exception as exc:  # pandas raises many types for bad files
+        raise BadInput(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
+
+
+def feature_columns(recipe: Recipe, frame: Any, where: str = "recipe") -> list[str]:
+    d = recipe.data
+    missing = [c for c in [d.target, *d.sensitive, *(d.features or [])] if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{where}: data: column(s) {', '.join(missing)} not in the data file")
+    if d.features is not None:
+        return list(d.features)
+    return [c for c in frame.columns if c != d.target and c not in d.sensitive]
+
+
+@dataclass
+class Split:
+    train: Any
+    holdout: Any
+
+
+def split(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Split:
+    """The recipe's split: a separate holdout frame, or a seeded random split."""
+    from sklearn.model_selection import train_test_split
+
+    if holdout is not None:
+        return Split(frame, holdout)
+    y = frame[recipe.data.target]
+    strat = y if recipe.task == "classification" and recipe.split.stratify else None
+    train, test = train_test_split(
+        frame, test_size=recipe.split.holdout, random_state=recipe.seed, stratify=strat
+    )
+    return Split(train.sort_index(), test.sort_index())
+
+
+def build(recipe: Recipe, X: Any) -> Any:
+    from pandas.api.types import is_numeric_dtype
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    module, _, name = recipe.estimator.class_.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)  # allow-listed in core.recipe
+    params = dict(recipe.estimator.params)
+    if "random_state" in cls().get_params() and "random_state" not in params:
+        params["random_state"] = recipe.seed
+    try:
+        estimator = cls(**params)
+    except TypeError as exc:
+        raise BadInput(f"recipe: estimator.params: {exc}") from None
+    cats = [c for c in X.columns if not is_numeric_dtype(X[c])]
+    nums = [c for c in X.columns if c not in cats]
+    parts: list[Any] = [("num", StandardScaler(), nums)]
+    if cats:
+        parts.append(("cat", OneHotEncoder(handle_unknown="ignore"), cats))
+    return Pipeline([("prep", ColumnTransformer(parts)), ("model", estimator)])
+
+
+CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier")
+REGRESSION = ("rmse", "mae", "r2")
+
+
+def metric(name: str, y: Any, pred: Any, proba: Any | None) -> float:
+    """One metric as scikit-learn computes it; binary metrics use the positive class."""
+    from sklearn import metrics as skm
+
+    binary = proba is not None and proba.shape[1] == 2
+    avg = "binary" if binary else "macro"
+    if name == "accuracy":
+        return float(skm.accuracy_score(y, pred))
+    if name == "precision":
+        return float(skm.precision_score(y, pred, average=avg, zero_division=0))
+    if name == "recall":
+        return float(skm.recall_score(y, pred, average=avg, zero_division=0))
+    if name == "f1":
+        return float(skm.f1_score(y, pred, average=avg, zero_division=0))
+    if name == "roc_auc":
+        if proba is None:
+            raise ValueError("roc_auc needs predicted probabilities")
+        if binary:
+            return float(skm.roc_auc_score(y, proba[:, 1]))
+        return float(skm.roc_auc_score(y, proba, multi_class="ovr"))
+    if name == "log_loss":
+        if proba is None:
+            raise ValueError("log_loss needs predicted probabilities")
+        return float(skm.log_loss(y, proba))
+    if name == "brier":
+        if not binary:
+            raise ValueError("brier needs a binary classifier")
+        return float(skm.brier_score_loss(y, proba[:, 1]))
+    if name == "rmse":
+        return float(skm.root_mean_squared_error(y, pred))
+    if name == "mae":
+        return float(skm.mean_absolute_error(y, pred))
+    if name == "r2":
+        return float(skm.r2_score(y, pred))
+    raise ValueError(f"unknown metric '{name}'")
+
+
+def predictions(model: Any, X: Any, task: str) -> tuple[Any, Any | None]:
+    pred = model.predict(X)
+    proba = model.predict_proba(X) if task == "classification" else None
+    return pred, proba
+
+
+def all_metrics(task: str, y: Any, pred: Any, proba: Any | None) -> dict[str, float]:
+    names = CLASSIFICATION if task == "classification" else REGRESSION
+    out = {}
+    for name in names:
+        try:
+            out[name] = round(metric(name, y, pred, proba), 10)
+        except ValueError:
+            continue  # e.g. brier on a multi-class model: not applicable
+    return out
+
+
+@dataclass
+class Trained:
+    model: Any
+    artifact: bytes
+    metrics: dict[str, float]
+    features: list[str]
+
+    @property
+    def artifact_hash(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.artifact).hexdigest()
+
+
+def fit(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Trained:
+    from cmi_console.store.model_files import dumps
+
+    features = feature_columns(recipe, frame)
+    parts = split(recipe, frame, holdout)
+    target = recipe.data.target
+    model = build(recipe, parts.train[features])
+    model.fit(parts.train[features], parts.train[target])
+    pred, proba = predictions(model, parts.holdout[features], recipe.task)
+    scores = all_metrics(recipe.task, parts.holdout[target], pred, proba)
+    return Trained(model, dumps(model), scores, features)

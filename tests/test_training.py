@@ -1,0 +1,260 @@
+"""Recipes, `cmi train`, `cmi reproduce`, and the data checks on real data:
+scikit-learn's breast_cancer and the biased, drifting credit set in data/."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO, Workspace
+from gate_helpers import log_head, ok
+
+POLICY = (
+    (REPO / "policies" / "default.toml").read_text()
+    + """
+[suites.full]
+[[suites.full.checks]]
+kind = "artifact"
+[[suites.full.checks]]
+kind = "performance"
+min = { roc_auc = 0.95, accuracy = 0.9 }
+bootstrap = 100
+[[suites.full.checks]]
+kind = "drift"
+[[suites.full.checks]]
+kind = "fairness"
+blocking = false
+
+[suites.strict]
+[[suites.strict.checks]]
+kind = "performance"
+min = { roc_auc = 0.999 }
+bound = "interval"
+"""
+)
+
+
+def cancer_recipe(tmp_path: Path, **extra: str) -> Path:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    (tmp_path / "data").mkdir(exist_ok=True)
+    frame.to_csv(tmp_path / "data" / "cancer.csv", index=False)
+    recipe = tmp_path / "cancer.toml"
+    recipe.write_text(
+        'format = 1\nmodel = "cancer"\nseed = 7\n'
+        '[data]\nfile = "data/cancer.csv"\ntarget = "target"\n'
+        "[split]\nholdout = 0.3\n"
+        '[estimator]\nclass = "sklearn.linear_model.LogisticRegression"\n'
+        "params = { C = 0.5, max_iter = 5000 }\n" + "".join(extra.values())
+    )
+    return recipe
+
+
+@pytest.fixture
+def trained(ws: Workspace, tmp_path: Path) -> Workspace:
+    ok(ws.cli("model", "create", "cancer"))
+    policy = tmp_path / "default.toml"
+    policy.write_text(POLICY)
+    ok(ws.cli("policy", "activate", str(policy)))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    recipe = cancer_recipe(repo)
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "recipe"], check=True)
+    ok(ws.cli("train", str(recipe), "--json"))
+    return ws
+
+
+def test_train_records_full_lineage_and_sklearn_metrics(trained: Workspace, tmp_path: Path) -> None:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    v = ok(trained.cli("version", "show", "cancer:1", "--json")).json()
+    run = ok(trained.cli("run", "show", v["run"], "--json")).json()
+    assert run["params"]["recipe"]["estimator"]["class"].endswith("LogisticRegression")
+    assert len(run["params"]["recipe_sha256"]) == 64
+    assert run["code_ref"]["commit"] and run["code_ref"]["dirty"] is False
+    assert run["environment"]["scikit-learn"] and run["seed"] == 7
+    assert [d["role"] for d in v["datasets"]] == ["train"]
+    # the same numbers, computed here with scikit-learn alone
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, random_state=7, stratify=y)
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(C=0.5, max_iter=5000, random_state=7)
+    )
+    model.fit(Xtr.sort_index(), ytr.sort_index())
+    Xte, yte = Xte.sort_index(), yte.sort_index()
+    assert v["metrics"]["roc_auc"] == pytest.approx(
+        roc_auc_score(yte, model.predict_proba(Xte)[:, 1]), abs=1e-9
+    )
+    assert v["metrics"]["accuracy"] == pytest.approx(
+        accuracy_score(yte, model.predict(Xte)), abs=1e-9
+    )
+
+
+def test_reproduce_matches_bytes_and_metrics(trained: Workspace) -> None:
+    out = ok(trained.cli("reproduce", "cancer:1", "--json")).json()
+    assert out["artifact_match"] and out["metrics_match"]
+
+
+def test_training_the_same_recipe_twice_is_refused(trained: Workspace, tmp_path: Path) -> None:
+    before = log_head(trained)
+    r = trained.cli("train", str(tmp_path / "repo" / "cancer.toml"))
+    assert r.code == 2 and "already trained" in r.err and log_head(trained) == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ('colour = "red"\n', "colour: unknown key"),
+        ("", "estimator.class: 'os.system' is not an allowed estimator"),
+        ("", "data.file: '../../../etc/passwd' leads outside"),
+    ],
+)
+def test_bad_recipes_are_refused_with_the_key_path(
+    ws: Workspace, tmp_path: Path, edit: str, message: str
+) -> None:
+    ok(ws.cli("model", "create", "cancer"))
+    recipe = cancer_recipe(tmp_path)
+    text = recipe.read_text()
+    if "os.system" in message:
+        text = text.replace("sklearn.linear_model.LogisticRegression", "os.system")
+    if "passwd" in message:
+        text = text.replace("data/cancer.csv", "../../../etc/passwd")
+    recipe.write_text(edit + text)
+    before = log_head(ws)
+    r = ws.cli("train", str(recipe))
+    assert r.code == 2 and message in r.err, r.err
+    assert log_head(ws) == before
+
+
+def test_full_suite_on_the_holdout(trained: Workspace) -> None:
+    out = ok(trained.cli("validate", "cancer:1", "--suite", "full", "--json")).json()
+    by = {r["kind"]: r for r in out["results"]}
+    assert by["performance"]["status"] == "pass"
+    perf = by["performance"]["value"]["roc_auc"]
+    assert perf["interval"][0] <= perf["estimate"] <= perf["interval"][1]
+    assert by["drift"]["status"] == "pass"  # a random holdout does not drift
+    assert by["fairness"]["status"] == "error"  # no sensitive attribute: never a silent pass
+    assert out["status"] == "pass"  # fairness is non-blocking here
+    again = ok(trained.cli("validate", "cancer:1", "--suite", "full", "--json")).json()
+    assert again["result_sha256"] == out["result_sha256"]
+
+
+def test_a_threshold_on_the_interval_fails_with_exit_1(trained: Workspace) -> None:
+    r = trained.cli("validate", "cancer:1", "--suite", "strict", "--json")
+    assert r.code == 1
+    res = r.json()["results"][0]
+    assert res["status"] == "fail" and "interval" in res["explanation"]
+
+
+def test_drift_and_fairness_on_the_credit_data(ws: Workspace, tmp_path: Path) -> None:
+    ok(ws.cli("model", "create", "credit"))
+    policy = tmp_path / "default.toml"
+    policy.write_text(POLICY)
+    ok(ws.cli("policy", "activate", str(policy)))
+    (tmp_path / "data").mkdir()
+    for f in ("credit.csv", "credit-2026q3.csv"):
+        (tmp_path / "data" / f).write_bytes((REPO / "data" / f).read_bytes())
+    recipe = tmp_path / "credit.toml"
+    recipe.write_text(
+        'model = "credit"\nseed = 1\n[data]\nfile = "data/credit.csv"\ntarget = "default"\n'
+        'sensitive = ["sex"]\n[estimator]\nclass = "sklearn.ensemble.GradientBoostingClassifier"\n'
+        "params = { n_estimators = 60, max_depth = 2 }\n"
+    )
+    ok(ws.cli("train", str(recipe)))
+    drifted = ws.cli(
+        "validate",
+        "credit:1",
+        "--suite",
+        "full",
+        "--data",
+        str(tmp_path / "data" / "credit-2026q3.csv"),
+        "--json",
+    )
+    out = drifted.json()
+    drift = next(r for r in out["results"] if r["kind"] == "drift")
+    assert drift["value"]["drifted"], drift  # the 2026 Q3 file drifts
+    fair = next(r for r in out["results"] if r["kind"] == "fairness")
+    assert fair["status"] in ("pass", "fail")
+    assert set(fair["value"]["sex"]["groups"]) == {"F", "M"}
+    assert out["inputs"]["current"]["file"] == "credit-2026q3.csv"
+
+
+def test_drift_statistics_match_scipy() -> None:
+    from scipy import stats
+
+    from cmi_console.validation.drift import column_drift
+
+    rng = np.random.default_rng(0)
+    small_ref, small_cur = pd.Series(rng.normal(0, 1, 300)), pd.Series(rng.normal(0.5, 1, 300))
+    d = column_drift("x", small_ref, small_cur)
+    assert d.method == "ks" and d.drifted
+    assert d.score == pytest.approx(stats.ks_2samp(small_ref, small_cur).pvalue, abs=1e-9)
+    big_ref, big_cur = pd.Series(rng.normal(0, 2, 5000)), pd.Series(rng.normal(0, 2, 5000))
+    same = column_drift("x", big_ref, big_cur)
+    assert same.method == "wasserstein_distance_norm" and not same.drifted
+    shifted = column_drift("x", big_ref, big_cur + 1.0)
+    expected = stats.wasserstein_distance(big_ref, big_cur + 1.0) / np.std(big_ref)
+    assert shifted.drifted and shifted.score == pytest.approx(expected, abs=1e-9)
+    cats_ref = pd.Series(rng.choice(["a", "b", "c"], 5000, p=[0.6, 0.3, 0.1]))
+    cats_cur = pd.Series(rng.choice(["a", "b", "c"], 5000, p=[0.2, 0.3, 0.5]))
+    assert column_drift("c", cats_ref, cats_cur).method == "jensenshannon"
+    assert column_drift("c", cats_ref, cats_cur).drifted
+    assert not column_drift("c", cats_ref, cats_ref.sample(frac=1, random_state=1)).drifted
+
+
+def test_fairness_rates_match_a_direct_computation() -> None:
+    from cmi_console.validation.fairness_check import group_rates, parity
+
+    y = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    pred = np.array([1, 0, 1, 1, 0, 0, 0, 0])
+    g = np.array(["a", "a", "a", "a", "b", "b", "b", "b"])
+    rates = group_rates(y, pred, g, 1)
+    assert rates["a"]["selection_rate"] == 0.75 and rates["b"]["selection_rate"] == 0.0
+    p = parity(rates)
+    assert p["demographic_parity_difference"] == 0.75
+    assert p["demographic_parity_ratio"] == 0.0
+    assert p["equalized_odds_difference"] == 1.0  # TPR 1.0 vs 0.0
+
+
+class _Hostile:
+    """Unpickling this runs a command that creates a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (subprocess.call, (["touch", str(self.marker)],))
+
+
+def test_a_hostile_pickle_is_never_executed(ws: Workspace, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    art = tmp_path / "model.pkl"
+    art.write_bytes(pickle.dumps(_Hostile(marker)))
+    ok(ws.cli("model", "create", "evil"))
+    ok(ws.cli("version", "register", "evil", "--artifact", str(art)))
+    r = ws.cli("validate", "evil:1", "--suite", "staging", "--json")
+    assert r.code == 1
+    res = r.json()["results"][0]
+    assert res["status"] == "fail" and "pickle" in res["explanation"]
+    assert not marker.exists()
+    from cmi_console.core.errors import IntegrityError
+    from cmi_console.store.model_files import loads
+
+    with pytest.raises(IntegrityError) as exc:
+        loads(art.read_bytes(), "pickle")
+    assert exc.value.exit_code == 4 and not marker.exists()
+    assert json.dumps(res)  # the result is plain JSON
