@@ -14,6 +14,8 @@ JsonOpt = common.JsonOpt
 ToOpt = Annotated[str, typer.Option("--to", help="Target stage.")]
 EnvOpt = Annotated[str | None, typer.Option("--env", help="Environment of the stage.")]
 CommentOpt = Annotated[str, typer.Option("--comment", help="Why.")]
+JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")]
+MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary.")]
 gate_app = typer.Typer(help="Gate status and the statement a decision signs.", no_args_is_help=True)
 validation_app = typer.Typer(help="Recorded validation runs.", no_args_is_help=True)
 
@@ -297,6 +299,8 @@ def validate(
     data: Annotated[
         Path | None, typer.Option("--data", help="Current data (default: the holdout).")
     ] = None,
+    junit: JunitOpt = None,
+    markdown: MarkdownOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a validation suite on a version and record it; exit 1 if a blocking check fails."""
@@ -307,20 +311,40 @@ def validate(
         run = validations.validate(ctx, ref, suite=suite, seed=seed, data=data)
     else:
         run = _validate_with_progress(ctx, ref, suite, seed, data)
+    write_reports(run, junit, markdown)
     if as_json:
         common.print_json(run)
     else:
-        common.table(
-            f"validation run #{run['run']} of {ref} ({run['suite']}): {run['status'].upper()}",
-            ["check", "status", "value", "threshold", "explanation"],
-            [
-                [r["label"], r["status"], r["value"], r["threshold"], r["explanation"]]
-                for r in run["results"]
-            ],
-        )
-        typer.echo(f"result sha256 {run['result_sha256']}")
+        show_run(run, ref)
     if run["status"] != "pass":
         raise typer.Exit(1)
+
+
+def write_reports(run: dict[str, Any], junit: Path | None, markdown: Path | None) -> None:
+    from cmi_console.core.errors import BadInput
+    from cmi_console.validation import reports
+
+    for path, text in ((junit, reports.junit), (markdown, reports.markdown)):
+        if path is None:
+            continue
+        try:
+            path.write_text(text(run), encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def show_run(run: dict[str, Any], ref: str) -> None:
+    from cmi_console.validation.reports import short
+
+    common.table(
+        f"validation run #{run['run']} of {ref} ({run['suite']}): {run['status'].upper()}",
+        ["check", "status", "value", "threshold", "explanation"],
+        [
+            [r["label"], r["status"], short(r["value"]), short(r["threshold"]), r["explanation"]]
+            for r in run["results"]
+        ],
+    )
+    typer.echo(f"result sha256 {run['result_sha256']}")
 
 
 def _validate_with_progress(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cmi_console.cli import common
+from cmi_console.cli import common, gate_cmds
 
 JsonOpt = common.JsonOpt
 
@@ -50,6 +50,39 @@ def reproduce(ref: str, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+def ci(
+    recipe: Path,
+    junit: gate_cmds.JunitOpt = None,
+    markdown: gate_cmds.MarkdownOpt = None,
+    comment: gate_cmds.CommentOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """What CI runs on every commit: train, register, validate against the first
+    gate's suite, and if it passes, open the promotion request to that gate.
+
+    Exit 0 when the request is open, 1 when validation failed, 2 on bad input,
+    3 when denied.
+    """
+    from cmi_console.services import ci as ci_service
+
+    out = ci_service.run(common.context(), recipe, comment)
+    run = out["validation"]
+    gate_cmds.write_reports(run, junit, markdown)
+    if as_json:
+        common.print_json(out)
+    else:
+        gate_cmds.show_run(run, out["version"])
+        if out["request"]:
+            typer.echo(
+                f"request #{out['request']['request']}: {out['version']} -> {out['to_stage']}"
+            )
+        else:
+            typer.echo(f"{out['version']}: validation failed; no request opened")
+    if out["request"] is None:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.command("reproduce")(reproduce)
+    app.command("ci")(ci)

@@ -30,12 +30,18 @@ RUNS = table(ValidationRun)
 DEFAULT_SEED = 0
 
 
-def suite_for(policy: Effective, stage: str) -> str | None:
-    """The suite of the first gate that leads on from `stage`."""
+def next_gate(policy: Effective, stage: str) -> tuple[str, str | None] | None:
+    """The first non-terminal stage that `stage` leads to, and its suite."""
     for target, spec in policy.policy.stages.items():
-        if stage in spec.from_ and spec.suite and not spec.terminal and target != stage:
-            return spec.suite
+        if stage in spec.from_ and not spec.terminal and target != stage:
+            return target, spec.suite
     return None
+
+
+def suite_for(policy: Effective, stage: str) -> str | None:
+    """The suite of the gate that leads on from `stage`."""
+    gate = next_gate(policy, stage)
+    return gate[1] if gate else None
 
 
 def latest_run(conn: Connection, version_id: int, suite: str) -> Any:
