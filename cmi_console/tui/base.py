@@ -52,12 +52,17 @@ class DataScreen(Screen[None]):
                 self.app.call_from_thread(self.reload)
 
     def on_screen_resume(self) -> None:
-        # a screen is resumed before its first mount too: its widgets are not there yet
+        self.reload()
+
+    def reload(self) -> None:
+        """Load again, unless the screen's widgets are not mounted yet (a screen
+        is resumed, and the app may sign in, before the first mount): on_mount
+        loads then."""
         if self._ready:
-            self.reload()
+            self._load()
 
     @work(thread=True, exclusive=True, group="load")
-    def reload(self) -> None:
+    def _load(self) -> None:
         try:
             data = self.fetch()
         except CmiError as exc:
