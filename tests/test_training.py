@@ -258,3 +258,62 @@ def test_a_hostile_pickle_is_never_executed(ws: Workspace, tmp_path: Path) -> No
         loads(art.read_bytes(), "pickle")
     assert exc.value.exit_code == 4 and not marker.exists()
     assert json.dumps(res)  # the result is plain JSON
+
+
+CONTRACT = """
+[suites.data]
+[[suites.data.checks]]
+kind = "schema"
+[suites.data.checks.columns.age]
+dtype = "int"
+min = 18
+max = 100
+nullable = false
+[suites.data.checks.columns.income]
+dtype = "number"
+min = 0
+[suites.data.checks.columns.sex]
+allowed = ["F", "M"]
+[suites.data.checks.columns.region]
+required = true
+[[suites.data.checks]]
+kind = "quality"
+"""
+
+
+def test_schema_and_quality_count_every_failure(ws: Workspace, tmp_path: Path) -> None:
+    ok(ws.cli("model", "create", "credit"))
+    policy = tmp_path / "default.toml"
+    policy.write_text(POLICY + CONTRACT)
+    ok(ws.cli("policy", "activate", str(policy)))
+    (tmp_path / "data").mkdir()
+    credit = pd.read_csv(REPO / "data" / "credit.csv")
+    credit.to_csv(tmp_path / "data" / "credit.csv", index=False)
+    recipe = tmp_path / "credit.toml"
+    recipe.write_text(
+        'model = "credit"\n[data]\nfile = "data/credit.csv"\ntarget = "default"\n'
+        'sensitive = ["sex"]\n[estimator]\nclass = "sklearn.linear_model.LogisticRegression"\n'
+        "params = { max_iter = 2000 }\n"
+    )
+    ok(ws.cli("train", str(recipe)))
+    clean = ok(ws.cli("validate", "credit:1", "--suite", "data", "--json")).json()
+    assert [r["status"] for r in clean["results"]] == ["pass", "pass"]
+    bad = credit.sample(200, random_state=0).reset_index(drop=True)
+    bad.loc[:2, "income"] = -1.0  # 3 below 0
+    bad.loc[3:4, "sex"] = "X"  # 2 not allowed
+    bad.loc[5, "age"] = 150  # 1 above 100
+    bad = pd.concat([bad, bad.iloc[10:20]])  # 10 duplicates; every row is from training data
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    r = ws.cli(
+        "validate", "credit:1", "--suite", "data", "--data", str(tmp_path / "bad.csv"), "--json"
+    )
+    assert r.code == 1
+    schema, quality = r.json()["results"]
+    assert schema["value"]["failures"] == {
+        "income": {"below 0.0": 3},
+        "sex": {"not allowed": 2},
+        "age": {"above 100.0": 1},
+    }
+    assert quality["status"] == "fail"
+    assert quality["value"]["duplicate_share"] == pytest.approx(10 / 210, abs=1e-6)
+    assert quality["value"]["leakage_share"] > 0.5

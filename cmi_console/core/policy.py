@@ -165,12 +165,44 @@ class FairnessCheck(CheckSpec):
     max_metric_gap: float | None = Field(default=None, ge=0)
 
 
+class ColumnContract(_Strict):
+    dtype: Literal["int", "float", "number", "string", "bool"] | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str | int | float | bool] | None = None
+    nullable: bool = True
+    unique: bool = False
+    required: bool = True
+
+
+class SchemaCheck(CheckSpec):
+    """A data contract on the current data, reported per column (every failing
+    value counted). Inline, so the policy hash covers the contract."""
+
+    kind: Literal["schema"] = "schema"
+    columns: dict[str, ColumnContract] = Field(min_length=1)
+    strict: bool = False  # columns outside the contract are failures
+
+
+class QualityCheck(CheckSpec):
+    """Missing values, duplicate rows, constant columns, and rows of the
+    holdout that also appear in the training split (leakage)."""
+
+    kind: Literal["quality"] = "quality"
+    max_missing_share: float = Field(default=0.05, ge=0, le=1)
+    max_duplicate_share: float = Field(default=0.01, ge=0, le=1)
+    allow_constant: bool = False
+    max_leakage_share: float = Field(default=0.0, ge=0, le=1)
+
+
 # kind -> settings model; the validation layer implements each kind listed here
 CHECK_SPECS: dict[str, type[CheckSpec]] = {
     "artifact": ArtifactCheck,
     "performance": PerformanceCheck,
     "drift": DriftCheck,
     "fairness": FairnessCheck,
+    "schema": SchemaCheck,
+    "quality": QualityCheck,
 }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from cmi_console.core.policy import CheckSpec
 from cmi_console.validation import (
     artifact_check,
+    data_checks,
     drift_check,
     fairness_check,
     performance_check,
@@ -23,6 +24,8 @@ CHECKS: dict[str, CheckFn] = {
     "performance": performance_check.run,  # type: ignore[dict-item]
     "drift": drift_check.run,  # type: ignore[dict-item]
     "fairness": fairness_check.run,  # type: ignore[dict-item]
+    "schema": data_checks.run_schema,  # type: ignore[dict-item]
+    "quality": data_checks.run_quality,  # type: ignore[dict-item]
 }
 
 
