@@ -113,6 +113,16 @@ def test_a_model_policy_below_its_tier_is_rejected_naming_the_requirement(
     ok(ws.cli("policy", "check", str(tighter)))
 
 
+def test_a_model_policy_cannot_redefine_the_tiers(ws: Workspace, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "credit.toml",
+        'format = 1\nmodel = "credit"\ntier = "high"\n[tiers.high]\napprovals = []\n',
+    )
+    r = ws.cli("policy", "check", str(path))
+    assert r.code == 2 and "tiers: a model policy cannot change the tiers" in r.err
+
+
 def test_a_policy_is_versioned_by_its_canonical_content(tmp_path: Path) -> None:
     a = pol.parse_toml(DEFAULT, "a")
     reordered = "\n".join(reversed(DEFAULT.split("\n[")))  # same tables, other order

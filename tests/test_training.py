@@ -209,6 +209,11 @@ def test_drift_statistics_match_scipy() -> None:
     shifted = column_drift("x", big_ref, big_cur + 1.0)
     expected = stats.wasserstein_distance(big_ref, big_cur + 1.0) / np.std(big_ref)
     assert shifted.drifted and shifted.score == pytest.approx(expected, abs=1e-9)
+    from cmi_console.validation.drift import wasserstein
+
+    for n, m in ((1000, 1000), (1000, 700)):
+        u, v = rng.normal(0, 1, n), rng.exponential(1, m)
+        assert wasserstein(u, v) == pytest.approx(stats.wasserstein_distance(u, v), abs=1e-12)
     cats_ref = pd.Series(rng.choice(["a", "b", "c"], 5000, p=[0.6, 0.3, 0.1]))
     cats_cur = pd.Series(rng.choice(["a", "b", "c"], 5000, p=[0.2, 0.3, 0.5]))
     assert column_drift("c", cats_ref, cats_cur).method == "jensenshannon"

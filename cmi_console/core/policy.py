@@ -455,6 +455,10 @@ def check_document(
             raise BadInput(f"{label}: a model policy needs an active default policy to extend")
         if not isinstance(raw["model"], str):
             raise BadInput(f"{label}: model: must be a model name")
+        for key in ("tiers", "default_tier"):
+            if key in raw:
+                # tiers are the floor every model stands on: only the default sets them
+                raise BadInput(f"{label}: {key}: a model policy cannot change the tiers")
         merged = merge(default, raw)
         return validate(merged, [(label, raw), (default_label, default)])
     return validate(raw, [(label, raw)])

@@ -44,6 +44,19 @@ def _shares(ref: Any, cur: Any) -> tuple[Any, Any, list[Any]]:
     return np.asarray(r, float), np.asarray(c, float), keys
 
 
+def wasserstein(ref: Any, cur: Any) -> float:
+    """Earth mover's distance between two samples. With equal sizes it is the
+    mean gap between the sorted samples (two sorts, no merge), several times
+    faster than scipy's general form, which handles the other case."""
+    import numpy as np
+    from scipy import stats
+
+    u, v = np.asarray(ref, dtype=float), np.asarray(cur, dtype=float)
+    if len(u) == len(v):
+        return float(np.mean(np.abs(np.sort(u) - np.sort(v))))
+    return float(stats.wasserstein_distance(u, v))
+
+
 def psi(ref: Any, cur: Any, numeric: bool) -> float:
     import numpy as np
 
@@ -76,7 +89,7 @@ def column_drift(
         t = threshold or DISTANCE_THRESHOLD
         if numeric:
             std = float(np.std(ref))
-            score = float(stats.wasserstein_distance(ref, cur)) / (std if std > 0 else 1.0)
+            score = wasserstein(ref, cur) / (std if std > 0 else 1.0)
             return ColumnDrift(
                 name, kind, "wasserstein_distance_norm", round(score, 10), t, score >= t
             )
