@@ -195,6 +195,60 @@ class QualityCheck(CheckSpec):
     max_leakage_share: float = Field(default=0.0, ge=0, le=1)
 
 
+class CalibrationCheck(CheckSpec):
+    """Expected calibration error (equal-width bins) and Brier score of a binary classifier."""
+
+    kind: Literal["calibration"] = "calibration"
+    max_ece: float = Field(default=0.1, ge=0, le=1)
+    max_brier: float | None = Field(default=None, ge=0, le=1)
+    bins: int = Field(default=10, ge=2, le=100)
+
+
+class SlicesCheck(CheckSpec):
+    """The worst slice of a column against the overall metric."""
+
+    kind: Literal["slices"] = "slices"
+    column: str
+    metric: str | None = None  # default: accuracy (classification) or r2 (regression)
+    max_gap: float = Field(default=0.1, ge=0)
+    bins: int = Field(default=5, ge=2, le=50)  # quantile bins for a numeric column
+    min_rows: int = Field(default=30, ge=1)
+
+
+class RobustnessCheck(CheckSpec):
+    """The metric's drop under Gaussian noise, injected missing values and
+    category swaps."""
+
+    kind: Literal["robustness"] = "robustness"
+    metric: str | None = None
+    noise_std: float = Field(default=0.1, ge=0)  # k x each numeric column's std
+    missing_rate: float = Field(default=0.05, ge=0, le=1)
+    swap_rate: float = Field(default=0.05, ge=0, le=1)
+    max_drop: float = Field(default=0.05, ge=0)
+
+
+class ChampionCheck(CheckSpec):
+    """The candidate against the version now in the exclusive stage, on the
+    same holdout rows (TFMA-style thresholds)."""
+
+    kind: Literal["champion"] = "champion"
+    metric: str
+    stage: str = "production"
+    higher_is_better: bool = True
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+    require_significant: bool = False
+    bootstrap: int = Field(default=200, ge=10, le=10_000)
+    missing_champion: Literal["pass", "fail"] = "pass"
+
+
+class ReproducibilityCheck(CheckSpec):
+    """Retrains from the recorded recipe and data (`cmi reproduce`)."""
+
+    kind: Literal["reproducibility"] = "reproducibility"
+    require_identical_artifact: bool = True
+
+
 # kind -> settings model; the validation layer implements each kind listed here
 CHECK_SPECS: dict[str, type[CheckSpec]] = {
     "artifact": ArtifactCheck,
@@ -203,6 +257,11 @@ CHECK_SPECS: dict[str, type[CheckSpec]] = {
     "fairness": FairnessCheck,
     "schema": SchemaCheck,
     "quality": QualityCheck,
+    "calibration": CalibrationCheck,
+    "slices": SlicesCheck,
+    "robustness": RobustnessCheck,
+    "champion": ChampionCheck,
+    "reproducibility": ReproducibilityCheck,
 }
 
 

@@ -121,6 +121,8 @@ def validate(
             for r in links
         },
         evaluation_source=_evaluation_source(ctx, ref, data),
+        champion=lambda stage: _champion(ctx, model, v.id, stage, policy.policy.allow_pickle),
+        reproduce=lambda: _reproduce(ctx, ref),
     )
     inputs: dict[str, Any] = {"datasets": subject.datasets}
     if data is not None:
@@ -199,6 +201,36 @@ def _evaluation_source(ctx: Context, ref: str, data: Path | None) -> Callable[[]
         )
 
     return build
+
+
+def _champion(
+    ctx: Context, model: Any, candidate_id: int, stage: str, allow_pickle: bool
+) -> tuple[str, Any] | None:
+    """The newest other version of the model in `stage`, loaded safely."""
+    from cmi_console.store.model_files import loads
+
+    with ctx.read() as conn:
+        row = conn.execute(
+            select(VERSIONS)
+            .where(
+                VERSIONS.c.model_id == model.id,
+                VERSIONS.c.stage == stage,
+                VERSIONS.c.id != candidate_id,
+            )
+            .order_by(VERSIONS.c.version.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    ref = f"{model.name}:{row.version}"
+    data = ctx.workspace.artifacts.read(row.artifact_sha256)
+    return ref, loads(data, row.artifact_format, allow_pickle=allow_pickle, where=ref)
+
+
+def _reproduce(ctx: Context, ref: str) -> dict[str, Any]:
+    from cmi_console.services.training import reproduce
+
+    return reproduce(ctx, ref)
 
 
 def _model_name(ref: str) -> str:

@@ -11,6 +11,7 @@ from cmi_console.validation import (
     data_checks,
     drift_check,
     fairness_check,
+    model_checks,
     performance_check,
 )
 from cmi_console.validation.results import ERROR, CheckResult
@@ -26,6 +27,11 @@ CHECKS: dict[str, CheckFn] = {
     "fairness": fairness_check.run,  # type: ignore[dict-item]
     "schema": data_checks.run_schema,  # type: ignore[dict-item]
     "quality": data_checks.run_quality,  # type: ignore[dict-item]
+    "calibration": model_checks.run_calibration,  # type: ignore[dict-item]
+    "slices": model_checks.run_slices,  # type: ignore[dict-item]
+    "robustness": model_checks.run_robustness,  # type: ignore[dict-item]
+    "champion": model_checks.run_champion,  # type: ignore[dict-item]
+    "reproducibility": model_checks.run_reproducibility,  # type: ignore[dict-item]
 }
 
 

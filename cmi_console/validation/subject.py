@@ -33,6 +33,10 @@ class Subject:
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
     # builds the Evaluation on first use; None when the version has no recipe
     evaluation_source: Callable[[], Evaluation] | None = None
+    # (ref, model) of the version holding a stage now, or None
+    champion: Callable[[str], tuple[str, Any] | None] | None = None
+    # retrains from the recorded recipe: {"artifact_match", "metrics_match", ...}
+    reproduce: Callable[[], dict[str, Any]] | None = None
     _model: Any = field(default=None, repr=False)
     _evaluation: Evaluation | None = field(default=None, repr=False)
 

@@ -1,0 +1,117 @@
+"""Calibration, slices, robustness, champion and reproducibility checks on
+two real models of scikit-learn's breast_cancer set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, Workspace
+from gate_helpers import ok
+
+SUITES = """
+[suites.behaviour]
+[[suites.behaviour.checks]]
+kind = "calibration"
+max_ece = 0.5
+[[suites.behaviour.checks]]
+kind = "slices"
+column = "mean radius"
+max_gap = 0.5
+min_rows = 20
+[[suites.behaviour.checks]]
+kind = "robustness"
+max_drop = 0.5
+[[suites.behaviour.checks]]
+kind = "champion"
+metric = "roc_auc"
+stage = "development"
+min_absolute_change = -1.0
+require_significant = false
+[[suites.behaviour.checks]]
+kind = "reproducibility"
+
+[suites.must-beat]
+[[suites.must-beat.checks]]
+kind = "champion"
+metric = "roc_auc"
+stage = "development"
+min_absolute_change = 0.0
+[[suites.must-beat.checks]]
+kind = "champion"
+name = "vs-production"
+metric = "roc_auc"
+missing_champion = "fail"
+"""
+
+
+@pytest.fixture
+def two_models(ws: Workspace, tmp_path: Path) -> Workspace:
+    from sklearn.datasets import load_breast_cancer
+
+    policy = tmp_path / "default.toml"
+    policy.write_text((REPO / "policies" / "default.toml").read_text() + SUITES)
+    ok(ws.cli("policy", "activate", str(policy)))
+    ok(ws.cli("model", "create", "cancer"))
+    (tmp_path / "data").mkdir()
+    load_breast_cancer(as_frame=True).frame.to_csv(tmp_path / "data" / "cancer.csv", index=False)
+    for i, c in enumerate((1.0, 0.0005), start=1):
+        recipe = tmp_path / f"r{i}.toml"
+        recipe.write_text(
+            'model = "cancer"\nseed = 5\n[data]\nfile = "data/cancer.csv"\ntarget = "target"\n'
+            '[estimator]\nclass = "sklearn.linear_model.LogisticRegression"\n'
+            f"params = {{ C = {c}, max_iter = 5000 }}\n"
+        )
+        ok(ws.cli("train", str(recipe)))
+    return ws
+
+
+def test_behaviour_checks(two_models: Workspace) -> None:
+    ws = two_models
+    out = ok(ws.cli("validate", "cancer:2", "--suite", "behaviour", "--json")).json()
+    by = {r["kind"]: r for r in out["results"]}
+    assert {k: r["status"] for k, r in by.items()} == {
+        "calibration": "pass",
+        "slices": "pass",
+        "robustness": "pass",
+        "champion": "pass",
+        "reproducibility": "pass",
+    }, {k: r["explanation"] for k, r in by.items()}
+    v1 = ok(ws.cli("version", "show", "cancer:1", "--json")).json()["metrics"]
+    v2 = ok(ws.cli("version", "show", "cancer:2", "--json")).json()["metrics"]
+    champ = by["champion"]["value"]
+    # the same holdout rows as at training: the recorded metrics, recomputed
+    assert champ["champion_version"] == "cancer:1"
+    assert champ["candidate"] == pytest.approx(v2["roc_auc"], abs=1e-9)
+    assert champ["champion"] == pytest.approx(v1["roc_auc"], abs=1e-9)
+    assert 0 <= by["calibration"]["value"]["ece"] <= 0.5
+    assert by["calibration"]["value"]["brier"] == pytest.approx(v2["brier"], abs=1e-9)
+    assert len(by["slices"]["value"]["slices"]) >= 3
+    assert set(by["robustness"]["value"]["drops"]) == {"noise", "missing"}
+    assert by["reproducibility"]["value"]["artifact_match"] is True
+
+
+def test_a_worse_candidate_and_a_missing_champion_fail(two_models: Workspace) -> None:
+    r = two_models.cli("validate", "cancer:2", "--suite", "must-beat", "--json")
+    assert r.code == 1
+    beat, production = r.json()["results"]
+    assert beat["status"] == "fail" and beat["value"]["change"] < 0
+    assert (
+        production["status"] == "fail" and "no version in production" in production["explanation"]
+    )
+
+
+def test_ece_matches_a_direct_computation() -> None:
+    from cmi_console.validation.model_checks import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    p = rng.random(1000)
+    y = (rng.random(1000) < p).astype(int)
+    bins = np.minimum((p * 10).astype(int), 9)
+    direct = sum(
+        abs(y[bins == b].mean() - p[bins == b].mean()) * (bins == b).sum() / 1000
+        for b in range(10)
+        if (bins == b).any()
+    )
+    assert expected_calibration_error(y, p, 10) == pytest.approx(direct, abs=1e-12)
