@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,9 +21,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cmi_console.core import clock, environment
+from cmi_console.core import clock
 from cmi_console.core.errors import BadInput
-from cmi_console.services import gates, identity, policies, registry, validations
+from cmi_console.services import gates, identity, policies, registry, training, validations
 from cmi_console.services.context import Context
 from cmi_console.services.setup import init_workspace
 from cmi_console.services.verify import verify
@@ -44,6 +43,19 @@ USERS: list[tuple[str, str, list[str]]] = [
     ("victor", "Victor Hugo", ["validator"]),
     ("dora", "Dora Lind", ["deployer"]),
     ("audrey", "Audrey Chen", ["auditor"]),
+]
+
+
+# (who trains, recipe in data/recipes, team tag), in order: versions 1, 2, ...
+TRAINING = [
+    ("alice", "credit-logreg.toml", "risk"),
+    ("alice", "credit-gbm.toml", "risk"),
+    ("ci-bot", "credit-gbm-deep.toml", "risk"),
+    ("carol", "diabetes-ridge.toml", "clinical"),
+    ("carol", "diabetes-rf.toml", "clinical"),
+    ("alice", "wine-logreg.toml", "lab"),
+    ("ci-bot", "wine-rf.toml", "lab"),
+    ("alice", "wine-tree.toml", "lab"),
 ]
 
 
@@ -85,79 +97,6 @@ class Summary:
     verified: bool
 
 
-def _train(
-    ctx: Context,
-    tick: DemoClock,
-    *,
-    model: str,
-    data_ref: str,
-    frame: Any,
-    target: str,
-    estimator: Any,
-    params: dict[str, Any],
-    kind: str,
-    key: str,
-    tags: dict[str, str],
-    workdir: Path,
-) -> dict[str, Any]:
-    from sklearn import metrics as skm
-    from sklearn.compose import ColumnTransformer
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    from cmi_console.store.model_files import dumps
-
-    X = frame.drop(columns=[target])
-    y = frame[target]
-    from pandas.api.types import is_numeric_dtype
-
-    cats = [c for c in X.columns if not is_numeric_dtype(X[c])]
-    nums = [c for c in X.columns if c not in cats]
-    pre = ColumnTransformer(
-        [("num", StandardScaler(), nums)]
-        + ([("cat", OneHotEncoder(handle_unknown="ignore"), cats)] if cats else [])
-    )
-    pipe = Pipeline([("prep", pre), ("model", estimator.set_params(**params))])
-    strat = y if kind == "classification" else None
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=42, stratify=strat)
-    pipe.fit(X_tr, y_tr)
-    pred = pipe.predict(X_te)
-    if kind == "classification":
-        scores: dict[str, float] = {
-            "accuracy": skm.accuracy_score(y_te, pred),
-            "f1_macro": skm.f1_score(y_te, pred, average="macro"),
-        }
-        if y.nunique() == 2:
-            scores["roc_auc"] = skm.roc_auc_score(y_te, pipe.predict_proba(X_te)[:, 1])
-    else:
-        scores = {
-            "rmse": skm.root_mean_squared_error(y_te, pred),
-            "mae": skm.mean_absolute_error(y_te, pred),
-            "r2": skm.r2_score(y_te, pred),
-        }
-    scores = {k: round(float(v), 6) for k, v in scores.items()}
-    artifact = workdir / f"{key}.skops"
-    artifact.write_bytes(dumps(pipe))
-    tick.skip(hours=3)
-    registry.record_run(
-        ctx,
-        params={"estimator": type(estimator).__name__, **params, "test_size": 0.25},
-        metrics=scores,
-        environment=environment.describe(),
-        code_ref={
-            "repo": "git@example.com:risk/models.git",
-            "commit": hashlib.sha1(key.encode()).hexdigest(),
-        },
-        seed=42,
-        datasets={"train": data_ref},
-        run_key=key,
-    )
-    return registry.register_version(
-        ctx, model, artifact, datasets={"train": data_ref}, run=key, metrics=scores, tags=tags
-    )
-
-
 def default_start() -> date:
     """The history ends about today, so its pending approvals have not expired
     (policies make approvals expire): builds on the same day are identical."""
@@ -165,15 +104,6 @@ def default_start() -> date:
 
 
 def build(home: Path, start: date | None = None) -> Context:
-    import pandas as pd
-    from sklearn.ensemble import (
-        GradientBoostingClassifier,
-        RandomForestClassifier,
-        RandomForestRegressor,
-    )
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.tree import DecisionTreeClassifier
-
     src = data_dir()
     if not (src / "credit.csv").is_file():
         raise BadInput(f"{src}: demo data not found (set CMI_DEMO_DATA to the repository's data/)")
@@ -218,118 +148,11 @@ def build(home: Path, start: date | None = None) -> Context:
         as_("carol"), "diabetes-progression", "Disease progression one year ahead", "carol"
     )
     registry.create_model(as_("alice"), "wine-cultivar", "Cultivar from chemical analysis", "alice")
-    frames = {
-        n: pd.read_csv(src / f)
-        for n, f in (("credit", "credit.csv"), ("diabetes", "diabetes.csv"), ("wine", "wine.csv"))
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        plans: list[tuple[str, str, str, str, str, Any, dict[str, Any], str, dict[str, str]]] = [
-            (
-                "alice",
-                "credit-risk",
-                "credit",
-                "default",
-                "classification",
-                LogisticRegression(max_iter=2000),
-                {"C": 1.0},
-                "cr-logreg-1",
-                {"team": "risk", "algo": "logreg"},
-            ),
-            (
-                "alice",
-                "credit-risk",
-                "credit",
-                "default",
-                "classification",
-                GradientBoostingClassifier(random_state=0),
-                {"n_estimators": 80, "max_depth": 2},
-                "cr-gbm-1",
-                {"team": "risk", "algo": "gbm"},
-            ),
-            (
-                "ci-bot",
-                "credit-risk",
-                "credit",
-                "default",
-                "classification",
-                GradientBoostingClassifier(random_state=0),
-                {"n_estimators": 120, "max_depth": 3},
-                "cr-gbm-2",
-                {"team": "risk", "algo": "gbm"},
-            ),
-            (
-                "carol",
-                "diabetes-progression",
-                "diabetes",
-                "target",
-                "regression",
-                Ridge(),
-                {"alpha": 1.0},
-                "db-ridge-1",
-                {"team": "clinical", "algo": "ridge"},
-            ),
-            (
-                "carol",
-                "diabetes-progression",
-                "diabetes",
-                "target",
-                "regression",
-                RandomForestRegressor(random_state=0),
-                {"n_estimators": 60, "max_depth": 4},
-                "db-rf-1",
-                {"team": "clinical", "algo": "rf"},
-            ),
-            (
-                "alice",
-                "wine-cultivar",
-                "wine",
-                "target",
-                "classification",
-                LogisticRegression(max_iter=5000),
-                {"C": 0.5},
-                "wn-logreg-1",
-                {"team": "lab", "algo": "logreg"},
-            ),
-            (
-                "ci-bot",
-                "wine-cultivar",
-                "wine",
-                "target",
-                "classification",
-                RandomForestClassifier(random_state=0),
-                {"n_estimators": 40},
-                "wn-rf-1",
-                {"team": "lab", "algo": "rf"},
-            ),
-            (
-                "alice",
-                "wine-cultivar",
-                "wine",
-                "target",
-                "classification",
-                DecisionTreeClassifier(random_state=0),
-                {"max_depth": 3},
-                "wn-tree-1",
-                {"team": "lab", "algo": "tree"},
-            ),
-        ]
-        for who, model, data, target, kind, est, params, key, tags in plans:
-            _train(
-                as_(who),
-                tick,
-                model=model,
-                data_ref=data,
-                frame=frames[data],
-                target=target,
-                estimator=est,
-                params=params,
-                kind=kind,
-                key=key,
-                tags=tags,
-                workdir=work,
-            )
-            tick.skip(hours=20)
+    recipes = src / "recipes"
+    for who, recipe, team in TRAINING:
+        version = training.train(as_(who), recipes / recipe, root=src)
+        registry.tag_version(as_(who), f"{version['model']}:{version['version']}", {"team": team})
+        tick.skip(hours=20)
     registry.set_alias(as_("alice"), "credit-risk", "champion", 2)
     registry.set_alias(as_("ci-bot"), "credit-risk", "challenger", 3)
     registry.set_alias(as_("carol"), "diabetes-progression", "champion", 1)
@@ -429,6 +252,9 @@ def _govern(as_: Callable[[str], Context], tick: DemoClock) -> None:
     )
     tick.skip(days=1)
     gates.request(as_("alice"), "credit-risk:3", "production", comment="fairness reviewed offline")
+    # the Q3 applications have drifted: this run fails and blocks the gate,
+    # whatever the reviewers think of the model
+    validations.validate(as_("victor"), "credit-risk:3", data=data_dir() / "credit-2026q3.csv")
     gates.decide(as_("bob"), "credit-risk:3", "production", "approve", "metrics hold up")
 
     for v in (1, 2):

@@ -40,13 +40,15 @@ def git_info(where: Path) -> dict[str, Any]:
     return {"repo_root": root, "commit": commit, "dirty": bool(status)}
 
 
-def train(ctx: Context, path: Path) -> dict[str, Any]:
+def train(ctx: Context, path: Path, root: Path | None = None) -> dict[str, Any]:
+    """`root` bounds the recipe's data paths (default: its git repository, or
+    its directory)."""
     from cmi_console.validation.training import fit, read_frame
 
     recipe, raw = rcp.load(path)
     recipe_sha = rcp.sha256_of(raw)
     code = git_info(path.parent)
-    root = Path(code["repo_root"]) if code else path.parent
+    root = root or (Path(code["repo_root"]) if code else path.parent)
     data_path = rcp.resolve(path.parent, recipe.data.file, root, f"{path}: data.file")
     holdout_path = None
     if recipe.split.file is not None:

@@ -18,6 +18,7 @@ FILTERS = ("actor", "action", "subject", "since", "until")
 
 
 class AuditScreen(DataScreen):
+    AUTO_FOCUS = "#log"  # not the first filter: keys scroll the log
     BINDINGS = [
         ("slash", "focus_filters", "Filter"),
         ("escape", "focus_log", "Log"),
@@ -53,7 +54,6 @@ class AuditScreen(DataScreen):
         self.current: dict[str, Any] = {}
         self.total = -1
         super().on_mount()
-        self.query_one(AuditLogView).focus()
 
     def fetch(self) -> Any:
         from cmi_console.services import audit
@@ -72,6 +72,11 @@ class AuditScreen(DataScreen):
             self._detail(self.jump_to_seq)
             self.jump_to_seq = None
         self.sub_title = f"{total} entries"
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self.focused is None or not isinstance(self.focused, Input):
+            self.query_one(AuditLogView).focus()
 
     def on_input_changed(self, _event: Input.Changed) -> None:
         self.reload()

@@ -12,6 +12,7 @@ from cmi_console.tui.base import DataScreen, fill
 
 
 class ModelsScreen(DataScreen):
+    AUTO_FOCUS = "#models"
     BINDINGS = [("slash", "focus_filter", "Filter")]
 
     def body(self) -> ComposeResult:
@@ -23,7 +24,6 @@ class ModelsScreen(DataScreen):
         table = self.query_one(DataTable)
         table.add_columns("model", "status", "tier", "owner", "versions", "stages", "description")
         super().on_mount()
-        table.focus()
 
     def fetch(self) -> Any:
         from cmi_console.services import registry
@@ -64,6 +64,8 @@ class ModelsScreen(DataScreen):
 
 
 class ModelScreen(DataScreen):
+    AUTO_FOCUS = "#versions"
+
     def __init__(self, model: str) -> None:
         super().__init__()
         self.model = model
@@ -80,7 +82,6 @@ class ModelScreen(DataScreen):
             "version", "stage", "status", "author", "metrics", "created"
         )
         super().on_mount()
-        self.query_one(DataTable).focus()
 
     def fetch(self) -> Any:
         from cmi_console.services import registry

@@ -16,6 +16,7 @@ from cmi_console.tui.base import DataScreen, fill
 
 
 class ReviewQueueScreen(DataScreen):
+    AUTO_FOCUS = "#requests"
     BINDINGS = [
         ("a", "decide('approve')", "Approve"),
         ("x", "decide('reject')", "Reject"),
@@ -36,7 +37,6 @@ class ReviewQueueScreen(DataScreen):
         )
         self.query_one("#conditions", DataTable).add_columns("condition", "state", "detail")
         super().on_mount()
-        self.query_one("#requests", DataTable).focus()
 
     def fetch(self) -> Any:
         from cmi_console.services import gates
