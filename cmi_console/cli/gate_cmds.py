@@ -3,6 +3,8 @@ status, promote, retire, break-glass, and validate."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,13 +45,20 @@ def render_report(report: Any) -> None:
     )
 
 
-def _refusal(exc: Any, as_json: bool) -> None:
-    """Show the whole gate report of a refusal; main() then prints the one-line
+@contextmanager
+def showing_refusal(as_json: bool) -> Iterator[None]:
+    """A gate refusal shows its whole report; main() then prints the one-line
     reason and exits 3."""
-    if as_json:
-        common.print_json({"refused": True, **exc.report.as_json()})
-    else:
-        render_report(exc.report)
+    from cmi_console.services.gates import GateRefused
+
+    try:
+        yield
+    except GateRefused as exc:
+        if as_json:
+            common.print_json({"refused": True, **exc.report.as_json()})
+        else:
+            render_report(exc.report)
+        raise
 
 
 @gate_app.command("status")
@@ -217,11 +226,8 @@ def promote(
     """Promote if the gate passes; otherwise exit 3 with every unmet condition."""
     from cmi_console.services import gates
 
-    try:
+    with showing_refusal(as_json):
         data = gates.promote(common.context(), ref, to, env, comment)
-    except gates.GateRefused as exc:
-        _refusal(exc, as_json)
-        raise
     if as_json:
         common.print_json(data)
         return
@@ -245,11 +251,8 @@ def retire(
     """
     from cmi_console.services import gates
 
-    try:
+    with showing_refusal(as_json):
         data = gates.retire(common.context(), ref, reason, successor)
-    except gates.GateRefused as exc:
-        _refusal(exc, as_json)
-        raise
     if as_json:
         common.print_json(data)
         return
@@ -274,11 +277,8 @@ def break_glass(
     """
     from cmi_console.services import gates
 
-    try:
+    with showing_refusal(as_json):
         data = gates.break_glass(common.context(), ref, to, reason, env)
-    except gates.GateRefused as exc:
-        _refusal(exc, as_json)
-        raise
     if as_json:
         common.print_json(data)
         return

@@ -3,6 +3,7 @@ statement you sign; where SoD forbids it, the rule is shown instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from textual import work
@@ -145,11 +146,32 @@ class ReviewQueueScreen(DataScreen):
         self.app.call_from_thread(self.reload)
 
 
-class DecisionDialog(ModalScreen[bool]):
-    """Shows the statement, takes a comment, signs on confirmation. What is
-    signed is bound to the hashes shown: if they changed meanwhile, nothing is."""
+class ActionDialog(ModalScreen[bool]):
+    """A dialog that performs one service call: success closes it with a
+    notification, a refusal is shown and the dialog stays open."""
 
     BINDINGS = [("escape", "dismiss(False)", "Cancel")]
+
+    @property
+    def ctx(self) -> Any:
+        return self.app.session.ctx  # type: ignore[attr-defined]
+
+    @work(thread=True, exclusive=True, group="submit")
+    def submit(
+        self, call: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], str]
+    ) -> None:
+        try:
+            out = call()
+        except CmiError as exc:
+            self.app.call_from_thread(self.notify, exc.message, severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self.notify, done(out))
+        self.app.call_from_thread(self.dismiss, True)
+
+
+class DecisionDialog(ActionDialog):
+    """Shows the statement, takes a comment, signs on confirmation. What is
+    signed is bound to the hashes shown: if they changed meanwhile, nothing is."""
 
     def __init__(self, ref: str, to: str, env: str | None, decision: str) -> None:
         super().__init__()
@@ -179,9 +201,7 @@ class DecisionDialog(ModalScreen[bool]):
         from cmi_console.services import gates
 
         try:
-            st = gates.preview(
-                self.app.session.ctx, self.ref, self.to, self.decision, comment, self.env
-            )  # type: ignore[attr-defined]
+            st = gates.preview(self.ctx, self.ref, self.to, self.decision, comment, self.env)  # type: ignore[attr-defined]
         except CmiError as exc:
             self.app.call_from_thread(self._show, None, f"You cannot sign: {exc.message}")
             return
@@ -201,32 +221,20 @@ class DecisionDialog(ModalScreen[bool]):
         elif self.statement is not None:
             self._sign(self.query_one("#comment", Input).value, dict(self.statement))
 
-    @work(thread=True, exclusive=True, group="sign")
     def _sign(self, comment: str, shown: dict[str, Any]) -> None:
         from cmi_console.services import gates
 
         bind = {k: shown[k] for k in gates.BINDABLE if shown.get(k)}
-        try:
-            out = gates.decide(
-                self.app.session.ctx,
-                self.ref,
-                self.to,
-                self.decision,
-                comment,
-                env=self.env,
-                bind=bind,  # type: ignore[attr-defined]
-            )
-        except CmiError as exc:
-            self.app.call_from_thread(self.notify, exc.message, severity="error", timeout=10)
-            return
-        self.app.call_from_thread(self.notify, f"{self.decision} #{out['decision']} signed")
-        self.app.call_from_thread(self.dismiss, True)
+        self.submit(
+            lambda: gates.decide(
+                self.ctx, self.ref, self.to, self.decision, comment, env=self.env, bind=bind
+            ),
+            lambda out: f"{self.decision} #{out['decision']} signed",
+        )
 
 
-class RequestDialog(ModalScreen[bool]):
+class RequestDialog(ActionDialog):
     """Open a request for the next stage of a version."""
-
-    BINDINGS = [("escape", "dismiss(False)", "Cancel")]
 
     def __init__(self, ref: str) -> None:
         super().__init__()
@@ -248,7 +256,7 @@ class RequestDialog(ModalScreen[bool]):
     def _stages(self) -> None:
         from cmi_console.services import policies, registry
 
-        ctx = self.app.session.ctx  # type: ignore[attr-defined]
+        ctx = self.ctx
         v = registry.show_version(ctx, self.ref)
         with ctx.read() as conn:
             eff = policies.effective_for(conn, registry.model_row(conn, v["model"]))
@@ -262,23 +270,17 @@ class RequestDialog(ModalScreen[bool]):
         elif isinstance(stage, str):
             self._request(stage, self.query_one("#comment", Input).value)
 
-    @work(thread=True)
     def _request(self, stage: str, comment: str) -> None:
         from cmi_console.services import gates
 
-        try:
-            out = gates.request(self.app.session.ctx, self.ref, stage, None, comment)  # type: ignore[attr-defined]
-        except CmiError as exc:
-            self.app.call_from_thread(self.notify, exc.message, severity="error", timeout=10)
-            return
-        self.app.call_from_thread(self.notify, f"request #{out['request']} opened")
-        self.app.call_from_thread(self.dismiss, True)
+        self.submit(
+            lambda: gates.request(self.ctx, self.ref, stage, None, comment),
+            lambda out: f"request #{out['request']} opened",
+        )
 
 
-class RetireDialog(ModalScreen[bool]):
+class RetireDialog(ActionDialog):
     """Retire a version: reason, successor, and who must still approve."""
-
-    BINDINGS = [("escape", "dismiss(False)", "Cancel")]
 
     def __init__(self, ref: str) -> None:
         super().__init__()
@@ -302,7 +304,7 @@ class RetireDialog(ModalScreen[bool]):
         from cmi_console.services import gates
 
         try:
-            report = gates.status(self.app.session.ctx, self.ref, "retired")  # type: ignore[attr-defined]
+            report = gates.status(self.ctx, self.ref, "retired")
         except CmiError as exc:
             self.app.call_from_thread(self.query_one("#gate", Static).update, exc.message)
             return
@@ -322,15 +324,12 @@ class RetireDialog(ModalScreen[bool]):
         successor = self.query_one("#successor", Input).value.strip() or None
         self._retire(reason, successor)
 
-    @work(thread=True)
     def _retire(self, reason: str, successor: str | None) -> None:
         from cmi_console.services import gates
 
-        try:
-            out = gates.retire(self.app.session.ctx, self.ref, reason, successor)  # type: ignore[attr-defined]
-        except CmiError as exc:
-            self.app.call_from_thread(self.notify, exc.message, severity="error", timeout=10)
-            return
-        notify = ", ".join(out["notify"]) or "no consumers listed"
-        self.app.call_from_thread(self.notify, f"{self.ref} retired; notify: {notify}")
-        self.app.call_from_thread(self.dismiss, True)
+        self.submit(
+            lambda: gates.retire(self.ctx, self.ref, reason, successor),
+            lambda out: (
+                f"{self.ref} retired; notify: {', '.join(out['notify']) or 'no consumers listed'}"
+            ),
+        )
