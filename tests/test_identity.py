@@ -99,3 +99,53 @@ def test_user_with_their_own_public_key_signs_with_their_own_private_key(
     bad.write_text("not base64!")
     r = ws.cli("user", "add", "erin", "--role", "developer", "--public-key", str(bad))
     assert r.code == 2 and "public key" in r.err
+
+
+def test_disable_a_principal(ws: Workspace) -> None:
+    assert ws.cli("user", "add", "sam", "--role", "admin").code == 0
+    assert ws.cli("user", "add", "dev", "--role", "developer").code == 0
+    r = ws.cli("user", "disable", "dev", "--reason", " ")
+    assert r.code == 2
+    r = ws.cli("user", "disable", "root", "--reason", "x")
+    assert r.code == 3 and "themselves" in r.err
+    assert ws.cli("user", "disable", "dev", "--reason", "left the company").code == 0
+    r = ws.cli("model", "create", "m", as_="dev")
+    assert r.code == 3 and "disabled" in r.err
+    assert ws.cli("user", "disable", "root", "--reason", "x", as_="sam").code == 0
+    r = ws.cli("user", "disable", "sam", "--reason", "x", as_="root")
+    assert r.code == 3  # root is disabled now
+    assert ws.cli("audit", "verify").code == 0
+
+
+def test_the_last_enabled_admin_cannot_be_disabled(ws: Workspace) -> None:
+    assert ws.cli("user", "add", "sam", "--role", "admin").code == 0
+    assert ws.cli("user", "disable", "sam", "--reason", "x").code == 0
+    assert ws.cli("user", "add", "ann", "--role", "admin").code == 0
+    assert ws.cli("user", "disable", "root", "--reason", "x", as_="ann").code == 0
+    r = ws.cli("user", "disable", "ann", "--reason", "x", as_="root")
+    assert r.code == 3  # root is disabled
+    r = ws.cli("role", "revoke", "ann", "admin", as_="ann")
+    assert r.code == 3 and "last admin" in r.err
+
+
+def test_key_rotation_add_then_revoke(ws: Workspace, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from cmi_console.core import keys
+
+    assert ws.cli("user", "add", "dev", "--role", "developer").code == 0
+    new = keys.generate()
+    public = keys.b64(keys.public_raw(new))
+    assert ws.cli("key", "add", "dev", "--public-key", "not base64!").code == 2
+    assert ws.cli("key", "add", "dev", "--public-key", public, as_="dev").code == 3
+    shown = ws.cli("key", "add", "dev", "--public-key", public, "--json").json()
+    assert len(shown["key_ids"]) == 2
+    old = next(k for k in shown["key_ids"] if k != keys.key_id(keys.public_raw(new)))
+    out = ws.cli("key", "revoke", "dev", old[:12], "--json")
+    assert out.code == 0 and out.json()["key_ids"] == [keys.key_id(keys.public_raw(new))]
+    assert ws.cli("key", "revoke", "dev", old[:12]).code == 2  # already revoked
+    # an admin whose key is revoked cannot sign decisions with it any more
+    assert ws.cli("user", "add", "sam", "--role", "admin").code == 0
+    root_key = ws.cli("user", "show", "root", "--json").json()["key_ids"][0]
+    assert ws.cli("key", "revoke", "root", root_key[:16], as_="sam").code == 0
+    r = ws.cli("role", "grant", "dev", "reviewer", as_="root")
+    assert r.code == 3 and "revoked" in r.err
+    assert ws.cli("audit", "verify").code == 0

@@ -12,6 +12,7 @@ from cmi_console.cli import common
 
 users = typer.Typer(help="Principals and their keys.", no_args_is_help=True)
 role_app = typer.Typer(help="Grant and revoke roles.", no_args_is_help=True)
+key_app = typer.Typer(help="Principals' signing keys: add and revoke.", no_args_is_help=True)
 JsonOpt = common.JsonOpt
 
 
@@ -90,6 +91,43 @@ def show(name: str, as_json: JsonOpt = False) -> None:
     from cmi_console.services import identity
 
     _show(identity.get_user(common.context(), name), as_json)
+
+
+@users.command("disable")
+def disable(
+    name: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (required).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Disable NAME: it can no longer act or decide (admin only, signed)."""
+    from cmi_console.services import identity
+
+    _show(identity.disable_user(common.context(), name, reason), as_json)
+
+
+@key_app.command("add")
+def key_add(
+    name: str,
+    public_key: Annotated[
+        str, typer.Option("--public-key", help="Base64 of the 32-byte Ed25519 public key.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Register another public key for NAME (admin only, signed)."""
+    from cmi_console.services import identity
+
+    _show(identity.add_key(common.context(), name, public_key), as_json)
+
+
+@key_app.command("revoke")
+def key_revoke(name: str, key_id: str, as_json: JsonOpt = False) -> None:
+    """Revoke NAME's key whose id starts with KEY_ID (admin only, signed).
+
+    Decisions it signed before stay valid; nothing it signs later counts.
+    """
+    from cmi_console.services import identity
+
+    _show(identity.revoke_key(common.context(), name, key_id), as_json)
 
 
 @role_app.command("grant")

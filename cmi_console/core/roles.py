@@ -38,6 +38,7 @@ DECISION_ROLES: dict[str, frozenset[str]] = {
     "role.grant": frozenset({"admin"}),
     "role.revoke": frozenset({"admin"}),
     "key.add": frozenset({"admin"}),
+    "key.revoke": frozenset({"admin"}),
     "policy.activate": frozenset({"admin", "risk-officer"}),
     "model.tier": frozenset({"admin", "risk-officer"}),
     "break-glass.sign": frozenset({"admin"}),

@@ -213,10 +213,83 @@ def revoke_role(ctx: Context, name: str, role: str) -> PrincipalView:
 
 
 def _admin_count(conn: Connection) -> int:
+    """Admins who can still act: an unrevoked grant on an enabled principal."""
     rows = conn.execute(
-        select(GRANTS.c.principal_id).where(GRANTS.c.role == "admin", GRANTS.c.revoked_at.is_(None))
+        select(GRANTS.c.principal_id)
+        .join(PRINCIPALS, PRINCIPALS.c.id == GRANTS.c.principal_id)
+        .where(
+            GRANTS.c.role == "admin",
+            GRANTS.c.revoked_at.is_(None),
+            PRINCIPALS.c.disabled.is_(False),
+        )
     )
     return len({r[0] for r in rows})
+
+
+def disable_user(ctx: Context, name: str, reason: str) -> PrincipalView:
+    """A disabled principal can no longer act or decide; its history stays."""
+    actor = ctx.require_actor()
+    if not reason.strip():
+        raise BadInput("--reason: disabling a principal needs a reason")
+    if name == actor:
+        raise Denied(f"{actor}: nobody disables themselves; ask another admin")
+    with ctx.write() as tx:
+        require_role(tx.conn, actor, roles.DECISION_ROLES["user.disable"], "disable principals")
+        target = principal_row(tx.conn, name)
+        if target.disabled:
+            raise BadInput(f"{name} is already disabled")
+        if "admin" in active_roles(tx.conn, name) and _admin_count(tx.conn) <= 1:
+            raise Denied(f"{name} is the last admin; grant admin to someone else first")
+        tx.update(PRINCIPALS, target.id, {"disabled": True})
+        tx.record("user.disable", f"principal:{name}", {"user": name, "reason": reason})
+    return get_user(ctx, name)
+
+
+def add_key(ctx: Context, name: str, public_key_b64: str) -> PrincipalView:
+    """Register another public key for a principal (rotation: add, then revoke)."""
+    actor = ctx.require_actor()
+    public = keys.unb64(public_key_b64.strip(), "--public-key")
+    if len(public) != 32:
+        raise BadInput("--public-key: an Ed25519 public key is 32 bytes (base64)")
+    with ctx.write() as tx:
+        require_role(tx.conn, actor, roles.DECISION_ROLES["key.add"], "add keys")
+        target = principal_row(tx.conn, name)
+        kid = keys.key_id(public)
+        if tx.conn.execute(select(KEYS.c.id).where(KEYS.c.key_id == kid)).first():
+            raise BadInput(f"--public-key: key {kid[:16]} is already registered")
+        tx.insert(
+            KEYS,
+            {
+                "principal_id": target.id,
+                "key_id": kid,
+                "public_key": keys.b64(public),
+                "created_at": tx.time,
+                "revoked_at": None,
+            },
+        )
+        tx.record("key.add", f"principal:{name}", {"user": name, "key": kid})
+    return get_user(ctx, name)
+
+
+def revoke_key(ctx: Context, name: str, key_prefix: str) -> PrincipalView:
+    """Revoke a key: nothing signed with it later counts (decisions signed before stay valid)."""
+    actor = ctx.require_actor()
+    with ctx.write() as tx:
+        require_role(tx.conn, actor, roles.DECISION_ROLES["key.revoke"], "revoke keys")
+        target = principal_row(tx.conn, name)
+        found = tx.conn.execute(
+            select(KEYS).where(
+                KEYS.c.principal_id == target.id,
+                KEYS.c.revoked_at.is_(None),
+                KEYS.c.key_id.startswith(key_prefix.lower(), autoescape=True),
+            )
+        ).all()
+        if len(found) != 1:
+            what = "no unrevoked key" if not found else f"{len(found)} keys"
+            raise BadInput(f"{name}: {what} of {name} start with '{key_prefix}'")
+        tx.update(KEYS, found[0].id, {"revoked_at": tx.time})
+        tx.record("key.revoke", f"principal:{name}", {"user": name, "key": found[0].key_id})
+    return get_user(ctx, name)
 
 
 def _view(conn: Connection, row: Any) -> PrincipalView:
