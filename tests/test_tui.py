@@ -58,6 +58,18 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause()
 
 
+async def open_request(pilot, app: CmiApp, version: str) -> ReviewQueueScreen:  # type: ignore[no-untyped-def]
+    """The review queue, with the open request for `version` selected."""
+    await pilot.press("r")
+    await settle(pilot)
+    screen = app.screen
+    assert isinstance(screen, ReviewQueueScreen)
+    row = next(i for i, k in enumerate(screen.rows) if screen.rows[k]["version"] == version)
+    screen.query_one("#requests", DataTable).move_cursor(row=row)
+    await settle(pilot)
+    return screen
+
+
 async def test_header_shows_who_and_whether_the_log_verifies(home: Path) -> None:
     app = app_for(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
@@ -133,17 +145,8 @@ async def test_approving_from_the_queue_signs_the_statement_shown(home: Path) ->
     app = app_for(home, "nina")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("r")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, ReviewQueueScreen)
-        table = screen.query_one("#requests", DataTable)
-        row = next(
-            i for i, k in enumerate(screen.rows) if screen.rows[k]["version"] == "credit-risk:3"
-        )
-        table.move_cursor(row=row)
-        await settle(pilot)
-        assert "can decide" in str(screen.query_one("#can", Static).render()).lower() or True
+        screen = await open_request(pilot, app, "credit-risk:3")
+        assert "a: approve" in str(screen.query_one("#can", Static).render())
         await pilot.press("a")
         await settle(pilot)
         assert isinstance(app.screen, DecisionDialog)
@@ -167,15 +170,7 @@ async def test_sod_shows_the_rule_instead_of_a_button(home: Path) -> None:
     app = app_for(home, "alice")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("r")
-        await settle(pilot)
-        screen = app.screen
-        table = screen.query_one("#requests", DataTable)
-        row = next(
-            i for i, k in enumerate(screen.rows) if screen.rows[k]["version"] == "credit-risk:3"
-        )
-        table.move_cursor(row=row)
-        await settle(pilot)
+        screen = await open_request(pilot, app, "credit-risk:3")
         text = str(screen.query_one("#can", Static).render())
         assert "You cannot decide" in text and "sod.role-required" in text
         size = audit.count(app.session.ctx)
@@ -243,14 +238,7 @@ async def test_reject_without_a_comment_is_refused(home: Path) -> None:
     app = app_for(home, "nina")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("r")
-        await settle(pilot)
-        screen = app.screen
-        row = next(
-            i for i, k in enumerate(screen.rows) if screen.rows[k]["version"] == "credit-risk:3"
-        )
-        screen.query_one("#requests", DataTable).move_cursor(row=row)
-        await settle(pilot)
+        await open_request(pilot, app, "credit-risk:3")
         size = audit.count(app.session.ctx)
         await pilot.press("x")
         await settle(pilot)

@@ -14,6 +14,7 @@ from cmi_console.core import environment, roles
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.gates import ValidationFacts
 from cmi_console.core.policy import Effective
+from cmi_console.core.refs import parse_version_ref
 from cmi_console.services.context import Context
 from cmi_console.services.identity import require_role
 from cmi_console.services.policies import effective_for
@@ -88,8 +89,9 @@ def validate(
     actor = ctx.require_actor()
     with ctx.read() as conn:
         require_role(conn, actor, roles.VALIDATION_RUNNERS, "run a validation suite")
-        v = version_row(conn, ref)
-        model = model_row(conn, _model_name(ref))
+        parsed = parse_version_ref(ref)
+        v = version_row(conn, parsed)
+        model = model_row(conn, parsed.model)
         policy = effective_for(conn, model)
         name = suite or suite_for(policy, v.stage)
         if name is None:
@@ -231,12 +233,6 @@ def _reproduce(ctx: Context, ref: str) -> dict[str, Any]:
     from cmi_console.services.training import reproduce
 
     return reproduce(ctx, ref)
-
-
-def _model_name(ref: str) -> str:
-    from cmi_console.core.refs import parse_version_ref
-
-    return parse_version_ref(ref).model
 
 
 def run_view(row: Any) -> dict[str, Any]:
