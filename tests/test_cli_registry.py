@@ -155,9 +155,11 @@ def test_key_files_are_private(populated: Workspace) -> None:
 
 
 def test_witness_is_written_outside_the_database(populated: Workspace) -> None:
-    note = (populated.home / "witness" / "latest.checkpoint").read_text()
-    size = int(note.split("\n")[1])
-    assert size == len(populated.cli("audit", "log", "-n", "1000", "--json").json())
+    slots = sorted((populated.home / "witness").glob("checkpoint.*"))
+    assert [s.name for s in slots] == ["checkpoint.0", "checkpoint.1"]
+    sizes = sorted(int(s.read_text().split("\n")[1]) for s in slots)
+    n = len(populated.cli("audit", "log", "-n", "1000", "--json").json())
+    assert sizes == [n - 1, n]  # the newest and the one before, by turns
 
 
 def test_json_output_is_valid_for_read_commands(populated: Workspace) -> None:

@@ -230,3 +230,21 @@ def test_human_report_names_the_first_fault(populated: Workspace) -> None:
         r.err.splitlines()[0]
         == "integrity violation: entry-missing: entry 3: expected entry 3, found 4"
     )
+
+
+def test_a_torn_witness_slot_is_tolerated_while_the_other_verifies(
+    populated: Workspace,
+) -> None:
+    slots = sorted((populated.home / "witness").glob("checkpoint.*"))
+    newest = max(slots, key=lambda p: int(p.read_text().split("\n")[1]))
+    newest.write_bytes(newest.read_bytes()[:40])  # a crash tore the last write
+    r = populated.cli("audit", "verify", "--json")
+    assert r.code == 0, r.out
+    assert r.json()["witness_size"] == r.json()["entries"] - 1
+
+
+def test_a_witness_with_no_valid_slot_is_reported(populated: Workspace) -> None:
+    for slot in (populated.home / "witness").glob("checkpoint.*"):
+        slot.write_text("cmi/forged\n999\nAAAA\n\n— forged sig\n")
+    f = first(populated)
+    assert f["kind"] == "witness-invalid"

@@ -9,6 +9,12 @@ prints 1e20 as 100000000000000000000), an integral float (orjson writes 1.0,
 JCS 1), a 16+ digit integer (beyond IEEE-754 exactness), or a non-BMP
 character (JCS sorts keys by UTF-16 code units, orjson by code points).
 A match inside a string only costs the slow path, never a wrong answer.
+
+The regex itself costs ~20 ns a byte, more than everything else together on
+the write path and in `audit verify`, so it runs only when a byte-level
+screen finds a candidate: orjson marks every exponent with "e+" or "e-" and
+every integral float with ".0" before a delimiter; STRICT_INTEGER refuses
+integers beyond 2**53; and all-ASCII bytes hold no non-BMP character.
 """
 
 from __future__ import annotations
@@ -25,8 +31,19 @@ _MAYBE_DIFFERENT = re.compile(
 )
 
 
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_CANDIDATES = (b".0,", b".0}", b".0]", b"e+", b"e-")
+
+
 def _fast(obj: Any) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(obj, option=_OPTIONS)
+
+
+def _same_as_reference(fast: bytes) -> bool:
+    """True when orjson's bytes are certainly what the reference writes."""
+    if fast.isascii() and not any(c in fast for c in _CANDIDATES):
+        return True
+    return _MAYBE_DIFFERENT.search(fast) is None
 
 
 def canonical_bytes(obj: Any) -> bytes:
@@ -37,12 +54,20 @@ def canonical_bytes(obj: Any) -> bytes:
     """
     try:
         fast = _fast(obj)
-    except TypeError as exc:  # non-str keys, unsupported types, ints over 64 bits
+    except TypeError as exc:  # non-str keys, unsupported types, ints over 2**53
+        if "53-bit" in str(exc):
+            return _reference(obj)
         raise ValueError(f"not JSON-serialisable: {exc}") from None
-    if b"null" in fast and _has_non_finite(obj):
+    # a round trip equal to obj (C speed) proves there was no NaN/inf; only
+    # when it differs (or obj held tuples) walk the value in Python
+    if b"null" in fast and orjson.loads(fast) != obj and _has_non_finite(obj):
         raise ValueError("NaN and infinity have no JSON form")
-    if _MAYBE_DIFFERENT.search(fast) is None:
+    if _same_as_reference(fast):
         return fast
+    return _reference(obj)
+
+
+def _reference(obj: Any) -> bytes:
     try:
         return rfc8785.dumps(obj)
     except rfc8785.CanonicalizationError as exc:
@@ -60,9 +85,11 @@ def is_canonical(body: bytes) -> bool:
 
 def is_canonical_of(body: bytes, obj: Any) -> bool:
     """Same as is_canonical, for a caller that has already parsed `body`."""
-    fast = _fast(obj)
-    if fast == body and _MAYBE_DIFFERENT.search(body) is None:
-        return True
+    try:
+        if _fast(obj) == body and _same_as_reference(body):
+            return True
+    except TypeError:  # an integer beyond 2**53: the reference decides
+        pass
     try:
         return rfc8785.dumps(_big_ints_as_floats(obj)) == body
     except rfc8785.CanonicalizationError:

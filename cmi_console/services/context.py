@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from cmi_console.core import clock, entries, keys
@@ -39,6 +39,7 @@ class Context:
     passphrase: PassphraseSource = env_passphrase
     _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict, repr=False)
     _log_key: Ed25519PrivateKey | None = field(default=None, repr=False)
+    _open: _Open | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -81,47 +82,127 @@ class Context:
         """Drop unlocked private keys (the acting principal changed)."""
         self._signers.clear()
 
+    def put_artifact(self, path: Path) -> tuple[str, int]:
+        """Copy a file into the artifact store: durable before any commit names it.
+
+        Inside `batch()` the fsync waits for the batch's commit, which syncs all
+        of the batch's files at once."""
+        store = self.workspace.artifacts
+        if self._open is None:
+            return store.put_file(path)
+        digest, size = store.put_file(path, sync=False)
+        self._open.unsynced.append(digest)
+        return digest, size
+
     def read(self) -> Any:
+        """A read snapshot; inside `batch()` the batch's own transaction, so a
+        call sees what the calls before it wrote."""
+        if self._open is not None:
+            return nullcontext(self._open.conn)
         return read_transaction(self.engine)
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
-        """One public service call: state, entries and checkpoint in one commit."""
+        """One public service call: state, entry and checkpoint in one commit.
+
+        Inside `batch()` the call joins the batch's transaction instead.
+        """
+        if self._open is not None:
+            batch = self._open
+            try:
+                tx = Tx(self, batch)
+                yield tx
+                tx.finish()
+            except BaseException:
+                batch.failed = True  # its rows may be half written: the batch can't commit
+                raise
+            return
+        with self._transaction() as opened:
+            tx = Tx(self, opened)
+            yield tx
+            tx.finish()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many service calls in one transaction: each still records its own
+        entry, one checkpoint seals them all, and one commit (one fsync) makes
+        them durable together. All or nothing: if any call fails, none lands."""
+        if self._open is not None:
+            yield
+            return
+        with self._transaction():
+            yield
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Open]:
         sealed: tuple[str, int] | None = None
         with write_transaction(self.engine) as conn:
-            tx = Tx(self, conn)
-            yield tx
-            if tx.changes:
-                raise RuntimeError("changes recorded without an audit entry")
-            if tx.entries:
-                sealed = ledger.seal(conn, self.workspace.origin, self.log_key(), self.clock())
+            opened = _Open(conn, ledger.Tail.read(conn))
+            self._open = opened
+            try:
+                yield opened
+                if opened.failed:
+                    raise RuntimeError("a call in this batch failed; the batch is rolled back")
+                self.workspace.artifacts.sync(opened.unsynced)
+                if opened.tail.leaves:
+                    sealed = ledger.seal(
+                        conn, self.workspace.origin, self.log_key(), self.clock(), opened.tail
+                    )
+            finally:
+                self._open = None
         if sealed is not None:
             # after commit: the witness must never be ahead of the database
             self.workspace.write_witness(*sealed)
 
 
-class Tx:
-    """A write transaction that records every row it touches for the log."""
+@dataclass
+class _Open:
+    """The write transaction in progress and the log's tail as it sees it."""
 
-    def __init__(self, ctx: Context, conn: Connection) -> None:
+    conn: Connection
+    tail: ledger.Tail
+    failed: bool = False
+    unsynced: list[str] = field(default_factory=list)  # artifacts stored without fsync
+
+
+class Tx:
+    """One service call's writes: records every row it touches for the log."""
+
+    def __init__(self, ctx: Context, opened: _Open) -> None:
         self.ctx = ctx
-        self.conn = conn
+        self.conn = opened.conn
+        self._tail = opened.tail
         self.changes: list[dict[str, Any]] = []
         self.entries: list[dict[str, Any]] = []
         self.time = ctx.clock()
 
+    def finish(self) -> None:
+        if self.changes:
+            raise RuntimeError("changes recorded without an audit entry")
+
     def insert(self, tbl: Table, values: dict[str, Any]) -> int:
-        row = _complete(tbl, values)
-        new_id = self.conn.execute(insert(tbl).values(row)).inserted_primary_key[0]
+        row = complete_row(tbl, values)
+        new_id = self.conn.execute(_statement(tbl, "insert"), row).inserted_primary_key[0]
         self.changes.append({"t": tbl.name, "op": "insert", "id": new_id, "row": row})
         return int(new_id)
 
+    def insert_many(self, tbl: Table, values: list[dict[str, Any]]) -> list[int]:
+        """Several rows in one statement (ids in the order given)."""
+        if not values:
+            return []
+        rows = [complete_row(tbl, v) for v in values]
+        result = self.conn.execute(_statement(tbl, "insert_many"), rows)
+        ids = [int(r[0]) for r in result]
+        for new_id, row in zip(ids, rows, strict=True):
+            self.changes.append({"t": tbl.name, "op": "insert", "id": new_id, "row": row})
+        return ids
+
     def update(self, tbl: Table, row_id: int, values: dict[str, Any]) -> None:
-        self.conn.execute(update(tbl).where(tbl.c.id == row_id).values(values))
+        self.conn.execute(_statement(tbl, "update"), {**values, "row_id_": row_id})
         self.changes.append({"t": tbl.name, "op": "update", "id": row_id, "row": values})
 
     def delete(self, tbl: Table, row_id: int) -> None:
-        self.conn.execute(delete(tbl).where(tbl.c.id == row_id))
+        self.conn.execute(_statement(tbl, "delete"), {"row_id_": row_id})
         self.changes.append({"t": tbl.name, "op": "delete", "id": row_id})
 
     def record(
@@ -132,6 +213,7 @@ class Tx:
         signer = self.signer(actor) if action in entries.DECISION_ACTIONS else None
         entry = ledger.append(
             self.conn,
+            self._tail,
             time=self.time,
             actor=actor,
             action=action,
@@ -160,7 +242,26 @@ class Tx:
         return kid, private
 
 
-def _complete(tbl: Table, values: dict[str, Any]) -> dict[str, Any]:
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(tbl: Table, op: str) -> Any:
+    """Built once per table: constructing a statement costs more than running it."""
+    key = (tbl.name, op)
+    if key not in _STATEMENTS:
+        row_id = bindparam("row_id_")
+        if op == "insert":
+            _STATEMENTS[key] = insert(tbl)
+        elif op == "insert_many":
+            _STATEMENTS[key] = insert(tbl).returning(tbl.c.id, sort_by_parameter_order=True)
+        elif op == "update":  # the SET columns come from each call's parameters
+            _STATEMENTS[key] = update(tbl).where(tbl.c.id == row_id)
+        else:
+            _STATEMENTS[key] = delete(tbl).where(tbl.c.id == row_id)
+    return _STATEMENTS[key]
+
+
+def complete_row(tbl: Table, values: dict[str, Any]) -> dict[str, Any]:
     """Every column but the id, with Python-side defaults, so the log has the whole row."""
     row: dict[str, Any] = {}
     for col in tbl.columns:

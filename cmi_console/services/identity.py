@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import keys, names, roles
@@ -51,20 +51,36 @@ def active_roles(conn: Connection, name: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def require_enabled(conn: Connection, actor: str, what: str) -> None:
-    row = conn.execute(select(PRINCIPALS).where(PRINCIPALS.c.name == actor)).first()
-    if row is None:
+# One query for "who is this and what may they do": it runs in every write.
+_STANDING = (
+    select(PRINCIPALS.c.disabled, GRANTS.c.role)
+    .select_from(PRINCIPALS)
+    .outerjoin(
+        GRANTS, and_(GRANTS.c.principal_id == PRINCIPALS.c.id, GRANTS.c.revoked_at.is_(None))
+    )
+    .where(PRINCIPALS.c.name == bindparam("name"))
+)
+
+
+def _standing(conn: Connection, actor: str, what: str) -> set[str]:
+    """The actor's active roles; Denied when unknown or disabled."""
+    rows = conn.execute(_STANDING, {"name": actor}).all()
+    if not rows:
         raise Denied(f"{actor}: unknown principal; cannot {what}")
-    if row.disabled:
+    if rows[0].disabled:
         raise Denied(f"{actor}: principal is disabled; cannot {what}")
+    return {r.role for r in rows if r.role is not None}
+
+
+def require_enabled(conn: Connection, actor: str, what: str) -> None:
+    _standing(conn, actor, what)
 
 
 def require_role(
     conn: Connection, actor: str, allowed: frozenset[str] | set[str], what: str
 ) -> None:
     """Roles are checked at decision time, inside the write transaction."""
-    require_enabled(conn, actor, what)
-    held = active_roles(conn, actor)
+    held = _standing(conn, actor, what)
     if not held & set(allowed):
         need = " or ".join(sorted(allowed))
         raise Denied(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import policy as pol
@@ -43,18 +43,33 @@ def _default_content(conn: Connection) -> dict[str, Any]:
     return dict(row.content)
 
 
+_ACTIVE_HASHES = select(POLICIES.c.scope, POLICIES.c.sha256).where(
+    POLICIES.c.active.is_(True),
+    (POLICIES.c.scope == DEFAULT_SCOPE) | (POLICIES.c.scope == bindparam("scope")),
+)
+# Effective policies by (default sha256, override sha256, tier): content-addressed,
+# so an entry can never go stale; parsing a policy costs more than a write.
+_EFFECTIVE: dict[tuple[str, str | None, str | None], pol.Effective] = {}
+
+
 def effective_for(conn: Connection, model: Any) -> pol.Effective:
     """The policy governing `model` (a models row) right now."""
-    default = _active(conn, DEFAULT_SCOPE)
-    if default is None:
+    hashes = dict(conn.execute(_ACTIVE_HASHES, {"scope": model.name}).all())
+    if DEFAULT_SCOPE not in hashes:
         raise BadInput("no active default policy; run `cmi policy activate policies/default.toml`")
-    override = _active(conn, model.name)
-    sources = {DEFAULT_SCOPE: default.sha256}
-    if override is not None:
-        sources[model.name] = override.sha256
-    return pol.effective(
-        default.content, override.content if override else None, model.risk_tier, sources
-    )
+    key = (hashes[DEFAULT_SCOPE], hashes.get(model.name), model.risk_tier)
+    if key not in _EFFECTIVE:
+        default = _active(conn, DEFAULT_SCOPE)
+        override = _active(conn, model.name)
+        sources = {DEFAULT_SCOPE: default.sha256}
+        if override is not None:
+            sources[model.name] = override.sha256
+        if len(_EFFECTIVE) > 256:
+            _EFFECTIVE.clear()
+        _EFFECTIVE[key] = pol.effective(
+            default.content, override.content if override else None, model.risk_tier, sources
+        )
+    return _EFFECTIVE[key]
 
 
 def _tier_for(conn: Connection | None, raw: dict[str, Any], policy: pol.Policy) -> str:

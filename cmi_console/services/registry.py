@@ -7,13 +7,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import artifact_format, names, roles
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
-from cmi_console.services.context import Context, Tx
+from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import effective_for
 from cmi_console.store.artifacts import hash_file
@@ -66,8 +66,11 @@ def check_metrics(metrics: dict[str, Any], where: str = "--metrics") -> dict[str
 # --- models ---------------------------------------------------------------
 
 
+_MODEL = select(MODELS).where(MODELS.c.name == bindparam("name"))
+
+
 def model_row(conn: Connection, name: str) -> Any:
-    row = conn.execute(select(MODELS).where(MODELS.c.name == name)).first()
+    row = conn.execute(_MODEL, {"name": name}).first()
     if row is None:
         raise NotFound(f"model '{name}' does not exist")
     return row
@@ -247,7 +250,7 @@ def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
         ).first()
     if latest is not None and latest.content_sha256 == digest:
         return {**_dataset_view(latest), "created": False}
-    ctx.workspace.artifacts.put_file(path)
+    ctx.put_artifact(path)
     with ctx.write() as tx:
         actor = _writer(tx)
         version = (
@@ -370,28 +373,35 @@ def show_run(ctx: Context, run_key: str) -> dict[str, Any]:
 # --- versions -------------------------------------------------------------
 
 
-def version_row(conn: Connection, ref: VersionRef | str) -> Any:
+_BY_MODEL = VERSIONS.c.model_id == bindparam("model_id")
+_VERSION_BY_NUMBER = select(VERSIONS).where(_BY_MODEL, VERSIONS.c.version == bindparam("number"))
+_VERSION_LATEST = select(VERSIONS).where(_BY_MODEL).order_by(VERSIONS.c.version.desc()).limit(1)
+_VERSION_BY_ALIAS = select(VERSIONS).join(ALIASES, ALIASES.c.version_id == VERSIONS.c.id)
+_VERSION_BY_ALIAS = _VERSION_BY_ALIAS.where(
+    ALIASES.c.model_id == bindparam("model_id"), ALIASES.c.alias == bindparam("alias")
+)
+
+
+def version_row(conn: Connection, ref: VersionRef | str, model: Any = None) -> Any:
+    """The versions row `ref` names; `model` (its models row) saves a lookup."""
     if isinstance(ref, str):
         ref = parse_version_ref(ref)
-    m = model_row(conn, ref.model)
-    stmt = select(VERSIONS).where(VERSIONS.c.model_id == m.id)
+    m = model if model is not None else model_row(conn, ref.model)
     if ref.alias is not None:
-        alias = conn.execute(
-            select(ALIASES.c.version_id).where(
-                ALIASES.c.model_id == m.id, ALIASES.c.alias == ref.alias
-            )
-        ).first()
-        if alias is None:
+        row = conn.execute(_VERSION_BY_ALIAS, {"model_id": m.id, "alias": ref.alias}).first()
+        if row is None:
             raise NotFound(f"{ref}: model {ref.model} has no alias '{ref.alias}'")
-        stmt = stmt.where(VERSIONS.c.id == alias[0])
-    elif ref.version is not None:
-        stmt = stmt.where(VERSIONS.c.version == ref.version)
+        return row
+    if ref.version is not None:
+        row = conn.execute(_VERSION_BY_NUMBER, {"model_id": m.id, "number": ref.version}).first()
     else:
-        stmt = stmt.order_by(VERSIONS.c.version.desc()).limit(1)
-    row = conn.execute(stmt).first()
+        row = conn.execute(_VERSION_LATEST, {"model_id": m.id}).first()
     if row is None:
         raise NotFound(f"{ref}: no such version")
     return row
+
+
+_LAST_NUMBER = select(func.max(VERSIONS.c.version)).where(_BY_MODEL)
 
 
 def register_version(
@@ -412,7 +422,7 @@ def register_version(
     if not artifact.is_file():
         raise BadInput(f"{artifact}: no such file")
     fmt = artifact_format.detect(artifact)
-    digest, size = ctx.workspace.artifacts.put_file(artifact)
+    digest, size = ctx.put_artifact(artifact)
     with ctx.write() as tx:
         actor = _writer(tx)
         m = model_row(tx.conn, model)
@@ -422,103 +432,137 @@ def register_version(
             if run_row is None:
                 raise NotFound(f"--run: run '{run}' does not exist")
         links = {role: dataset_row(tx.conn, ref) for role, ref in (datasets or {}).items()}
-        number = (
-            tx.conn.execute(
-                select(func.max(VERSIONS.c.version)).where(VERSIONS.c.model_id == m.id)
-            ).scalar()
-            or 0
-        ) + 1
-        vid = tx.insert(
-            VERSIONS,
-            {
-                "model_id": m.id,
-                "version": number,
-                "artifact_sha256": digest,
-                "artifact_name": artifact.name,
-                "artifact_format": fmt,
-                "artifact_size": size,
-                "author": actor,
-                "run_id": run_row.id if run_row else None,
-                "stage": effective_for(tx.conn, m).policy.initial_stage,
-                "status": "active",
-                "description": description,
-                "created_at": tx.time,
-            },
+        number = (tx.conn.execute(_LAST_NUMBER, {"model_id": m.id}).scalar() or 0) + 1
+        row = {
+            "model_id": m.id,
+            "version": number,
+            "artifact_sha256": digest,
+            "artifact_name": artifact.name,
+            "artifact_format": fmt,
+            "artifact_size": size,
+            "author": actor,
+            "run_id": run_row.id if run_row else None,
+            "stage": effective_for(tx.conn, m).policy.initial_stage,
+            "status": "active",
+            "description": description,
+            "created_at": tx.time,
+        }
+        row = complete_row(VERSIONS, row)  # with the table's defaults, as the log has it
+        vid = tx.insert(VERSIONS, row)
+        ordered = sorted(links.items())
+        tx.insert_many(
+            VERSION_DATASETS,
+            [{"version_id": vid, "dataset_id": ds.id, "role": role} for role, ds in ordered],
         )
-        for role, ds in sorted(links.items()):
-            tx.insert(VERSION_DATASETS, {"version_id": vid, "dataset_id": ds.id, "role": role})
-        for key, value in sorted(metric_values.items()):
-            tx.insert(METRICS, {"version_id": vid, "key": key, "value": value})
-        for key, value in sorted(tag_values.items()):
-            tx.insert(TAGS, {"version_id": vid, "key": key, "value": value})
+        tx.insert_many(
+            METRICS,
+            [{"version_id": vid, "key": k, "value": v} for k, v in sorted(metric_values.items())],
+        )
+        tx.insert_many(
+            TAGS, [{"version_id": vid, "key": k, "value": v} for k, v in sorted(tag_values.items())]
+        )
         tx.record(
             "version.register",
             f"version:{model}:{number}",
             {"model": model, "version": number, "artifact_sha256": digest, "format": fmt},
         )
-    return show_version(ctx, f"{model}:{number}")
+    # built from what was written: a batch of registrations reads nothing back
+    return _view(
+        model,
+        row,
+        run=run_row.run_key if run_row else None,
+        metrics=dict(sorted(metric_values.items())),
+        tags=dict(sorted(tag_values.items())),
+        aliases=[],
+        datasets=[(r, ds.name, ds.version, ds.content_sha256) for r, ds in ordered],
+    )
+
+
+_VIEW_METRICS = (
+    select(METRICS.c.key, METRICS.c.value)
+    .where(METRICS.c.version_id == bindparam("vid"))
+    .order_by(METRICS.c.key)
+)
+_VIEW_TAGS = (
+    select(TAGS.c.key, TAGS.c.value)
+    .where(TAGS.c.version_id == bindparam("vid"))
+    .order_by(TAGS.c.key)
+)
+_VIEW_ALIASES = (
+    select(ALIASES.c.alias)
+    .where(ALIASES.c.version_id == bindparam("vid"))
+    .order_by(ALIASES.c.alias)
+)
+_VIEW_DATASETS = (
+    select(VERSION_DATASETS.c.role, DATASETS.c.name, DATASETS.c.version, DATASETS.c.content_sha256)
+    .join(DATASETS, DATASETS.c.id == VERSION_DATASETS.c.dataset_id)
+    .where(VERSION_DATASETS.c.version_id == bindparam("vid"))
+    .order_by(VERSION_DATASETS.c.role)
+)
+_VIEW_RUN = select(RUNS.c.run_key).where(RUNS.c.id == bindparam("run_id"))
+_MODEL_NAME = select(MODELS.c.name).where(MODELS.c.id == bindparam("model_id"))
 
 
 def show_version(ctx: Context, ref: str) -> dict[str, Any]:
     with ctx.read() as conn:
         v = version_row(conn, ref)
-        model = conn.execute(select(MODELS.c.name).where(MODELS.c.id == v.model_id)).scalar_one()
-        metrics = dict(
-            conn.execute(
-                select(METRICS.c.key, METRICS.c.value)
-                .where(METRICS.c.version_id == v.id)
-                .order_by(METRICS.c.key)
-            ).all()
-        )
-        tags = dict(
-            conn.execute(
-                select(TAGS.c.key, TAGS.c.value)
-                .where(TAGS.c.version_id == v.id)
-                .order_by(TAGS.c.key)
-            ).all()
-        )
-        aliases = [
-            r[0]
-            for r in conn.execute(
-                select(ALIASES.c.alias)
-                .where(ALIASES.c.version_id == v.id)
-                .order_by(ALIASES.c.alias)
-            )
-        ]
-        data = conn.execute(
-            select(
-                VERSION_DATASETS.c.role,
-                DATASETS.c.name,
-                DATASETS.c.version,
-                DATASETS.c.content_sha256,
-            )
-            .join(DATASETS, DATASETS.c.id == VERSION_DATASETS.c.dataset_id)
-            .where(VERSION_DATASETS.c.version_id == v.id)
-            .order_by(VERSION_DATASETS.c.role)
-        ).all()
-        run = None
-        if v.run_id is not None:
-            run = conn.execute(select(RUNS.c.run_key).where(RUNS.c.id == v.run_id)).scalar_one()
+        model = conn.execute(_MODEL_NAME, {"model_id": v.model_id}).scalar_one()
+        return version_view(conn, model, v)
+
+
+def version_view(conn: Connection, model: str, v: Any) -> dict[str, Any]:
+    """A version as every reader shows it (`v` is its versions row)."""
+    vid = {"vid": v.id}
+    metrics = dict(conn.execute(_VIEW_METRICS, vid).all())
+    tags = dict(conn.execute(_VIEW_TAGS, vid).all())
+    aliases = [r[0] for r in conn.execute(_VIEW_ALIASES, vid)]
+    data = conn.execute(_VIEW_DATASETS, vid).all()
+    run = None
+    if v.run_id is not None:
+        run = conn.execute(_VIEW_RUN, {"run_id": v.run_id}).scalar_one()
+    return _view(
+        model, v._mapping, run=run, metrics=metrics, tags=tags, aliases=aliases, datasets=data
+    )
+
+
+def _view(
+    model: str,
+    v: Any,
+    *,
+    run: str | None,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    aliases: list[str],
+    datasets: Any,
+) -> dict[str, Any]:
+    """The one shape of a version for every reader (`v`: its versions columns)."""
     return {
         "model": model,
-        "version": v.version,
-        "stage": v.stage,
-        "status": v.status,
-        "environment": v.environment,
-        "break_glass": v.break_glass,
-        "artifact_sha256": v.artifact_sha256,
-        "artifact_name": v.artifact_name,
-        "artifact_format": v.artifact_format,
-        "artifact_size": v.artifact_size,
-        "author": v.author,
-        "description": v.description,
-        "created_at": v.created_at,
+        **{col: v[col] for col in _VIEW_COLUMNS},
         "run": run,
         "metrics": metrics,
         "tags": tags,
         "aliases": aliases,
-        "datasets": [{"role": r, "dataset": f"{n}:{ver}", "sha256": h} for r, n, ver, h in data],
+        "datasets": [
+            {"role": r, "dataset": f"{n}:{ver}", "sha256": h} for r, n, ver, h in datasets
+        ],
     }
+
+
+_VIEW_COLUMNS = (
+    "version",
+    "stage",
+    "status",
+    "environment",
+    "break_glass",
+    "artifact_sha256",
+    "artifact_name",
+    "artifact_format",
+    "artifact_size",
+    "author",
+    "description",
+    "created_at",
+)
 
 
 def list_versions(
@@ -638,24 +682,26 @@ def tag_version(
     return show_version(ctx, f"{model}:{v.version}")
 
 
+_ALIAS = select(ALIASES.c.id, ALIASES.c.version_id, VERSIONS.c.version)
+_ALIAS = _ALIAS.join(VERSIONS, VERSIONS.c.id == ALIASES.c.version_id).where(
+    ALIASES.c.model_id == bindparam("model_id"), ALIASES.c.alias == bindparam("alias")
+)
+
+
 def set_alias(ctx: Context, model: str, alias: str, version: int) -> dict[str, Any]:
     names.entity(alias, "alias")
     with ctx.write() as tx:
         _writer(tx)
         m = model_row(tx.conn, model)
-        v = version_row(tx.conn, VersionRef(model, version))
-        current = tx.conn.execute(
-            select(ALIASES).where(ALIASES.c.model_id == m.id, ALIASES.c.alias == alias)
-        ).first()
+        v = version_row(tx.conn, VersionRef(model, version), m)
+        current = tx.conn.execute(_ALIAS, {"model_id": m.id, "alias": alias}).first()
         previous = None
         if current is None:
             tx.insert(ALIASES, {"model_id": m.id, "alias": alias, "version_id": v.id})
         elif current.version_id == v.id:
             raise BadInput(f"{model}@{alias} already points at version {version}")
         else:
-            previous = tx.conn.execute(
-                select(VERSIONS.c.version).where(VERSIONS.c.id == current.version_id)
-            ).scalar_one()
+            previous = current.version
             tx.update(ALIASES, current.id, {"version_id": v.id})
         tx.record(
             "alias.set",

@@ -113,8 +113,7 @@ class _Verifier:
             expected: dict[int, list[Any]] = {}
             for cp in cps:
                 expected.setdefault(cp.size, []).append(cp)
-            witness = self._witness(origin, log_public)
-            if witness is not None:
+            for witness in self._witnesses(origin, log_public):
                 expected.setdefault(witness.size, []).append(witness)
             rng = self._entries(conn, total, expected, origin, log_public)
             self._coverage(cps, rng.size, origin, log_public)
@@ -124,17 +123,20 @@ class _Verifier:
         self.report.checkpoints = len(cps)
         return self.report
 
-    def _witness(self, origin: str, public: bytes) -> checkpoint.Checkpoint | None:
-        note = self.ctx.workspace.read_witness()
-        if note is None:
-            return None
-        try:
-            cp = checkpoint.verify(note, origin, public, where="witness checkpoint")
-        except (BadInput, IntegrityError) as exc:
-            self.find("witness-invalid", exc.message)
-            return None
-        self.report.witness_size = cp.size
-        return cp
+    def _witnesses(self, origin: str, public: bytes) -> list[checkpoint.Checkpoint]:
+        """Every valid witnessed checkpoint; a torn slot is tolerated while another
+        slot still verifies, but with none valid the witness was tampered with."""
+        valid, errors = [], []
+        for note in self.ctx.workspace.read_witness():
+            try:
+                valid.append(checkpoint.verify(note, origin, public, where="witness checkpoint"))
+            except (BadInput, IntegrityError) as exc:
+                errors.append(exc.message)
+        if errors and not valid:
+            self.find("witness-invalid", errors[0])
+        if valid:
+            self.report.witness_size = max(cp.size for cp in valid)
+        return valid
 
     def _entries(
         self,

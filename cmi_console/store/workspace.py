@@ -3,7 +3,7 @@
 $CMI_HOME/workspace.json   origin, id, optional database URL (never a password)
 $CMI_HOME/cmi.db           the SQLite database (default backend)
 $CMI_HOME/artifacts/       content-addressed store (or $CMI_ARTIFACT_ROOT)
-$CMI_HOME/witness/         latest signed checkpoint, outside the database
+$CMI_HOME/witness/         the latest signed checkpoints, outside the database
 $CMI_HOME/keys/            log.key (0600), log.vkey, <principal>.key (0600), .pub
 """
 
@@ -23,7 +23,8 @@ from cmi_console.core.errors import BadInput
 from cmi_console.store.artifacts import ArtifactStore
 
 CONFIG_FILE = "workspace.json"
-WITNESS_FILE = "latest.checkpoint"
+WITNESS_SLOTS = ("checkpoint.0", "checkpoint.1")
+LEGACY_WITNESS = "latest.checkpoint"
 
 
 def default_home() -> Path:
@@ -117,23 +118,45 @@ class Workspace:
             raise BadInput(f"{path}: key name '{name}' is not the log origin '{self.origin}'")
         return public
 
-    def witness_path(self) -> Path:
-        return self.witness_dir / WITNESS_FILE
+    def witness_paths(self) -> list[Path]:
+        return [self.witness_dir / name for name in WITNESS_SLOTS]
 
-    def read_witness(self) -> str | None:
-        try:
-            return self.witness_path().read_text()
-        except FileNotFoundError:
-            return None
+    def read_witness(self) -> list[str]:
+        """The witnessed notes present (both slots, and a pre-slot file)."""
+        notes = []
+        for path in [*self.witness_paths(), self.witness_dir / LEGACY_WITNESS]:
+            try:
+                notes.append(path.read_text(errors="replace"))
+            except FileNotFoundError:
+                continue
+        return notes
 
     def write_witness(self, note: str, size: int) -> None:
-        """Keep the witness at the largest size seen; a slower writer never regresses it."""
+        """Keep the witness at the largest size seen; a slower writer never regresses it.
+
+        Two slots, overwritten in place, the older one each time: a crash that
+        tears one write leaves the other slot valid. In place (no rename) on
+        purpose: on ext4 a rename over an existing file forces a flush that
+        costs as much as the database commit itself.
+        """
         self.witness_dir.mkdir(parents=True, exist_ok=True)
-        current = self.read_witness()
-        if current is not None:
-            try:
-                if int(current.split("\n")[1]) >= size:
-                    return
-            except (IndexError, ValueError):
-                pass
-        write_atomic(self.witness_path(), note.encode())
+        sizes = [_note_size(path) for path in self.witness_paths()]
+        if max(sizes) >= size:
+            return
+        target = self.witness_paths()[sizes.index(min(sizes))]
+        data = note.encode()
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
+
+
+def _note_size(path: Path) -> int:
+    """The tree size a witness slot claims; -1 when missing or unreadable."""
+    try:
+        with path.open("rb") as fh:
+            return int(fh.read(4096).split(b"\n")[1])
+    except (OSError, IndexError, ValueError):
+        return -1
