@@ -48,3 +48,28 @@ def test_downgrade_and_upgrade_round_trip(tmp_path, db_url) -> None:  # type: ig
     schema.upgrade(engine)
     assert schema.current_revision(engine) == schema.HEAD_REVISION
     engine.dispose()
+
+
+def test_the_light_log_table_names_real_columns() -> None:
+    from cmi_console.services import audit
+    from cmi_console.store.tables import AuditEntry, table
+
+    real = table(AuditEntry).c
+    assert {c.name for c in audit.E.c} == {c.name for c in real}
+
+
+def test_a_read_only_command_does_not_build_the_table_classes(ws: Workspace) -> None:
+    """`cmi audit log` starts fast because it never imports store.tables."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cmi_console.cli.app import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print('tables' if 'cmi_console.store.tables' in sys.modules else 'light')"
+    )
+    argv = ["--home", str(ws.home), *(["--db", ws.db] if ws.db else []), "audit", "log", "-n", "3"]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().endswith("light"), out

@@ -14,6 +14,7 @@ from cmi_console.cli import (
     audit_cmds,
     common,
     gate_cmds,
+    history_cmds,
     identity_cmds,
     policy_cmds,
     registry_cmds,
@@ -45,6 +46,7 @@ app.add_typer(registry_cmds.versions, name="version")
 app.add_typer(registry_cmds.aliases, name="alias")
 app.add_typer(policy_cmds.app, name="policy")
 app.add_typer(db_app, name="db")
+app.add_typer(history_cmds.app, name="registry")
 gate_cmds.register(app)
 training_cmds.register(app)
 

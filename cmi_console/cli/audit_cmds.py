@@ -160,3 +160,35 @@ def consistency(checkpoint_file: Path) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{checkpoint_file}: cannot read ({exc})") from None
     common.print_json(audit.consistency(common.context(), note, str(checkpoint_file)))
+
+
+@app.command("diff")
+def diff(
+    start: Annotated[str, typer.Argument(help="From this instant (exclusive, ISO 8601).")],
+    end: Annotated[str, typer.Argument(help="To this instant (inclusive, ISO 8601).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed between two instants, grouped by subject."""
+    from cmi_console.core.clock import parse_time
+    from cmi_console.services import history
+
+    report = history.diff(common.context(), parse_time(start, "T1"), parse_time(end, "T2"))
+    if as_json:
+        common.print_json(report)
+        return
+    common.table(
+        f"{report['entries']} entries from {report['from']} to {report['to']}",
+        ["subject", "seq", "time", "actor", "action", "rows"],
+        [
+            [
+                s["subject"] if i == 0 else "",
+                e["seq"],
+                e["time"][:19] + "Z",
+                e["actor"],
+                e["action"],
+                ", ".join(e["rows"]),
+            ]
+            for s in report["subjects"]
+            for i, e in enumerate(s["entries"])
+        ],
+    )

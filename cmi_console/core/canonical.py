@@ -32,7 +32,6 @@ _MAYBE_DIFFERENT = re.compile(
 
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
-_CANDIDATES = (b".0,", b".0}", b".0]", b"e+", b"e-")
 
 
 def _fast(obj: Any) -> bytes:
@@ -41,7 +40,9 @@ def _fast(obj: Any) -> bytes:
 
 def _same_as_reference(fast: bytes) -> bool:
     """True when orjson's bytes are certainly what the reference writes."""
-    if fast.isascii() and not any(c in fast for c in _CANDIDATES):
+    if fast.isascii() and not (
+        b"e+" in fast or b"e-" in fast or b".0," in fast or b".0}" in fast or b".0]" in fast
+    ):
         return True
     return _MAYBE_DIFFERENT.search(fast) is None
 

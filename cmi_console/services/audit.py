@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, column, select
+from sqlalchemy import table as light_table
 
-from cmi_console.core import checkpoint, merkle
+from cmi_console.core import merkle
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
-from cmi_console.services import ledger
 from cmi_console.services.context import Context
 from cmi_console.store.engine import write_transaction
 from cmi_console.store.workspace import write_atomic
 
-E = ledger.ENTRIES
+if TYPE_CHECKING:  # checkpoint pulls in cryptography: loaded by the commands that verify
+    from cmi_console.core import checkpoint
+
+# The columns of audit_entries that reads use, as a light table clause:
+# building the SQLModel classes costs ~100 ms, a third of a short command's
+# start (`cmi audit log`), and reads need none of them. test_schema checks
+# these names against the real table.
+E = light_table(
+    "audit_entries",
+    *(column(name) for name in ("seq", "prev", "hash", "time", "actor", "action", "subject")),
+    column("body", LargeBinary),
+)
+
+
+def _ledger() -> Any:
+    from cmi_console.services import ledger
+
+    return ledger
 
 
 def _like_prefix(column: Any, pattern: str) -> Any:
@@ -108,7 +125,9 @@ def _leaves(conn: Any, size: int) -> list[bytes]:
 
 
 def _signed_head(conn: Any, ctx: Context) -> tuple[checkpoint.Checkpoint, str]:
-    row = ledger.latest_checkpoint(conn)
+    from cmi_console.core import checkpoint
+
+    row = _ledger().latest_checkpoint(conn)
     if row is None:
         raise IntegrityError("the log has no checkpoint")
     ws = ctx.workspace
@@ -141,6 +160,8 @@ def prove(ctx: Context, seq: int) -> dict[str, Any]:
 
 def consistency(ctx: Context, old_note: str, where: str) -> dict[str, Any]:
     """Prove the current log extends an earlier checkpoint (RFC 9162 2.1.4)."""
+    from cmi_console.core import checkpoint
+
     ws = ctx.workspace
     old = checkpoint.verify(old_note, ws.origin, ws.log_public(), where=where)
     with ctx.read() as conn:
@@ -172,9 +193,9 @@ def consistency(ctx: Context, old_note: str, where: str) -> dict[str, Any]:
 def checkpoint_now(ctx: Context, out: Path | None = None) -> str:
     """The signed checkpoint of the whole log, also written to the witness dir."""
     with write_transaction(ctx.engine) as conn:
-        sealed = ledger.seal(conn, ctx.workspace.origin, ctx.log_key(), ctx.clock())
+        sealed = _ledger().seal(conn, ctx.workspace.origin, ctx.log_key(), ctx.clock())
         if sealed is None:
-            row = ledger.latest_checkpoint(conn)
+            row = _ledger().latest_checkpoint(conn)
             if row is None:
                 raise IntegrityError("the log is empty and has no checkpoint")
             sealed = (row.note, row.size)
@@ -189,8 +210,8 @@ def checkpoint_now(ctx: Context, out: Path | None = None) -> str:
 
 def head(ctx: Context) -> dict[str, Any]:
     with ctx.read() as conn:
-        size, last = ledger.head(conn)
-        row = ledger.latest_checkpoint(conn)
+        size, last = _ledger().head(conn)
+        row = _ledger().latest_checkpoint(conn)
     return {
         "size": size,
         "last_hash": last,

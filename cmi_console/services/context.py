@@ -8,20 +8,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from cmi_console.core import clock, entries, keys
+from cmi_console.core import clock, entries
 from cmi_console.core.errors import BadInput, Denied
-from cmi_console.services import ledger
 from cmi_console.store import schema
 from cmi_console.store.engine import make_engine, read_transaction, write_transaction
-from cmi_console.store.tables import Principal, PublicKey, table
 from cmi_console.store.workspace import Workspace, default_home
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from cmi_console.services import ledger
+
+# ledger and the table classes are imported where a write needs them: a
+# read-only command then starts without building the SQLModel classes.
 PassphraseSource = Callable[[str], bytes | None]
 
 
@@ -68,6 +72,8 @@ class Context:
         return self._log_key
 
     def private_key(self, name: str) -> Ed25519PrivateKey:
+        from cmi_console.core import keys
+
         if name not in self._signers:
             path = self.workspace.principal_key_path(name)
             try:
@@ -135,6 +141,8 @@ class Context:
 
     @contextmanager
     def _transaction(self) -> Iterator[_Open]:
+        from cmi_console.services import ledger
+
         sealed: tuple[str, int] | None = None
         with write_transaction(self.engine) as conn:
             opened = _Open(conn, ledger.Tail.read(conn))
@@ -209,6 +217,8 @@ class Tx:
         self, action: str, subject: str, data: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Append the entry for the changes so far; decisions are signed by the actor."""
+        from cmi_console.services import ledger
+
         actor = self.ctx.require_actor()
         signer = self.signer(actor) if action in entries.DECISION_ACTIONS else None
         entry = ledger.append(
@@ -227,8 +237,12 @@ class Tx:
         return entry
 
     def signer(self, actor: str) -> tuple[str, Ed25519PrivateKey]:
+        from cmi_console.core import keys
+
         private = self.ctx.private_key(actor)
         kid = keys.key_id(keys.public_raw(private))
+        from cmi_console.store.tables import Principal, PublicKey, table
+
         p, k = table(Principal), table(PublicKey)
         row = self.conn.execute(
             select(k.c.revoked_at)

@@ -8,7 +8,9 @@ O(log n) for the tree.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,9 @@ from cmi_console.core import checkpoint, entries, keys, roles, statements
 from cmi_console.core.canonical import is_canonical_of
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.merkle import CompactRange
+from cmi_console.core.replay import RegistryState
 from cmi_console.services.context import Context
+from cmi_console.store.engine import stream_rows
 from cmi_console.store.tables import REGISTRY_TABLES
 from cmi_console.store.triggers import missing_triggers
 
@@ -66,13 +70,34 @@ class VerifyReport:
         return out
 
 
-class _State:
+class _State(RegistryState):
     """The registry as the log says it is, plus the key and role indexes."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in REGISTRY_TABLES}
+        super().__init__(REGISTRY_TABLES)
+        # principal id -> its grant rows (the same dicts as in tables, so an
+        # update is seen at once): a decision's role check costs O(its grants)
+        self.grants: dict[int, dict[int, dict[str, Any]]] = {}
+        self._keys: dict[str, tuple[str, bytes, str | None] | None] = {}
+        self._pids: dict[str, int | None] = {}
+
+    def changed(self, table: str, op: str, rid: int, row: dict[str, Any]) -> None:
+        """Keep the indexes in step with a replayed change."""
+        if table in ("principals", "public_keys"):
+            self._keys.clear()
+            self._pids.clear()
+        elif table == "role_grants":
+            for held in self.grants.values():  # an update may move it (few principals)
+                held.pop(rid, None)
+            if op != "delete":
+                self.grants.setdefault(row.get("principal_id"), {})[rid] = row  # type: ignore[arg-type]
 
     def key(self, key_id: str) -> tuple[str, bytes, str | None] | None:
+        if key_id not in self._keys:
+            self._keys[key_id] = self._key(key_id)
+        return self._keys[key_id]
+
+    def _key(self, key_id: str) -> tuple[str, bytes, str | None] | None:
         for row in self.tables["public_keys"].values():
             if row["key_id"] == key_id:
                 owner = self.tables["principals"].get(row["principal_id"])
@@ -81,12 +106,46 @@ class _State:
         return None
 
     def roles(self, name: str) -> set[str]:
-        pid = next((i for i, r in self.tables["principals"].items() if r["name"] == name), None)
-        return {
-            g["role"]
-            for g in self.tables["role_grants"].values()
-            if g["principal_id"] == pid and g["revoked_at"] is None
-        }
+        if name not in self._pids:
+            self._pids[name] = next(
+                (i for i, r in self.tables["principals"].items() if r["name"] == name), None
+            )
+        held = self.grants.get(self._pids[name], {})  # type: ignore[arg-type]
+        return {g["role"] for g in held.values() if g["revoked_at"] is None}
+
+
+class _Signatures:
+    """Ed25519 checks run on a thread pool while the main pass goes on: the
+    library releases the GIL, so on two cores they cost almost no wall time."""
+
+    CHUNK = 256
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+        self.pending: list[tuple[int, bytes, bytes, bytes]] = []
+        self.futures: list[Future[list[int]]] = []
+
+    def check(self, seq: int, public: bytes, signature: bytes, message: bytes) -> None:
+        self.pending.append((seq, public, signature, message))
+        if len(self.pending) >= self.CHUNK:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self.pending:
+            self.futures.append(self.pool.submit(_bad_signatures, self.pending))
+            self.pending = []
+
+    def failures(self) -> list[int]:
+        """The seqs whose signature does not verify, once all checks are done."""
+        self._submit()
+        try:
+            return sorted(seq for f in self.futures for seq in f.result())
+        finally:
+            self.pool.shutdown()
+
+
+def _bad_signatures(batch: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
+    return [seq for seq, public, sig, msg in batch if not keys.verify(public, sig, msg)]
 
 
 class _Verifier:
@@ -150,37 +209,48 @@ class _Verifier:
         prev = entries.GENESIS_PREV
         want_seq = 0
         sha256 = hashlib.sha256
-        result = conn.execution_options(yield_per=20000).exec_driver_sql(
-            "SELECT seq, prev, hash, time, actor, action, subject, body "
-            "FROM audit_entries ORDER BY seq"
-        )
-        for part in result.partitions():
-            for seq, prev_col, hash_col, time_, actor, action, subject, body in part:
-                body = bytes(body)
-                leaf = sha256(b"\x00" + body).digest()
-                if seq != want_seq:
-                    self.find(
-                        "entry-missing", f"expected entry {want_seq}, found {seq}", seq=want_seq
-                    )
-                    want_seq = seq
-                if hash_col != leaf.hex():
-                    self.find(
-                        "hash-mismatch", "stored hash does not match the entry bytes", seq=seq
-                    )
-                try:
-                    obj = orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    self.find("unparseable", "entry bytes are not JSON", seq=seq)
-                    obj = None
-                if obj is not None:
-                    self._entry(seq, obj, body, prev, prev_col, (time_, actor, action, subject))
-                prev = leaf.hex()
-                rng.append(leaf)
-                want_seq += 1
-                if rng.size in expected:
-                    self._compare(rng, expected.pop(rng.size), origin, public)
-            if self.progress:
-                self.progress(rng.size, total)
+        mark = len(self.report.findings)
+        self.signatures = _Signatures()
+        try:
+            for part in stream_rows(
+                conn,
+                "SELECT seq, prev, hash, time, actor, action, subject, body "
+                "FROM audit_entries ORDER BY seq",
+            ):
+                for seq, prev_col, hash_col, time_, actor, action, subject, body in part:
+                    body = bytes(body)
+                    leaf = sha256(b"\x00" + body).digest()
+                    leaf_hex = leaf.hex()
+                    if seq != want_seq:
+                        self.find(
+                            "entry-missing", f"expected entry {want_seq}, found {seq}", seq=want_seq
+                        )
+                        want_seq = seq
+                    if hash_col != leaf_hex:
+                        self.find(
+                            "hash-mismatch", "stored hash does not match the entry bytes", seq=seq
+                        )
+                    try:
+                        obj = orjson.loads(body)
+                    except orjson.JSONDecodeError:
+                        self.find("unparseable", "entry bytes are not JSON", seq=seq)
+                        obj = None
+                    if obj is not None:
+                        self._entry(seq, obj, body, prev, prev_col, (time_, actor, action, subject))
+                    prev = leaf_hex
+                    rng.append(leaf)
+                    want_seq += 1
+                    if rng.size in expected:
+                        self._compare(rng, expected.pop(rng.size), origin, public)
+                if self.progress:
+                    self.progress(rng.size, total)
+        finally:
+            bad = self.signatures.failures()
+        for seq in bad:
+            self.find("signature-invalid", "signature does not verify", seq=seq)
+        # signature results arrive late: keep the entry findings in log order
+        found = self.report.findings
+        found[mark:] = sorted(found[mark:], key=lambda f: -1 if f.seq is None else f.seq)
         for size, cps in expected.items():
             kind = "witness" if isinstance(cps[0], checkpoint.Checkpoint) else "checkpoint"
             self.find(
@@ -208,9 +278,10 @@ class _Verifier:
             self.find("chain-broken", "prev does not match the hash of the entry before", seq=seq)
         if prev_col != obj.get("prev"):
             self.find("column-mismatch", "column prev differs from the entry", seq=seq)
-        for col, value in zip(("time", "actor", "action", "subject"), cols, strict=True):
-            if obj.get(col) != value:
-                self.find("column-mismatch", f"column {col} differs from the entry", seq=seq)
+        if (obj.get("time"), obj.get("actor"), obj.get("action"), obj.get("subject")) != cols:
+            for col, value in zip(("time", "actor", "action", "subject"), cols, strict=True):
+                if obj.get(col) != value:
+                    self.find("column-mismatch", f"column {col} differs from the entry", seq=seq)
         action = obj.get("action", "")
         if action in entries.DECISION_ACTIONS or "sig" in obj:
             self._signature(seq, obj, genesis=seq == 0)
@@ -241,8 +312,7 @@ class _Verifier:
                 except BadInput:
                     raw = b""
                 self.report.signatures += 1
-                if not keys.verify(key[1], raw, entries.signed_message(obj)):
-                    self.find("signature-invalid", "signature does not verify", seq=seq)
+                self.signatures.check(seq, key[1], raw, entries.signed_message(obj))
             need = roles.DECISION_ROLES.get(str(obj.get("action")))
             if not genesis and need and not need & self.state.roles(str(actor)):
                 held = " or ".join(sorted(need))
@@ -272,24 +342,8 @@ class _Verifier:
             self.find("unauthorized", f"{actor} claimed role(s) {extra} not held then", seq=seq)
 
     def _apply(self, seq: int, obj: dict[str, Any]) -> None:
-        for change in obj.get("changes", ()):
-            rows = self.state.tables.get(change.get("t"))
-            if rows is None:
-                self.find("bad-change", f"unknown table {change.get('t')!r}", seq=seq)
-                continue
-            op, rid = change.get("op"), change.get("id")
-            if op == "insert":
-                if rid in rows:
-                    self.find("bad-change", f"{change['t']} row {rid} inserted twice", seq=seq)
-                rows[rid] = {"id": rid, **change.get("row", {})}
-            elif op in ("update", "delete") and rid not in rows:
-                self.find("bad-change", f"{change['t']} row {rid} changed before insert", seq=seq)
-            elif op == "update":
-                rows[rid].update(change.get("row", {}))
-            elif op == "delete":
-                del rows[rid]
-            else:
-                self.find("bad-change", f"unknown operation {op!r}", seq=seq)
+        for problem in self.state.apply(obj.get("changes", ())):
+            self.find("bad-change", problem, seq=seq)
 
     def _compare(self, rng: CompactRange, cps: list[Any], origin: str, public: bytes) -> None:
         root = rng.root()

@@ -14,13 +14,14 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from cmi_console.core import checkpoint, keys, names
+from cmi_console.core import names
 from cmi_console.core.errors import BadInput
 from cmi_console.store.artifacts import ArtifactStore
+
+if TYPE_CHECKING:  # cryptography loads where a key is used, not on every start
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 CONFIG_FILE = "workspace.json"
 WITNESS_SLOTS = ("checkpoint.0", "checkpoint.1")
@@ -101,6 +102,8 @@ class Workspace:
         return self.keys_dir / f"{names.principal(name)}.key"
 
     def log_key(self) -> Ed25519PrivateKey:
+        from cmi_console.core import keys
+
         path = self.keys_dir / "log.key"
         try:
             pem = path.read_bytes()
@@ -109,6 +112,8 @@ class Workspace:
         return keys.load_private(pem, None, str(path))
 
     def log_public(self) -> bytes:
+        from cmi_console.core import checkpoint
+
         path = self.keys_dir / "log.vkey"
         try:
             name, public = checkpoint.parse_verifier_key(path.read_text())

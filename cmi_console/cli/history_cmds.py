@@ -1,0 +1,50 @@
+"""`cmi registry as-of`: the registry at an instant, rebuilt from the log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cmi_console.cli import common
+
+app = typer.Typer(help="The registry as the audit log proves it was.", no_args_is_help=True)
+
+
+@app.command("as-of")
+def as_of(
+    when: Annotated[str, typer.Argument(help="The instant (ISO 8601; a date means 00:00 UTC).")],
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Which version was in which stage and environment at that instant."""
+    from cmi_console.core.clock import parse_time
+    from cmi_console.services import history
+
+    report = history.as_of(common.context(), parse_time(when, "TIMESTAMP"), model)
+    if as_json:
+        common.print_json(report)
+        return
+    rows = []
+    for m in report["models"]:
+        serving = {v: slot for slot, v in m["serving"].items()}
+        aliases: dict[int, list[str]] = {}
+        for alias, number in m["aliases"].items():
+            aliases.setdefault(number, []).append(alias)
+        for v in m["versions"]:
+            rows.append(
+                [
+                    m["model"],
+                    v["version"],
+                    v["stage"],
+                    v["status"],
+                    serving.get(v["version"], ""),
+                    ", ".join(aliases.get(v["version"], [])),
+                    "break-glass" if v["break_glass"] else "",
+                ]
+            )
+    common.table(
+        f"registry as of {report['at']} ({report['entries']} log entries)",
+        ["model", "version", "stage", "status", "serving", "aliases", "flags"],
+        rows,
+    )
