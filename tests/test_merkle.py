@@ -177,3 +177,12 @@ def test_malformed_proofs_are_refused() -> None:
     assert not merkle.verify_inclusion(0, 8, HASHES[0], [HASHES[1]] * 9, bytes.fromhex(ROOTS[7]))
     assert not merkle.verify_consistency(0, 8, b"", bytes.fromhex(ROOTS[7]), [])
     assert not merkle.verify_consistency(8, 4, bytes.fromhex(ROOTS[7]), bytes.fromhex(ROOTS[3]), [])
+
+
+@given(st.integers(min_value=1, max_value=70), st.data())
+def test_tree_levels_give_the_reference_root_and_proofs(n: int, data: st.DataObject) -> None:
+    leaves = [merkle.leaf_hash(bytes([i % 256, i // 256])) for i in range(n)]
+    tree = merkle.Tree(leaves)
+    assert tree.root() == merkle.root(leaves)
+    index = data.draw(st.integers(min_value=0, max_value=n - 1))
+    assert tree.inclusion_proof(index) == merkle.inclusion_proof(index, leaves)

@@ -99,18 +99,7 @@ def verify(
     from cmi_console.services.verify import verify as run_verify
 
     ctx = common.context()
-    if as_json or quiet:
-        report = run_verify(ctx)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        with Progress(
-            TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), transient=True
-        ) as bar:
-            task = bar.add_task("verify", total=None)
-            report = run_verify(
-                ctx, lambda done, total: bar.update(task, completed=done, total=total)
-            )
+    report = common.with_progress("verifying", as_json or quiet, lambda p: run_verify(ctx, p))
     if as_json:
         common.print_json(report.as_json())
     elif report.ok:
@@ -152,13 +141,9 @@ def prove(seq: int) -> None:
 @app.command("consistency")
 def consistency(checkpoint_file: Path) -> None:
     """Prove that today's log extends the checkpoint in CHECKPOINT_FILE, as JSON."""
-    from cmi_console.core.errors import BadInput
     from cmi_console.services import audit
 
-    try:
-        note = checkpoint_file.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{checkpoint_file}: cannot read ({exc})") from None
+    note = common.read_text_arg(checkpoint_file, "CHECKPOINT_FILE")
     common.print_json(audit.consistency(common.context(), note, str(checkpoint_file)))
 
 
@@ -192,3 +177,87 @@ def diff(
             for i, e in enumerate(s["entries"])
         ],
     )
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="The bundle to write (a new .zip file).")],
+    model: Annotated[str | None, typer.Option(help="Only this model's entries.")] = None,
+    since: Annotated[str | None, typer.Option(help="Entries from this instant.")] = None,
+    until: Annotated[str | None, typer.Option(help="Entries before this instant.")] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(help="An earlier checkpoint file: add a consistency proof from it."),
+    ] = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Write a compliance bundle: entries, checkpoint, proofs, keys, decisions,
+    validation reports, model cards, CSV views and a signed manifest."""
+    from cmi_console.core.clock import parse_time
+    from cmi_console.services import export as exporter
+
+    old = common.read_text_arg(previous, "--previous") if previous else None
+    ctx = common.context()
+    summary = common.with_progress(
+        "exporting",
+        as_json or quiet,
+        lambda p: exporter.export(
+            ctx,
+            out,
+            model=model,
+            since=parse_time(since, "--since") if since else None,
+            until=parse_time(until, "--until") if until else None,
+            previous=old,
+            progress=p,
+        ),
+    )
+    if as_json:
+        common.print_json(summary)
+        return
+    common.kv(f"bundle {out}", summary)
+
+
+@app.command("verify-bundle")
+def verify_bundle(
+    path: Annotated[Path, typer.Argument(help="The bundle (.zip).")],
+    log_key: Annotated[
+        str | None,
+        typer.Option(help="The log's verifier key (or a file holding it), obtained out of band."),
+    ] = None,
+    previous: Annotated[
+        Path | None, typer.Option(help="Your earlier checkpoint: the bundle must extend it.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a bundle offline: no database, no workspace. Exit 4 on any fault."""
+    from cmi_console.core import bundle
+
+    pin = None
+    if log_key is not None:
+        key_file = Path(log_key)
+        pin = common.read_text_arg(key_file, "--log-key") if key_file.is_file() else log_key
+    old = common.read_text_arg(previous, "--previous") if previous else None
+    report = bundle.verify(path, pin, old)
+    if as_json:
+        common.print_json(report.as_json())
+    elif report.ok:
+        common.console().print(
+            f"[green]ok[/green]: {report.entries} entries of a log of {report.log_size}, "
+            f"{report.signatures} signatures, {report.files} files; log key {report.log_key}"
+            + (
+                f"; extends the checkpoint at {report.consistent_with}"
+                if report.consistent_with is not None
+                else ""
+            )
+        )
+        if report.log_key != "pinned":
+            typer.echo(
+                "note: the log key was taken from the bundle; pin it with --log-key", err=True
+            )
+    else:
+        typer.echo(f"bundle rejected: {report.problems[0]}", err=True)
+        for p in report.problems[1:20]:
+            typer.echo(f"  also {p}", err=True)
+    if not report.ok:
+        raise typer.Exit(4)

@@ -124,6 +124,17 @@ def show(title: str, data: dict[str, Any], as_json: bool) -> None:
         kv(title, data)
 
 
+def read_text_arg(path: Path, where: str) -> str:
+    """The text of a file named on the command line; one clear line if unreadable."""
+    from cmi_console.core.errors import BadInput
+
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise BadInput(f"{where}: cannot read {path} ({reason})") from None
+
+
 def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
     """A JSON object given inline or as @FILE."""
     from cmi_console.core.errors import BadInput
@@ -133,10 +144,7 @@ def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
     source = where
     if text.startswith("@"):
         path = Path(text[1:])
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise BadInput(f"{where}: cannot read {path} ({exc.strerror})") from None
+        text = read_text_arg(path, where)
         source = str(path)
     try:
         value = json.loads(text)
@@ -145,3 +153,14 @@ def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadInput(f"{source}: must be a JSON object")
     return value
+
+
+def with_progress(label: str, quiet: bool, run: Any) -> Any:
+    """Call `run(progress)` under a transient Rich progress bar (none when quiet)."""
+    if quiet:
+        return run(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        return run(lambda done, total: bar.update(task, completed=done, total=total))

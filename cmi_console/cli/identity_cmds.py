@@ -39,15 +39,9 @@ def add(
 
     A generated key is encrypted with CMI_NEW_KEY_PASSPHRASE when it is set.
     """
-    from cmi_console.core.errors import BadInput
     from cmi_console.services import identity
 
-    pub = None
-    if public_key is not None:
-        try:
-            pub = public_key.read_text()
-        except OSError as exc:
-            raise BadInput(f"{public_key}: cannot read ({exc.strerror})") from None
+    pub = common.read_text_arg(public_key, "--public-key") if public_key is not None else None
     secret = os.environ.get("CMI_NEW_KEY_PASSPHRASE")
     view = identity.add_user(
         common.context(),

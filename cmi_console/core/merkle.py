@@ -176,3 +176,40 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     return sn == 0 and fr == first_root and sr == second_root
+
+
+class Tree:
+    """Every level of the tree, for many inclusion proofs at O(log n) each.
+
+    Pairing each level left to right and carrying a lone last node up
+    unchanged builds exactly the RFC 6962 tree (its left subtrees are the
+    largest powers of two). Memory: about 2n hashes.
+    """
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.levels: list[list[bytes]] = [list(leaves)]
+        level = self.levels[0]
+        while len(level) > 1:
+            up = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                up.append(level[-1])
+            self.levels.append(up)
+            level = up
+
+    @property
+    def size(self) -> int:
+        return len(self.levels[0])
+
+    def root(self) -> bytes:
+        return self.levels[-1][0] if self.size else EMPTY_ROOT
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        if not 0 <= index < self.size:
+            raise ValueError(f"leaf {index} is not in a tree of size {self.size}")
+        proof = []
+        for level in self.levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):  # a lone last node has no sibling at this level
+                proof.append(level[sibling])
+            index >>= 1
+        return proof

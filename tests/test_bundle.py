@@ -1,0 +1,235 @@
+"""Compliance export bundles: written by `cmi audit export`, checked offline by
+`cmi audit verify-bundle` with no workspace; tampering is named precisely."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import Workspace
+from gate_helpers import add_staff, ok, to_production
+
+from cmi_console.core import bundle, keys, merkle
+
+
+@pytest.fixture
+def governed(populated: Workspace) -> Workspace:
+    ws = add_staff(populated)
+    to_production(ws, 1)
+    return ws
+
+
+def export(ws: Workspace, out: Path, *args: str) -> dict[str, Any]:
+    return ok(ws.cli("audit", "export", "--out", str(out), "--json", *args)).json()
+
+
+def check(ws: Workspace, path: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    # no --home and no --db: verify-bundle must not need a workspace
+    ws.capsys.readouterr()
+    r = ws.cli("audit", "verify-bundle", str(path), "--json", *args, as_=None)
+    return r.code, r.json()
+
+
+def vkey(ws: Workspace) -> str:
+    return (ws.home / "keys" / "log.vkey").read_text().strip()
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def rewrite(path: Path, files: dict[str, bytes], *, fix_hashes: bool = True) -> None:
+    """An attacker's edit: change members and, as they can, the manifest's hashes."""
+    if fix_hashes:
+        manifest = json.loads(files[bundle.MANIFEST])
+        manifest["files"] = {
+            n: hashlib.sha256(b).hexdigest()
+            for n, b in files.items()
+            if n not in (bundle.MANIFEST, bundle.SIGNATURE)
+        }
+        files[bundle.MANIFEST] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+
+
+def kinds(report: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(p["kind"], p["where"]) for p in report["problems"]]
+
+
+def test_a_full_export_verifies_offline(governed: Workspace, tmp_path: Path) -> None:
+    out = tmp_path / "all.zip"
+    summary = export(governed, out)
+    log = ok(governed.cli("audit", "log", "-n", "1000", "--json")).json()
+    assert summary["full"] and summary["entries"] == summary["log_size"] == len(log)
+    assert summary["decisions"] == sum(1 for e in log if "sig" in e)
+    assert summary["validation_reports"] >= 2 and summary["model_cards"] == 2
+    code, report = check(governed, out, "--log-key", vkey(governed))
+    assert code == 0, report
+    assert report["log_key"] == "pinned" and report["entries"] == len(log)
+    files = members(out)
+    lines = files[bundle.ENTRIES].splitlines()
+    assert [orjson.loads(x)["seq"] for x in lines] == list(range(len(log)))
+    # exact bytes: every line hashes to the log's stored hash
+    stored = {e["seq"]: e["hash"] for e in log}
+    assert all(merkle.leaf_hash(x).hex() == stored[i] for i, x in enumerate(lines))
+    card = files["cards/cancer-v1.md"].decode()
+    for section in ("Intended use", "Data", "Metrics", "Fairness", "Approvals", "Limitations"):
+        assert f"## {section}" in card
+    assert "bob" in card and "<h2>Lineage</h2>" in files["cards/cancer-v1.html"].decode()
+    assert b"seq,time,actor,action,subject,hash" in files["csv/entries.csv"]
+
+
+def test_a_subset_carries_proofs_equal_to_the_reference(
+    governed: Workspace, tmp_path: Path
+) -> None:
+    ws = governed
+    ok(ws.cli("model", "create", "other", as_="alice"))
+    out = tmp_path / "cancer.zip"
+    summary = export(ws, out, "--model", "cancer")
+    assert not summary["full"] and 0 < summary["entries"] < summary["log_size"]
+    files = members(out)
+    entries = [orjson.loads(x) for x in files[bundle.ENTRIES].splitlines()]
+    mine = ("model:cancer", "policy:cancer")
+    assert all(e["subject"] in mine or e["subject"].startswith("version:cancer:") for e in entries)
+    log = ok(ws.cli("audit", "log", "-n", "1000", "--reverse", "--json")).json()
+    leaves = [bytes.fromhex(e["hash"]) for e in log][: summary["log_size"]]
+    for line in files[bundle.PROOFS].splitlines():
+        p = orjson.loads(line)
+        assert [bytes.fromhex(h) for h in p["path"]] == merkle.inclusion_proof(p["seq"], leaves)
+    code, report = check(ws, out, "--log-key", vkey(ws))
+    assert code == 0, report
+
+
+def test_a_consistency_proof_from_an_earlier_checkpoint(
+    governed: Workspace, tmp_path: Path
+) -> None:
+    ws = governed
+    earlier = tmp_path / "earlier.checkpoint"
+    ok(ws.cli("audit", "checkpoint", "--out", str(earlier)))
+    ok(ws.cli("alias", "set", "cancer", "champion", "1", as_="alice"))
+    out = tmp_path / "since.zip"
+    summary = export(ws, out, "--since", "2000-01-01", "--previous", str(earlier))
+    old_size = int(earlier.read_text().split("\n")[1])
+    assert summary["consistency_from"] == old_size
+    doc = json.loads(members(out)[bundle.CONSISTENCY])
+    log = ok(ws.cli("audit", "log", "-n", "1000", "--reverse", "--json")).json()
+    leaves = [bytes.fromhex(e["hash"]) for e in log][: summary["log_size"]]
+    assert [bytes.fromhex(h) for h in doc["proof"]] == merkle.consistency_proof(old_size, leaves)
+    code, report = check(ws, out, "--previous", str(earlier))
+    assert code == 0 and report["consistent_with"] == old_size, report
+    # the auditor's own checkpoint must be the one the bundle proves from
+    other = tmp_path / "other.checkpoint"
+    ok(ws.cli("audit", "checkpoint", "--out", str(other)))
+    code, report = check(ws, out, "--previous", str(other))
+    assert code == 4 and ("consistency-invalid", bundle.CONSISTENCY) in kinds(report)
+
+
+@pytest.fixture
+def subset(governed: Workspace, tmp_path: Path) -> Path:
+    out = tmp_path / "subset.zip"
+    export(governed, out, "--model", "cancer")
+    return out
+
+
+def test_a_modified_entry_is_named(governed: Workspace, subset: Path) -> None:
+    files = members(subset)
+    lines = files[bundle.ENTRIES].splitlines()
+    target = next(i for i, x in enumerate(lines) if b'"actor":"bob"' in x)
+    seq = orjson.loads(lines[target])["seq"]
+    lines[target] = lines[target].replace(b'"actor":"bob"', b'"actor":"eve"', 1)
+    files[bundle.ENTRIES] = b"\n".join(lines) + b"\n"
+    rewrite(subset, files)
+    code, report = check(governed, subset)
+    assert code == 4
+    assert ("manifest-signature", bundle.SIGNATURE) in kinds(report)
+    assert ("proof-invalid", f"entry {seq}") in kinds(report)
+
+
+def test_a_modified_entry_without_fixing_the_manifest(governed: Workspace, subset: Path) -> None:
+    files = members(subset)
+    assert b'"alice"' in files[bundle.ENTRIES]
+    files[bundle.ENTRIES] = files[bundle.ENTRIES].replace(b'"alice"', b'"mallory"', 1)
+    rewrite(subset, files, fix_hashes=False)
+    code, report = check(governed, subset)
+    assert code == 4 and ("file-modified", bundle.ENTRIES) in kinds(report)
+
+
+def test_a_removed_file_is_named(governed: Workspace, subset: Path) -> None:
+    files = members(subset)
+    del files["cards/cancer-v1.md"]
+    rewrite(subset, files, fix_hashes=False)
+    code, report = check(governed, subset)
+    assert code == 4 and kinds(report) == [("missing-file", "cards/cancer-v1.md")]
+
+
+def test_a_swapped_public_key_is_caught(governed: Workspace, subset: Path) -> None:
+    files = members(subset)
+    principals = json.loads(files[bundle.PRINCIPALS])
+    bob = next(k for k in principals if k["principal"] == "bob")
+    bob["public_key"] = keys.b64(keys.public_raw(keys.generate()))
+    files[bundle.PRINCIPALS] = json.dumps(principals).encode()
+    rewrite(subset, files)
+    code, report = check(governed, subset)
+    assert code == 4
+    found = kinds(report)
+    assert ("manifest-signature", bundle.SIGNATURE) in found
+    assert any(k == "signature-invalid" and w.startswith("entry ") for k, w in found)
+
+
+def test_a_forged_manifest_signature_is_caught(governed: Workspace, subset: Path) -> None:
+    files = members(subset)
+    manifest = json.loads(files[bundle.MANIFEST])
+    manifest["exported_by"] = "someone else"
+    files[bundle.MANIFEST] = json.dumps(manifest).encode()
+    files[bundle.SIGNATURE] = bundle.sign_manifest(manifest, keys.generate()).encode()
+    rewrite(subset, files, fix_hashes=False)
+    code, report = check(governed, subset)
+    assert code == 4 and kinds(report) == [("manifest-signature", bundle.SIGNATURE)]
+
+
+def test_a_bundle_signed_by_another_log_is_refused_when_the_key_is_pinned(
+    governed: Workspace, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cmi_console.services.setup import init_workspace
+
+    other = init_workspace(tmp_path / "other", admin="root")
+    other_key = (other.workspace.keys_dir / "log.vkey").read_text().strip()
+    code, report = check(governed, subset, "--log-key", other_key)
+    assert code == 4 and ("log-key-mismatch", bundle.LOG_KEY) in kinds(report)
+
+
+def test_a_proof_that_does_not_match_is_named(governed: Workspace, subset: Path) -> None:
+    files = members(subset)
+    lines = files[bundle.PROOFS].splitlines()
+    p = orjson.loads(lines[0])
+    p["path"][0] = "00" * 32
+    lines[0] = orjson.dumps(p)
+    files[bundle.PROOFS] = b"\n".join(lines) + b"\n"
+    rewrite(subset, files)
+    code, report = check(governed, subset)
+    assert code == 4 and ("proof-invalid", f"entry {p['seq']}") in kinds(report)
+
+
+def test_not_a_bundle_is_bad_input(governed: Workspace, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.zip"
+    junk.write_text("not a zip")
+    r = governed.cli("audit", "verify-bundle", str(junk), as_=None)
+    assert r.code == 2 and "not a readable zip" in r.err and "\n" not in r.err.strip()
+
+
+def test_export_refuses_bad_input_and_writes_nothing(governed: Workspace, tmp_path: Path) -> None:
+    taken = tmp_path / "taken.zip"
+    taken.write_text("mine")
+    r = governed.cli("audit", "export", "--out", str(taken))
+    assert r.code == 2 and "already exists" in r.err and taken.read_text() == "mine"
+    missing = tmp_path / "m.zip"
+    r = governed.cli("audit", "export", "--out", str(missing), "--model", "nope")
+    assert r.code == 2 and "does not exist" in r.err
+    assert not missing.exists() and not list(tmp_path.glob(".m.zip*"))
