@@ -241,6 +241,11 @@ def test_break_glass_needs_two_admins_opens_an_incident_and_is_flagged(
     actions = [e["action"] for e in ok(ws.cli("audit", "log", "-n", "4", "--json")).json()]
     assert actions == ["gate.promote", "break-glass.execute", "incident.open", "break-glass.sign"]
     assert ok(ws.cli("audit", "verify")).code == 0
+    [incident] = ok(ws.cli("incident", "list", "--json")).json()
+    assert (incident["incident"], incident["kind"]) == (done["incident"], "break-glass")
+    assert incident["severity"] == "high" and incident["status"] == "open"
+    events = ok(ws.cli("incident", "timeline", str(done["incident"]), "--json")).json()["events"]
+    assert "break-glass.execute" in {e["summary"] for e in events}
 
 
 def test_break_glass_still_needs_the_validation(governed: Workspace) -> None:

@@ -16,6 +16,7 @@ from cmi_console.cli import (
     gate_cmds,
     history_cmds,
     identity_cmds,
+    incident_cmds,
     policy_cmds,
     registry_cmds,
     training_cmds,
@@ -47,6 +48,7 @@ app.add_typer(registry_cmds.aliases, name="alias")
 app.add_typer(policy_cmds.app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(history_cmds.app, name="registry")
+app.add_typer(incident_cmds.app, name="incident")
 gate_cmds.register(app)
 training_cmds.register(app)
 

@@ -43,4 +43,5 @@ DECISION_ROLES: dict[str, frozenset[str]] = {
     "model.tier": frozenset({"admin", "risk-officer"}),
     "break-glass.sign": frozenset({"admin"}),
     "break-glass.execute": frozenset({"admin"}),
+    "incident.close": frozenset({"admin", "risk-officer", "reviewer", "deployer"}),
 }

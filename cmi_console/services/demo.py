@@ -23,7 +23,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cmi_console.core import clock
 from cmi_console.core.errors import BadInput
-from cmi_console.services import gates, identity, policies, registry, training, validations
+from cmi_console.services import (
+    gates,
+    identity,
+    incidents,
+    policies,
+    registry,
+    training,
+    validations,
+)
 from cmi_console.services.context import Context
 from cmi_console.services.setup import init_workspace
 from cmi_console.services.verify import verify
@@ -314,6 +322,38 @@ def _govern(as_: Callable[[str], Context], tick: DemoClock) -> None:
     gates.break_glass(as_(ADMIN), "wine-cultivar:2", "production", reason)
     gates.break_glass(as_("sam"), "wine-cultivar:2", "production", reason)
     gates.request(as_("alice"), "wine-cultivar:3", "staging", comment="shallow tree baseline")
+    _incidents(as_, tick)
+
+
+def _incidents(as_: Callable[[str], Context], tick: DemoClock) -> None:
+    """An investigation in progress on credit-risk, and a closed one on diabetes."""
+    tick.skip(hours=5)
+    failed = next(
+        r for r in validations.list_runs(as_("bob"), "credit-risk:3") if r["status"] == "fail"
+    )
+    happened = clock.add(tick(), hours=-3)
+    opened = incidents.open_incident(
+        as_("bob"),
+        "credit-risk",
+        "approval rate down 9 points since the Q3 data refresh",
+        at=happened,
+        severity="high",
+    )
+    n = opened["incident"]
+    incidents.link(as_("bob"), n, "version", "credit-risk:2")
+    incidents.link(as_("bob"), n, "validation", str(failed["run"]))
+    incidents.note(as_("bob"), n, "income and debt_ratio drifted in the Q3 file (validation run)")
+    incidents.note(as_("rita"), n, "hold credit-risk:3 until the drift is explained")
+    other = incidents.open_incident(
+        as_("carol"),
+        "diabetes-progression",
+        "predictions missing for 40 minutes",
+        at=clock.add(tick(), hours=-30),
+        severity="medium",
+    )
+    incidents.close(
+        as_("dora"), other["incident"], "feature store timeout upstream; no model fault"
+    )
 
 
 def ensure_demo(home: Path, *, reset: bool = False, start: date | None = None) -> Summary:

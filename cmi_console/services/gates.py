@@ -696,6 +696,7 @@ def break_glass(
                 },
                 "opened_at": tx.time,
                 "opened_by": actor,
+                "occurred_at": tx.time,
             },
         )
         tx.record(

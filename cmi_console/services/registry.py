@@ -503,11 +503,14 @@ _VIEW_RUN = select(RUNS.c.run_key).where(RUNS.c.id == bindparam("run_id"))
 _MODEL_NAME = select(MODELS.c.name).where(MODELS.c.id == bindparam("model_id"))
 
 
+def model_name(conn: Connection, model_id: int) -> str:
+    return str(conn.execute(_MODEL_NAME, {"model_id": model_id}).scalar_one())
+
+
 def show_version(ctx: Context, ref: str) -> dict[str, Any]:
     with ctx.read() as conn:
         v = version_row(conn, ref)
-        model = conn.execute(_MODEL_NAME, {"model_id": v.model_id}).scalar_one()
-        return version_view(conn, model, v)
+        return version_view(conn, model_name(conn, v.model_id), v)
 
 
 def version_view(conn: Connection, model: str, v: Any) -> dict[str, Any]:

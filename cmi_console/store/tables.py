@@ -270,6 +270,7 @@ class BreakGlass(SQLModel, table=True):
 
 class Incident(SQLModel, table=True):
     __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_status", "status", "model_id"),)
     id: int | None = Field(default=None, primary_key=True)
     model_id: int = Field(foreign_key="models.id")
     title: str = Field(max_length=300)
@@ -282,6 +283,30 @@ class Incident(SQLModel, table=True):
     closed_at: str | None = Field(default=None, max_length=32)
     closed_by: str | None = Field(default=None, max_length=64)
     root_cause: str | None = Field(default=None, max_length=4000)
+    # when it happened (opened_at is when it was reported)
+    occurred_at: str | None = Field(default=None, max_length=32)
+
+
+class IncidentNote(SQLModel, table=True):
+    __tablename__ = "incident_notes"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    text: str = Field(max_length=4000)
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+
+
+class IncidentLink(SQLModel, table=True):
+    """An incident points at a version, a log entry or a validation run."""
+
+    __tablename__ = "incident_links"
+    __table_args__ = (UniqueConstraint("incident_id", "kind", "ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    kind: str = Field(max_length=16)
+    ref: str = Field(max_length=200)
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -336,6 +361,8 @@ REGISTRY_TABLES: dict[str, Table] = {
         PromotionRequest,
         Decision,
         Incident,
+        IncidentNote,
+        IncidentLink,
         Retirement,
         BreakGlass,
     )

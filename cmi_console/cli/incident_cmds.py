@@ -1,0 +1,157 @@
+"""`cmi incident ...`: report, annotate, link, close and investigate incidents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cmi_console.cli import common
+
+app = typer.Typer(help="Incidents and their investigation.", no_args_is_help=True)
+JsonOpt = common.JsonOpt
+
+
+def _show(view: dict, as_json: bool) -> None:  # type: ignore[type-arg]
+    common.show(f"incident {view['incident']}", view, as_json)
+
+
+@app.command("open")
+def open_(
+    model: Annotated[str, typer.Argument(help="The model concerned.")],
+    title: Annotated[str, typer.Option(help="What happened, in one line.")],
+    at: Annotated[
+        str | None, typer.Option(help="When it happened (ISO 8601); default now.")
+    ] = None,
+    severity: Annotated[str, typer.Option(help="low, medium, high or critical.")] = "medium",
+    as_json: JsonOpt = False,
+) -> None:
+    """Report an incident on a model."""
+    from cmi_console.core.clock import parse_time
+    from cmi_console.services import incidents
+
+    when = parse_time(at, "--at") if at else None
+    _show(
+        incidents.open_incident(common.context(), model, title, at=when, severity=severity),
+        as_json,
+    )
+
+
+@app.command("note")
+def note(incident: int, text: str, as_json: JsonOpt = False) -> None:
+    """Add a note to an incident."""
+    from cmi_console.services import incidents
+
+    _show(incidents.note(common.context(), incident, text), as_json)
+
+
+@app.command("link")
+def link(
+    incident: int,
+    version: Annotated[str | None, typer.Option(help="A version, MODEL:VERSION.")] = None,
+    entry: Annotated[int | None, typer.Option(help="A log entry (seq).")] = None,
+    validation: Annotated[int | None, typer.Option(help="A validation run id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Link an incident to a version, a log entry or a validation run."""
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services import incidents
+
+    given = [
+        (k, v)
+        for k, v in (("version", version), ("entry", entry), ("validation", validation))
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise BadInput("incident link: give exactly one of --version, --entry, --validation")
+    kind, ref = given[0]
+    _show(incidents.link(common.context(), incident, kind, str(ref)), as_json)
+
+
+@app.command("close")
+def close(
+    incident: int,
+    root_cause: Annotated[str, typer.Option(help="What caused it.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Close an incident with its root cause (a signed decision)."""
+    from cmi_console.services import incidents
+
+    _show(incidents.close(common.context(), incident, root_cause), as_json)
+
+
+@app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option(help="open or closed.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Incidents, newest first."""
+    from cmi_console.services import incidents
+
+    rows = incidents.list_incidents(common.context(), status=status, model=model)
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["id", "model", "severity", "status", "kind", "happened", "title"],
+        [
+            [
+                r["incident"],
+                r["model"],
+                r["severity"],
+                r["status"],
+                r["kind"],
+                r["occurred_at"][:19] + "Z",
+                r["title"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("show")
+def show(incident: int, as_json: JsonOpt = False) -> None:
+    """One incident with its notes and links."""
+    from cmi_console.services import incidents
+
+    _show(incidents.show(common.context(), incident), as_json)
+
+
+@app.command("timeline")
+def timeline(
+    incident: int,
+    hours_before: Annotated[
+        float, typer.Option(help="Start this many hours before it happened.")
+    ] = 72.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the log recorded around the incident, in time order."""
+    from cmi_console.services import incidents
+
+    t = incidents.timeline(common.context(), incident, hours_before)
+    if as_json:
+        common.print_json(t)
+        return
+    common.table(
+        f"incident {incident}: {t['incident']['title']} ({t['from'][:19]}Z to {t['to'][:19]}Z)",
+        ["time", "seq", "kind", "actor", "subject", "what"],
+        [
+            [e["time"][:19] + "Z", e["seq"], e["kind"], e["actor"], e["subject"], e["summary"]]
+            for e in t["events"]
+        ],
+    )
+
+
+@app.command("report")
+def report(
+    incident: int,
+    out: Annotated[Path, typer.Option("--out", help="FILE.md or FILE.html")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the investigation report: summary, serving state, links, notes, timeline."""
+    from cmi_console.services import incidents
+
+    common.show("report", incidents.report(common.context(), incident, out), as_json)

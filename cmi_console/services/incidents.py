@@ -1,0 +1,379 @@
+"""Incidents: open, note, link, close (a signed decision), and investigate.
+
+The timeline merges, in time order, what the log recorded around the
+incident for its model: decisions, promotions, validation results, the
+incident's own notes and links, and any entry linked to it. Deployments and
+monitoring alerts join it when they exist (their entries are log entries of
+the same model, so they appear here without change).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import select, text
+
+from cmi_console.core import clock, documents, names, roles
+from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.services import history, registry
+from cmi_console.services.context import Context
+from cmi_console.services.identity import active_roles, require_enabled, require_role
+from cmi_console.store.engine import stream_rows
+from cmi_console.store.tables import (
+    Incident,
+    IncidentLink,
+    IncidentNote,
+    ValidationRun,
+    table,
+)
+
+INCIDENTS, NOTES, LINKS = table(Incident), table(IncidentNote), table(IncidentLink)
+SEVERITIES = ("low", "medium", "high", "critical")
+LINK_KINDS = ("version", "entry", "validation")
+WINDOW_HOURS = 72.0  # the timeline starts this long before the incident happened
+_ENTRY = text("SELECT seq, time, actor, action, subject, body FROM audit_entries WHERE seq = :seq")
+
+
+def _reporter(ctx: Context, conn: Any) -> str:
+    """Anyone who holds a role may report and annotate an incident."""
+    actor = ctx.require_actor()
+    require_enabled(conn, actor, "report incidents")
+    if not active_roles(conn, actor):
+        raise BadInput(f"{actor}: holds no role; cannot report incidents")
+    return actor
+
+
+def _row(conn: Any, incident_id: int) -> Any:
+    row = conn.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id)).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} does not exist")
+    return row
+
+
+def open_incident(
+    ctx: Context, model: str, title: str, *, at: str | None = None, severity: str = "medium"
+) -> dict[str, Any]:
+    names.entity(model, "MODEL")
+    if not title.strip() or len(title) > 300:
+        raise BadInput("--title: must be 1 to 300 characters")
+    if severity not in SEVERITIES:
+        raise BadInput(f"--severity: '{severity}' is not one of {', '.join(SEVERITIES)}")
+    with ctx.write() as tx:
+        actor = _reporter(ctx, tx.conn)
+        m = registry.model_row(tx.conn, model)
+        occurred = at or tx.time
+        if occurred > tx.time:
+            raise BadInput(f"--at: {occurred} is in the future")
+        incident_id = tx.insert(
+            INCIDENTS,
+            {
+                "model_id": m.id,
+                "title": title.strip(),
+                "severity": severity,
+                "kind": "incident",
+                "status": "open",
+                "details": {},
+                "opened_at": tx.time,
+                "opened_by": actor,
+                "occurred_at": occurred,
+            },
+        )
+        tx.record(
+            "incident.open",
+            f"incident:{incident_id}",
+            {"incident": incident_id, "kind": "incident", "model": model, "at": occurred},
+        )
+    return show(ctx, incident_id)
+
+
+def note(ctx: Context, incident_id: int, text: str) -> dict[str, Any]:
+    if not text.strip() or len(text) > 4000:
+        raise BadInput("TEXT: must be 1 to 4000 characters")
+    with ctx.write() as tx:
+        actor = _reporter(ctx, tx.conn)
+        _row(tx.conn, incident_id)
+        note_id = tx.insert(
+            NOTES,
+            {"incident_id": incident_id, "text": text, "created_at": tx.time, "created_by": actor},
+        )
+        tx.record("incident.note", f"incident:{incident_id}", {"note": note_id})
+    return show(ctx, incident_id)
+
+
+def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
+    """Point the incident at a version (MODEL:VERSION), a log entry (SEQ) or a
+    validation run (ID); the target must exist."""
+    if kind not in LINK_KINDS:
+        raise BadInput(f"link kind '{kind}' is not one of {', '.join(LINK_KINDS)}")
+    with ctx.write() as tx:
+        actor = _reporter(ctx, tx.conn)
+        _row(tx.conn, incident_id)
+        ref = _check_target(tx.conn, kind, ref)
+        exists = tx.conn.execute(
+            select(LINKS.c.id).where(
+                LINKS.c.incident_id == incident_id, LINKS.c.kind == kind, LINKS.c.ref == ref
+            )
+        ).first()
+        if exists:
+            raise BadInput(f"incident {incident_id} already links {kind} {ref}")
+        tx.insert(
+            LINKS,
+            {
+                "incident_id": incident_id,
+                "kind": kind,
+                "ref": ref,
+                "created_at": tx.time,
+                "created_by": actor,
+            },
+        )
+        tx.record("incident.link", f"incident:{incident_id}", {"kind": kind, "ref": ref})
+    return show(ctx, incident_id)
+
+
+def _check_target(conn: Any, kind: str, ref: str) -> str:
+    if kind == "version":
+        v = registry.version_row(conn, ref)
+        model = registry.model_name(conn, v.model_id)
+        return f"{model}:{v.version}"
+    try:
+        number = int(ref)
+    except ValueError:
+        raise BadInput(f"--{kind}: '{ref}' is not a number") from None
+    if kind == "entry":
+        found = conn.execute(_ENTRY, {"seq": number}).first()
+    else:
+        runs = table(ValidationRun)
+        found = conn.execute(select(runs.c.id).where(runs.c.id == number)).first()
+    if found is None:
+        raise NotFound(f"--{kind}: {number} does not exist")
+    return str(number)
+
+
+def close(ctx: Context, incident_id: int, root_cause: str) -> dict[str, Any]:
+    """Closing is a decision: signed by the closer, who must hold a closing role."""
+    if not root_cause.strip() or len(root_cause) > 4000:
+        raise BadInput("--root-cause: must be 1 to 4000 characters")
+    with ctx.write() as tx:
+        actor = ctx.require_actor()
+        require_role(tx.conn, actor, roles.DECISION_ROLES["incident.close"], "close incidents")
+        row = _row(tx.conn, incident_id)
+        if row.status == "closed":
+            raise BadInput(f"incident {incident_id} is already closed")
+        tx.update(
+            INCIDENTS,
+            incident_id,
+            {
+                "status": "closed",
+                "closed_at": tx.time,
+                "closed_by": actor,
+                "root_cause": root_cause,
+            },
+        )
+        tx.record(
+            "incident.close",
+            f"incident:{incident_id}",
+            {"incident": incident_id, "root_cause": root_cause},
+        )
+    return show(ctx, incident_id)
+
+
+def _view(conn: Any, row: Any) -> dict[str, Any]:
+    return {
+        "incident": row.id,
+        "model": registry.model_name(conn, row.model_id),
+        "title": row.title,
+        "severity": row.severity,
+        "kind": row.kind,
+        "status": row.status,
+        "occurred_at": row.occurred_at or row.opened_at,
+        "opened_at": row.opened_at,
+        "opened_by": row.opened_by,
+        "closed_at": row.closed_at,
+        "closed_by": row.closed_by,
+        "root_cause": row.root_cause,
+        "details": row.details,
+    }
+
+
+def list_incidents(
+    ctx: Context, *, status: str | None = None, model: str | None = None
+) -> list[dict[str, Any]]:
+    stmt = select(INCIDENTS).order_by(INCIDENTS.c.id.desc())
+    if status is not None:
+        stmt = stmt.where(INCIDENTS.c.status == status)
+    with ctx.read() as conn:
+        if model is not None:
+            stmt = stmt.where(INCIDENTS.c.model_id == registry.model_row(conn, model).id)
+        return [_view(conn, r) for r in conn.execute(stmt)]
+
+
+def show(ctx: Context, incident_id: int) -> dict[str, Any]:
+    with ctx.read() as conn:
+        row = _row(conn, incident_id)
+        notes = conn.execute(
+            select(NOTES).where(NOTES.c.incident_id == incident_id).order_by(NOTES.c.id)
+        ).all()
+        links = conn.execute(
+            select(LINKS).where(LINKS.c.incident_id == incident_id).order_by(LINKS.c.id)
+        ).all()
+        return {
+            **_view(conn, row),
+            "notes": [{"time": n.created_at, "by": n.created_by, "text": n.text} for n in notes],
+            "links": [{"kind": lk.kind, "ref": lk.ref, "by": lk.created_by} for lk in links],
+        }
+
+
+def timeline(ctx: Context, incident_id: int, hours_before: float = WINDOW_HOURS) -> dict[str, Any]:
+    """What happened around the incident, in time order (then log order)."""
+    incident = show(ctx, incident_id)
+    model = incident["model"]
+    start = clock.add(incident["occurred_at"], hours=-hours_before)
+    end = incident["closed_at"] or ctx.clock()
+    linked = {int(lk["ref"]) for lk in incident["links"] if lk["kind"] == "entry"}
+    versions = {f"version:{lk['ref']}" for lk in incident["links"] if lk["kind"] == "version"}
+    mine = {f"model:{model}", f"policy:{model}", f"incident:{incident_id}"}
+    prefix = f"version:{model}:"
+    events = []
+    with ctx.read() as conn:
+        for part in stream_rows(
+            conn,
+            "SELECT seq, time, actor, action, subject, body FROM audit_entries "
+            "WHERE time >= ? AND time <= ? ORDER BY seq",
+            (start, end),
+        ):
+            for seq, time_, actor, action, subject, body in part:
+                if not (
+                    subject in mine
+                    or subject in versions
+                    or subject.startswith(prefix)
+                    or seq in linked
+                ):
+                    continue
+                events.append(_event(seq, time_, actor, action, subject, body))
+        for seq in sorted(linked):  # linked entries outside the window still belong
+            if not any(e["seq"] == seq for e in events):
+                events.append(_event(*conn.execute(_ENTRY, {"seq": seq}).one()))
+    events.append(
+        {
+            "time": incident["occurred_at"],
+            "seq": None,
+            "kind": "incident",
+            "actor": "",
+            "subject": f"incident:{incident_id}",
+            "summary": "the incident happened",
+        }
+    )
+    events.sort(key=lambda e: (e["time"], -1 if e["seq"] is None else e["seq"]))
+    return {"incident": incident, "from": start, "to": end, "events": events}
+
+
+_KINDS = {
+    "gate.approve": "decision",
+    "gate.reject": "decision",
+    "gate.promote": "promotion",
+    "break-glass.execute": "promotion",
+    "version.archive": "promotion",
+    "version.retire": "retirement",
+    "validation.run": "validation",
+}
+
+
+def _event(
+    seq: int, time_: str, actor: str, action: str, subject: str, body: Any
+) -> dict[str, Any]:
+    data = orjson.loads(bytes(body)).get("data") or {}
+    st = data.get("statement") or {}
+    kind = _KINDS.get(action, action.split(".", 1)[0])
+    if action == "validation.run":
+        summary = f"validation {data.get('suite')}: {data.get('status')}"
+    elif action in ("gate.approve", "gate.reject", "gate.promote"):
+        where = f" ({st['environment']})" if st.get("environment") else ""
+        summary = f"{st.get('decision', action)} to {st.get('to_stage')}{where}"
+        summary += f": {st['comment']}" if st.get("comment") else ""
+    elif action == "incident.open":
+        summary = f"reported; happened at {data.get('at', time_)}"
+    elif action == "incident.link":
+        summary = f"linked {data.get('kind')} {data.get('ref')}"
+    elif action == "incident.note":
+        summary = f"note #{data.get('note')}"
+    elif action == "incident.close":
+        summary = f"closed: {data.get('root_cause')}"
+    else:
+        summary = action
+    return {
+        "time": time_,
+        "seq": seq,
+        "kind": kind,
+        "actor": actor,
+        "subject": subject,
+        "summary": summary,
+    }
+
+
+def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
+    """Write the investigation report as Markdown (.md) or HTML (.html)."""
+    if out.suffix not in (".md", ".html"):
+        raise BadInput(f"--out: {out.name} must end in .md or .html")
+    if not out.parent.is_dir():
+        raise BadInput(f"--out: {out.parent} is not a directory")
+    t = timeline(ctx, incident_id)
+    i = t["incident"]
+    state = history.as_of(ctx, i["occurred_at"], i["model"])
+    serving = state["models"][0]["serving"] if state["models"] else {}
+    summary = [
+        f"Model {i['model']}; severity {i['severity']}; status {i['status']}.",
+        f"Happened {i['occurred_at']}; reported {i['opened_at']} by {i['opened_by']}.",
+    ]
+    if i["closed_at"]:
+        summary.append(f"Closed {i['closed_at']} by {i['closed_by']}: {i['root_cause']}")
+    sections: list[documents.Section] = [
+        ("Summary", [("p", summary)]),
+        (
+            "Serving when it happened",
+            documents.table_or(
+                [["slot", "version"]] + [[k, str(v)] for k, v in serving.items()],
+                "No version held an exclusive stage at that instant.",
+            ),
+        ),
+        (
+            "Links",
+            documents.table_or(
+                [["kind", "ref", "by"]] + [[lk["kind"], lk["ref"], lk["by"]] for lk in i["links"]],
+                "None.",
+            ),
+        ),
+        (
+            "Notes",
+            documents.table_or(
+                [["time", "by", "note"]] + [[n["time"], n["by"], n["text"]] for n in i["notes"]],
+                "None.",
+            ),
+        ),
+        (
+            f"Timeline ({t['from']} to {t['to']})",
+            documents.table_or(
+                [["time", "seq", "kind", "actor", "subject", "what"]]
+                + [
+                    [
+                        e["time"],
+                        "" if e["seq"] is None else str(e["seq"]),
+                        e["kind"],
+                        e["actor"],
+                        e["subject"],
+                        e["summary"],
+                    ]
+                    for e in t["events"]
+                ],
+                "Nothing was logged in this window.",
+            ),
+        ),
+    ]
+    title = f"Incident {incident_id}: {i['title']}"
+    render = documents.markdown if out.suffix == ".md" else documents.to_html
+    try:
+        out.write_text(render(title, sections))
+    except OSError as exc:
+        raise BadInput(f"--out: cannot write {out} ({exc.strerror})") from None
+    return {"incident": incident_id, "report": str(out), "events": len(t["events"])}

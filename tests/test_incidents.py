@@ -1,0 +1,143 @@
+"""Incidents: report, note, link, close (signed), timeline and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Workspace
+from gate_helpers import add_staff, ok, to_production
+
+
+@pytest.fixture
+def governed(populated: Workspace) -> Workspace:
+    return add_staff(populated)
+
+
+def _log(ws: Workspace) -> list[dict[str, Any]]:
+    return ok(ws.cli("audit", "log", "-n", "1000", "--reverse", "--json")).json()
+
+
+def test_an_incident_is_opened_annotated_linked_and_closed(governed: Workspace) -> None:
+    ws = governed
+    opened = ok(
+        ws.cli(
+            "incident",
+            "open",
+            "cancer",
+            "--title",
+            "false negatives up",
+            "--severity",
+            "high",
+            "--at",
+            "2026-01-02T03:04:05Z",
+            "--json",
+            as_="bob",
+        )
+    ).json()
+    n = str(opened["incident"])
+    assert opened["occurred_at"] == "2026-01-02T03:04:05.000000Z" and opened["status"] == "open"
+    ok(ws.cli("incident", "note", n, "paged the on-call", as_="bob"))
+    ok(ws.cli("incident", "link", n, "--version", "cancer:2", as_="bob"))
+    ok(ws.cli("incident", "link", n, "--entry", "3", as_="bob"))
+    again = ws.cli("incident", "link", n, "--entry", "3", as_="bob")
+    assert again.code == 2 and "already links" in again.err
+    shown = ok(ws.cli("incident", "show", n, "--json")).json()
+    assert [x["text"] for x in shown["notes"]] == ["paged the on-call"]
+    assert [(x["kind"], x["ref"]) for x in shown["links"]] == [
+        ("version", "cancer:2"),
+        ("entry", "3"),
+    ]
+    # closing is a decision: a developer may not, a reviewer may, and it is signed
+    denied = ws.cli("incident", "close", n, "--root-cause", "x", as_="alice")
+    assert denied.code == 3 and "close incidents" in denied.err
+    closed = ok(
+        ws.cli("incident", "close", n, "--root-cause", "stale feature", "--json", as_="bob")
+    )
+    assert closed.json()["status"] == "closed" and closed.json()["root_cause"] == "stale feature"
+    last = _log(ws)[-1]
+    assert last["action"] == "incident.close" and "sig" in last and last["actor"] == "bob"
+    twice = ws.cli("incident", "close", n, "--root-cause", "y", as_="bob")
+    assert twice.code == 2 and "already closed" in twice.err
+    assert [
+        i["incident"] for i in ok(ws.cli("incident", "list", "--status", "closed", "--json")).json()
+    ] == [int(n)]
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["open", "nope", "--title", "t"], "does not exist"),
+        (["open", "cancer", "--title", "t", "--severity", "dire"], "--severity"),
+        (["open", "cancer", "--title", "t", "--at", "3000-01-01"], "in the future"),
+        (["open", "cancer", "--title", "t", "--at", "yesterday"], "ISO 8601"),
+        (["note", "99", "x"], "incident 99 does not exist"),
+        (["link", "1", "--entry", "1", "--version", "cancer:1"], "exactly one"),
+    ],
+)
+def test_bad_incident_input_is_one_line_and_writes_nothing(
+    governed: Workspace, args: list[str], message: str
+) -> None:
+    ws = governed
+    ok(ws.cli("incident", "open", "cancer", "--title", "base", as_="bob"))
+    before = len(_log(ws))
+    r = ws.cli("incident", *args, as_="bob")
+    assert r.code == 2 and message in r.err and "\n" not in r.err.strip()
+    assert len(_log(ws)) == before
+
+
+def test_links_must_point_at_something_real(governed: Workspace) -> None:
+    ws = governed
+    ok(ws.cli("incident", "open", "cancer", "--title", "t", as_="bob"))
+    for flag, ref in (("--version", "cancer:9"), ("--entry", "100000"), ("--validation", "77")):
+        r = ws.cli("incident", "link", "1", flag, ref, as_="bob")
+        assert r.code == 2 and ("does not exist" in r.err or "no such version" in r.err), r.err
+
+
+def test_the_timeline_merges_the_models_history_in_time_order(
+    governed: Workspace, tmp_path: Path
+) -> None:
+    ws = governed
+    ok(ws.cli("model", "create", "unrelated", as_="alice"))
+    to_production(ws, 1)
+    happened = _log(ws)[-1]["time"]
+    opened = ok(
+        ws.cli(
+            "incident", "open", "cancer", "--title", "drop", "--at", happened, "--json", as_="bob"
+        )
+    ).json()
+    n = str(opened["incident"])
+    ok(ws.cli("incident", "link", n, "--entry", "0", as_="bob"))  # far outside the window
+    t = ok(ws.cli("incident", "timeline", n, "--json")).json()
+    events = t["events"]
+    keys = [(e["time"], -1 if e["seq"] is None else e["seq"]) for e in events]
+    assert keys == sorted(keys)
+    log = {e["seq"]: e for e in _log(ws)}
+    subjects = {e["subject"] for e in events}
+    assert "model:unrelated" not in subjects
+    kinds = {e["kind"] for e in events}
+    assert {"validation", "decision", "promotion", "incident"} <= kinds
+    seqs = [e["seq"] for e in events if e["seq"] is not None]
+    assert 0 in seqs  # the linked entry, although outside the window
+    # every entry about the model in the window is there, and nothing else
+    expected = {
+        s
+        for s, e in log.items()
+        if t["from"] <= e["time"] <= t["to"]
+        and (
+            e["subject"].startswith("version:cancer:")
+            or e["subject"] in ("model:cancer", "policy:cancer", f"incident:{n}")
+        )
+    } | {0}
+    assert set(seqs) == expected
+    happened_marker = [e for e in events if e["seq"] is None]
+    assert [e["summary"] for e in happened_marker] == ["the incident happened"]
+    for suffix in (".md", ".html"):
+        out = tmp_path / f"report{suffix}"
+        ok(ws.cli("incident", "report", n, "--out", str(out)))
+        text = out.read_text()
+        assert "drop" in text and "production@production" in text and "Timeline" in text
+    bad = ws.cli("incident", "report", n, "--out", str(tmp_path / "r.pdf"))
+    assert bad.code == 2 and ".md or .html" in bad.err
