@@ -358,7 +358,9 @@ def test_a_cancelled_run_records_nothing(home: Path) -> None:
 
 # The audit screen is left out: its footer settles at a varying moment after
 # its pages load, so its picture is not stable; Pilot tests cover it.
-@pytest.mark.parametrize("keys", ["d", "m", "r"], ids=["dashboard", "models", "reviews"])
+@pytest.mark.parametrize(
+    "keys", ["d", "m", "r", "i"], ids=["dashboard", "models", "reviews", "incidents"]
+)
 def test_main_screens_snapshot(home: Path, snap_compare, keys: str) -> None:  # type: ignore[no-untyped-def]
     app = CmiApp(Context.open(home, None, "nina"), passphrase=b"demo", verify=False)
 
@@ -381,3 +383,65 @@ def test_version_screen_snapshot(home: Path, snap_compare) -> None:  # type: ign
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+async def test_incidents_and_the_investigation_view(home: Path) -> None:
+    from cmi_console.tui.incidents_screen import IncidentsScreen, InvestigationScreen
+
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        alerts = app.screen.query_one("#alerts", DataTable)
+        assert "i2" in [r.value for r in alerts.rows]  # the open credit-risk incident
+        await pilot.press("i")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, IncidentsScreen)
+        table = screen.query_one("#incidents", DataTable)
+        assert table.row_count == 3
+        table.move_cursor(row=[r.value for r in table.rows].index("2"))
+        await pilot.press("enter")
+        await settle(pilot)
+        view = app.screen
+        assert isinstance(view, InvestigationScreen)
+        summary = str(view.query_one("#summary", Static).render())
+        assert "credit-risk" in summary and "2 note(s), 2 link(s)" in summary
+        timeline = view.query_one("#timeline", DataTable)
+        times = [view.events[int(k.value)]["time"] for k in timeline.rows]
+        assert times == sorted(times) and timeline.row_count == len(view.events)
+        # select the moment the incident happened: the panel shows who was serving
+        happened = next(i for i, e in enumerate(view.events) if e["seq"] is None)
+        timeline.move_cursor(row=happened)
+        await settle(pilot)
+        panel = str(view.query_one("#as-of", Static).render())
+        assert "registry as of" in panel and "credit-risk:2  production  serving" in panel
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, IncidentsScreen)
+
+
+async def test_export_dialog_writes_a_bundle_that_verifies(home: Path, tmp_path: Path) -> None:
+    from textual.widgets import ProgressBar
+
+    from cmi_console.core import bundle
+    from cmi_console.tui.audit_screen import ExportDialog
+
+    out = tmp_path / "from-the-console.zip"
+    app = app_for(home, "audrey")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ExportDialog)
+        dialog.query_one("#out", Input).value = str(out)
+        dialog.query_one("#model", Input).value = "credit-risk"
+        bar = dialog.query_one("#progress", ProgressBar)
+        await pilot.click("#export")
+        await settle(pilot)
+        assert not isinstance(app.screen, ExportDialog)
+        assert bar.total is not None and bar.progress == bar.total
+    report = bundle.verify(out)
+    assert report.ok and report.scope["model"] == "credit-risk", report.problems

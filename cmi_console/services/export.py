@@ -195,9 +195,11 @@ def _entries(
                 _take(found, seq, action, subject, bodies[-1])
             # one write per batch: a compressor call per entry cost more than the rest
             out.write(b"\n".join(bodies) + b"\n")
-            if progress:
-                progress(len(found["seqs"]), size)
+            if progress:  # how far through the log, also for a subset
+                progress(part[-1][0] + 1, size)
         out.close()
+        if progress:
+            progress(size, size)
         sheet.seek(0)
         view = w.stream("csv/entries.csv")
         while chunk := sheet.read(1 << 20):

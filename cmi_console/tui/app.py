@@ -14,6 +14,7 @@ from cmi_console.core.errors import CmiError, Denied
 from cmi_console.services.context import Context
 from cmi_console.tui.audit_screen import AuditScreen
 from cmi_console.tui.dashboard import DashboardScreen
+from cmi_console.tui.incidents_screen import IncidentsScreen
 from cmi_console.tui.models import ModelScreen, ModelsScreen
 from cmi_console.tui.policies_screen import PoliciesScreen
 from cmi_console.tui.reviews import ReviewQueueScreen
@@ -25,6 +26,7 @@ SECTIONS = {
     "models": ("Models", ModelsScreen),
     "reviews": ("Review queue", ReviewQueueScreen),
     "audit": ("Audit log", AuditScreen),
+    "incidents": ("Incidents", IncidentsScreen),
     "policies": ("Policies", PoliciesScreen),
 }
 
@@ -59,6 +61,7 @@ class CmiApp(App[None]):
         Binding("m", "switch_mode('models')", "Models", id="cmi.models"),
         Binding("r", "switch_mode('reviews')", "Reviews", id="cmi.reviews"),
         Binding("l", "switch_mode('audit')", "Audit log", id="cmi.audit"),
+        Binding("i", "switch_mode('incidents')", "Incidents", id="cmi.incidents"),
         Binding("o", "switch_mode('policies')", "Policies", id="cmi.policies"),
         Binding("escape", "back", "Back", id="cmi.back"),
         Binding("question_mark", "help", "Keys", id="cmi.help"),

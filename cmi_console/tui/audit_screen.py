@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
-from textual.widgets import Input, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from cmi_console.core.clock import parse_time
 from cmi_console.core.errors import BadInput, CmiError
 from cmi_console.tui.audit_view import AuditLogView
 from cmi_console.tui.base import DataScreen
+from cmi_console.tui.reviews import ActionDialog
 
 FILTERS = ("actor", "action", "subject", "since", "until")
 
@@ -23,6 +26,7 @@ class AuditScreen(DataScreen):
         ("slash", "focus_filters", "Filter"),
         ("escape", "focus_log", "Log"),
         ("v", "verify", "Verify log"),
+        ("x", "export", "Export bundle"),
     ]
 
     def body(self) -> ComposeResult:
@@ -112,6 +116,9 @@ class AuditScreen(DataScreen):
         lines.append(body.decode()[:3000])
         self.app.call_from_thread(self.query_one("#entry", Static).update, "\n".join(lines))
 
+    def action_export(self) -> None:
+        self.app.push_screen(ExportDialog())
+
     def action_verify(self) -> None:
         self.notify("verifying the log…")
         self._verify()
@@ -147,3 +154,36 @@ class AuditScreen(DataScreen):
 
     def action_focus_log(self) -> None:
         self.query_one(AuditLogView).focus()
+
+
+class ExportDialog(ActionDialog):
+    """Write a compliance bundle, with a progress bar; the whole log or one model."""
+
+    def compose(self) -> ComposeResult:
+        default = Path.home() / f"cmi-bundle-{date.today().isoformat()}.zip"
+        with Vertical(id="dialog"):
+            yield Label("Export a compliance bundle (verify it with `cmi audit verify-bundle`)")
+            yield Input(value=str(default), placeholder="bundle file (.zip)", id="out")
+            yield Input(placeholder="model (empty: the whole log)", id="model")
+            yield ProgressBar(id="progress", show_eta=False)
+            with Horizontal():
+                yield Button("Export", id="export", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(False)
+            return
+        from cmi_console.services import export
+
+        out = Path(self.query_one("#out", Input).value.strip()).expanduser()
+        model = self.query_one("#model", Input).value.strip() or None
+        bar = self.query_one("#progress", ProgressBar)
+
+        def progress(done: int, total: int) -> None:
+            self.app.call_from_thread(bar.update, total=total, progress=done)
+
+        self.submit(
+            lambda: export.export(self.ctx, out, model=model, progress=progress),
+            lambda s: f"exported {s['entries']} entries to {s['bundle']}",
+        )

@@ -39,7 +39,7 @@ class DashboardScreen(DataScreen):
         super().on_mount()
 
     def fetch(self) -> Any:
-        from cmi_console.services import audit, gates, registry, validations
+        from cmi_console.services import audit, gates, incidents, registry, validations
 
         ctx = self.session.ctx
         recent: list[dict[str, Any]] = []
@@ -54,6 +54,7 @@ class DashboardScreen(DataScreen):
             "break_glass": [
                 v for v in registry.search_versions(ctx, limit=1000) if v["break_glass"]
             ],
+            "incidents": incidents.list_incidents(ctx, status="open"),
             "head": audit.head(ctx),
         }
 
@@ -87,19 +88,29 @@ class DashboardScreen(DataScreen):
                 for e in data["recent"]
             ],
         )
-        alerts = [
-            (
-                f"bg{v['model']}{v['version']}",
-                ["BREAK-GLASS", f"{v['model']}:{v['version']}", v["stage"]],
-            )
-            for v in data["break_glass"]
-        ] + [
-            (
-                f"v{r['run']}",
-                ["validation failed", r["version"], f"{r['suite']}: {', '.join(r['failed'])}"],
-            )
-            for r in data["failing"]
-        ]
+        alerts = (
+            [
+                (
+                    f"i{i['incident']}",
+                    [f"incident ({i['severity']})", i["model"], f"#{i['incident']} {i['title']}"],
+                )
+                for i in data["incidents"]
+            ]
+            + [
+                (
+                    f"bg{v['model']}{v['version']}",
+                    ["BREAK-GLASS", f"{v['model']}:{v['version']}", v["stage"]],
+                )
+                for v in data["break_glass"]
+            ]
+            + [
+                (
+                    f"v{r['run']}",
+                    ["validation failed", r["version"], f"{r['suite']}: {', '.join(r['failed'])}"],
+                )
+                for r in data["failing"]
+            ]
+        )
         fill(self.query_one("#alerts", DataTable), alerts)
         head = data["head"]
         verify = getattr(self.app, "verify_status", "not verified yet")
