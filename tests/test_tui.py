@@ -445,3 +445,33 @@ async def test_export_dialog_writes_a_bundle_that_verifies(home: Path, tmp_path:
         assert bar.total is not None and bar.progress == bar.total
     report = bundle.verify(out)
     assert report.ok and report.scope["model"] == "credit-risk", report.problems
+
+
+async def test_lineage_tab_expands_lazily_and_opens_nodes(home: Path) -> None:
+    from textual.widgets import Tree
+
+    app = app_for(home, "audrey")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(VersionScreen("credit-risk:2"))
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one(TabbedContent).active = "lineage"
+        await settle(pilot)
+        tree = screen.query_one("#tree", Tree)
+        came_from, led_to = tree.root.children
+        assert not came_from.children and not led_to.children  # nothing loaded yet
+        came_from.expand()
+        await settle(pilot)
+        labels = [str(c.label) for c in came_from.children]
+        assert any(x.startswith("succeeded-by: version credit-risk:1") for x in labels)
+        assert not led_to.children  # the other branch is still not loaded
+        older = next(c for c in came_from.children if "credit-risk:1" in str(c.label))
+        older.expand()
+        await settle(pilot)
+        assert any("produced: training run" in str(c.label) for c in older.children)
+        tree.focus()
+        tree.move_cursor(older)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, VersionScreen) and app.screen.ref == "credit-risk:1"

@@ -17,6 +17,7 @@ from cmi_console.cli import (
     history_cmds,
     identity_cmds,
     incident_cmds,
+    lineage_cmds,
     policy_cmds,
     registry_cmds,
     training_cmds,
@@ -51,6 +52,7 @@ app.add_typer(history_cmds.app, name="registry")
 app.add_typer(incident_cmds.app, name="incident")
 gate_cmds.register(app)
 training_cmds.register(app)
+lineage_cmds.register(app)
 
 
 @app.command()

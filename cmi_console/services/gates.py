@@ -29,7 +29,7 @@ from cmi_console.core.gates import (
 )
 from cmi_console.core.policy import ARCHIVED, Effective, Stage
 from cmi_console.core.refs import parse_version_ref
-from cmi_console.services import validations
+from cmi_console.services import lineage, validations
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import (
     KEYS,
@@ -350,6 +350,11 @@ def decide(
                 "created_at": tx.time,
             },
         )
+        edges = [(("version", g.row.id), ("decision", did), decision)]
+        evidence = _evidence(tx.conn, g.row.id, statement.get("validation_sha256"))
+        if evidence is not None:
+            edges.append((("validation", evidence), ("decision", did), "evidence"))
+        lineage.connect(tx, edges)
         if decision == "reject":
             tx.update(
                 REQUESTS,
@@ -543,6 +548,8 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
                 select(MODELS.c.name).where(MODELS.c.id == succ.model_id)
             ).scalar_one()
             succ_ref = f"{succ_model}:{succ.version}"
+        if succ is not None:
+            lineage.connect(tx, [(("version", g.row.id), ("version", succ.id), "succeeded-by")])
         tx.insert(
             RETIREMENTS,
             {
@@ -736,6 +743,22 @@ def break_glass(
         "bypassed": unmet,
         **result,
     }
+
+
+def _evidence(conn: Any, version_id: int, result_sha256: Any) -> int | None:
+    """The validation run whose result a decision's statement binds."""
+    if not isinstance(result_sha256, str):
+        return None
+    row = conn.execute(
+        select(validations.RUNS.c.id)
+        .where(
+            validations.RUNS.c.version_id == version_id,
+            validations.RUNS.c.result_sha256 == result_sha256,
+        )
+        .order_by(validations.RUNS.c.id.desc())
+        .limit(1)
+    ).first()
+    return int(row[0]) if row else None
 
 
 # --- queue ----------------------------------------------------------------

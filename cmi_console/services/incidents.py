@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 
 from cmi_console.core import clock, documents, names, roles
 from cmi_console.core.errors import BadInput, NotFound
-from cmi_console.services import history, registry
+from cmi_console.services import history, lineage, registry
 from cmi_console.services.context import Context
 from cmi_console.services.identity import active_roles, require_enabled, require_role
 from cmi_console.store.engine import stream_rows
@@ -128,6 +128,10 @@ def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
                 "created_by": actor,
             },
         )
+        if kind != "entry":  # a log entry is evidence, not a lineage node
+            lineage.connect(
+                tx, [((kind, _node_id(tx.conn, kind, ref)), ("incident", incident_id), "incident")]
+            )
         tx.record("incident.link", f"incident:{incident_id}", {"kind": kind, "ref": ref})
     return show(ctx, incident_id)
 
@@ -149,6 +153,10 @@ def _check_target(conn: Any, kind: str, ref: str) -> str:
     if found is None:
         raise NotFound(f"--{kind}: {number} does not exist")
     return str(number)
+
+
+def _node_id(conn: Any, kind: str, ref: str) -> int:
+    return int(registry.version_row(conn, ref).id) if kind == "version" else int(ref)
 
 
 def close(ctx: Context, incident_id: int, root_cause: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from cmi_console.core import artifact_format, names, roles
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
+from cmi_console.services import lineage
 from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import effective_for
@@ -333,6 +334,13 @@ def record_run(
         )
         for role, ds in sorted(links.items()):
             tx.insert(RUN_DATASETS, {"run_id": rid, "dataset_id": ds.id, "role": role})
+        edges = [
+            (("dataset", ds.id), ("run", rid), f"input:{role}")
+            for role, ds in sorted(links.items())
+        ]
+        if isinstance(params.get("recipe_sha256"), str):
+            edges.append((("recipe", params["recipe_sha256"]), ("run", rid), "recipe"))
+        lineage.connect(tx, edges)
         tx.record(
             "run.record",
             f"run:{run_key}",
@@ -461,6 +469,10 @@ def register_version(
         tx.insert_many(
             TAGS, [{"version_id": vid, "key": k, "value": v} for k, v in sorted(tag_values.items())]
         )
+        edges = [(("dataset", ds.id), ("version", vid), role) for role, ds in ordered]
+        if run_row is not None:
+            edges.append((("run", run_row.id), ("version", vid), "produced"))
+        lineage.connect(tx, edges)
         tx.record(
             "version.register",
             f"version:{model}:{number}",
@@ -505,6 +517,13 @@ _MODEL_NAME = select(MODELS.c.name).where(MODELS.c.id == bindparam("model_id"))
 
 def model_name(conn: Connection, model_id: int) -> str:
     return str(conn.execute(_MODEL_NAME, {"model_id": model_id}).scalar_one())
+
+
+def ref_of(ctx: Context, version_id: int) -> str:
+    """MODEL:VERSION of a versions row id."""
+    with ctx.read() as conn:
+        v = conn.execute(select(VERSIONS).where(VERSIONS.c.id == version_id)).one()
+        return f"{model_name(conn, v.model_id)}:{v.version}"
 
 
 def show_version(ctx: Context, ref: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.gates import ValidationFacts
 from cmi_console.core.policy import Effective
 from cmi_console.core.refs import parse_version_ref
+from cmi_console.services import lineage
 from cmi_console.services.context import Context
 from cmi_console.services.identity import require_role
 from cmi_console.services.policies import effective_for
@@ -166,6 +167,7 @@ def validate(
                 "finished_at": tx.time,
             },
         )
+        lineage.connect(tx, [(("version", v.id), ("validation", run_id), "validated")])
         tx.record(
             "validation.run",
             f"version:{model.name}:{v.version}",

@@ -309,6 +309,25 @@ class IncidentLink(SQLModel, table=True):
     created_by: str = Field(max_length=64)
 
 
+class LineageEdge(SQLModel, table=True):
+    """How one node came from another: (src) -[relation]-> (dst). Nodes are
+    (kind, id): dataset, recipe (its SHA-256), run, version, validation,
+    decision, incident, and later deployment and window."""
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (
+        Index("ix_lineage_edges_src", "src_kind", "src_id"),
+        Index("ix_lineage_edges_dst", "dst_kind", "dst_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    src_kind: str = Field(max_length=16)
+    src_id: str = Field(max_length=100)
+    dst_kind: str = Field(max_length=16)
+    dst_id: str = Field(max_length=100)
+    relation: str = Field(max_length=40)
+    created_at: str = Field(max_length=32)
+
+
 class AuditEntry(SQLModel, table=True):
     """The log. Append-only: triggers refuse UPDATE and DELETE (migration 0001)."""
 
@@ -363,6 +382,7 @@ REGISTRY_TABLES: dict[str, Table] = {
         Incident,
         IncidentNote,
         IncidentLink,
+        LineageEdge,
         Retirement,
         BreakGlass,
     )

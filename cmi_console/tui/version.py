@@ -49,7 +49,7 @@ class VersionScreen(DataScreen):
                 yield DataTable(id="conditions", cursor_type="row")
                 yield DataTable(id="decisions", cursor_type="row")
             with TabPane("Lineage", id="lineage"):
-                yield Tree(self.ref, id="tree")
+                yield Tree[tuple[str, str]](self.ref, id="tree")
             with TabPane("Audit", id="audit"):
                 yield DataTable(id="entries", cursor_type="row")
 
@@ -66,7 +66,7 @@ class VersionScreen(DataScreen):
         super().on_mount()
 
     def fetch(self) -> Any:
-        from cmi_console.services import audit, gates, policies, registry, validations
+        from cmi_console.services import audit, gates, lineage, policies, registry, validations
 
         ctx = self.session.ctx
         v = registry.show_version(ctx, self.ref)
@@ -87,6 +87,7 @@ class VersionScreen(DataScreen):
             "reports": reports,
             "entries": audit.query(ctx, subject=f"version:{model}:{number}", limit=200),
             "policy": eff.sha256,
+            "lineage": lineage.root_key(ctx, self.ref),
         }
 
     def show(self, data: Any) -> None:
@@ -148,25 +149,67 @@ class VersionScreen(DataScreen):
                 for e in data["entries"]
             ],
         )
-        self._lineage(v, runs, data["entries"])
+        self._lineage(v, data["lineage"])
 
-    def _lineage(self, v: dict[str, Any], runs: list[dict[str, Any]], entries: list[Any]) -> None:
-        tree = self.query_one(Tree)
+    def _lineage(self, v: dict[str, Any], key: str) -> None:
+        """Two branches, loaded one step at a time as they are expanded."""
+        tree: Tree[tuple[str, str]] = self.query_one("#tree", Tree)
+        label = f"version {v['model']}:{v['version']} ({v['stage']})"
+        if str(tree.root.label) == label and tree.root.children:
+            return  # already built: keep what the reviewer expanded
         tree.clear()
-        tree.root.set_label(f"{v['model']}:{v['version']} ({v['stage']})")
-        data = tree.root.add("datasets", expand=True)
-        for d in v["datasets"]:
-            data.add_leaf(f"{d['role']}: {d['dataset']} {d['sha256'][:12]}")
-        if v["run"]:
-            tree.root.add_leaf(f"training run {v['run']}")
-        vals = tree.root.add("validation runs", expand=True)
-        for r in runs:
-            vals.add_leaf(f"#{r['run']} {r['suite']} {r['status']} by {r['run_by']}")
-        decided = tree.root.add("decisions", expand=True)
-        for e in reversed(entries):
-            if e["action"].startswith(("gate.", "version.retire", "break-glass")):
-                decided.add_leaf(f"{e['action']} by {e['actor']} at {e['time'][:16]}")
+        tree.root.set_label(label)
+        for direction, title in (("up", "came from"), ("down", "led to")):
+            branch = tree.root.add(title, data=(key, direction))
+            branch.allow_expand = True
         tree.root.expand()
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[tuple[str, str]]) -> None:
+        node = event.node
+        if node.data is not None and not node.children:
+            self._expand(node)
+
+    @work(thread=True, group="lineage")
+    def _expand(self, node: Any) -> None:
+        from cmi_console.services import lineage
+
+        key, direction = node.data
+        try:
+            step = lineage.node_edges(self.session.ctx, key, direction)
+        except CmiError as exc:
+            self.app.call_from_thread(self.notify, exc.message, severity="error")
+            return
+        self.app.call_from_thread(self._add_children, node, step, direction)
+
+    def _add_children(self, node: Any, step: dict[str, Any], direction: str) -> None:
+        far = "src" if direction == "up" else "dst"
+        for e in sorted(step["edges"], key=lambda e: e[far]):
+            child = node.add(
+                f"{e['relation']}: {step['nodes'][e[far]]['label']}", data=(e[far], direction)
+            )
+            child.allow_expand = True
+        if not step["edges"]:
+            node.allow_expand = False
+            node.set_label(f"{node.label} (nothing further)")
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[tuple[str, str]]) -> None:
+        """enter on a node opens it: a version or an incident in its own screen."""
+        if event.node.data is None or event.node is self.query_one("#tree", Tree).root:
+            return
+        kind, _, ident = event.node.data[0].partition(":")
+        if kind == "version" and event.node.parent is not None and event.node.parent.parent:
+            self._open_version(int(ident))
+        elif kind == "incident":
+            from cmi_console.tui.incidents_screen import InvestigationScreen
+
+            self.app.push_screen(InvestigationScreen(int(ident)))
+
+    @work(thread=True, group="lineage")
+    def _open_version(self, version_id: int) -> None:
+        from cmi_console.services import registry
+
+        ref = registry.ref_of(self.session.ctx, version_id)
+        self.app.call_from_thread(self.app.push_screen, VersionScreen(ref))
 
     # --- validation run ------------------------------------------------------
 
