@@ -7,6 +7,10 @@ sensitive attribute; historic labels carry a bias against group F through
 the `region` proxy and a direct term, so fairness checks have something to
 find. The 2026q3 snapshot drifts (incomes up, debt ratios up).
 diabetes.csv and wine.csv: scikit-learn's bundled real data sets, exported.
+windows/credit-week-01..08.csv: production-like weekly windows of the credit
+set (1,000 applications each, with a `timestamp` column and the `default`
+label that arrives later): incomes and debt ratios drift a little more each
+week, for monitoring.
 """
 
 from __future__ import annotations
@@ -73,6 +77,16 @@ def main() -> None:
     credit(2000, seed=8, income_shift=0.15, debt_shift=0.05).to_csv(
         HERE / "credit-2026q3.csv", index=False
     )
+    windows = HERE / "windows"
+    windows.mkdir(exist_ok=True)
+    start = np.datetime64("2026-09-07T00:00:00")
+    for week in range(8):
+        frame = credit(1000, seed=100 + week, income_shift=0.03 * week, debt_shift=0.01 * week)
+        rng = np.random.default_rng(200 + week)
+        seconds = np.sort(rng.integers(0, 7 * 24 * 3600, size=len(frame)))
+        stamps = start + np.timedelta64(7 * week, "D") + seconds.astype("timedelta64[s]")
+        frame.insert(0, "timestamp", np.datetime_as_string(stamps, unit="s"))
+        frame.to_csv(windows / f"credit-week-{week + 1:02d}.csv", index=False)
     d = load_diabetes(as_frame=True)
     d.frame.round(6).to_csv(HERE / "diabetes.csv", index=False)
     w = load_wine(as_frame=True)

@@ -115,3 +115,41 @@ def test_ece_matches_a_direct_computation() -> None:
         if (bins == b).any()
     )
     assert expected_calibration_error(y, p, 10) == pytest.approx(direct, abs=1e-12)
+
+
+LATENCY = """
+[suites.speed]
+[[suites.speed.checks]]
+kind = "latency"
+sample = 50
+max_p95_ms = 10000
+[suites.too-slow]
+[[suites.too-slow.checks]]
+kind = "latency"
+sample = 20
+max_p95_ms = 0.000001
+"""
+
+
+def test_latency_is_measured_and_kept_out_of_the_result_hash(
+    two_models: Workspace, tmp_path: Path
+) -> None:
+    ws = two_models
+    policy = tmp_path / "default.toml"
+    policy.write_text(policy.read_text() + LATENCY)
+    ok(ws.cli("policy", "activate", str(policy)))
+    first = ok(ws.cli("validate", "cancer:2", "--suite", "speed", "--json")).json()
+    second = ok(ws.cli("validate", "cancer:2", "--suite", "speed", "--json")).json()
+    [a], [b] = first["results"], second["results"]
+    assert a["kind"] == "latency" and a["status"] == "pass" and a["volatile"] is True
+    assert b["volatile"] is True and b["value"]["rows"] == 50
+    assert 0 < a["value"]["p50_ms"] <= a["value"]["p95_ms"] and a["value"]["rows"] == 50
+    # two runs of the same inputs: timings differ, the result hash does not
+    assert first["result_sha256"] == second["result_sha256"]
+    slow = ws.cli("validate", "cancer:2", "--suite", "too-slow", "--json")
+    assert slow.code == 1 and "p95" in slow.json()["results"][0]["explanation"]
+    # a non-volatile result hashes every field (the digest is not loosened)
+    from cmi_console.validation.results import digest
+
+    doc = {"results": [{"kind": "k", "status": "pass", "value": 1}]}
+    assert digest(doc) != digest({"results": [{"kind": "k", "status": "fail", "value": 1}]})

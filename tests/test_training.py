@@ -35,6 +35,11 @@ blocking = false
 kind = "performance"
 min = { roc_auc = 0.999 }
 bound = "interval"
+
+[suites.robust]
+[[suites.robust.checks]]
+kind = "robustness"
+max_drop = 0.5
 """
 )
 
@@ -191,6 +196,11 @@ def test_drift_and_fairness_on_the_credit_data(ws: Workspace, tmp_path: Path) ->
     assert fair["status"] in ("pass", "fail")
     assert set(fair["value"]["sex"]["groups"]) == {"F", "M"}
     assert out["inputs"]["current"]["file"] == "credit-2026q3.csv"
+    # integer columns (age) take noise and mean-filled holes: a regression of a
+    # pandas 3 refusal that made the check error
+    robust = ok(ws.cli("validate", "credit:1", "--suite", "robust", "--json")).json()
+    [r] = robust["results"]
+    assert r["status"] == "pass" and set(r["value"]["drops"]) == {"noise", "missing", "swap"}
 
 
 def test_drift_statistics_match_scipy() -> None:
@@ -322,3 +332,44 @@ def test_schema_and_quality_count_every_failure(ws: Workspace, tmp_path: Path) -
     assert quality["status"] == "fail"
     assert quality["value"]["duplicate_share"] == pytest.approx(10 / 210, abs=1e-6)
     assert quality["value"]["leakage_share"] > 0.5
+
+
+def test_a_failed_train_leaves_nothing_behind(ws: Workspace, tmp_path: Path) -> None:
+    """Datasets, run and version are one transaction: with no such model,
+    not even the dataset registration lands."""
+    from sklearn.datasets import load_breast_cancer
+
+    (tmp_path / "data").mkdir()
+    load_breast_cancer(as_frame=True).frame.to_csv(tmp_path / "data" / "c.csv", index=False)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'model = "not-created"\nseed = 5\n[data]\nfile = "data/c.csv"\ntarget = "target"\n'
+        '[estimator]\nclass = "sklearn.linear_model.LogisticRegression"\n'
+        "params = { max_iter = 5000 }\n"
+    )
+    before = log_head(ws)
+    r = ws.cli("train", str(recipe), as_="root")
+    assert r.code == 2 and "not-created" in r.err
+    assert log_head(ws) == before
+    assert ok(ws.cli("dataset", "list", "--json")).json() == []
+
+
+@pytest.mark.parametrize("ties", [True, False])
+def test_bootstrap_auc_by_weights_equals_sklearn_on_the_resample(ties: bool) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from cmi_console.validation.performance_check import _AucByWeights
+
+    rng = np.random.default_rng(3)
+    for n in (7, 60, 5000):
+        y = rng.choice(["bad", "good"], n)
+        score = rng.random(n)
+        score = np.round(score, 1) if ties else score
+        fast = _AucByWeights(y, np.c_[1 - score, score])
+        for _ in range(5):
+            idx = rng.integers(0, n, n)
+            got = fast.auc(np.bincount(idx, minlength=n))
+            if len(set(y[idx])) < 2:
+                assert got is None
+                continue
+            assert got == pytest.approx(roc_auc_score(y[idx], score[idx]), abs=1e-12)

@@ -242,6 +242,17 @@ class ChampionCheck(CheckSpec):
     missing_champion: Literal["pass", "fail"] = "pass"
 
 
+class LatencyCheck(CheckSpec):
+    """p50 and p95 of one-row prediction time on a sample of the current data.
+    Timings vary from run to run, so the measurement is kept in the run but
+    outside its result hash."""
+
+    kind: Literal["latency"] = "latency"
+    sample: int = Field(default=200, ge=10, le=100_000)
+    max_p50_ms: float | None = Field(default=None, gt=0)
+    max_p95_ms: float = Field(default=50.0, gt=0)
+
+
 class ReproducibilityCheck(CheckSpec):
     """Retrains from the recorded recipe and data (`cmi reproduce`)."""
 
@@ -260,6 +271,7 @@ CHECK_SPECS: dict[str, type[CheckSpec]] = {
     "calibration": CalibrationCheck,
     "slices": SlicesCheck,
     "robustness": RobustnessCheck,
+    "latency": LatencyCheck,
     "champion": ChampionCheck,
     "reproducibility": ReproducibilityCheck,
 }

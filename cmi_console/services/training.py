@@ -56,47 +56,50 @@ def train(ctx: Context, path: Path, root: Path | None = None) -> dict[str, Any]:
     frame = read_frame(data_path)
     holdout = read_frame(holdout_path) if holdout_path else None
     result = fit(recipe, frame, holdout)
-    name = recipe.data.name or data_path.stem
-    ds = registry.register_dataset(ctx, data_path, name)
-    datasets = {"train": f"{ds['name']}:{ds['version']}"}
-    if holdout_path is not None:
-        hd = registry.register_dataset(ctx, holdout_path, f"{name}-holdout")
-        datasets["holdout"] = f"{hd['name']}:{hd['version']}"
-    run_key = (
-        f"{recipe.model}-{recipe_sha[:12]}-{ds['content_sha256'][:8]}-{result.artifact_hash[:8]}"
-    )
-    with ctx.read() as conn:
-        exists = conn.execute(
-            select(registry.RUNS.c.id).where(registry.RUNS.c.run_key == run_key)
-        ).first()
-    if exists:
-        raise BadInput(f"{path}: this recipe on this data was already trained (run {run_key})")
-    registry.record_run(
-        ctx,
-        params={"recipe": raw, "recipe_sha256": recipe_sha, "features": result.features},
-        metrics=result.metrics,
-        environment=environment.describe(),
-        code_ref=code,
-        seed=recipe.seed,
-        datasets=datasets,
-        run_key=run_key,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        artifact = Path(tmp) / f"{recipe.model}.skops"
-        artifact.write_bytes(result.artifact)
-        version = registry.register_version(
-            ctx,
-            recipe.model,
-            artifact,
-            datasets=datasets,
-            run=run_key,
-            metrics=result.metrics,
-            tags={
-                "recipe": recipe_sha[:16],
-                "estimator": recipe.estimator.class_.rsplit(".", 1)[1],
-            },
-            description=recipe.description,
+    # datasets, run and version land together or not at all (one transaction)
+    with ctx.batch():
+        name = recipe.data.name or data_path.stem
+        ds = registry.register_dataset(ctx, data_path, name)
+        datasets = {"train": f"{ds['name']}:{ds['version']}"}
+        if holdout_path is not None:
+            hd = registry.register_dataset(ctx, holdout_path, f"{name}-holdout")
+            datasets["holdout"] = f"{hd['name']}:{hd['version']}"
+        run_key = (
+            f"{recipe.model}-{recipe_sha[:12]}-{ds['content_sha256'][:8]}-"
+            f"{result.artifact_hash[:8]}"
         )
+        with ctx.read() as conn:
+            exists = conn.execute(
+                select(registry.RUNS.c.id).where(registry.RUNS.c.run_key == run_key)
+            ).first()
+        if exists:
+            raise BadInput(f"{path}: this recipe on this data was already trained (run {run_key})")
+        registry.record_run(
+            ctx,
+            params={"recipe": raw, "recipe_sha256": recipe_sha, "features": result.features},
+            metrics=result.metrics,
+            environment=environment.describe(),
+            code_ref=code,
+            seed=recipe.seed,
+            datasets=datasets,
+            run_key=run_key,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            artifact = Path(tmp) / f"{recipe.model}.skops"
+            artifact.write_bytes(result.artifact)
+            version = registry.register_version(
+                ctx,
+                recipe.model,
+                artifact,
+                datasets=datasets,
+                run=run_key,
+                metrics=result.metrics,
+                tags={
+                    "recipe": recipe_sha[:16],
+                    "estimator": recipe.estimator.class_.rsplit(".", 1)[1],
+                },
+                description=recipe.description,
+            )
     return {**version, "run": run_key, "recipe_sha256": recipe_sha, "code": code}
 
 

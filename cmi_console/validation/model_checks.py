@@ -8,6 +8,7 @@ from typing import Any
 from cmi_console.core.policy import (
     CalibrationCheck,
     ChampionCheck,
+    LatencyCheck,
     ReproducibilityCheck,
     RobustnessCheck,
     SlicesCheck,
@@ -130,6 +131,7 @@ def run_robustness(spec: RobustnessCheck, subject: Subject) -> CheckResult:
         )
     holes = base.copy()
     for c in nums:
+        holes[c] = holes[c].astype(float)  # an int column cannot hold the mean (pandas 3 refuses)
         mask = rng.random(len(base)) < spec.missing_rate
         # a missing value is filled as a pipeline without an imputer would see it: the mean
         holes.loc[mask, c] = float(ev.reference[c].mean())
@@ -217,6 +219,42 @@ def run_champion(spec: ChampionCheck, subject: Subject) -> CheckResult:
         },
         threshold,
     )
+
+
+def run_latency(spec: LatencyCheck, subject: Subject) -> CheckResult:
+    """One row at a time, as an online service would predict; the row is cut
+    from the frame before the clock starts."""
+    import time
+
+    import numpy as np
+
+    ev = subject.evaluation()
+    model = subject.load_model()
+    rows = ev.current[ev.features]
+    n = min(spec.sample, len(rows))
+    if n == 0:
+        raise ValueError("no rows to time")
+    sample = rows.sample(n, random_state=subject.seed) if len(rows) > n else rows
+    singles = [sample.iloc[i : i + 1] for i in range(n)]
+    model.predict(singles[0])  # the first call pays for lazy set-up
+    timings = []
+    for row in singles:
+        start = time.perf_counter()
+        model.predict(row)
+        timings.append((time.perf_counter() - start) * 1000)
+    p50, p95 = (round(float(x), 4) for x in np.percentile(timings, [50, 95]))
+    problems = [f"p95 {p95:.3f} ms > {spec.max_p95_ms} ms"] if p95 > spec.max_p95_ms else []
+    if spec.max_p50_ms is not None and p50 > spec.max_p50_ms:
+        problems.append(f"p50 {p50:.3f} ms > {spec.max_p50_ms} ms")
+    result = _result(
+        spec,
+        not problems,
+        "; ".join(problems) or f"p50 {p50:.3f} ms, p95 {p95:.3f} ms over {n} rows",
+        {"p50_ms": p50, "p95_ms": p95, "rows": n},
+        {"max_p50_ms": spec.max_p50_ms, "max_p95_ms": spec.max_p95_ms, "sample": spec.sample},
+    )
+    result.volatile = True
+    return result
 
 
 def run_reproducibility(spec: ReproducibilityCheck, subject: Subject) -> CheckResult:

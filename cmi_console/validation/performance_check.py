@@ -21,9 +21,15 @@ def bootstrap_interval(
     rng = np.random.default_rng(seed)
     y, pred = np.asarray(y), np.asarray(pred)
     n = len(y)
+    fast = _AucByWeights(y, proba) if name == "roc_auc" and _binary(proba) else None
     values = []
     for _ in range(rounds):
         idx = rng.integers(0, n, n)
+        if fast is not None:
+            value = fast.auc(np.bincount(idx, minlength=n))
+            if value is not None:
+                values.append(value)
+            continue
         try:
             values.append(metric(name, y[idx], pred[idx], None if proba is None else proba[idx]))
         except ValueError:
@@ -32,6 +38,43 @@ def bootstrap_interval(
         return None
     lo, hi = np.percentile(values, [2.5, 97.5])
     return round(float(lo), 10), round(float(hi), 10)
+
+
+def _binary(proba: Any | None) -> bool:
+    return proba is not None and proba.shape[1] == 2
+
+
+class _AucByWeights:
+    """ROC AUC of a resample without re-sorting it: a resample is a weight per
+    row (how often it was drawn), and AUC is the weighted chance that a
+    positive outscores a negative, ties counting half (Mann-Whitney). The
+    scores are sorted once; each round is a few O(n) passes, where
+    scikit-learn would sort 100,000 rows again (~50 ms a round here).
+    Equal to roc_auc_score on the resampled rows (tested)."""
+
+    def __init__(self, y: Any, proba: Any) -> None:
+        import numpy as np
+
+        classes = np.unique(y)
+        scores = np.asarray(proba)[:, 1]
+        self.order = np.argsort(scores, kind="stable")
+        sorted_scores = scores[self.order]
+        # tie groups in ascending score order
+        self.group = np.concatenate(([0], np.cumsum(sorted_scores[1:] != sorted_scores[:-1])))
+        self.groups = int(self.group[-1]) + 1 if len(self.group) else 0
+        self.positive = (np.asarray(y)[self.order] == classes[-1]).astype(float)
+
+    def auc(self, counts: Any) -> float | None:
+        import numpy as np
+
+        w = counts[self.order].astype(float)
+        pos = np.bincount(self.group, weights=w * self.positive, minlength=self.groups)
+        neg = np.bincount(self.group, weights=w * (1.0 - self.positive), minlength=self.groups)
+        total_pos, total_neg = pos.sum(), neg.sum()
+        if total_pos == 0 or total_neg == 0:
+            return None  # one class only: no AUC, as roc_auc_score refuses
+        below = np.cumsum(neg) - neg
+        return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
 
 
 def run(spec: PerformanceCheck, subject: Subject) -> CheckResult:

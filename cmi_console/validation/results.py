@@ -21,9 +21,15 @@ class CheckResult:
     value: Any = None
     threshold: Any = None
     details: dict[str, Any] = field(default_factory=dict)
+    # a measurement that varies between identical runs (timings): kept in the
+    # run, left out of its result hash
+    volatile: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        if not self.volatile:
+            del out["volatile"]  # results without it hash as they always did
+        return out
 
 
 def overall(results: list[CheckResult]) -> str:
@@ -33,7 +39,19 @@ def overall(results: list[CheckResult]) -> str:
     return PASS
 
 
+MEASURED = ("status", "explanation", "value", "details")
+
+
 def digest(document: dict[str, Any]) -> str:
     """The hash of a run: SHA-256 of the RFC 8785 form of its result document,
-    which approvals bind (docs/policies.md, "Validation results")."""
-    return hashlib.sha256(canonical_bytes(document)).hexdigest()
+    which approvals bind (docs/policies.md, "Validation results"). A volatile
+    result contributes what was asked of it (kind, label, threshold,
+    blocking), not what was measured, so identical inputs keep one hash."""
+    stable = {
+        **document,
+        "results": [
+            {k: v for k, v in r.items() if k not in MEASURED} if r.get("volatile") else r
+            for r in document.get("results", [])
+        ],
+    }
+    return hashlib.sha256(canonical_bytes(stable)).hexdigest()

@@ -31,6 +31,7 @@ CHECKS: dict[str, CheckFn] = {
     "slices": model_checks.run_slices,  # type: ignore[dict-item]
     "robustness": model_checks.run_robustness,  # type: ignore[dict-item]
     "champion": model_checks.run_champion,  # type: ignore[dict-item]
+    "latency": model_checks.run_latency,  # type: ignore[dict-item]
     "reproducibility": model_checks.run_reproducibility,  # type: ignore[dict-item]
 }
 
