@@ -96,8 +96,10 @@ def test_a_subset_carries_proofs_equal_to_the_reference(
     assert not summary["full"] and 0 < summary["entries"] < summary["log_size"]
     files = members(out)
     entries = [orjson.loads(x) for x in files[bundle.ENTRIES].splitlines()]
-    mine = ("model:cancer", "policy:cancer")
+    # the model's own entries, and the datasets its versions came from
+    mine = ("model:cancer", "policy:cancer", "dataset:cancer:1")
     assert all(e["subject"] in mine or e["subject"].startswith("version:cancer:") for e in entries)
+    assert "dataset:cancer:1" in {e["subject"] for e in entries}
     log = ok(ws.cli("audit", "log", "-n", "1000", "--reverse", "--json")).json()
     leaves = [bytes.fromhex(e["hash"]) for e in log][: summary["log_size"]]
     for line in files[bundle.PROOFS].splitlines():

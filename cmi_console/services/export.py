@@ -67,14 +67,42 @@ class _Stream:
         self.writer.files[self.name] = self.hash.hexdigest()
 
 
+def _upstream(conn: Any, model: str) -> list[str]:
+    """Subjects of the datasets and training runs the model's versions came
+    from, so a model's bundle carries its history from the data on."""
+    m = registry.model_row(conn, model)
+    mv, ds, vd = registry.VERSIONS, registry.DATASETS, registry.VERSION_DATASETS
+    runs, rd = registry.RUNS, registry.RUN_DATASETS
+    keys = conn.execute(
+        select(runs.c.id, runs.c.run_key)
+        .join(mv, mv.c.run_id == runs.c.id)
+        .where(mv.c.model_id == m.id)
+    ).all()
+    direct = (
+        select(ds.c.name, ds.c.version)
+        .join(vd, vd.c.dataset_id == ds.c.id)
+        .join(mv, mv.c.id == vd.c.version_id)
+        .where(mv.c.model_id == m.id)
+    )
+    via_runs = (
+        select(ds.c.name, ds.c.version)
+        .join(rd, rd.c.dataset_id == ds.c.id)
+        .where(rd.c.run_id.in_([k.id for k in keys] or [-1]))
+    )
+    data = {f"dataset:{n}:{v}" for n, v in conn.execute(direct.union(via_runs)).all()}
+    return sorted(data | {f"run:{k.run_key}" for k in keys})
+
+
 def _scope_sql(
-    size: int, model: str | None, since: str | None, until: str | None
+    conn: Any, size: int, model: str | None, since: str | None, until: str | None
 ) -> tuple[str, tuple[Any, ...]]:
     where, params = ["seq < ?"], [size]
     if model is not None:
         stem = model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append("(subject IN (?, ?) OR subject LIKE ? ESCAPE '\\')")
-        params += [f"model:{model}", f"policy:{model}", f"version:{stem}:%"]
+        subjects = [f"model:{model}", f"policy:{model}", *_upstream(conn, model)]
+        marks = ", ".join("?" for _ in subjects)
+        where.append(f"(subject IN ({marks}) OR subject LIKE ? ESCAPE '\\')")
+        params += [*subjects, f"version:{stem}:%"]
     if since is not None:
         where.append("time >= ?")
         params.append(since)
@@ -177,7 +205,7 @@ def _entries(
     until: str | None,
     progress: Progress | None,
 ) -> dict[str, Any]:
-    where, params = _scope_sql(size, model, since, until)
+    where, params = _scope_sql(conn, size, model, since, until)
     found: dict[str, Any] = {"seqs": [], "decisions": [], "runs": [], "versions": set()}
     # a zip takes one member at a time: the CSV view waits in a temporary file
     with tempfile.TemporaryFile() as sheet:
