@@ -54,19 +54,30 @@ def test_kill_9_mid_write_leaves_a_verifiable_log(ws: Workspace) -> None:
     assert report.covered == report.entries
 
 
-@pytest.mark.slow
-def test_four_writers_at_once_lose_nothing_and_never_fork(ws: Workspace) -> None:
-    per = 25
-    procs = [spawn(ws, f"w{i}", per) for i in range(4)]
+def _writers_at_once(ws: Workspace, writers: int, per: int) -> None:
+    """`writers` processes each make `per` audited writes at once: nothing is
+    lost, the log is one chain (no fork), and it verifies."""
+    procs = [spawn(ws, f"w{i}", per) for i in range(writers)]
     for p in procs:
-        _out, err = p.communicate(timeout=300)
+        _out, err = p.communicate(timeout=900)
         assert p.returncode == 0, err
     ctx = ws.ctx()
     report = verify(ctx)
     assert report.ok, [str(f) for f in report.findings[:5]]
     names = {m["name"] for m in registry.list_models(ctx)}
-    assert names == {f"w{i}-{j}" for i in range(4) for j in range(per)}
+    assert names == {f"w{i}-{j}" for i in range(writers) for j in range(per)}
     log = ws.cli("audit", "log", "-n", "100000", "--json", "--reverse").json()
-    assert [e["seq"] for e in log] == list(range(len(log))) and len(log) == 2 + 4 * per
+    assert [e["seq"] for e in log] == list(range(len(log))) and len(log) == 2 + writers * per
     # a linear chain: every prev is the hash of the entry before it
     assert all(b["prev"] == a["hash"] for a, b in zip(log, log[1:], strict=False))
+
+
+@pytest.mark.slow
+def test_four_writers_at_once_lose_nothing_and_never_fork(ws: Workspace) -> None:
+    _writers_at_once(ws, 4, 25)
+
+
+@pytest.mark.slow
+def test_eight_writers_of_a_thousand_writes_each(ws: Workspace) -> None:
+    """Team scale (issue 8): 8 processes x 1,000 audited writes, on both backends."""
+    _writers_at_once(ws, 8, 1000)

@@ -475,3 +475,43 @@ async def test_lineage_tab_expands_lazily_and_opens_nodes(home: Path) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, VersionScreen) and app.screen.ref == "credit-risk:1"
+
+
+async def test_a_console_open_during_concurrent_writers_sees_every_write(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Team scale (issue 8): writers in other processes, the console open."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(base, "POLL_SECONDS", 0.3)
+    writer = Path(__file__).with_name("writer.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    app = app_for(home, "audrey")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        view = app.screen.query_one(AuditLogView)
+        before = view.total
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(writer), str(home), "-", f"tui{i}", "40", "alice"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+            for i in range(3)
+        ]
+        seen_during = set()
+        while any(p.poll() is None for p in procs):
+            await asyncio.sleep(0.2)
+            seen_during.add(view.total)
+        errors = [p.stderr.read().decode() for p in procs if p.returncode]  # type: ignore[union-attr]
+        assert not errors, errors
+        await pilot.pause(1.0)
+        await settle(pilot)
+        assert view.total == before + 120 == audit.count(app.session.ctx)
+        assert len(seen_during) > 1  # it followed along, not only at the end
