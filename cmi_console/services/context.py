@@ -16,7 +16,12 @@ from sqlalchemy.engine import Connection, Engine
 from cmi_console.core import clock, entries
 from cmi_console.core.errors import BadInput, Denied
 from cmi_console.store import schema
-from cmi_console.store.engine import make_engine, read_transaction, write_transaction
+from cmi_console.store.engine import (
+    make_engine,
+    read_transaction,
+    refresh_statistics,
+    write_transaction,
+)
 from cmi_console.store.workspace import Workspace, default_home
 
 if TYPE_CHECKING:
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 # ledger and the table classes are imported where a write needs them: a
 # read-only command then starts without building the SQLModel classes.
 PassphraseSource = Callable[[str], bytes | None]
+STATISTICS_AFTER = 1000  # entries in one batch after which the planner's statistics are refreshed
 
 
 def env_passphrase(_what: str) -> bytes | None:
@@ -161,6 +167,8 @@ class Context:
         if sealed is not None:
             # after commit: the witness must never be ahead of the database
             self.workspace.write_witness(*sealed)
+            if len(opened.tail.leaves) >= STATISTICS_AFTER:
+                refresh_statistics(self.engine)  # a big batch changes the tables' shape
 
 
 @dataclass

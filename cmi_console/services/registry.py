@@ -104,14 +104,13 @@ def create_model(
 def list_models(ctx: Context) -> list[dict[str, Any]]:
     with ctx.read() as conn:
         models = conn.execute(select(MODELS).order_by(MODELS.c.name)).all()
-        counts = {
-            (r[0], r[1]): r[2]
-            for r in conn.execute(
-                select(VERSIONS.c.model_id, VERSIONS.c.stage, func.count()).group_by(
-                    VERSIONS.c.model_id, VERSIONS.c.stage
-                )
+        by_model: dict[int, dict[str, int]] = {}  # model id -> stage -> versions
+        for mid, stage, n in conn.execute(
+            select(VERSIONS.c.model_id, VERSIONS.c.stage, func.count()).group_by(
+                VERSIONS.c.model_id, VERSIONS.c.stage
             )
-        }
+        ):
+            by_model.setdefault(mid, {})[stage] = n
         latest = dict(
             conn.execute(
                 select(VERSIONS.c.model_id, func.max(VERSIONS.c.version)).group_by(
@@ -121,7 +120,7 @@ def list_models(ctx: Context) -> list[dict[str, Any]]:
         )
     out = []
     for m in models:
-        stages = {stage: n for (mid, stage), n in counts.items() if mid == m.id}
+        stages = by_model.get(m.id, {})
         out.append(
             {
                 "name": m.name,

@@ -56,6 +56,9 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)
+    from cmi_console.store.engine import refresh_statistics
+
+    refresh_statistics(engine)
     return before, current_revision(engine)
 
 

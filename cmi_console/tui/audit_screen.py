@@ -52,6 +52,10 @@ class AuditScreen(DataScreen):
     def _fetch_page(self, offset: int, limit: int) -> list[dict[str, Any]]:
         from cmi_console.services import audit
 
+        if not any(self.current.values()):
+            # the whole log: line i is entry total-1-i, so a page is a range of
+            # seq (an index range), where OFFSET would step over every line above
+            return audit.query(self.session.ctx, before=self.total - offset, limit=limit)
         return audit.query(self.session.ctx, offset=offset, limit=limit, **self.current)
 
     def on_mount(self) -> None:

@@ -11,7 +11,20 @@ from textual.widgets import DataTable, Static
 
 from cmi_console.tui.base import DataScreen, fill
 
-DECISIONS = ("gate.*", "version.*", "break-glass.*", "policy.*", "model.tier")
+# exact actions, not prefixes: an equality on the indexed action column comes
+# back in log order from the index, where "version.*" would also sweep up
+# every tag change of a large registry
+DECISIONS = (
+    "gate.approve",
+    "gate.reject",
+    "gate.promote",
+    "version.retire",
+    "version.archive",
+    "break-glass.execute",
+    "policy.activate",
+    "model.tier",
+    "incident.close",
+)
 
 
 class DashboardScreen(DataScreen):
