@@ -98,3 +98,20 @@ def test_an_exception_out_of_a_batch_leaves_nothing(ws: Workspace, tmp_path: Pat
     # and the context is usable again afterwards
     registry.register_version(ctx, "m", _artifacts(tmp_path, 1)[0])
     assert verify(ctx).ok
+
+
+def test_an_open_batch_belongs_to_its_thread(ws: Workspace, tmp_path: Path) -> None:
+    """The console shares a Context between worker threads: a read in another
+    thread must not use the batch's connection (nor see its uncommitted rows)."""
+    import threading
+
+    ctx = ws.ctx("root")
+    registry.create_model(ctx, "m")
+    seen: list[int] = []
+    with ctx.batch():
+        registry.register_version(ctx, "m", _artifacts(tmp_path, 1)[0])
+        other = threading.Thread(target=lambda: seen.append(len(registry.list_versions(ctx, "m"))))
+        other.start()
+        other.join()
+        assert len(registry.list_versions(ctx, "m")) == 1  # this thread sees its own write
+    assert seen == [0]  # the other thread read the committed state

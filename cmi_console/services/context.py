@@ -4,6 +4,7 @@ write transaction that records every change in the audit log."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ class Context:
     passphrase: PassphraseSource = env_passphrase
     _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict, repr=False)
     _log_key: Ed25519PrivateKey | None = field(default=None, repr=False)
-    _open: _Open | None = field(default=None, repr=False)
+    # the write transaction this thread has open: the console shares one
+    # Context between worker threads, and a connection must stay in its thread
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @classmethod
     def open(
@@ -93,6 +96,14 @@ class Context:
     def forget_keys(self) -> None:
         """Drop unlocked private keys (the acting principal changed)."""
         self._signers.clear()
+
+    @property
+    def _open(self) -> _Open | None:
+        return getattr(self._local, "open", None)
+
+    @_open.setter
+    def _open(self, value: _Open | None) -> None:
+        self._local.open = value
 
     def put_artifact(self, path: Path) -> tuple[str, int]:
         """Copy a file into the artifact store: durable before any commit names it.
