@@ -50,3 +50,9 @@ def parse_pair(text: str, where: str) -> tuple[str, str]:
     if not sep:
         raise BadInput(f"{where}: '{text[:80]}' is not KEY=VALUE")
     return names.key(key.strip(), where), value.strip()
+
+
+def model_subjects(model: str) -> tuple[frozenset[str], str]:
+    """The log subjects about a model: the exact ones, and the prefix every
+    one of its versions' subjects starts with (export scope, incident timeline)."""
+    return frozenset({f"model:{model}", f"policy:{model}"}), f"version:{model}:"

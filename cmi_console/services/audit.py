@@ -12,7 +12,7 @@ from sqlalchemy import table as light_table
 from cmi_console.core import merkle
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
 from cmi_console.services.context import Context
-from cmi_console.store.engine import is_sqlite, write_transaction
+from cmi_console.store.engine import escape_like, is_sqlite, write_transaction
 from cmi_console.store.workspace import write_atomic
 
 if TYPE_CHECKING:  # checkpoint pulls in cryptography: loaded by the commands that verify
@@ -47,8 +47,7 @@ def _like_prefix(column: Any, pattern: str, sqlite: bool) -> Any:
     if not pattern.endswith("*"):
         return column == pattern
     stem = pattern.rstrip("*")
-    escaped = stem.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    cond = column.like(escaped + "%", escape="\\")
+    cond = column.like(escape_like(stem) + "%", escape="\\")
     if sqlite and stem:
         cond = and_(cond, column >= stem, column < stem[:-1] + chr(ord(stem[-1]) + 1))
     return cond

@@ -24,9 +24,10 @@ from sqlalchemy import select
 
 from cmi_console.core import bundle, checkpoint, entries, merkle, model_card, names
 from cmi_console.core.errors import BadInput, IntegrityError
+from cmi_console.core.refs import model_subjects
 from cmi_console.services import registry, validations
 from cmi_console.services.context import Context
-from cmi_console.store.engine import stream_rows
+from cmi_console.store.engine import escape_like, stream_rows
 from cmi_console.store.tables import Decision, PromotionRequest, Retirement, table
 
 DECISIONS, REQUESTS, RETIREMENTS = table(Decision), table(PromotionRequest), table(Retirement)
@@ -98,11 +99,11 @@ def _scope_sql(
 ) -> tuple[str, tuple[Any, ...]]:
     where, params = ["seq < ?"], [size]
     if model is not None:
-        stem = model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        subjects = [f"model:{model}", f"policy:{model}", *_upstream(conn, model)]
+        exact, prefix = model_subjects(model)
+        subjects = [*sorted(exact), *_upstream(conn, model)]
         marks = ", ".join("?" for _ in subjects)
         where.append(f"(subject IN ({marks}) OR subject LIKE ? ESCAPE '\\')")
-        params += [*subjects, f"version:{stem}:%"]
+        params += [*subjects, f"{escape_like(prefix)}%"]
     if since is not None:
         where.append("time >= ?")
         params.append(since)

@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 
 from cmi_console.core import clock, documents, names, roles
 from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.refs import model_subjects
 from cmi_console.services import history, lineage, registry
 from cmi_console.services.context import Context
 from cmi_console.services.identity import active_roles, require_enabled, require_role
@@ -110,7 +111,7 @@ def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
     with ctx.write() as tx:
         actor = _reporter(ctx, tx.conn)
         _row(tx.conn, incident_id)
-        ref = _check_target(tx.conn, kind, ref)
+        ref, node = _check_target(tx.conn, kind, ref)
         exists = tx.conn.execute(
             select(LINKS.c.id).where(
                 LINKS.c.incident_id == incident_id, LINKS.c.kind == kind, LINKS.c.ref == ref
@@ -129,18 +130,16 @@ def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
             },
         )
         if kind != "entry":  # a log entry is evidence, not a lineage node
-            lineage.connect(
-                tx, [((kind, _node_id(tx.conn, kind, ref)), ("incident", incident_id), "incident")]
-            )
+            lineage.connect(tx, [((kind, node), ("incident", incident_id), "incident")])
         tx.record("incident.link", f"incident:{incident_id}", {"kind": kind, "ref": ref})
     return show(ctx, incident_id)
 
 
-def _check_target(conn: Any, kind: str, ref: str) -> str:
+def _check_target(conn: Any, kind: str, ref: str) -> tuple[str, int]:
+    """The target's canonical ref and its id (the lineage node); NotFound if absent."""
     if kind == "version":
         v = registry.version_row(conn, ref)
-        model = registry.model_name(conn, v.model_id)
-        return f"{model}:{v.version}"
+        return f"{registry.model_name(conn, v.model_id)}:{v.version}", int(v.id)
     try:
         number = int(ref)
     except ValueError:
@@ -152,11 +151,7 @@ def _check_target(conn: Any, kind: str, ref: str) -> str:
         found = conn.execute(select(runs.c.id).where(runs.c.id == number)).first()
     if found is None:
         raise NotFound(f"--{kind}: {number} does not exist")
-    return str(number)
-
-
-def _node_id(conn: Any, kind: str, ref: str) -> int:
-    return int(registry.version_row(conn, ref).id) if kind == "version" else int(ref)
+    return str(number), number
 
 
 def close(ctx: Context, incident_id: int, root_cause: str) -> dict[str, Any]:
@@ -241,8 +236,8 @@ def timeline(ctx: Context, incident_id: int, hours_before: float = WINDOW_HOURS)
     end = incident["closed_at"] or ctx.clock()
     linked = {int(lk["ref"]) for lk in incident["links"] if lk["kind"] == "entry"}
     versions = {f"version:{lk['ref']}" for lk in incident["links"] if lk["kind"] == "version"}
-    mine = {f"model:{model}", f"policy:{model}", f"incident:{incident_id}"}
-    prefix = f"version:{model}:"
+    exact, prefix = model_subjects(model)
+    mine = exact | {f"incident:{incident_id}"}
     events = []
     with ctx.read() as conn:
         for part in stream_rows(

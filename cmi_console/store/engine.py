@@ -97,6 +97,11 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern with ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def refresh_statistics(engine: Engine) -> None:
     """Let SQLite's planner know the tables' shapes (PostgreSQL's autovacuum
     does this by itself). Without statistics SQLite took a metric range as
