@@ -51,6 +51,33 @@ def test_demo_shows_every_part_of_governance(tmp_path: Path) -> None:
     assert retired and retired[0]["data"]["successor"] == "credit-risk:2"
     assert audit.query(ctx, action="break-glass.execute", limit=10)
     assert gates.queue(ctx, mine=True)  # nina has something to review today
+    _production_story(ctx)
+
+
+def _production_story(ctx: Context) -> None:
+    """Deployment, drifting windows with late labels, a drift and a
+    performance alert, the retrained candidate waiting for review, a canary
+    in progress, a shadow, a rollback and a zombie."""
+    from cmi_console.services import deployments, monitoring
+
+    rollouts = {
+        (d["model"], d["strategy"]): d for d in deployments.list_deployments(ctx, open_only=True)
+    }
+    assert rollouts[("wine-cultivar", "canary")]["shares"] == {"1": 75, "2": 25}
+    assert rollouts[("credit-risk", "shadow")]["mirror"] == 100
+    assert [h["action"] for h in deployments.history(ctx, "wine-cultivar")].count("rollback") == 1
+    status = monitoring.status(ctx, "credit-risk", "production")
+    assert len(status["windows"]) == 7
+    assert [w["labelled_at"] is not None for w in status["windows"]][-2:] == [True, True]
+    kinds = {a["kind"]: a for a in status["alerts"]}
+    assert kinds["drift"]["windows"] == [3, 4]  # fired at week 4, not 3
+    assert kinds["performance"]["windows"] == [6, 7]
+    (candidate,) = {r["candidate"] for r in status["retrain_requests"]}
+    v = registry.show_version(ctx, f"credit-risk:{candidate}")
+    assert v["stage"] == "development"
+    assert any(q["version"] == f"credit-risk:{candidate}" for q in gates.queue(ctx))
+    zombies = monitoring.zombies(ctx)
+    assert [(z["model"], z["environment"]) for z in zombies] == [("credit-risk", "staging")]
 
 
 def test_default_history_ends_about_today() -> None:

@@ -315,7 +315,7 @@ async def test_retire_dialog_shows_who_must_approve_then_retires(home: Path) -> 
     app = app_for(home, "dora")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        app.push_screen(VersionScreen("wine-cultivar:1"))
+        app.push_screen(VersionScreen("wine-cultivar:3"))
         await settle(pilot)
         await pilot.press("R")
         await settle(pilot)
@@ -325,10 +325,10 @@ async def test_retire_dialog_shows_who_must_approve_then_retires(home: Path) -> 
         await pilot.press("escape")
         await settle(pilot)
         other = Context.open(home, None, "alice")
-        gates.request(other, "wine-cultivar:1", "retired")
+        gates.request(other, "wine-cultivar:3", "retired")
         other.actor = "rita"
         other.passphrase = lambda _w: b"demo"
-        gates.decide(other, "wine-cultivar:1", "retired", "approve", "ok")
+        gates.decide(other, "wine-cultivar:3", "retired", "approve", "ok")
         await pilot.press("R")
         await settle(pilot)
         assert "passes" in str(app.screen.query_one("#gate", Static).render())
@@ -337,7 +337,7 @@ async def test_retire_dialog_shows_who_must_approve_then_retires(home: Path) -> 
         await pilot.click("#retire")
         await settle(pilot)
         assert isinstance(app.screen, VersionScreen)
-    v = registry.show_version(Context.open(home, None, None), "wine-cultivar:1")
+    v = registry.show_version(Context.open(home, None, None), "wine-cultivar:3")
     assert v["status"] == "retired"
 
 
@@ -515,3 +515,92 @@ async def test_a_console_open_during_concurrent_writers_sees_every_write(
         await settle(pilot)
         assert view.total == before + 120 == audit.count(app.session.ctx)
         assert len(seen_during) > 1  # it followed along, not only at the end
+
+
+async def test_deployments_screen_shows_traffic_and_rolls_back_signed(home: Path) -> None:
+    from cmi_console.services import deployments
+    from cmi_console.tui.deployments_screen import DeploymentDialog, DeploymentsScreen
+
+    app = app_for(home, "dora")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DeploymentsScreen)
+        table = screen.query_one("#serving", DataTable)
+        keys = [str(k.value) for k in table.rows]
+        assert keys == ["credit-risk@production", "credit-risk@staging", "wine-cultivar@production"]
+        wine = table.get_row_at(keys.index("wine-cultivar@production"))
+        assert "v1 75% · v2 25%" in wine[2] and "canary of v2" in wine[4]
+        table.move_cursor(row=keys.index("wine-cultivar@production"))
+        await settle(pilot)
+        history = screen.query_one("#history", DataTable)
+        assert [history.get_row_at(r)[2] for r in range(history.row_count)][:2] == [
+            "advance",
+            "start",
+        ]
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, DeploymentDialog)
+        app.screen.query_one("#reason", Input).value = "v2 mislabels the east lab"
+        await pilot.click("#sign")
+        await settle(pilot)
+        assert isinstance(app.screen, DeploymentsScreen)
+        await settle(pilot)
+        wine = table.get_row_at(keys.index("wine-cultivar@production"))
+        assert "v1 100%" in wine[2] and wine[4] == "-"
+    ctx = Context.open(home, None, None)
+    assert deployments.serving(ctx, "wine-cultivar", "production")[0]["shares"] == {"1": 100}
+    (entry,) = audit.query(
+        ctx, action="deploy.rollback", subject="version:wine-cultivar:2", limit=5
+    )[:1]
+    assert entry["actor"] == "dora" and "sig" in entry
+
+
+async def test_rollback_needs_a_deployer_and_writes_nothing_otherwise(home: Path) -> None:
+    from cmi_console.tui.deployments_screen import DeploymentDialog
+
+    before = audit.count(Context.open(home, None, None))
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, DeploymentDialog)
+        await pilot.click("#sign")
+        await settle(pilot)
+        assert isinstance(app.screen, DeploymentDialog)  # refused: the dialog stays
+    assert audit.count(Context.open(home, None, None)) == before
+
+
+async def test_monitoring_tab_and_dashboard_alerts(home: Path) -> None:
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        alerts = app.screen.query_one("#alerts", DataTable)
+        kinds = [alerts.get_row_at(r)[0] for r in range(alerts.row_count)]
+        assert "alert: performance" in kinds and "zombie" in kinds
+        app.push_screen(VersionScreen("credit-risk:2"))
+        await settle(pilot)
+        app.screen.query_one(TabbedContent).active = "monitoring"
+        await settle(pilot)
+        windows = app.screen.query_one("#windows", DataTable)
+        assert windows.row_count == 7
+        assert windows.get_row_at(6)[8] == "v3 undecided"  # the shadow comparison
+        trends = str(app.screen.query_one("#trends", Static).render())
+        assert "roc_auc" in trends and "▁" in trends
+        assert "ALERT" in str(app.screen.query_one("#serving", Static).render())
+
+
+def test_deployments_screen_snapshot(home: Path, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = CmiApp(Context.open(home, None, "nina"), passphrase=b"demo", verify=False)
+
+    async def ready(pilot) -> None:  # type: ignore[no-untyped-def]
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=ready)

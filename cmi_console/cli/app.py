@@ -13,11 +13,13 @@ import typer
 from cmi_console.cli import (
     audit_cmds,
     common,
+    deploy_cmds,
     gate_cmds,
     history_cmds,
     identity_cmds,
     incident_cmds,
     lineage_cmds,
+    monitor_cmds,
     policy_cmds,
     registry_cmds,
     training_cmds,
@@ -50,6 +52,9 @@ app.add_typer(policy_cmds.app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(history_cmds.app, name="registry")
 app.add_typer(incident_cmds.app, name="incident")
+app.add_typer(deploy_cmds.app, name="deploy")
+app.add_typer(monitor_cmds.app, name="monitor")
+app.command("rollback")(deploy_cmds.rollback)
 gate_cmds.register(app)
 training_cmds.register(app)
 lineage_cmds.register(app)

@@ -17,7 +17,7 @@ def as_of(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Which version was in which stage and environment at that instant."""
+    """Which version was in which stage, and took which share of traffic, at that instant."""
     from cmi_console.core.clock import parse_time
     from cmi_console.services import history
 
@@ -28,6 +28,12 @@ def as_of(
     rows = []
     for m in report["models"]:
         serving = {v: slot for slot, v in m["serving"].items()}
+        traffic: dict[int, list[str]] = {}
+        for env, t in m["traffic"].items():
+            for number, pct in t["shares"].items():
+                traffic.setdefault(int(number), []).append(f"{env} {pct}%")
+            for number, pct in t["mirror"].items():
+                traffic.setdefault(int(number), []).append(f"{env} shadow {pct}%")
         aliases: dict[int, list[str]] = {}
         for alias, number in m["aliases"].items():
             aliases.setdefault(number, []).append(alias)
@@ -39,12 +45,13 @@ def as_of(
                     v["stage"],
                     v["status"],
                     serving.get(v["version"], ""),
+                    ", ".join(traffic.get(v["version"], [])),
                     ", ".join(aliases.get(v["version"], [])),
                     "break-glass" if v["break_glass"] else "",
                 ]
             )
     common.table(
         f"registry as of {report['at']} ({report['entries']} log entries)",
-        ["model", "version", "stage", "status", "serving", "aliases", "flags"],
+        ["model", "version", "stage", "status", "slot", "traffic", "aliases", "flags"],
         rows,
     )

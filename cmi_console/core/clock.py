@@ -37,9 +37,13 @@ def parse_time(text: str, where: str = "time") -> str:
     return format_time(moment)
 
 
+def instant(moment: str) -> datetime:
+    """A format_time string as an aware datetime."""
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
 def add(moment: str, *, days: float = 0, hours: float = 0) -> str:
     """`moment` (format_time form) moved by the given amount."""
     from datetime import timedelta
 
-    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return format_time(parsed + timedelta(days=days, hours=hours))
+    return format_time(instant(moment) + timedelta(days=days, hours=hours))

@@ -48,6 +48,12 @@ DECISION_ACTIONS = frozenset(
         "break-glass.sign",
         "break-glass.execute",
         "incident.close",
+        "deploy.start",
+        "deploy.advance",
+        "deploy.pause",
+        "deploy.resume",
+        "deploy.complete",
+        "deploy.rollback",
     }
 )
 

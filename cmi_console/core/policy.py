@@ -121,10 +121,10 @@ METRICS = (
 )
 
 
-def _known_metrics(value: dict[str, float]) -> dict[str, float]:
+def _known_metrics(value: dict[str, float], known: tuple[str, ...] = METRICS) -> dict[str, float]:
     for name in value:
-        if name not in METRICS:
-            raise ValueError(f"unknown metric '{name}' (known: {', '.join(METRICS)})")
+        if name not in known:
+            raise ValueError(f"unknown metric '{name}' (known: {', '.join(known)})")
     return value
 
 
@@ -277,6 +277,101 @@ CHECK_SPECS: dict[str, type[CheckSpec]] = {
 }
 
 
+# what a monitoring window measures, beyond the holdout metrics (docs/production.md)
+WINDOW_METRICS = (
+    *METRICS,
+    "error_rate",
+    "drift_share",
+    "prediction_drift",
+    "missing_share",
+    "demographic_parity_difference",
+)
+
+
+class Criteria(_Strict):
+    """Bounds on a window's metrics: a window breaches when any metric it has
+    is above its `max` or below its `min` (a metric it lacks does not count)."""
+
+    max: dict[str, float] = Field(default_factory=dict)
+    min: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("min", "max")
+    @classmethod
+    def _metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        return _known_metrics(value, WINDOW_METRICS)
+
+    def breaches(self, metrics: dict[str, float]) -> list[str]:
+        out = []
+        for name, bound in sorted(self.max.items()):
+            if name in metrics and metrics[name] > bound:
+                out.append(f"{name} {metrics[name]:.4g} > {bound:g}")
+        for name, bound in sorted(self.min.items()):
+            if name in metrics and metrics[name] < bound:
+                out.append(f"{name} {metrics[name]:.4g} < {bound:g}")
+        return out
+
+    def __bool__(self) -> bool:
+        return bool(self.max or self.min)
+
+
+class Environment(_Strict):
+    """Where versions serve. Only versions in `stages` take traffic here; a
+    shadow (which takes none) may also come from `shadow_stages`."""
+
+    stages: list[str] = Field(min_length=1)
+    shadow_stages: list[str] = Field(default_factory=list)
+    canary_steps: list[int] = Field(default_factory=lambda: [10, 25, 50, 100])
+    # checked on each window of a canary's candidate: a breach rolls it back
+    auto_rollback: Criteria = Field(default_factory=Criteria)
+    # 0: a person advances; N: advance after N healthy windows at a step
+    auto_advance_windows: int = Field(default=0, ge=0, le=100)
+    # where the serving layer fetches an artifact ({sha256}, {model}, {version})
+    storage_uri: str = "cmi://artifacts/sha256/{sha256}"
+
+    @field_validator("canary_steps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        if not value or value[-1] != 100:
+            raise ValueError("must end at 100")
+        if any(not 0 < v <= 100 for v in value) or value != sorted(set(value)):
+            raise ValueError("must rise strictly, each between 1 and 100")
+        return value
+
+
+class AgeTrigger(_Strict):
+    max_days: int = Field(ge=1, le=3650)
+
+
+class PerformanceTrigger(Criteria):
+    windows: int = Field(default=3, ge=1, le=100)
+
+
+class DriftTrigger(_Strict):
+    share: float = Field(default=0.5, gt=0, le=1)
+    windows: int = Field(default=1, ge=1, le=100)
+
+
+class Triggers(_Strict):
+    age: AgeTrigger | None = None
+    performance: PerformanceTrigger | None = None
+    drift: DriftTrigger | None = None
+
+
+class Monitoring(_Strict):
+    zombie_days: int = Field(default=7, ge=1, le=3650)
+    significance: float = Field(default=0.05, gt=0, lt=1)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    comparison_metric: str = "accuracy"
+    triggers: Triggers = Field(default_factory=Triggers)
+
+    @field_validator("comparison_metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        if value not in ("accuracy", "error_rate", "rmse", "mae"):
+            raise ValueError("must be accuracy, error_rate, rmse or mae")
+        return value
+
+
 class Suite(_Strict):
     description: str = ""
     # kept raw here, parsed per kind by `specs` so errors name the check's key path
@@ -312,6 +407,8 @@ class Policy(_Strict):
     suites: dict[str, Suite] = Field(default_factory=dict)
     allow_pickle: bool = False
     break_glass_stages: list[str] = Field(default_factory=lambda: ["production"])
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
 
 
 def _name(value: str) -> str:
@@ -440,6 +537,18 @@ def _check_references(p: Policy, label: str) -> None:
     for i, stage_name in enumerate(p.break_glass_stages):
         if stage_name not in p.stages:
             raise bad(f"break_glass_stages[{i}]", f"unknown stage '{stage_name}'")
+    for ename, env in p.environments.items():
+        try:
+            _name(ename)
+        except ValueError as exc:
+            raise bad(f"environments.{ename}", str(exc)) from None
+        for key in ("stages", "shadow_stages"):
+            for i, stage_name in enumerate(getattr(env, key)):
+                if stage_name not in p.stages or p.stages[stage_name].terminal:
+                    raise bad(
+                        f"environments.{ename}.{key}[{i}]",
+                        f"unknown or terminal stage '{stage_name}'",
+                    )
     for sname, suite in p.suites.items():
         seen: set[str] = set()
         try:
@@ -488,10 +597,13 @@ class Effective:
         self.policy = policy
         self.tier = tier
         self.sources = sources  # scope -> sha256 of each contributing file
-        self.document = {
-            "policy": policy.model_dump(mode="json", by_alias=True),
-            "tier": tier,
-        }
+        dumped = policy.model_dump(mode="json", by_alias=True)
+        # sections a policy leaves at their defaults stay out of its hash, so
+        # approvals given before they existed still bind the same policy
+        for key, empty in (("environments", {}), ("monitoring", Monitoring())):
+            if getattr(policy, key) == empty:
+                del dumped[key]
+        self.document = {"policy": dumped, "tier": tier}
         self.sha256 = sha256_of(self.document)
 
     def stage(self, name: str) -> Stage:
@@ -509,6 +621,31 @@ class Effective:
             for a in tier.approvals:
                 need[a.role] = max(need.get(a.role, 0), a.count)
         return dict(sorted(need.items()))
+
+    def environment(self, name: str) -> Environment:
+        """An environment's deployment rules. Without an `environments` table,
+        each environment a stage lists takes that stage's versions."""
+        envs = self.environments()
+        if name not in envs:
+            known = ", ".join(envs) or "none"
+            raise BadInput(f"--env: unknown environment '{name}' (this policy has: {known})")
+        return envs[name]
+
+    def environments(self) -> dict[str, Environment]:
+        if self.policy.environments:
+            return dict(self.policy.environments)
+        out: dict[str, list[str]] = {}
+        for sname, stage in self.policy.stages.items():
+            if stage.terminal or sname == ARCHIVED:
+                continue
+            for env in stage.environments:
+                out.setdefault(env, []).append(sname)
+        return {env: Environment(stages=stages) for env, stages in out.items()}
+
+    @property
+    def progressive(self) -> bool:
+        """The tier wants every replacement rolled out gradually."""
+        return self.policy.tiers[self.tier].progressive_deployment
 
     def required_checks(self, stage_name: str) -> list[str]:
         tier = self.policy.tiers[self.tier]

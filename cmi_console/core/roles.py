@@ -44,4 +44,11 @@ DECISION_ROLES: dict[str, frozenset[str]] = {
     "break-glass.sign": frozenset({"admin"}),
     "break-glass.execute": frozenset({"admin"}),
     "incident.close": frozenset({"admin", "risk-officer", "reviewer", "deployer"}),
+    **{
+        f"deploy.{step}": frozenset({"admin", "deployer"})
+        for step in ("start", "advance", "pause", "resume", "complete", "rollback")
+    },
 }
+
+# Ingesting monitoring windows and labels, evaluating triggers.
+MONITORS = frozenset({"admin", "developer", "deployer", "validator"})

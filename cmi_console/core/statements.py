@@ -21,7 +21,19 @@ from cmi_console.core.errors import BadInput
 
 DOMAIN = b"cmi-console/statement/v1\n"
 TYPE = "cmi-console/decision"
-DECISIONS = ("approve", "reject", "promote", "retire", "break-glass")
+DECISIONS = (
+    "approve",
+    "reject",
+    "promote",
+    "retire",
+    "break-glass",
+    "deploy",
+    "advance",
+    "pause",
+    "resume",
+    "complete",
+    "rollback",
+)
 # the fields a statement binds, in documentation order
 FIELDS = (
     "type",

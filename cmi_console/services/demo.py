@@ -24,9 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cmi_console.core import clock
 from cmi_console.core.errors import BadInput
 from cmi_console.services import (
+    deployments,
     gates,
     identity,
     incidents,
+    monitoring,
     policies,
     registry,
     training,
@@ -213,6 +215,8 @@ def _govern(as_: Callable[[str], Context], tick: DemoClock) -> None:
             approvers=("victor",),
             promoter="dora",
         )
+        if v == 2:  # the staging endpoint keeps v2 long after: the demo's zombie
+            deployments.deploy(as_("dora"), ref, "staging", "direct")
         tick.skip(days=1)
         _gate(
             as_,
@@ -223,6 +227,12 @@ def _govern(as_: Callable[[str], Context], tick: DemoClock) -> None:
             approvers=high,
             promoter="dora",
         )
+        if v == 1:
+            deployments.deploy(as_("dora"), ref, "production", "direct")
+        else:  # high tier: a progressive rollout; blue-green switches at once
+            deployments.deploy(as_("dora"), ref, "production", "blue-green")
+            deployments.act(as_("dora"), "credit-risk", "production", "advance")
+            deployments.act(as_("dora"), "credit-risk", "production", "complete")
         tick.skip(days=2)
     # v1 went to archived when v2 took production; now it retires for good
     _gate(
@@ -316,13 +326,28 @@ def _govern(as_: Callable[[str], Context], tick: DemoClock) -> None:
         approvers=("bob",),
         promoter="dora",
     )
+    deployments.deploy(as_("dora"), "wine-cultivar:1", "production", "direct")
     tick.skip(days=2)
     validations.validate(as_("victor"), "wine-cultivar:2")
     reason = "v1 mislabels cultivar 3 after the lab's sensor swap; v2 retrained on new readings"
     gates.break_glass(as_(ADMIN), "wine-cultivar:2", "production", reason)
     gates.break_glass(as_("sam"), "wine-cultivar:2", "production", reason)
+    # even a break-glass fix rolls out gradually; the first canary goes back
+    deployments.deploy(as_("dora"), "wine-cultivar:2", "production", "canary", traffic=10)
+    tick.skip(hours=2)
+    deployments.act(
+        as_("dora"),
+        "wine-cultivar",
+        "production",
+        "rollback",
+        reason="canary rejects the north lab's old-format readings; fix the feed first",
+    )
     gates.request(as_("alice"), "wine-cultivar:3", "staging", comment="shallow tree baseline")
     _incidents(as_, tick)
+    tick.skip(hours=6)
+    deployments.deploy(as_("dora"), "wine-cultivar:2", "production", "canary", traffic=10)
+    deployments.act(as_("dora"), "wine-cultivar", "production", "advance", reason="feed fixed")
+    _monitoring(as_, tick)
 
 
 def _incidents(as_: Callable[[str], Context], tick: DemoClock) -> None:
@@ -353,6 +378,47 @@ def _incidents(as_: Callable[[str], Context], tick: DemoClock) -> None:
     )
     incidents.close(
         as_("dora"), other["incident"], "feature store timeout upstream; no model fault"
+    )
+
+
+def _monitoring(as_: Callable[[str], Context], tick: DemoClock) -> None:
+    """Weekly credit windows drift (a drift alert at week 4); labels for the
+    last two arrive late; a shadow compares v3 with v2; two weeks under the
+    AUC floor fire the performance trigger, and one retrained candidate,
+    answering both retraining requests, waits for review."""
+    import tempfile
+
+    import pandas as pd
+
+    windows = data_dir() / "windows"
+    for week in range(1, 6):  # the weekly job: a window, then the triggers
+        monitoring.ingest(
+            as_("ci-bot"),
+            "credit-risk",
+            "production",
+            windows / f"credit-week-{week:02d}.csv",
+            predict=True,
+        )
+        monitoring.evaluate(as_("ci-bot"), "credit-risk", "production")
+        tick.skip(hours=3)
+    deployments.deploy(
+        as_("dora"), "credit-risk:3", "production", "shadow", comment="shadow v3 before its gate"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for week in (6, 7):
+            frame = pd.read_csv(windows / f"credit-week-{week:02d}.csv")
+            unlabelled = Path(tmp) / f"credit-week-{week:02d}.csv"
+            frame.drop(columns=["default"]).to_csv(unlabelled, index=False)
+            w = monitoring.ingest(
+                as_("ci-bot"), "credit-risk", "production", unlabelled, predict=True
+            )
+            labels = Path(tmp) / f"credit-week-{week:02d}-labels.csv"
+            frame[["default"]].to_csv(labels, index=False)
+            tick.skip(hours=3)
+            monitoring.evaluate(as_("ci-bot"), "credit-risk", "production")
+            monitoring.labels(as_("ci-bot"), "credit-risk", w["window"], labels)
+    monitoring.evaluate(
+        as_("ci-bot"), "credit-risk", "production", retrain=data_dir() / "credit-recent.csv"
     )
 
 

@@ -29,7 +29,7 @@ from cmi_console.core.gates import (
 )
 from cmi_console.core.policy import ARCHIVED, Effective, Stage
 from cmi_console.core.refs import parse_version_ref
-from cmi_console.services import lineage, validations
+from cmi_console.services import deployments, lineage, validations
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import (
     KEYS,
@@ -550,6 +550,7 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
             succ_ref = f"{succ_model}:{succ.version}"
         if succ is not None:
             lineage.connect(tx, [(("version", g.row.id), ("version", succ.id), "succeeded-by")])
+        ended = deployments.end_for_version(tx, g.row.id, reason)
         tx.insert(
             RETIREMENTS,
             {
@@ -571,6 +572,7 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
             "successor": succ_ref,
             "archive_sha256": archive_sha,
             "notify": [c["name"] for c in consumers],
+            "deployments_ended": ended,
         }
         tx.record("version.retire", _subject(g), data)
     return {"version": g.version.ref, "archive": archive, **data}

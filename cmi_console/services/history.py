@@ -46,6 +46,16 @@ def as_of(ctx: Context, when: str, model: str | None = None) -> dict[str, Any]:
     numbers = {v["id"]: v["version"] for v in t["model_versions"].values()}
     for a in t["aliases"].values():
         aliases[a["model_id"]][a["alias"]] = numbers.get(a["version_id"])
+    # each environment's traffic: its latest deployment event at `when`
+    traffic: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for ev in sorted(t["deployment_events"].values(), key=lambda e: e["id"]):
+        traffic[ev["model_id"]][ev["environment"]] = {
+            "shares": ev["shares"],
+            "mirror": ev["mirror"],
+            "deployment": ev["deployment_id"],
+            "status": ev["status"],
+            "since": ev["created_at"],
+        }
     out = []
     for mid, m in sorted(models.items(), key=lambda kv: kv[1]["name"]):
         if model is not None and m["name"] != model:
@@ -62,6 +72,7 @@ def as_of(ctx: Context, when: str, model: str | None = None) -> dict[str, Any]:
                 "model": m["name"],
                 "tier": m.get("risk_tier"),
                 "serving": dict(sorted(serving.items())),
+                "traffic": dict(sorted(traffic[mid].items())),
                 "aliases": dict(sorted(aliases[mid].items())),
                 "versions": [
                     {

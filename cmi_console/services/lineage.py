@@ -15,11 +15,14 @@ from sqlalchemy import bindparam, select, text
 from cmi_console.core.errors import BadInput
 from cmi_console.services.context import Context, Tx
 from cmi_console.store.tables import (
+    Alert,
     Dataset,
     Decision,
+    Deployment,
     Incident,
     LineageEdge,
     ModelVersion,
+    MonitoringWindow,
     PromotionRequest,
     TrainingRun,
     ValidationRun,
@@ -129,6 +132,9 @@ _LABELS: dict[str, Any] = {
     "validation": (table(ValidationRun), ("suite", "status", "run_by", "finished_at")),
     "decision": (table(Decision), ("principal", "decision", "request_id", "created_at")),
     "incident": (table(Incident), ("title", "severity", "status", "opened_at")),
+    "deployment": (table(Deployment), ("environment", "strategy", "status", "created_at")),
+    "window": (table(MonitoringWindow), ("environment", "name", "rows", "created_at")),
+    "alert": (table(Alert), ("kind", "status", "message", "created_at")),
 }
 
 
@@ -160,10 +166,11 @@ def describe(conn: Any, keys: set[str]) -> dict[str, dict[str, Any]]:
         )
         for row in conn.execute(stmt, {"ids": ids}):
             facts = dict(zip(cols, row[1:], strict=True))
+            # the node's kind wins over a column of the same name (an alert's kind)
             out[f"{kind}:{row.id}"] = {
+                **facts,
                 "kind": kind,
                 "label": _label(kind, row.id, facts, models, stages),
-                **facts,
             }
     for key in keys - set(out):  # the record is gone (never expected)
         out[key] = {"kind": key.partition(":")[0], "label": f"{key} (missing)"}
@@ -184,6 +191,12 @@ def _label(
     if kind == "decision":
         to = stages.get(f["request_id"], "?")
         return f"decision #{ident}: {f['principal']} {f['decision']} to {to}"
+    if kind == "deployment":
+        return f"deployment #{ident}: {f['strategy']} in {f['environment']} ({f['status']})"
+    if kind == "window":
+        return f"window #{ident}: {f['name']} in {f['environment']} ({f['rows']} rows)"
+    if kind == "alert":
+        return f"alert #{ident}: {f['kind']} ({f['status']})"
     return f"incident #{ident}: {f['title']} ({f['severity']}, {f['status']})"
 
 

@@ -43,16 +43,55 @@ def git_info(where: Path) -> dict[str, Any]:
 def train(ctx: Context, path: Path, root: Path | None = None) -> dict[str, Any]:
     """`root` bounds the recipe's data paths (default: its git repository, or
     its directory)."""
-    from cmi_console.validation.training import fit, read_frame
-
     recipe, raw = rcp.load(path)
-    recipe_sha = rcp.sha256_of(raw)
     code = git_info(path.parent)
     root = root or (Path(code["repo_root"]) if code else path.parent)
     data_path = rcp.resolve(path.parent, recipe.data.file, root, f"{path}: data.file")
     holdout_path = None
     if recipe.split.file is not None:
         holdout_path = rcp.resolve(path.parent, recipe.split.file, root, f"{path}: split.file")
+    return _fit_and_register(ctx, recipe, raw, data_path, holdout_path, code, str(path))
+
+
+def retrain(ctx: Context, ref: str, data_path: Path) -> dict[str, Any]:
+    """Train `ref`'s recorded recipe again on new data (same features, seed
+    and estimator): the new dataset is a new version of the recipe's dataset,
+    and the result a new version of the model, in development."""
+    recipe, raw, blobs = recipe_of(ctx, ref)
+    if not data_path.is_file():
+        raise BadInput(f"--retrain: {data_path}: no such file")
+    with ctx.read() as conn:
+        v = registry.version_row(conn, ref)
+        run = conn.execute(select(registry.RUNS).where(registry.RUNS.c.id == v.run_id)).one()
+    features = (run.params or {}).get("features")
+    data = dict(
+        raw["data"], file=data_path.name, name=recipe.data.name or Path(recipe.data.file).stem
+    )
+    if features:
+        data["features"] = list(features)  # the new file may carry more columns
+    raw = {**raw, "data": data}
+    recipe = rcp.parse(raw, f"recipe of {ref}")
+    with tempfile.TemporaryDirectory() as tmp:
+        holdout_path = None
+        if recipe.split.file is not None and "holdout" in blobs:
+            holdout_path = Path(tmp) / Path(recipe.split.file).name
+            holdout_path.write_bytes(blobs["holdout"][0])
+        out = _fit_and_register(ctx, recipe, raw, data_path, holdout_path, None, str(data_path))
+    return {**out, "retrained_from": ref}
+
+
+def _fit_and_register(
+    ctx: Context,
+    recipe: rcp.Recipe,
+    raw: dict[str, Any],
+    data_path: Path,
+    holdout_path: Path | None,
+    code: dict[str, Any] | None,
+    where: str,
+) -> dict[str, Any]:
+    from cmi_console.validation.training import fit, read_frame
+
+    recipe_sha = rcp.sha256_of(raw)
     frame = read_frame(data_path)
     holdout = read_frame(holdout_path) if holdout_path else None
     result = fit(recipe, frame, holdout)
@@ -73,7 +112,7 @@ def train(ctx: Context, path: Path, root: Path | None = None) -> dict[str, Any]:
                 select(registry.RUNS.c.id).where(registry.RUNS.c.run_key == run_key)
             ).first()
         if exists:
-            raise BadInput(f"{path}: this recipe on this data was already trained (run {run_key})")
+            raise BadInput(f"{where}: this recipe on this data was already trained (run {run_key})")
         registry.record_run(
             ctx,
             params={"recipe": raw, "recipe_sha256": recipe_sha, "features": result.features},

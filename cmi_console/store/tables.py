@@ -328,6 +328,109 @@ class LineageEdge(SQLModel, table=True):
     created_at: str = Field(max_length=32)
 
 
+class Deployment(SQLModel, table=True):
+    """One candidate version rolled out in one environment (core.deployments)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_env", "model_id", "environment", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id")
+    environment: str = Field(max_length=64)
+    version_id: int = Field(foreign_key="model_versions.id", index=True)
+    # the version serving the environment when it started (None: the first)
+    stable_version_id: int | None = Field(default=None, foreign_key="model_versions.id")
+    strategy: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    traffic: int
+    mirror: int = 0
+    segments: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+    updated_at: str = Field(max_length=32)
+    ended_at: str | None = Field(default=None, max_length=32)
+
+
+class DeploymentEvent(SQLModel, table=True):
+    """The environment's traffic after each deployment action: who serves
+    which share, from when. `shares` and `mirror` map version numbers to percent."""
+
+    __tablename__ = "deployment_events"
+    __table_args__ = (Index("ix_deployment_events_env", "model_id", "environment", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: int = Field(foreign_key="deployments.id", index=True)
+    model_id: int = Field(foreign_key="models.id")
+    environment: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    shares: dict[str, int] = Field(sa_column=Column(JSON, nullable=False))
+    mirror: dict[str, int] = Field(sa_column=Column(JSON, nullable=False))
+    reason: str = Field(default="", max_length=2000)
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+
+
+class MonitoringWindow(SQLModel, table=True):
+    """A window of production feedback and what was measured on it. The rows
+    are in the artifact store (`data_sha256`); `metrics` hash to `result_sha256`."""
+
+    __tablename__ = "monitoring_windows"
+    __table_args__ = (Index("ix_monitoring_windows_env", "model_id", "environment"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id")
+    environment: str = Field(max_length=64)
+    deployment_id: int | None = Field(default=None, foreign_key="deployments.id")
+    name: str = Field(max_length=200)
+    rows: int
+    period_start: str | None = Field(default=None, max_length=32)
+    period_end: str | None = Field(default=None, max_length=32)
+    data_sha256: str = Field(max_length=64)
+    data_format: str = Field(max_length=16)
+    labels_sha256: str | None = Field(default=None, max_length=64)
+    versions: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # per version, the flat metrics triggers read (status reads only these)
+    summary: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    result_sha256: str = Field(max_length=64)
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+    labelled_at: str | None = Field(default=None, max_length=32)
+
+
+class Alert(SQLModel, table=True):
+    """A trigger that fired (performance, drift, age, canary) and the windows
+    that fired it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_status", "status", "model_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id")
+    environment: str = Field(max_length=64)
+    version_id: int = Field(foreign_key="model_versions.id")
+    kind: str = Field(max_length=32)
+    status: str = Field(default="open", max_length=16)
+    message: str = Field(max_length=2000)
+    windows: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+    closed_at: str | None = Field(default=None, max_length=32)
+    closed_by: str | None = Field(default=None, max_length=64)
+
+
+class RetrainRequest(SQLModel, table=True):
+    """Retraining asked for by an alert; `candidate_id` once it is trained."""
+
+    __tablename__ = "retrain_requests"
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", index=True)
+    alert_id: int = Field(foreign_key="alerts.id")
+    version_id: int = Field(foreign_key="model_versions.id")
+    status: str = Field(default="open", max_length=16)
+    candidate_id: int | None = Field(default=None, foreign_key="model_versions.id")
+    created_at: str = Field(max_length=32)
+    created_by: str = Field(max_length=64)
+    closed_at: str | None = Field(default=None, max_length=32)
+
+
 class AuditEntry(SQLModel, table=True):
     """The log. Append-only: triggers refuse UPDATE and DELETE (migration 0001)."""
 
@@ -385,6 +488,11 @@ REGISTRY_TABLES: dict[str, Table] = {
         LineageEdge,
         Retirement,
         BreakGlass,
+        Deployment,
+        DeploymentEvent,
+        MonitoringWindow,
+        Alert,
+        RetrainRequest,
     )
 }
 LOG_TABLES = ("audit_entries", "checkpoints")

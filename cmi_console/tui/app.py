@@ -14,6 +14,7 @@ from cmi_console.core.errors import CmiError, Denied
 from cmi_console.services.context import Context
 from cmi_console.tui.audit_screen import AuditScreen
 from cmi_console.tui.dashboard import DashboardScreen
+from cmi_console.tui.deployments_screen import DeploymentsScreen
 from cmi_console.tui.incidents_screen import IncidentsScreen
 from cmi_console.tui.models import ModelScreen, ModelsScreen
 from cmi_console.tui.policies_screen import PoliciesScreen
@@ -27,6 +28,7 @@ SECTIONS = {
     "reviews": ("Review queue", ReviewQueueScreen),
     "audit": ("Audit log", AuditScreen),
     "incidents": ("Incidents", IncidentsScreen),
+    "deployments": ("Deployments", DeploymentsScreen),
     "policies": ("Policies", PoliciesScreen),
 }
 
@@ -62,6 +64,7 @@ class CmiApp(App[None]):
         Binding("r", "switch_mode('reviews')", "Reviews", id="cmi.reviews"),
         Binding("l", "switch_mode('audit')", "Audit log", id="cmi.audit"),
         Binding("i", "switch_mode('incidents')", "Incidents", id="cmi.incidents"),
+        Binding("e", "switch_mode('deployments')", "Deployments", id="cmi.deployments"),
         Binding("o", "switch_mode('policies')", "Policies", id="cmi.policies"),
         Binding("escape", "back", "Back", id="cmi.back"),
         Binding("question_mark", "help", "Keys", id="cmi.help"),

@@ -1,5 +1,5 @@
-"""Dashboard: models by stage, my reviews, recent decisions, failing
-validations, alerts and the log's health."""
+"""Dashboard: models by stage, my reviews, recent decisions, incidents,
+monitoring alerts, zombie models, failing validations and the log's health."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ DECISIONS = (
     "policy.activate",
     "model.tier",
     "incident.close",
+    "deploy.start",
+    "deploy.complete",
+    "deploy.rollback",
 )
 
 
@@ -52,7 +55,14 @@ class DashboardScreen(DataScreen):
         super().on_mount()
 
     def fetch(self) -> Any:
-        from cmi_console.services import audit, gates, incidents, registry, validations
+        from cmi_console.services import (
+            audit,
+            gates,
+            incidents,
+            monitoring,
+            registry,
+            validations,
+        )
 
         ctx = self.session.ctx
         recent: list[dict[str, Any]] = []
@@ -68,6 +78,8 @@ class DashboardScreen(DataScreen):
                 v for v in registry.search_versions(ctx, limit=1000) if v["break_glass"]
             ],
             "incidents": incidents.list_incidents(ctx, status="open"),
+            "monitoring": monitoring.open_alerts(ctx, limit=8),
+            "zombies": monitoring.zombies(ctx),
             "head": audit.head(ctx),
         }
 
@@ -108,6 +120,28 @@ class DashboardScreen(DataScreen):
                     [f"incident ({i['severity']})", i["model"], f"#{i['incident']} {i['title']}"],
                 )
                 for i in data["incidents"]
+            ]
+            + [
+                (
+                    f"a{a['alert']}",
+                    [
+                        f"alert: {a['kind']}",
+                        f"{a['model']}:{a['version']} ({a['environment']})",
+                        a["message"],
+                    ],
+                )
+                for a in data["monitoring"]
+            ]
+            + [
+                (
+                    f"z{z['model']}{z['version']}{z['environment']}",
+                    [
+                        "zombie",
+                        f"{z['model']}:{z['version']} ({z['environment']})",
+                        ", ".join(z["flags"]),
+                    ],
+                )
+                for z in data["zombies"]
             ]
             + [
                 (

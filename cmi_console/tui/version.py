@@ -23,6 +23,10 @@ from cmi_console.services.registry import stage_label
 from cmi_console.tui.base import DataScreen, fill
 
 
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 class VersionScreen(DataScreen):
     BINDINGS = [
         ("v", "validate", "Run validation"),
@@ -48,6 +52,10 @@ class VersionScreen(DataScreen):
             with TabPane("Approvals and gates", id="gates"):
                 yield DataTable(id="conditions", cursor_type="row")
                 yield DataTable(id="decisions", cursor_type="row")
+            with TabPane("Monitoring", id="monitoring"):
+                yield Static("", id="serving", markup=False)
+                yield DataTable(id="windows", cursor_type="row")
+                yield Static("", id="trends", markup=False)
             with TabPane("Lineage", id="lineage"):
                 yield Tree[tuple[str, str]](self.ref, id="tree")
             with TabPane("Audit", id="audit"):
@@ -62,11 +70,22 @@ class VersionScreen(DataScreen):
             "#", "who", "decision", "state", "detail"
         )
         self.query_one("#entries", DataTable).add_columns("seq", "time", "actor", "action")
+        self.query_one("#windows", DataTable).add_columns(
+            "#", "window", "env", "rows", "drift", "pred. drift", "performance", "labels", "vs"
+        )
         self.query_one("#run-progress", ProgressBar).display = False
         super().on_mount()
 
     def fetch(self) -> Any:
-        from cmi_console.services import audit, gates, lineage, policies, registry, validations
+        from cmi_console.services import (
+            audit,
+            gates,
+            lineage,
+            monitoring,
+            policies,
+            registry,
+            validations,
+        )
 
         ctx = self.session.ctx
         v = registry.show_version(ctx, self.ref)
@@ -88,6 +107,7 @@ class VersionScreen(DataScreen):
             "entries": audit.query(ctx, subject=f"version:{model}:{number}", limit=200),
             "policy": eff.sha256,
             "lineage": lineage.root_key(ctx, self.ref),
+            "monitoring": monitoring.status(ctx, model, version=number),
         }
 
     def show(self, data: Any) -> None:
@@ -149,7 +169,69 @@ class VersionScreen(DataScreen):
                 for e in data["entries"]
             ],
         )
+        self._monitoring(v["version"], data["monitoring"])
         self._lineage(v, data["lineage"])
+
+    def _monitoring(self, number: int, status: dict[str, Any]) -> None:
+        """One row per window of this version, and its metrics over them."""
+        from cmi_console.core.sparkline import sparkline
+
+        me = str(number)
+        traffic = [
+            f"{s['environment']} {s['shares'][me]}%" for s in status["serving"] if me in s["shares"]
+        ] + [
+            f"{s['environment']} shadow {s['mirror'][me]}%"
+            for s in status["serving"]
+            if me in s["mirror"]
+        ]
+        alerts = [a for a in status["alerts"] if a["version"] == number and a["status"] == "open"]
+        lines = [f"serving: {', '.join(traffic) or 'nowhere'}"]
+        lines += [f"ALERT #{a['alert']} {a['kind']}: {a['message']}" for a in alerts]
+        self.query_one("#serving", Static).update("\n".join(lines))
+        rows = []
+        for w in status["windows"]:
+            summ = w["summary"].get(me, {})
+            perf = next(
+                (f"{m} {summ[m]:.3f}" for m in ("roc_auc", "accuracy", "rmse", "r2") if m in summ),
+                "-",
+            )
+            comp = w["summary"].get("comparison")
+            versus = (
+                f"v{comp['challenger']} {comp['status']}"
+                if comp and comp.get("champion") == number
+                else f"v{comp['champion']} {comp['status']}"
+                if comp
+                else "-"
+            )
+            rows.append(
+                (
+                    str(w["window"]),
+                    [
+                        w["window"],
+                        w["name"],
+                        w["environment"],
+                        w["rows"],
+                        _num(summ.get("drift_share")),
+                        _num(summ.get("prediction_drift")),
+                        perf,
+                        "yes" if w["labelled"] else "awaited",
+                        versus,
+                    ],
+                )
+            )
+        fill(self.query_one("#windows", DataTable), rows)
+        series = status["trends"].get(me, {})
+        plots = []
+        from cmi_console.services.monitoring import TREND_METRICS
+
+        for metric in TREND_METRICS:
+            values = series.get(metric)
+            if values:
+                last = next((x for x in reversed(values) if x is not None), None)
+                plots.append(f"{metric:<17} {sparkline(values)}  {_num(last)}")
+        self.query_one("#trends", Static).update(
+            "\n".join(plots) if plots else "no monitoring windows for this version"
+        )
 
     def _lineage(self, v: dict[str, Any], key: str) -> None:
         """Two branches, loaded one step at a time as they are expanded."""

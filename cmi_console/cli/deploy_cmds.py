@@ -1,0 +1,209 @@
+"""`cmi deploy ...` and `cmi rollback`: rollouts as signed decisions, and
+the manifest a serving layer reads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from cmi_console.cli import common
+from cmi_console.core.deployments import shares_text
+
+
+class _DefaultStart(TyperGroup):
+    """`cmi deploy MODEL:VERSION ...` means `cmi deploy start MODEL:VERSION ...`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_DefaultStart,
+    help=(
+        "Roll a version out: `cmi deploy MODEL:VERSION --env ENV --strategy S`, then "
+        "advance, pause, resume, complete (or `cmi rollback`)."
+    ),
+    no_args_is_help=True,
+)
+JsonOpt = common.JsonOpt
+EnvOpt = Annotated[str, typer.Option("--env", help="The environment (from the policy).")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; kept in the signed statement.")]
+
+
+def _traffic(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        common.print_json(data)
+        return
+    shares = shares_text(data["shares"]) or "nothing"
+    mirror = shares_text(data.get("mirror", {}))
+    line = f"deployment #{data['deployment']} {data['strategy']} in {data['environment']}: "
+    line += f"{data['status']}; serving {shares}"
+    if mirror:
+        line += f"; mirroring to {mirror}"
+    common.console().print(line, markup=False, highlight=False)
+
+
+@app.command("start")
+def start(
+    version: Annotated[str, typer.Argument(help="MODEL:VERSION to roll out.")],
+    env: EnvOpt,
+    strategy: Annotated[
+        str, typer.Option(help="direct, canary, blue-green, ab or shadow.")
+    ] = "canary",
+    traffic: Annotated[
+        int | None,
+        typer.Option(help="canary: first share; ab: the candidate's share; shadow: mirrored."),
+    ] = None,
+    segments: Annotated[
+        list[str] | None, typer.Option("--segments", help="KEY=VALUE routing (ab, canary).")
+    ] = None,
+    comment: Annotated[str, typer.Option(help="Why; kept in the signed statement.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a rollout (a signed decision). Exit 3 if the version's stage may
+    not serve there, or a rollout is already in progress."""
+    from cmi_console.services import deployments
+
+    out = deployments.deploy(
+        common.context(),
+        version,
+        env,
+        strategy,
+        traffic=traffic,
+        segments=segments,
+        comment=comment,
+    )
+    _traffic(out, as_json)
+
+
+def _act(
+    action: str, model: str, env: str, reason: str, as_json: bool, to: int | None = None
+) -> None:
+    from cmi_console.services import deployments
+
+    _traffic(deployments.act(common.context(), model, env, action, to=to, reason=reason), as_json)
+
+
+@app.command("advance")
+def advance(
+    model: str,
+    env: EnvOpt,
+    traffic: Annotated[
+        int | None, typer.Option(help="Go to this share (default: the next canary step).")
+    ] = None,
+    reason: ReasonOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Canary: the next step; blue-green: switch. Exit 3 for other strategies."""
+    _act("advance", model, env, reason, as_json, traffic)
+
+
+@app.command("pause")
+def pause(model: str, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False) -> None:
+    """Hold the rollout at its current share."""
+    _act("pause", model, env, reason, as_json)
+
+
+@app.command("resume")
+def resume(model: str, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False) -> None:
+    """Resume a paused rollout."""
+    _act("resume", model, env, reason, as_json)
+
+
+@app.command("complete")
+def complete(model: str, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False) -> None:
+    """The candidate takes all traffic and becomes the stable version."""
+    _act("complete", model, env, reason, as_json)
+
+
+@app.command("list")
+def list_(
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    env: Annotated[str | None, typer.Option("--env")] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="Only rollouts in progress.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deployments, newest first."""
+    from cmi_console.services import deployments
+
+    rows = deployments.list_deployments(common.context(), model, env, open_only=open_only)
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["#", "model", "env", "version", "strategy", "status", "shares", "by", "since"],
+        [
+            [
+                r["deployment"],
+                r["model"],
+                r["environment"],
+                r["version"],
+                r["strategy"],
+                r["status"],
+                shares_text(r["shares"]),
+                r["created_by"],
+                r["created_at"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("history")
+def history(
+    model: str, env: Annotated[str | None, typer.Option("--env")] = None, as_json: JsonOpt = False
+) -> None:
+    """Every traffic change: which version took which share, and when."""
+    from cmi_console.services import deployments
+
+    rows = deployments.history(common.context(), model, env)
+    if as_json:
+        common.print_json(rows)
+        return
+    common.table(
+        None,
+        ["at", "env", "#", "action", "status", "serving", "mirror", "by", "reason"],
+        [
+            [
+                r["at"],
+                r["environment"],
+                r["deployment"],
+                r["action"],
+                r["status"],
+                shares_text(r["shares"]),
+                shares_text(r["mirror"]),
+                r["by"],
+                r["reason"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("manifest")
+def manifest(
+    model: str,
+    env: EnvOpt,
+    fmt: Annotated[str, typer.Option("--format", help="json or kserve.")] = "json",
+) -> None:
+    """What the serving layer needs now. `kserve` is a KServe v1beta1
+    InferenceService (JSON, which kubectl accepts) with canaryTrafficPercent."""
+    from cmi_console.services import deployments
+
+    common.print_json(deployments.manifest(common.context(), model, env, fmt))
+
+
+def rollback(
+    model: Annotated[str, typer.Argument(help="The model.")],
+    env: EnvOpt,
+    reason: ReasonOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Back to the previous serving version at once (a signed decision): ends
+    the rollout in progress, or undoes the last completed one."""
+    _act("rollback", model, env, reason, as_json)

@@ -1,0 +1,1008 @@
+"""Production feedback: monitoring windows, late labels, alerts, retraining
+requests and zombie models.
+
+A window is measured outside any write transaction (validation.monitoring),
+then stored with its result hash in one. `evaluate` applies the policy's
+triggers to the windows and, for a canary, its auto-rollback and
+auto-advance criteria, as signed deployment decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from cmi_console.core import clock, roles
+from cmi_console.core import deployments as dm
+from cmi_console.core.canonical import canonical_bytes
+from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.policy import Criteria, Effective
+from cmi_console.services import deployments, lineage, registry
+from cmi_console.services.context import Context, Tx
+from cmi_console.services.identity import active_roles, require_role
+from cmi_console.services.policies import effective_for
+from cmi_console.store.tables import Alert, MonitoringWindow, RetrainRequest, table
+
+WINDOWS, ALERTS, RETRAINS = table(MonitoringWindow), table(Alert), table(RetrainRequest)
+TRIGGERS = ("performance", "drift", "age")
+TREND_METRICS = (
+    "drift_share",
+    "prediction_drift",
+    "roc_auc",
+    "accuracy",
+    "error_rate",
+    "rmse",
+    "r2",
+)
+
+
+@dataclass
+class Serving:
+    """An environment's traffic now, read from its latest deployment event."""
+
+    environment: str
+    primary: int  # the stable version (or the only one)
+    versions: list[int]  # every version that takes or mirrors traffic
+    shares: dict[str, int]
+    mirror: dict[str, int]
+    deployment: Any  # the open deployment, or None
+    candidate: int | None
+    mode: str | None  # shadow | ab (canary and A/B rows are independent)
+
+
+def _serving(conn: Connection, model: Any, env: str) -> Serving:
+    now = deployments.serving_events(conn, model, env)
+    if not now or not (now[0]["shares"] or now[0]["mirror"]):
+        raise BadInput(f"--env: nothing serves {model.name} in {env}; deploy a version first")
+    ev = now[0]
+    dep = deployments.open_deployment(conn, model.id, env)
+    numbers = deployments.version_numbers(conn, *(() if dep is None else (dep.version_id,)))
+    candidate = numbers.get(dep.version_id) if dep is not None else None
+    versions = sorted({int(v) for v in [*ev["shares"], *ev["mirror"]]})
+    others = [v for v in versions if v != candidate]
+    primary = others[0] if others else versions[0]
+    mode = None
+    if dep is not None and primary != candidate:
+        mode = "shadow" if dep.strategy == "shadow" else "ab"
+    return Serving(env, primary, versions, ev["shares"], ev["mirror"], dep, candidate, mode)
+
+
+def _version_rows(conn: Connection, model: Any, numbers: list[int]) -> dict[int, Any]:
+    rows = conn.execute(
+        select(registry.VERSIONS).where(
+            registry.VERSIONS.c.model_id == model.id, registry.VERSIONS.c.version.in_(numbers)
+        )
+    ).all()
+    return {r.version: r for r in rows}
+
+
+class _Models:
+    """Each version's estimator, loaded once per call, safely (skops)."""
+
+    def __init__(self, ctx: Context, model: str, rows: dict[int, Any], allow_pickle: bool) -> None:
+        self.ctx, self.model, self.rows, self.allow_pickle = ctx, model, rows, allow_pickle
+        self._cache: dict[int, Any] = {}
+
+    def __call__(self, version: int) -> Any:
+        if version not in self._cache:
+            from cmi_console.store.model_files import loads
+
+            r = self.rows[version]
+            self._cache[version] = loads(
+                self.ctx.workspace.artifacts.read(r.artifact_sha256),
+                r.artifact_format,
+                allow_pickle=self.allow_pickle,
+                where=f"{self.model}:{version}",
+            )
+        return self._cache[version]
+
+
+def _spec(ctx: Context, model: Any, policy: Effective, s: Serving, rows: dict[int, Any]) -> Any:
+    """What a window is measured against: the primary version's recipe, its
+    training split as reference, and each version's predictions on it."""
+    from cmi_console.services.training import frames, recipe_of
+    from cmi_console.validation.monitoring import WindowSpec
+    from cmi_console.validation.training import feature_columns, split
+
+    ref = f"{model.name}:{s.primary}"
+    recipe, _raw, blobs = recipe_of(ctx, ref)
+    train, holdout = frames(blobs)
+    parts = split(recipe, train, holdout)
+    features = feature_columns(recipe, train)
+    models = _Models(ctx, model.name, rows, policy.policy.allow_pickle)
+    classes = sorted(train[recipe.data.target].dropna().unique().tolist(), key=str)
+    reference = parts.train
+    import pandas as pd
+
+    preds: dict[int, Any] = {}
+    for v in s.versions:
+        est = models(v)
+        if recipe.task == "classification" and len(classes) == 2:
+            preds[v] = pd.Series(est.predict_proba(reference[features])[:, 1])
+        else:
+            preds[v] = pd.Series(est.predict(reference[features]))
+    m = policy.policy.monitoring
+    spec = WindowSpec(
+        features=features,
+        target=recipe.data.target,
+        task=recipe.task,
+        sensitive=list(recipe.data.sensitive),
+        reference=reference,
+        reference_predictions=preds,
+        primary=s.primary,
+        classes=classes if recipe.task == "classification" else [],
+        champion=s.primary if s.mode else None,
+        challenger=s.candidate if s.mode else None,
+        mode=s.mode,
+        significance=m.significance,
+        power=m.power,
+        comparison_metric=m.comparison_metric
+        if recipe.task == "classification" or m.comparison_metric in ("rmse", "mae")
+        else "mae",
+    )
+    return spec, models
+
+
+def _read(path: Path, where: str) -> Any:
+    from cmi_console.validation.training import read_frame
+
+    if not path.is_file():
+        raise BadInput(f"{where}: {path}: no such file")
+    return read_frame(path)
+
+
+def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, where: str) -> Any:
+    """Check the window's columns, and with `predict`, score it with the
+    deployed versions as the serving layer would have."""
+    import numpy as np
+    import pandas as pd
+
+    missing = [c for c in spec.features if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{where}: missing feature column(s) {', '.join(missing)}")
+    if "timestamp" in frame:
+        stamps = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True)
+        bad = stamps.isna() & frame["timestamp"].notna()
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy())) + 2  # +1 header, +1 one-based
+            raise BadInput(
+                f"{where}:{row}: timestamp: '{frame['timestamp'][bad].iloc[0]}' is not a time"
+            )
+    if "version" in frame:
+        try:
+            frame["version"] = frame["version"].astype(int)
+        except (TypeError, ValueError):
+            raise BadInput(f"{where}: version: must be version numbers") from None
+        stray = sorted(set(frame["version"].unique().tolist()) - set(s.versions))
+        if stray:
+            raise BadInput(
+                f"{where}: version: {', '.join(map(str, stray))} does not serve "
+                f"{s.environment} (serving: {', '.join(map(str, s.versions))})"
+            )
+    if "prediction" not in frame:
+        if not predict:
+            raise BadInput(f"{where}: no 'prediction' column; add one, or pass --predict")
+        frame = _predict(frame, spec, s, models)
+    elif "version" not in frame:
+        frame = frame.assign(version=s.primary)
+    if "score" in frame:
+        scores = pd.to_numeric(frame["score"], errors="coerce")
+        if scores.isna().any() or ((scores < 0) | (scores > 1)).any():
+            raise BadInput(f"{where}: score: must be probabilities between 0 and 1")
+    if spec.target in frame and frame[spec.target].isna().all():
+        frame = frame.drop(columns=[spec.target])
+    return frame
+
+
+def _predict(frame: Any, spec: Any, s: Serving, models: Any) -> Any:
+    """Rows go to versions as the traffic shares say (a seeded, stable split);
+    a shadow also scores every row with the candidate."""
+    import numpy as np
+    import pandas as pd
+
+    if "version" not in frame:
+        if s.mode == "ab" and len(s.shares) > 1:
+            # seeded by the rows themselves: the same window splits the same way
+            seed = int(pd.util.hash_pandas_object(frame[spec.features], index=False).sum())
+            draw = np.random.default_rng(seed % 2**32).random(len(frame)) * 100
+            cand = s.shares.get(str(s.candidate), 0)
+            frame = frame.assign(version=np.where(draw < cand, s.candidate, s.primary))
+        else:
+            frame = frame.assign(version=s.primary)
+            if s.mode == "shadow" and s.candidate is not None:
+                copy = frame.assign(version=s.candidate)
+                frame = pd.concat([frame, copy], ignore_index=True)
+    parts = []
+    for v, sub in frame.groupby("version", sort=True):
+        est = models(int(v))
+        X = sub[spec.features]
+        sub = sub.assign(prediction=est.predict(X))
+        if spec.binary:
+            sub = sub.assign(score=np.round(est.predict_proba(X)[:, 1], 6))
+        parts.append(sub)
+    return pd.concat(parts).sort_index(kind="stable")
+
+
+def _period(frame: Any) -> tuple[str | None, str | None]:
+    import pandas as pd
+
+    if "timestamp" not in frame or frame["timestamp"].isna().all():
+        return None, None
+    t = pd.to_datetime(frame["timestamp"], utc=True)
+    return clock.format_time(t.min().to_pydatetime()), clock.format_time(t.max().to_pydatetime())
+
+
+def _digest(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_bytes(doc)).hexdigest()
+
+
+def _store_frame(ctx: Context, frame: Any) -> tuple[str, str]:
+    """A window the console scored is kept as Parquet (what was measured)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "window.parquet"
+        frame.to_parquet(path, index=False)
+        digest, _size = ctx.put_artifact(path)
+    return digest, "parquet"
+
+
+def _load_frame(ctx: Context, sha: str, fmt: str) -> Any:
+    import pandas as pd
+
+    blob = ctx.workspace.artifacts.read(sha)
+    buf = io.BytesIO(blob)
+    return pd.read_parquet(buf) if fmt == "parquet" else pd.read_csv(buf)
+
+
+def _result(
+    model: str, env: str, data_sha: str, labels: dict[str, Any] | None, metrics: Any
+) -> str:
+    return _digest(
+        {
+            "model": model,
+            "environment": env,
+            "data_sha256": data_sha,
+            "labels": labels,
+            "metrics": metrics,
+        }
+    )
+
+
+def _summaries(metrics: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {v: e["summary"] for v, e in metrics["versions"].items()}
+    comp = metrics.get("comparison")
+    if comp:
+        out["comparison"] = {
+            k: comp.get(k)
+            for k in ("mode", "champion", "challenger", "agreement", "difference", "p_value")
+            if k in comp
+        } | {"status": comp.get("status"), "still_needed": comp.get("still_needed")}
+    return out
+
+
+def ingest(
+    ctx: Context,
+    model_name: str,
+    env: str,
+    path: Path,
+    *,
+    predict: bool = False,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Measure a window and record it (one entry, audited by its result hash)."""
+    from cmi_console.store.artifacts import hash_file
+    from cmi_console.validation.monitoring import analyse
+
+    actor = ctx.require_actor()
+    where = str(path)
+    with ctx.read() as conn:
+        require_role(conn, actor, roles.MONITORS, "ingest monitoring windows")
+        model = registry.model_row(conn, model_name)
+        policy = effective_for(conn, model)
+        policy.environment(env)
+        s = _serving(conn, model, env)
+        rows = _version_rows(conn, model, s.versions)
+    frame = _read(path, where)
+    spec, models = _spec(ctx, model, policy, s, rows)
+    given = set(frame.columns)
+    frame = _prepare(frame, spec, s, models, predict, where)
+    metrics = analyse(frame, spec)
+    if "prediction" in given:
+        data_sha, fmt = (
+            hash_file(path)[0],
+            ("parquet" if path.suffix in (".parquet", ".pq") else "csv"),
+        )
+        stored = path
+    else:
+        stored = None
+    start, end = _period(frame)
+    with ctx.write() as tx:
+        require_role(tx.conn, actor, roles.MONITORS, "ingest monitoring windows")
+        if stored is not None:
+            data_sha = tx.ctx.put_artifact(stored)[0]
+        else:
+            data_sha, fmt = _store_frame(ctx, frame)
+        result = _result(model.name, env, data_sha, None, metrics)
+        row = {
+            "model_id": model.id,
+            "environment": env,
+            "deployment_id": s.deployment.id if s.deployment is not None else None,
+            "name": (name or path.name)[:200],
+            "rows": len(frame),
+            "period_start": start,
+            "period_end": end,
+            "data_sha256": data_sha,
+            "data_format": fmt,
+            "labels_sha256": None,
+            "versions": sorted(int(v) for v in metrics["versions"]),
+            "metrics": metrics,
+            "summary": _summaries(metrics),
+            "result_sha256": result,
+            "created_at": tx.time,
+            "created_by": actor,
+            "labelled_at": None,
+        }
+        wid = tx.insert(WINDOWS, row)
+        lineage.connect(
+            tx,
+            [(("version", rows[v].id), ("window", wid), "monitored") for v in row["versions"]],
+        )
+        tx.record(
+            "monitor.ingest",
+            f"model:{model.name}",
+            {
+                "window": wid,
+                "environment": env,
+                "name": row["name"],
+                "rows": row["rows"],
+                "data_sha256": data_sha,
+                "result_sha256": result,
+                "versions": row["versions"],
+            },
+        )
+    return window_view({**row, "id": wid}, model.name)
+
+
+def labels(
+    ctx: Context, model_name: str, window_id: int, path: Path, *, key: str | None = None
+) -> dict[str, Any]:
+    """Attach labels that arrived late, and measure the window again."""
+    from cmi_console.validation.monitoring import analyse
+
+    actor = ctx.require_actor()
+    where = str(path)
+    with ctx.read() as conn:
+        require_role(conn, actor, roles.MONITORS, "attach labels")
+        model = registry.model_row(conn, model_name)
+        w = _window(conn, model, window_id)
+        policy = effective_for(conn, model)
+        s = _serving_of(conn, model, w)
+        rows = _version_rows(conn, model, s.versions)
+    frame = _load_frame(ctx, w.data_sha256, w.data_format)
+    spec, _models = _spec(ctx, model, policy, s, rows)
+    given = _read(path, where)
+    if spec.target not in given.columns:
+        raise BadInput(f"{where}: no '{spec.target}' column (the model's target)")
+    frame = _attach(frame, given, spec.target, key, where)
+    metrics = analyse(frame, spec)
+    from cmi_console.store.artifacts import hash_file
+
+    labels_sha = hash_file(path)[0]
+    with ctx.write() as tx:
+        require_role(tx.conn, actor, roles.MONITORS, "attach labels")
+        tx.ctx.put_artifact(path)
+        result = _result(
+            model.name, w.environment, w.data_sha256, {"sha256": labels_sha, "key": key}, metrics
+        )
+        values = {
+            "labels_sha256": labels_sha,
+            "metrics": metrics,
+            "summary": _summaries(metrics),
+            "result_sha256": result,
+            "labelled_at": tx.time,
+        }
+        tx.update(WINDOWS, w.id, values)
+        tx.record(
+            "monitor.labels",
+            f"model:{model.name}",
+            {
+                "window": w.id,
+                "labels_sha256": labels_sha,
+                "key": key,
+                "labelled": int(frame[spec.target].notna().sum()),
+                "result_sha256": result,
+            },
+        )
+    return window_view({**dict(w._mapping), **values}, model.name)
+
+
+def _attach(frame: Any, given: Any, target: str, key: str | None, where: str) -> Any:
+    """Labels join on `key`, else by position: one per window row, or one per
+    input when every version scored the same inputs (a shadow)."""
+    import numpy as np
+
+    if key is not None:
+        for side, f in (("labels file", given), ("window", frame)):
+            if key not in f.columns:
+                raise BadInput(f"--key: the {side} has no column '{key}'")
+        if given[key].duplicated().any():
+            raise BadInput(f"{where}: {key}: duplicate keys")
+        mapping = dict(zip(given[key], given[target], strict=True))
+        return frame.assign(**{target: frame[key].map(mapping)})
+    if len(given) == len(frame):
+        return frame.assign(**{target: given[target].to_numpy()})
+    sizes = frame.groupby("version").size()
+    if (sizes == len(given)).all():
+        out = frame.copy()
+        values = np.empty(len(frame), dtype=given[target].dtype)
+        for _v, idx in frame.groupby("version").indices.items():
+            values[idx] = given[target].to_numpy()
+        out[target] = values
+        return out
+    raise BadInput(
+        f"{where}: {len(given)} labels for a window of {len(frame)} rows; "
+        "give one per row, or join with --key"
+    )
+
+
+def _window(conn: Connection, model: Any, window_id: int) -> Any:
+    w = conn.execute(
+        select(WINDOWS).where(WINDOWS.c.id == window_id, WINDOWS.c.model_id == model.id)
+    ).first()
+    if w is None:
+        raise NotFound(f"window {window_id} of {model.name} does not exist")
+    return w
+
+
+def _serving_of(conn: Connection, model: Any, w: Any) -> Serving:
+    """The serving picture a window was taken under (its versions, its rollout)."""
+    versions = list(w.versions)
+    dep = None
+    if w.deployment_id is not None:
+        dep = conn.execute(
+            select(deployments.DEPLOYMENTS).where(deployments.DEPLOYMENTS.c.id == w.deployment_id)
+        ).one()
+    numbers = deployments.version_numbers(conn, *(() if dep is None else (dep.version_id,)))
+    candidate = numbers.get(dep.version_id) if dep is not None else None
+    others = [v for v in versions if v != candidate]
+    primary = others[0] if others else versions[0]
+    mode = None
+    if dep is not None and candidate in versions and primary != candidate:
+        mode = "shadow" if dep.strategy == "shadow" else "ab"
+    return Serving(w.environment, primary, versions, {}, {}, dep, candidate, mode)
+
+
+def window_view(row: Any, model: str) -> dict[str, Any]:
+    r = row if isinstance(row, dict) else dict(row._mapping)
+    return {
+        "window": r["id"],
+        "model": model,
+        "environment": r["environment"],
+        "name": r["name"],
+        "rows": r["rows"],
+        "period": [r["period_start"], r["period_end"]],
+        "versions": r["versions"],
+        "deployment": r["deployment_id"],
+        "labelled": r["labels_sha256"] is not None or _has_labels(r["summary"]),
+        "summary": r["summary"],
+        "result_sha256": r["result_sha256"],
+        "data_sha256": r["data_sha256"],
+        "created_at": r["created_at"],
+        "created_by": r["created_by"],
+        "labelled_at": r["labelled_at"],
+    }
+
+
+def _has_labels(summary: dict[str, Any]) -> bool:
+    return any(isinstance(s, dict) and ("accuracy" in s or "rmse" in s) for s in summary.values())
+
+
+def show_window(ctx: Context, model_name: str, window_id: int) -> dict[str, Any]:
+    with ctx.read() as conn:
+        model = registry.model_row(conn, model_name)
+        w = _window(conn, model, window_id)
+    return {**window_view(w, model.name), "metrics": w.metrics}
+
+
+# --- status ------------------------------------------------------------------
+
+
+def status(
+    ctx: Context, model_name: str, env: str | None = None, *, version: int | None = None
+) -> dict[str, Any]:
+    """Windows (summaries only) with their trends, open alerts and retraining
+    requests, and what serves now."""
+    cols = [c for c in WINDOWS.c if c.name not in ("metrics",)]
+    with ctx.read() as conn:
+        model = registry.model_row(conn, model_name)
+        stmt = select(*cols).where(WINDOWS.c.model_id == model.id).order_by(WINDOWS.c.id)
+        if env is not None:
+            stmt = stmt.where(WINDOWS.c.environment == env)
+        windows = [window_view(r, model.name) for r in conn.execute(stmt)]
+        alerts = _alerts(conn, model, open_only=False)
+        retrains = _retrains(conn, model)
+        serving = deployments.serving_events(conn, model, env)
+    if version is not None:
+        windows = [w for w in windows if version in w["versions"]]
+    # per version: the windows it appears in, and each metric over them
+    trends: dict[str, dict[str, list[Any]]] = {}
+    for w in windows:
+        for v in w["versions"]:
+            summ = w["summary"].get(str(v)) or {}
+            series = trends.setdefault(str(v), {"windows": []})
+            series["windows"].append(w["window"])
+            for metric in TREND_METRICS:
+                series.setdefault(metric, []).append(summ.get(metric))
+    trends = {
+        v: {m: vals for m, vals in series.items() if any(x is not None for x in vals)}
+        for v, series in trends.items()
+    }
+    return {
+        "model": model.name,
+        "environment": env,
+        "serving": serving,
+        "windows": windows,
+        "trends": trends,
+        "alerts": alerts,
+        "retrain_requests": retrains,
+    }
+
+
+def _alerts(conn: Connection, model: Any | None, *, open_only: bool = True) -> list[dict[str, Any]]:
+    stmt = (
+        select(ALERTS, registry.MODELS.c.name.label("model"), registry.VERSIONS.c.version)
+        .join(registry.MODELS, registry.MODELS.c.id == ALERTS.c.model_id)
+        .join(registry.VERSIONS, registry.VERSIONS.c.id == ALERTS.c.version_id)
+        .order_by(ALERTS.c.id.desc())
+    )
+    if model is not None:
+        stmt = stmt.where(ALERTS.c.model_id == model.id)
+    if open_only:
+        stmt = stmt.where(ALERTS.c.status == "open")
+    return [
+        {
+            "alert": a.id,
+            "model": a.model,
+            "version": a.version,
+            "environment": a.environment,
+            "kind": a.kind,
+            "status": a.status,
+            "message": a.message,
+            "windows": a.windows,
+            "created_at": a.created_at,
+            "created_by": a.created_by,
+            "closed_at": a.closed_at,
+            "closed_by": a.closed_by,
+        }
+        for a in conn.execute(stmt)
+    ]
+
+
+def _retrains(conn: Connection, model: Any) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(RETRAINS).where(RETRAINS.c.model_id == model.id).order_by(RETRAINS.c.id)
+    ).all()
+    numbers = deployments.version_numbers(
+        conn, *[r.version_id for r in rows], *[r.candidate_id for r in rows]
+    )
+    return [
+        {
+            "request": r.id,
+            "alert": r.alert_id,
+            "version": numbers.get(r.version_id),
+            "candidate": numbers.get(r.candidate_id) if r.candidate_id else None,
+            "status": r.status,
+            "created_at": r.created_at,
+            "created_by": r.created_by,
+            "closed_at": r.closed_at,
+        }
+        for r in rows
+    ]
+
+
+def open_alerts(ctx: Context, limit: int = 20) -> list[dict[str, Any]]:
+    with ctx.read() as conn:
+        return _alerts(conn, None)[:limit]
+
+
+def close_alert(ctx: Context, alert_id: int, comment: str) -> dict[str, Any]:
+    if not comment.strip():
+        raise BadInput("--comment: say why the alert is closed")
+    with ctx.write() as tx:
+        actor = ctx.require_actor()
+        require_role(tx.conn, actor, roles.MONITORS | {"risk-officer"}, "close alerts")
+        a = tx.conn.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).first()
+        if a is None:
+            raise NotFound(f"alert {alert_id} does not exist")
+        if a.status != "open":
+            raise BadInput(f"alert {alert_id} is already {a.status}")
+        tx.update(ALERTS, a.id, {"status": "closed", "closed_at": tx.time, "closed_by": actor})
+        model = registry.model_name(tx.conn, a.model_id)
+        tx.record("alert.close", f"model:{model}", {"alert": a.id, "comment": comment})
+    return {"alert": alert_id, "status": "closed"}
+
+
+# --- triggers ------------------------------------------------------------------
+
+
+def _streak(windows: list[Any], version: int, breach: Any) -> list[int]:
+    """The newest run of consecutive windows of `version` that breach; windows
+    that do not measure the metric (no labels yet) neither break nor extend it."""
+    run: list[int] = []
+    for w in reversed(windows):
+        summ = w.summary.get(str(version))
+        if summ is None:
+            continue
+        verdict = breach(summ)
+        if verdict is None:
+            continue
+        if not verdict:
+            break
+        run.append(w.id)
+    return list(reversed(run))
+
+
+def _performance_breach(criteria: Criteria) -> Any:
+    def check(summ: dict[str, Any]) -> bool | None:
+        keys = set(criteria.max) | set(criteria.min)
+        if not keys & set(summ):
+            return None
+        return bool(criteria.breaches(summ))
+
+    return check
+
+
+def _drift_breach(share: float) -> Any:
+    def check(summ: dict[str, Any]) -> bool | None:
+        value = summ.get("drift_share")
+        return None if value is None else value >= share
+
+    return check
+
+
+def evaluate(
+    ctx: Context, model_name: str, env: str, *, retrain: Path | None = None
+) -> dict[str, Any]:
+    """Apply the triggers and the canary criteria; with `retrain`, train the
+    recipe on that data for each open retraining request, validate the
+    candidate and open its promotion request. Nothing is ever promoted here."""
+    if retrain is not None and not retrain.is_file():
+        raise BadInput(f"--retrain: {retrain}: no such file")
+    with ctx.write() as tx:
+        out = _evaluate_in(tx, model_name, env)
+    if retrain is not None:
+        # one candidate answers every open request about the same version
+        by_version: dict[int, list[dict[str, Any]]] = {}
+        for r in out["open_retrain_requests"]:
+            by_version.setdefault(r["version"], []).append(r)
+        out["retrained"] = [
+            _retrain(ctx, model_name, version, reqs, retrain)
+            for version, reqs in sorted(by_version.items())
+        ]
+    return out
+
+
+def _evaluate_in(tx: Tx, model_name: str, env: str) -> dict[str, Any]:
+    actor = tx.ctx.require_actor()
+    require_role(tx.conn, actor, roles.MONITORS, "evaluate monitoring triggers")
+    model = registry.model_row(tx.conn, model_name)
+    policy = effective_for(tx.conn, model)
+    rules = policy.environment(env)
+    s = _serving(tx.conn, model, env)
+    triggers = policy.policy.monitoring.triggers
+    windows = tx.conn.execute(
+        select(WINDOWS.c.id, WINDOWS.c.summary, WINDOWS.c.deployment_id, WINDOWS.c.created_at)
+        .where(WINDOWS.c.model_id == model.id, WINDOWS.c.environment == env)
+        .order_by(WINDOWS.c.id)
+    ).all()
+    rows = _version_rows(tx.conn, model, [s.primary])
+    primary_id = rows[s.primary].id
+    fired: list[dict[str, Any]] = []
+    earlier = tx.conn.execute(
+        select(ALERTS.c.kind, ALERTS.c.windows, ALERTS.c.status).where(
+            ALERTS.c.model_id == model.id,
+            ALERTS.c.version_id == primary_id,
+            ALERTS.c.environment == env,
+        )
+    ).all()
+
+    def covered(kind: str, ids: list[int]) -> bool:
+        return any(a.kind == kind and set(a.windows) & set(ids) for a in earlier)
+
+    checks = []
+    if triggers.performance is not None:
+        p = triggers.performance
+        checks.append(("performance", p.windows, _performance_breach(p), p))
+    if triggers.drift is not None:
+        d = triggers.drift
+        checks.append(("drift", d.windows, _drift_breach(d.share), d))
+    for kind, need, breach, spec in checks:
+        run = _streak(windows, s.primary, breach)
+        if len(run) >= need and not covered(kind, run):
+            last = next(w for w in windows if w.id == run[-1]).summary[str(s.primary)]
+            detail = (
+                "; ".join(spec.breaches(last))
+                if kind == "performance"
+                else f"drift_share {last['drift_share']:.2f} >= {spec.share:g}"
+            )
+            fired.append(
+                _raise(
+                    tx,
+                    model,
+                    env,
+                    primary_id,
+                    kind,
+                    f"{model.name}:{s.primary} {kind}: {len(run)} window(s) in a row ({detail})",
+                    run,
+                    retrain=True,
+                )
+            )
+    if triggers.age is not None:
+        created = rows[s.primary].created_at
+        age = clock.instant(tx.time) - clock.instant(created)
+        open_age = any(a.kind == "age" and a.status == "open" for a in earlier)
+        if age.days >= triggers.age.max_days and not open_age:
+            fired.append(
+                _raise(
+                    tx,
+                    model,
+                    env,
+                    primary_id,
+                    "age",
+                    f"{model.name}:{s.primary} is {age.days} days old "
+                    f"(the policy retrains after {triggers.age.max_days})",
+                    [],
+                    retrain=True,
+                )
+            )
+    actions = _canary(tx, model, env, rules, s, windows)
+    open_requests = [r for r in _retrains(tx.conn, model) if r["status"] == "open"]
+    tx.record(
+        "monitor.evaluate",
+        f"model:{model.name}",
+        {
+            "environment": env,
+            "version": s.primary,
+            "windows": len(windows),
+            "alerts": [a["alert"] for a in fired],
+            "deployment_actions": [a["action"] for a in actions],
+        },
+    )
+    return {
+        "model": model.name,
+        "environment": env,
+        "version": s.primary,
+        "alerts": fired,
+        "deployment_actions": actions,
+        "open_retrain_requests": open_requests,
+    }
+
+
+def _raise(
+    tx: Tx,
+    model: Any,
+    env: str,
+    version_id: int,
+    kind: str,
+    message: str,
+    window_ids: list[int],
+    *,
+    retrain: bool,
+) -> dict[str, Any]:
+    actor = tx.ctx.require_actor()
+    aid = tx.insert(
+        ALERTS,
+        {
+            "model_id": model.id,
+            "environment": env,
+            "version_id": version_id,
+            "kind": kind,
+            "status": "open",
+            "message": message[:2000],
+            "windows": window_ids,
+            "created_at": tx.time,
+            "created_by": actor,
+            "closed_at": None,
+            "closed_by": None,
+        },
+    )
+    edges = [(("window", w), ("alert", aid), "fired") for w in window_ids]
+    if not edges:
+        edges = [(("version", version_id), ("alert", aid), "fired")]
+    lineage.connect(tx, edges)
+    rid = None
+    if retrain:
+        rid = tx.insert(
+            RETRAINS,
+            {
+                "model_id": model.id,
+                "alert_id": aid,
+                "version_id": version_id,
+                "status": "open",
+                "candidate_id": None,
+                "created_at": tx.time,
+                "created_by": actor,
+                "closed_at": None,
+            },
+        )
+    tx.record(
+        "alert.raise",
+        f"model:{model.name}",
+        {
+            "alert": aid,
+            "kind": kind,
+            "message": message,
+            "windows": window_ids,
+            "retrain_request": rid,
+        },
+    )
+    return {
+        "alert": aid,
+        "kind": kind,
+        "message": message,
+        "windows": window_ids,
+        "retrain_request": rid,
+    }
+
+
+def _canary(
+    tx: Tx, model: Any, env: str, rules: Any, s: Serving, windows: list[Any]
+) -> list[dict[str, Any]]:
+    """A canary's own windows since its last step: roll back on a breach of
+    the policy's criteria, advance after enough healthy ones."""
+    dep = s.deployment
+    if dep is None or dep.strategy != "canary" or dep.status != dm.ACTIVE or s.candidate is None:
+        return []
+    mine = [
+        w
+        for w in windows
+        if w.deployment_id == dep.id
+        and w.created_at >= dep.updated_at
+        and str(s.candidate) in w.summary
+    ]
+    if not mine:
+        return []
+    can_act = bool(
+        active_roles(tx.conn, tx.ctx.require_actor()) & roles.DECISION_ROLES["deploy.rollback"]
+    )
+    last = mine[-1]
+    problems = rules.auto_rollback.breaches(last.summary[str(s.candidate)])
+    if problems:
+        reason = f"auto-rollback: window #{last.id}: {'; '.join(problems)}"
+        cand_id = _version_rows(tx.conn, model, [s.candidate])[s.candidate].id
+        _raise(tx, model, env, cand_id, "canary", reason, [last.id], retrain=False)
+        if not can_act:
+            return [{"action": "rollback-due", "reason": reason + " (needs a deployer)"}]
+        deployments.act_in(tx, model.name, env, "rollback", reason=reason)
+        return [{"action": "rollback", "reason": reason}]
+    n = rules.auto_advance_windows
+    if n and len(mine) >= n and can_act:
+        reason = f"auto-advance: {n} healthy window(s) ({', '.join(f'#{w.id}' for w in mine[-n:])})"
+        result = deployments.act_in(tx, model.name, env, "advance", reason=reason)
+        return [{"action": "advance", "reason": reason, "shares": result["shares"]}]
+    return []
+
+
+def _retrain(
+    ctx: Context, model_name: str, version: int, requests: list[dict[str, Any]], data: Path
+) -> dict[str, Any]:
+    """Train, validate and request the next gate for the open retraining
+    requests about one version."""
+    from cmi_console.services import gates, training, validations
+
+    base = f"{model_name}:{version}"
+    numbers = ", ".join(f"#{r['request']}" for r in requests)
+    trained = training.retrain(ctx, base, data)
+    ref = f"{trained['model']}:{trained['version']}"
+    with ctx.read() as conn:
+        policy = effective_for(conn, registry.model_row(conn, model_name))
+    gate = validations.next_gate(policy, trained["stage"])
+    run = None
+    if gate is not None:
+        if gate[1] is not None:
+            run = validations.validate(ctx, ref)
+        gates.request(ctx, ref, gate[0], comment=f"retrained for retraining request {numbers}")
+    with ctx.write() as tx:
+        cand = registry.version_row(tx.conn, ref)
+        for r in requests:
+            tx.update(
+                RETRAINS,
+                r["request"],
+                {"status": "trained", "candidate_id": cand.id, "closed_at": tx.time},
+            )
+        lineage.connect(
+            tx, [(("alert", r["alert"]), ("version", cand.id), "retrained-as") for r in requests]
+        )
+        tx.record(
+            "retrain.trained",
+            f"version:{ref}",
+            {"requests": [r["request"] for r in requests], "candidate": ref, "from": base},
+        )
+    return {
+        "requests": [r["request"] for r in requests],
+        "candidate": ref,
+        "validation": run["status"] if run else None,
+        "requested": gate[0] if gate else None,
+    }
+
+
+# --- zombies -------------------------------------------------------------------
+
+
+def zombies(ctx: Context) -> list[dict[str, Any]]:
+    """Versions that serve (or mirror) somewhere but have had no monitoring
+    window for the policy's zombie_days, have no owner, or whose every newer
+    version is retired."""
+    from cmi_console.services.identity import PRINCIPALS
+
+    out = []
+    now = clock.instant(ctx.clock())
+    with ctx.read() as conn:
+        # only models with deployment events can have zombies: one query finds them
+        deployed = select(deployments.EVENTS.c.model_id).distinct()
+        models = conn.execute(
+            select(registry.MODELS).where(registry.MODELS.c.id.in_(deployed))
+        ).all()
+        enabled = {
+            r.name
+            for r in conn.execute(select(PRINCIPALS.c.name, PRINCIPALS.c.disabled))
+            if not r.disabled
+        }
+        for m in models:
+            serving = deployments.serving_events(conn, m, None)
+            if not serving:
+                continue
+            days = effective_for(conn, m).policy.monitoring.zombie_days
+            versions = conn.execute(
+                select(registry.VERSIONS.c.version, registry.VERSIONS.c.status).where(
+                    registry.VERSIONS.c.model_id == m.id
+                )
+            ).all()
+            last_seen: dict[tuple[str, int], str] = {}
+            for w in conn.execute(
+                select(WINDOWS.c.environment, WINDOWS.c.versions, WINDOWS.c.created_at).where(
+                    WINDOWS.c.model_id == m.id
+                )
+            ):
+                for v in w.versions:
+                    last_seen[(w.environment, v)] = max(
+                        last_seen.get((w.environment, v), ""), w.created_at
+                    )
+            for s in serving:
+                for v in sorted({int(x) for x in [*s["shares"], *s["mirror"]]}):
+                    reasons, flags = [], []
+                    seen = last_seen.get((s["environment"], v))
+                    since = seen or s["since"]
+                    idle = (now - clock.instant(since)).days
+                    if idle >= days:
+                        what = f"last window {seen}" if seen else f"no window since {since}"
+                        reasons.append(f"no monitoring for {idle} days ({what})")
+                        flags.append("unmonitored")
+                    if not m.owner or m.owner not in enabled:
+                        reasons.append(
+                            "no owner" if not m.owner else f"owner {m.owner} is disabled"
+                        )
+                        flags.append("ownerless")
+                    newer = [r for r in versions if r.version > v]
+                    if newer and all(r.status == registry.RETIRED for r in newer):
+                        reasons.append("every newer version is retired")
+                        flags.append("orphaned")
+                    if reasons:
+                        out.append(
+                            {
+                                "model": m.name,
+                                "version": v,
+                                "environment": s["environment"],
+                                "traffic": s["shares"].get(str(v), 0),
+                                "mirror": s["mirror"].get(str(v), 0),
+                                "flags": flags,
+                                "reasons": reasons,
+                            }
+                        )
+    return out

@@ -1,0 +1,264 @@
+"""Deployments: each strategy's state machine, signed rollouts, rollback,
+manifests, and the log covering every traffic change."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Workspace
+from gate_helpers import ok
+
+from cmi_console.core import deployments as dm
+from cmi_console.services import deployments, gates
+from cmi_console.services.verify import verify
+
+STEPS = [10, 25, 50, 100]
+CREDIT_RECIPE = (
+    'model = "credit"\nseed = 3\n[data]\nfile = "data/credit.csv"\nname = "credit"\n'
+    'target = "default"\nsensitive = ["sex"]\n[estimator]\nclass = "{cls}"\nparams = {params}\n'
+)
+ESTIMATORS = (
+    ("sklearn.linear_model.LogisticRegression", "{ max_iter = 500 }"),
+    ("sklearn.ensemble.GradientBoostingClassifier", "{ n_estimators = 30, max_depth = 2 }"),
+)
+
+
+# --- the state machines (pure) ---------------------------------------------
+
+
+def test_canary_climbs_its_steps_and_completes_at_100() -> None:
+    s = dm.start("canary", None, STEPS, has_stable=True)
+    assert (s.status, s.traffic) == ("active", 10)
+    seen = []
+    while s.open:
+        s = dm.apply(s, "advance", STEPS)
+        seen.append(s.traffic)
+    assert seen == [25, 50, 100] and s.status == "completed"
+    with pytest.raises(dm.Illegal):
+        dm.apply(s, "advance", STEPS)  # over: deploy again
+
+
+def test_canary_pause_blocks_advance_until_resumed() -> None:
+    s = dm.apply(dm.start("canary", 5, STEPS, True), "pause", STEPS)
+    for action in ("advance", "complete", "pause"):
+        with pytest.raises(dm.Illegal):
+            dm.apply(s, action, STEPS)
+    s = dm.apply(s, "resume", STEPS)
+    assert dm.apply(s, "advance", STEPS).traffic == 10
+    with pytest.raises(dm.Illegal):
+        dm.apply(s, "advance", STEPS, to=5)  # never backwards
+
+
+def test_blue_green_switches_once_then_completes() -> None:
+    s = dm.start("blue-green", None, STEPS, True)
+    assert s.traffic == 0 and dm.shares(1, 2, s) == {"1": 100}
+    s = dm.apply(s, "advance", STEPS)
+    assert s.traffic == 100 and s.status == "active" and dm.shares(1, 2, s) == {"2": 100}
+    with pytest.raises(dm.Illegal):
+        dm.apply(s, "advance", STEPS)
+    assert dm.apply(s, "complete", STEPS).status == "completed"
+
+
+@pytest.mark.parametrize("strategy", ["ab", "shadow"])
+def test_ab_and_shadow_never_advance(strategy: str) -> None:
+    s = dm.start(strategy, None, STEPS, True)
+    with pytest.raises(dm.Illegal):
+        dm.apply(s, "advance", STEPS)
+    if strategy == "shadow":
+        assert s.traffic == 0 and s.mirror == 100 and dm.shares(1, 2, s) == {"1": 100}
+    else:
+        assert dm.shares(1, 2, s) == {"2": 50, "1": 50}
+    rolled = dm.apply(s, "rollback", STEPS)
+    assert dm.shares(1, 2, rolled) == {"1": 100}
+    with pytest.raises(dm.Illegal):
+        dm.apply(rolled, "rollback", STEPS)
+
+
+def test_first_deployment_and_direct_take_everything() -> None:
+    assert dm.start("canary", None, STEPS, has_stable=False).status == "completed"
+    assert dm.shares(None, 3, dm.start("direct", None, STEPS, True)) == {"3": 100}
+
+
+# --- through the services and the CLI ----------------------------------------
+
+
+def train_credit(ws: Workspace, tmp_path: Path, count: int = 2) -> None:
+    """Credit models trained from recipes on the repository's credit data."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    shutil.copy(REPO / "data" / "credit.csv", data / "credit.csv")
+    for i, (cls, params) in enumerate(ESTIMATORS[:count]):
+        recipe = tmp_path / f"credit-{i}.toml"
+        recipe.write_text(CREDIT_RECIPE.format(cls=cls, params=params))
+        ok(ws.cli("train", str(recipe), as_="alice"))
+
+
+def staff(ws: Workspace) -> None:
+    for name, role in (
+        ("alice", "developer"),
+        ("victor", "validator"),
+        ("bob", "reviewer"),
+        ("dora", "deployer"),
+        ("rita", "risk-officer"),
+    ):
+        ok(ws.cli("user", "add", name, "--role", role))
+    ok(ws.cli("model", "create", "credit", as_="alice"))
+
+
+def to_stage(ws: Workspace, ref: str, stage: str) -> None:
+    ctx = ws.ctx
+    gates.request(ctx("alice"), ref, stage)
+    gates.decide(ctx("victor" if stage == "staging" else "bob"), ref, stage, "approve")
+    gates.promote(ctx("dora"), ref, stage)
+
+
+@pytest.fixture
+def serving(ws: Workspace, tmp_path: Path) -> Workspace:
+    """credit:1 and credit:2 in production (v2 archived v1), v1 serving."""
+    staff(ws)
+    train_credit(ws, tmp_path)
+    from cmi_console.services import validations
+
+    for ref in ("credit:1", "credit:2"):
+        validations.validate(ws.ctx("alice"), ref, suite="staging")
+        to_stage(ws, ref, "staging")
+        validations.validate(ws.ctx("alice"), ref, suite="production")
+        to_stage(ws, ref, "production")
+        if ref == "credit:1":
+            ok(ws.cli("deploy", ref, "--env", "production", "--strategy", "direct", as_="dora"))
+    return ws
+
+
+def test_canary_rollout_is_signed_and_rollback_restores(serving: Workspace) -> None:
+    ws = serving
+    r = ok(
+        ws.cli(
+            "deploy",
+            "credit:2",
+            "--env",
+            "production",
+            "--strategy",
+            "canary",
+            "--json",
+            as_="dora",
+        )
+    )
+    assert r.json()["shares"] == {"1": 90, "2": 10}
+    assert r.json()["statement"]["decision"] == "deploy"
+    kserve = ok(
+        ws.cli("deploy", "manifest", "credit", "--env", "production", "--format", "kserve")
+    ).json()
+    assert kserve["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert kserve["metadata"]["annotations"]["cmi-console/version"] == "2"
+    ok(ws.cli("deploy", "advance", "credit", "--env", "production", as_="dora"))
+    # only a deployer or an admin moves traffic (exit 3), and an A/B cannot start on top
+    assert ws.cli("deploy", "advance", "credit", "--env", "production", as_="alice").code == 3
+    r = ws.cli("deploy", "credit:2", "--env", "production", "--strategy", "ab", as_="dora")
+    assert r.code == 3 and "roll it back first" in r.err
+    r = ok(
+        ws.cli(
+            "rollback", "credit", "--env", "production", "--reason", "latency", "--json", as_="dora"
+        )
+    )
+    assert r.json()["shares"] == {"1": 100} and r.json()["status"] == "rolled-back"
+    assert deployments.manifest(ws.ctx(), "credit", "production")["versions"][0]["version"] == 1
+    # a completed rollout rolls back to the version before it
+    ok(
+        ws.cli(
+            "deploy",
+            "credit:2",
+            "--env",
+            "production",
+            "--strategy",
+            "canary",
+            "--traffic",
+            "100",
+            as_="dora",
+        )
+    )
+    assert deployments.serving(ws.ctx(), "credit", "production")[0]["shares"] == {"2": 100}
+    ok(ws.cli("rollback", "credit", "--env", "production", as_="dora"))
+    assert deployments.serving(ws.ctx(), "credit", "production")[0]["shares"] == {"1": 100}
+    r = ws.cli("rollback", "credit", "--env", "production", as_="dora")
+    assert r.code == 3 and "no earlier version" in r.err
+    history = ok(ws.cli("deploy", "history", "credit", "--json")).json()
+    assert [h["action"] for h in history] == [
+        "start",
+        "start",
+        "advance",
+        "rollback",
+        "start",
+        "rollback",
+    ]
+    report = verify(ws.ctx())
+    assert report.ok, report.findings
+    assert report.signatures >= 6
+
+
+def test_only_the_policys_stage_serves(serving: Workspace, tmp_path: Path) -> None:
+    ws = serving
+    from cmi_console.services import validations
+
+    train_credit_more(ws, tmp_path)
+    # credit:3 is in development: production refuses it (exit 3), nothing written
+    before = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    r = ws.cli("deploy", "credit:3", "--env", "production", "--strategy", "canary", as_="dora")
+    assert r.code == 3 and "development" in r.err and r.err.count("\n") == 1
+    assert ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == before
+    validations.validate(ws.ctx("alice"), "credit:3", suite="staging")
+    to_stage(ws, "credit:3", "staging")
+    # a staging version may shadow production (it takes no traffic), not canary
+    assert (
+        ws.cli("deploy", "credit:3", "--env", "production", "--strategy", "canary", as_="dora").code
+        == 3
+    )
+    ok(ws.cli("deploy", "credit:3", "--env", "production", "--strategy", "shadow", as_="dora"))
+    assert ws.cli("deploy", "advance", "credit", "--env", "production", as_="dora").code == 3
+    for bad in (["--env", "moon"], ["--strategy", "yolo"], ["--traffic", "0"]):
+        args = {"--env": "production", "--strategy": "canary", **dict([bad])}
+        r = ws.cli("deploy", "credit:2", *[x for kv in args.items() for x in kv], as_="dora")
+        assert r.code == 2, (bad, r.err)
+
+
+def train_credit_more(ws: Workspace, tmp_path: Path) -> None:
+    recipe = tmp_path / "credit-2.toml"
+    recipe.write_text(
+        CREDIT_RECIPE.format(cls="sklearn.tree.DecisionTreeClassifier", params="{ max_depth = 4 }")
+    )
+    ok(ws.cli("train", str(recipe), as_="alice"))
+
+
+def test_retiring_a_serving_version_ends_its_deployment(serving: Workspace) -> None:
+    ws = serving
+    ok(ws.cli("deploy", "credit:2", "--env", "production", "--strategy", "blue-green", as_="dora"))
+    ok(ws.cli("deploy", "advance", "credit", "--env", "production", as_="dora"))
+    gates.request(ws.ctx("alice"), "credit:1", "retired")
+    gates.decide(ws.ctx("rita"), "credit:1", "retired", "approve")
+    # v1 is the blue side of an open rollout: a rollback would need it
+    r = ws.cli("retire", "credit:1", "--reason", "superseded", as_="dora")
+    assert r.code == 3 and "rollout #2" in r.err
+    ok(ws.cli("deploy", "complete", "credit", "--env", "production", as_="dora"))
+    gates.retire(ws.ctx("dora"), "credit:1", "superseded")
+    # v1 no longer serves and can no longer be rolled back to
+    r = ws.cli("rollback", "credit", "--env", "production", as_="dora")
+    assert r.code == 3
+    assert deployments.serving(ws.ctx(), "credit", "production")[0]["shares"] == {"2": 100}
+    assert verify(ws.ctx()).ok
+
+
+def test_a_forged_traffic_row_is_named_by_verify(serving: Workspace) -> None:
+    ws = serving
+    ok(ws.cli("deploy", "credit:2", "--env", "production", "--strategy", "canary", as_="dora"))
+    ctx = ws.ctx()
+    from sqlalchemy import text
+
+    with ctx.engine.begin() as conn:
+        conn.execute(text("UPDATE deployments SET traffic = 100 WHERE id = 2"))
+        conn.execute(
+            text("UPDATE deployment_events SET shares = :s WHERE id = 2"), {"s": '{"2": 100}'}
+        )
+    report = verify(ctx)
+    named = {(f.table, f.row_id) for f in report.findings}
+    assert ("deployments", 2) in named and ("deployment_events", 2) in named

@@ -1,0 +1,276 @@
+"""Monitoring: windows measured against the training reference, late labels,
+triggers that fire exactly when they should, canary auto-rollback, retraining
+that waits for approval, and zombies. Real models on the repository's credit
+windows (data/windows), which drift a little more each week."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, Workspace
+from gate_helpers import ok
+from test_deployments import serving  # noqa: F401  (the fixture)
+
+from cmi_console.core import clock
+from cmi_console.services import deployments, monitoring, policies
+from cmi_console.services.verify import verify
+
+WINDOWS = REPO / "data" / "windows"
+POLICY = """model = "credit"
+[monitoring.triggers.performance]
+min = { roc_auc = 0.65 }
+windows = 2
+[monitoring.triggers.drift]
+share = 0.25
+windows = 2
+[environments.production]
+stages = ["production"]
+shadow_stages = ["staging", "production"]
+[environments.production.auto_rollback]
+max = { error_rate = 0.5 }
+"""
+
+
+def week(n: int) -> Path:
+    return WINDOWS / f"credit-week-{n:02d}.csv"
+
+
+@pytest.fixture
+def watched(serving: Workspace, tmp_path: Path) -> Workspace:  # noqa: F811
+    policy = tmp_path / "credit-policy.toml"
+    policy.write_text(POLICY)
+    policies.activate(serving.ctx(), policy)
+    return serving
+
+
+def ingest(ws: Workspace, path: Path, **kw: object) -> dict:  # type: ignore[type-arg]
+    return monitoring.ingest(ws.ctx("alice"), "credit", "production", path, predict=True, **kw)
+
+
+def test_drift_per_window_follows_the_known_shift(watched: Workspace, tmp_path: Path) -> None:
+    base = ingest(watched, week(1))
+    assert base["summary"]["1"]["drift_share"] == 0.0
+    shifted = pd.read_csv(week(1))
+    shifted["income"] *= 2.0  # a known shift of one of the eight features
+    shifted["debt_ratio"] = (shifted["debt_ratio"] + 0.3).clip(0, 1)
+    path = tmp_path / "shifted.csv"
+    shifted.to_csv(path, index=False)
+    w = monitoring.show_window(watched.ctx(), "credit", ingest(watched, path)["window"])
+    drifted = {c["column"] for c in w["metrics"]["drift"]["columns"] if c["drifted"]}
+    assert drifted == {"income", "debt_ratio"}
+    assert w["summary"]["1"]["drift_share"] == 0.25
+    # the same window measured twice gives the same result hash (deterministic)
+    assert ingest(watched, path)["result_sha256"] == w["result_sha256"]
+
+
+def test_late_labels_update_performance(watched: Workspace, tmp_path: Path) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    frame = pd.read_csv(week(2))
+    inputs, labels = tmp_path / "inputs.csv", tmp_path / "labels.csv"
+    frame.drop(columns=["default"]).to_csv(inputs, index=False)
+    frame[["default"]].to_csv(labels, index=False)
+    w = ingest(watched, inputs)
+    assert "roc_auc" not in w["summary"]["1"] and not w["labelled"]
+    r = ok(
+        watched.cli(
+            "monitor",
+            "labels",
+            "credit",
+            "--window",
+            str(w["window"]),
+            "--file",
+            str(labels),
+            "--json",
+            as_="alice",
+        )
+    ).json()
+    shown = monitoring.show_window(watched.ctx(), "credit", w["window"])
+    stored = monitoring._load_frame(watched.ctx(), shown["data_sha256"], "parquet")
+    expected = roc_auc_score(frame["default"], stored["score"])
+    assert r["summary"]["1"]["roc_auc"] == pytest.approx(expected, abs=1e-9)
+    assert r["result_sha256"] != w["result_sha256"] and r["labelled"]
+    short = tmp_path / "short.csv"
+    frame[["default"]].head(10).to_csv(short, index=False)
+    bad = watched.cli(
+        "monitor",
+        "labels",
+        "credit",
+        "--window",
+        str(w["window"]),
+        "--file",
+        str(short),
+        as_="alice",
+    )
+    assert bad.code == 2 and "10 labels for a window of 1000 rows" in bad.err
+    assert verify(watched.ctx()).ok
+
+
+def _alerts(ws: Workspace, kind: str) -> list[dict]:  # type: ignore[type-arg]
+    return [a for a in monitoring.status(ws.ctx(), "credit")["alerts"] if a["kind"] == kind]
+
+
+def test_triggers_fire_exactly_when_they_should(watched: Workspace) -> None:
+    """Week by week, evaluated after each window: drift (share >= 0.25 for two
+    windows) fires at week 4, not 3; performance (AUC < 0.65 for two windows)
+    fires at week 7: week 3 dips alone, week 6 is the first of the two."""
+    fired: dict[str, int] = {}
+    aucs = []
+    for n in range(1, 9):
+        ingest(watched, week(n))
+        out = monitoring.evaluate(watched.ctx("alice"), "credit", "production")
+        for a in out["alerts"]:
+            fired.setdefault(a["kind"], n)
+        aucs.append(monitoring.status(watched.ctx(), "credit")["trends"]["1"]["roc_auc"][-1])
+    below = [n for n, auc in enumerate(aucs, start=1) if auc < 0.65]
+    first_pair = next(n for n in below if n - 1 in below)
+    assert fired["performance"] == first_pair
+    drift = _alerts(watched, "drift")
+    assert (
+        len(drift) == 1
+        and fired["drift"] == drift[0]["windows"][-1]
+        and len(drift[0]["windows"]) >= 2
+    )
+    # one alert per run of bad windows, however often evaluate runs
+    assert len(_alerts(watched, "performance")) == 1
+    # each alert opened a retraining request, linked to the windows that fired it
+    status = monitoring.status(watched.ctx(), "credit")
+    assert {r["alert"] for r in status["retrain_requests"]} == {
+        a["alert"] for a in status["alerts"]
+    }
+
+
+def test_age_trigger_fires_on_the_day(watched: Workspace) -> None:
+    ingest(watched, week(1))
+    ctx = watched.ctx("alice")
+    born = deployments.list_deployments(ctx, "credit")[0]["created_at"]
+    from cmi_console.services import registry
+
+    created = registry.show_version(ctx, "credit:1")["created_at"]
+    assert created <= born
+    ctx.clock = lambda: clock.add(created, days=179.9)
+    assert monitoring.evaluate(ctx, "credit", "production")["alerts"] == []
+    ctx.clock = lambda: clock.add(created, days=180.01)
+    alerts = monitoring.evaluate(ctx, "credit", "production")["alerts"]
+    assert [a["kind"] for a in alerts] == ["age"]
+    assert monitoring.evaluate(ctx, "credit", "production")["alerts"] == []  # once
+
+
+def test_canary_auto_rollback_fires_on_a_bad_window(watched: Workspace, tmp_path: Path) -> None:
+    ok(watched.cli("deploy", "credit:2", "--env", "production", "--strategy", "canary", as_="dora"))
+    good = ingest(watched, week(1))
+    assert set(good["versions"]) == {1, 2}
+    assert (
+        monitoring.evaluate(watched.ctx("dora"), "credit", "production")["deployment_actions"] == []
+    )
+    # the candidate's labels come back inverted: its error rate is far over 0.5
+    frame = pd.read_csv(week(2))
+    frame["default"] = 1 - frame["default"]
+    frame["prediction"] = frame["default"]  # v1 looks perfect...
+    frame["version"] = 1
+    bad = frame.copy()
+    bad["prediction"] = 1 - bad["default"]  # ...and v2 is always wrong
+    bad["version"] = 2
+    path = tmp_path / "bad.csv"
+    pd.concat([frame.head(900), bad.head(100)]).to_csv(path, index=False)
+    monitoring.ingest(watched.ctx("alice"), "credit", "production", path)
+    out = monitoring.evaluate(watched.ctx("dora"), "credit", "production")
+    assert [a["action"] for a in out["deployment_actions"]] == ["rollback"]
+    assert "error_rate 1 > 0.5" in out["deployment_actions"][0]["reason"]
+    assert deployments.serving(watched.ctx(), "credit", "production")[0]["shares"] == {"1": 100}
+    last = deployments.history(watched.ctx(), "credit", "production")[-1]
+    assert last["action"] == "rollback" and last["by"] == "dora"
+    assert verify(watched.ctx()).ok
+
+
+def test_shadow_compares_champion_and_challenger(watched: Workspace) -> None:
+    ok(watched.cli("deploy", "credit:2", "--env", "production", "--strategy", "shadow", as_="dora"))
+    w = ingest(watched, week(3))
+    assert w["rows"] == 2000  # every input scored by both
+    comp = monitoring.show_window(watched.ctx(), "credit", w["window"])["metrics"]["comparison"]
+    assert comp["mode"] == "shadow" and comp["test"] == "mcnemar-exact" and comp["pairs"] == 1000
+    assert 0.5 < comp["agreement"] <= 1.0
+    assert 0 <= comp["p_value"] <= 1 and comp["sample_size"] == 1000
+    if not comp["significant"] and comp["needed"] is not None:
+        assert comp["still_needed"] == max(0, comp["needed"] - 1000)
+    # the shadow serves nothing: v1 keeps all traffic
+    assert deployments.serving(watched.ctx(), "credit", "production")[0]["shares"] == {"1": 100}
+
+
+def test_retrain_produces_a_candidate_that_waits(watched: Workspace, tmp_path: Path) -> None:
+    for n in (6, 7):
+        ingest(watched, week(n))
+    out = ok(
+        watched.cli(
+            "monitor",
+            "evaluate",
+            "credit",
+            "--env",
+            "production",
+            "--retrain",
+            str(REPO / "data" / "credit-recent.csv"),
+            "--json",
+            as_="alice",
+        )
+    ).json()
+    assert sorted(a["kind"] for a in out["alerts"]) == ["drift", "performance"]
+    (retrained,) = out["retrained"]  # one candidate answers both requests
+    assert sorted(retrained["requests"]) == sorted(a["retrain_request"] for a in out["alerts"])
+    assert retrained["requested"] == "staging"
+    v = ok(watched.cli("version", "show", retrained["candidate"], "--json")).json()
+    assert v["stage"] == "development"  # never promoted by itself
+    gate = watched.cli("gate", "status", retrained["candidate"], "--to", "staging", "--json")
+    assert gate.code == 1  # blocked until a validator approves
+    lineage = ok(watched.cli("lineage", retrained["candidate"], "--up", "--format", "json")).json()
+    kinds = {n["kind"] for n in lineage["nodes"].values()}
+    assert {"alert", "window"} <= kinds
+    status = monitoring.status(watched.ctx(), "credit")
+    assert {r["status"] for r in status["retrain_requests"]} == {"trained"}
+
+
+def test_zombies(watched: Workspace) -> None:
+    ctx = watched.ctx("alice")
+    assert monitoring.zombies(ctx) == []
+    ctx.clock = lambda: clock.add(clock.utc_now(), days=8)
+    (z,) = monitoring.zombies(ctx)
+    assert (z["model"], z["version"], z["traffic"]) == ("credit", 1, 100)
+    assert "no monitoring for 8 days" in z["reasons"][0]
+    r = watched.cli("monitor", "zombies", "--json")
+    assert r.code == 0  # the real clock: deployed today
+    ingest(watched, week(1))
+    ctx.clock = lambda: clock.add(clock.utc_now(), days=3)
+    assert monitoring.zombies(ctx) == []
+
+
+def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path: Path) -> None:
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    frame = pd.read_csv(week(1))
+    cases = {
+        "nofeature.csv": (frame.drop(columns=["income"]), "missing feature column(s) income"),
+        "noprediction.csv": (frame, "no 'prediction' column"),
+        "badversion.csv": (frame.assign(prediction=0, version=9), "version: 9 does not serve"),
+        "badtime.csv": (frame.assign(prediction=0, timestamp="soon"), ":2: timestamp: 'soon'"),
+        "badscore.csv": (frame.assign(prediction=0, score=2.0), "score: must be probabilities"),
+    }
+    for name, (f, message) in cases.items():
+        path = tmp_path / name
+        f.to_csv(path, index=False)
+        r = watched.cli(
+            "monitor", "ingest", "credit", "--env", "production", "--window", str(path), as_="alice"
+        )
+        assert r.code == 2 and message in r.err and r.err.count("\n") == 1, (name, r.err)
+    r = watched.cli(
+        "monitor",
+        "ingest",
+        "credit",
+        "--env",
+        "nowhere",
+        "--window",
+        str(week(1)),
+        "--predict",
+        as_="alice",
+    )
+    assert r.code == 2 and "unknown environment" in r.err
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
