@@ -176,12 +176,20 @@ def test_canary_auto_rollback_fires_on_a_bad_window(watched: Workspace, tmp_path
     path = tmp_path / "bad.csv"
     pd.concat([frame.head(900), bad.head(100)]).to_csv(path, index=False)
     monitoring.ingest(watched.ctx("alice"), "credit", "production", path)
+    # without a deployer's role the breach is raised, and nothing moves
+    due = monitoring.evaluate(watched.ctx("alice"), "credit", "production")
+    assert [a["action"] for a in due["deployment_actions"]] == ["rollback-due"]
+    assert deployments.serving(watched.ctx(), "credit", "production")[0]["shares"] == {
+        "1": 90,
+        "2": 10,
+    }
     out = monitoring.evaluate(watched.ctx("dora"), "credit", "production")
     assert [a["action"] for a in out["deployment_actions"]] == ["rollback"]
     assert "error_rate 1 > 0.5" in out["deployment_actions"][0]["reason"]
     assert deployments.serving(watched.ctx(), "credit", "production")[0]["shares"] == {"1": 100}
     last = deployments.history(watched.ctx(), "credit", "production")[-1]
     assert last["action"] == "rollback" and last["by"] == "dora"
+    assert len(_alerts(watched, "canary")) == 1  # one alert for the one bad window
     assert verify(watched.ctx()).ok
 
 
@@ -253,6 +261,12 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
         "badversion.csv": (frame.assign(prediction=0, version=9), "version: 9 does not serve"),
         "badtime.csv": (frame.assign(prediction=0, timestamp="soon"), ":2: timestamp: 'soon'"),
         "badscore.csv": (frame.assign(prediction=0, score=2.0), "score: must be probabilities"),
+        "badnumber.csv": (
+            frame.assign(income=frame["income"].astype(str).where(frame.index != 4, "lots")),
+            ":6: income: 'lots' is not a number",
+        ),
+        "badclass.csv": (frame.assign(prediction="yes"), "prediction: 'yes' is not a class"),
+        "badlabel.csv": (frame.assign(prediction=0, default=7), "default: '7' is not a class"),
     }
     for name, (f, message) in cases.items():
         path = tmp_path / name
@@ -274,3 +288,132 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
     )
     assert r.code == 2 and "unknown environment" in r.err
     assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+    w = ingest(watched, week(1))  # a good window, then bad labels for it
+    labels = tmp_path / "labels.csv"
+    frame[["default"]].assign(default="maybe").to_csv(labels, index=False)
+    r = watched.cli(
+        "monitor",
+        "labels",
+        "credit",
+        "--window",
+        str(w["window"]),
+        "--file",
+        str(labels),
+        as_="alice",
+    )
+    assert r.code == 2 and "default: 'maybe' is not a class" in r.err
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head + 1
+
+
+def test_canary_auto_advances_after_healthy_windows(watched: Workspace, tmp_path: Path) -> None:
+    policy = tmp_path / "advance.toml"
+    text = POLICY.replace(
+        'shadow_stages = ["staging", "production"]\n',
+        'shadow_stages = ["staging", "production"]\nauto_advance_windows = 2\n',
+    )
+    policy.write_text(text)
+    policies.activate(watched.ctx(), policy)
+    ok(watched.cli("deploy", "credit:2", "--env", "production", "--strategy", "canary", as_="dora"))
+    ingest(watched, week(1))
+    assert (
+        monitoring.evaluate(watched.ctx("dora"), "credit", "production")["deployment_actions"] == []
+    )
+    ingest(watched, week(2))  # the second healthy window at 10%
+    out = monitoring.evaluate(watched.ctx("dora"), "credit", "production")
+    assert [a["action"] for a in out["deployment_actions"]] == ["advance"]
+    assert out["deployment_actions"][0]["shares"] == {"1": 75, "2": 25}
+    # a step resets the count: the next window alone does not advance again
+    ingest(watched, week(1))
+    assert (
+        monitoring.evaluate(watched.ctx("dora"), "credit", "production")["deployment_actions"] == []
+    )
+    assert verify(watched.ctx()).ok
+
+
+def test_ab_split_comparison_kpis_and_parquet(watched: Workspace, tmp_path: Path) -> None:
+    ok(
+        watched.cli(
+            "deploy",
+            "credit:2",
+            "--env",
+            "production",
+            "--strategy",
+            "ab",
+            "--traffic",
+            "50",
+            "--segments",
+            "region=north",
+            as_="dora",
+        )
+    )
+    frame = pd.read_csv(week(1)).assign(approved_amount=lambda f: f["loan_amount"] * 0.9)
+    path = tmp_path / "ab.parquet"
+    frame.to_parquet(path, index=False)
+    w = ingest(watched, path)
+    shown = monitoring.show_window(watched.ctx(), "credit", w["window"])
+    versions = shown["metrics"]["versions"]
+    assert (
+        400 < versions["2"]["rows"] < 600 and versions["1"]["rows"] + versions["2"]["rows"] == 1000
+    )
+    comp = shown["metrics"]["comparison"]
+    assert comp["mode"] == "ab" and comp["test"] == "two-proportion-z"
+    assert comp["difference"] == pytest.approx(
+        versions["2"]["performance"]["accuracy"] - versions["1"]["performance"]["accuracy"],
+        abs=1e-9,
+    )
+    for v in ("1", "2"):
+        assert versions[v]["kpis"]["approved_amount"] > 0  # tracked per version
+        assert set(versions[v]["fairness"]["sex"]) == {
+            "demographic_parity_difference",
+            "demographic_parity_ratio",
+            "equalized_odds_difference",
+        }
+    # the same window splits the same way again
+    assert ingest(watched, path)["result_sha256"] == w["result_sha256"]
+    manifest = deployments.manifest(watched.ctx(), "credit", "production", "kserve")
+    assert manifest["metadata"]["annotations"]["cmi-console/segments"] == "region=north"
+
+
+def test_a_version_whose_successors_all_retired_is_a_zombie(watched: Workspace) -> None:
+    from cmi_console.services import gates
+
+    gates.request(watched.ctx("alice"), "credit:2", "retired")
+    gates.decide(watched.ctx("rita"), "credit:2", "retired", "approve")
+    gates.retire(watched.ctx("dora"), "credit:2", "worse than v1 in review")
+    ingest(watched, week(1))
+    (z,) = monitoring.zombies(watched.ctx())
+    assert z["version"] == 1 and z["flags"] == ["orphaned"]
+
+
+def test_incidents_and_time_travel_see_deployments_and_windows(watched: Workspace) -> None:
+    """An investigator's view: what served when, and the production events
+    around an incident, linked to its deployment and window."""
+    from cmi_console.services import history, incidents
+
+    ctx = watched.ctx("dora")
+    ok(watched.cli("deploy", "credit:2", "--env", "production", "--strategy", "canary", as_="dora"))
+    during = ctx.clock()
+    ok(watched.cli("deploy", "complete", "credit", "--env", "production", as_="dora"))
+    for n in (6, 7):
+        ingest(watched, week(n))
+    monitoring.evaluate(watched.ctx("alice"), "credit", "production")
+    at = {e["at"]: e for e in deployments.history(ctx, "credit", "production")}
+    canary_start = sorted(at)[1]
+    then = history.as_of(ctx, during, "credit")["models"][0]["traffic"]["production"]
+    assert then["shares"] == {"1": 90, "2": 10} and then["since"] == canary_start
+    now = history.as_of(ctx, ctx.clock(), "credit")["models"][0]["traffic"]["production"]
+    assert now["shares"] == {"2": 100}
+    opened = incidents.open_incident(ctx, "credit", "approvals dropped", at=during)
+    n = opened["incident"]
+    dep = deployments.list_deployments(ctx, "credit", "production")[0]["deployment"]
+    incidents.link(ctx, n, "deployment", str(dep))
+    incidents.link(ctx, n, "window", "1")
+    r = watched.cli("incident", "link", str(n), "--window", "99", as_="dora")
+    assert r.code == 2 and "99 does not exist" in r.err
+    actions = [e["action"] for e in incidents.timeline(ctx, n)["events"]]
+    for action in ("deploy.start", "deploy.complete", "monitor.ingest", "alert.raise"):
+        assert action in actions, action
+    up = ok(watched.cli("lineage", "credit:2", "--down", "--format", "json")).json()
+    assert {"deployment", "window", "alert", "incident"} <= {
+        node["kind"] for node in up["nodes"].values()
+    }

@@ -52,19 +52,25 @@ def link(
     version: Annotated[str | None, typer.Option(help="A version, MODEL:VERSION.")] = None,
     entry: Annotated[int | None, typer.Option(help="A log entry (seq).")] = None,
     validation: Annotated[int | None, typer.Option(help="A validation run id.")] = None,
+    deployment: Annotated[int | None, typer.Option(help="A deployment id.")] = None,
+    window: Annotated[int | None, typer.Option(help="A monitoring window id.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Link an incident to a version, a log entry or a validation run."""
+    """Link an incident to a version, a log entry, a validation run, a
+    deployment or a monitoring window."""
     from cmi_console.core.errors import BadInput
     from cmi_console.services import incidents
 
-    given = [
-        (k, v)
-        for k, v in (("version", version), ("entry", entry), ("validation", validation))
-        if v is not None
-    ]
+    options = {
+        "version": version,
+        "entry": entry,
+        "validation": validation,
+        "deployment": deployment,
+        "window": window,
+    }
+    given = [(k, v) for k, v in options.items() if v is not None]
     if len(given) != 1:
-        raise BadInput("incident link: give exactly one of --version, --entry, --validation")
+        raise BadInput("incident link: give exactly one of " + ", ".join(f"--{k}" for k in options))
     kind, ref = given[0]
     _show(incidents.link(common.context(), incident, kind, str(ref)), as_json)
 

@@ -23,16 +23,19 @@ from cmi_console.services.context import Context
 from cmi_console.services.identity import active_roles, require_enabled, require_role
 from cmi_console.store.engine import stream_rows
 from cmi_console.store.tables import (
+    Deployment,
     Incident,
     IncidentLink,
     IncidentNote,
+    MonitoringWindow,
     ValidationRun,
     table,
 )
 
 INCIDENTS, NOTES, LINKS = table(Incident), table(IncidentNote), table(IncidentLink)
 SEVERITIES = ("low", "medium", "high", "critical")
-LINK_KINDS = ("version", "entry", "validation")
+LINK_KINDS = ("version", "entry", "validation", "deployment", "window")
+_LINKED = {"validation": ValidationRun, "deployment": Deployment, "window": MonitoringWindow}
 WINDOW_HOURS = 72.0  # the timeline starts this long before the incident happened
 _ENTRY = text("SELECT seq, time, actor, action, subject, body FROM audit_entries WHERE seq = :seq")
 
@@ -104,8 +107,9 @@ def note(ctx: Context, incident_id: int, text: str) -> dict[str, Any]:
 
 
 def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
-    """Point the incident at a version (MODEL:VERSION), a log entry (SEQ) or a
-    validation run (ID); the target must exist."""
+    """Point the incident at a version (MODEL:VERSION), a log entry (SEQ), a
+    validation run, a deployment or a monitoring window (ID); the target must
+    exist."""
     if kind not in LINK_KINDS:
         raise BadInput(f"link kind '{kind}' is not one of {', '.join(LINK_KINDS)}")
     with ctx.write() as tx:
@@ -147,8 +151,8 @@ def _check_target(conn: Any, kind: str, ref: str) -> tuple[str, int]:
     if kind == "entry":
         found = conn.execute(_ENTRY, {"seq": number}).first()
     else:
-        runs = table(ValidationRun)
-        found = conn.execute(select(runs.c.id).where(runs.c.id == number)).first()
+        rows = table(_LINKED[kind])
+        found = conn.execute(select(rows.c.id).where(rows.c.id == number)).first()
     if found is None:
         raise NotFound(f"--{kind}: {number} does not exist")
     return str(number), number
@@ -263,6 +267,7 @@ def timeline(ctx: Context, incident_id: int, hours_before: float = WINDOW_HOURS)
             "time": incident["occurred_at"],
             "seq": None,
             "kind": "incident",
+            "action": "incident.happened",
             "actor": "",
             "subject": f"incident:{incident_id}",
             "summary": "the incident happened",
@@ -280,6 +285,15 @@ _KINDS = {
     "version.archive": "promotion",
     "version.retire": "retirement",
     "validation.run": "validation",
+    "deploy.start": "deployment",
+    "deploy.advance": "deployment",
+    "deploy.pause": "deployment",
+    "deploy.resume": "deployment",
+    "deploy.complete": "deployment",
+    "deploy.rollback": "rollback",
+    "monitor.ingest": "monitoring",
+    "monitor.labels": "monitoring",
+    "alert.raise": "alert",
 }
 
 
@@ -303,12 +317,27 @@ def _event(
         summary = f"note #{data.get('note')}"
     elif action == "incident.close":
         summary = f"closed: {data.get('root_cause')}"
+    elif action.startswith("deploy."):
+        from cmi_console.core.deployments import shares_text
+
+        summary = (
+            f"{action.split('.')[1]} {data.get('strategy')} in {data.get('environment')}: "
+            f"serving {shares_text(data.get('shares') or {}) or 'nothing'}"
+        )
+        summary += f" ({st['comment']})" if st.get("comment") else ""
+    elif action == "monitor.ingest":
+        summary = f"window #{data.get('window')} {data.get('name')} ({data.get('rows')} rows)"
+    elif action == "monitor.labels":
+        summary = f"late labels for window #{data.get('window')}"
+    elif action == "alert.raise":
+        summary = f"alert #{data.get('alert')}: {data.get('message')}"
     else:
         summary = action
     return {
         "time": time_,
         "seq": seq,
         "kind": kind,
+        "action": action,
         "actor": actor,
         "subject": subject,
         "summary": summary,

@@ -161,20 +161,18 @@ def _read(path: Path, where: str) -> Any:
 def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, where: str) -> Any:
     """Check the window's columns, and with `predict`, score it with the
     deployed versions as the serving layer would have."""
-    import numpy as np
     import pandas as pd
+    from pandas.api.types import is_numeric_dtype
 
     missing = [c for c in spec.features if c not in frame.columns]
     if missing:
         raise BadInput(f"{where}: missing feature column(s) {', '.join(missing)}")
+    for c in spec.features:  # a number the model expects must be a number
+        if is_numeric_dtype(spec.reference[c]) and not is_numeric_dtype(frame[c]):
+            _first_bad(frame[c], pd.to_numeric(frame[c], errors="coerce"), where, "a number")
     if "timestamp" in frame:
         stamps = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True)
-        bad = stamps.isna() & frame["timestamp"].notna()
-        if bad.any():
-            row = int(np.argmax(bad.to_numpy())) + 2  # +1 header, +1 one-based
-            raise BadInput(
-                f"{where}:{row}: timestamp: '{frame['timestamp'][bad].iloc[0]}' is not a time"
-            )
+        _first_bad(frame["timestamp"], stamps, where, "a time")
     if "version" in frame:
         try:
             frame["version"] = frame["version"].astype(int)
@@ -192,6 +190,17 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
         frame = _predict(frame, spec, s, models)
     elif "version" not in frame:
         frame = frame.assign(version=s.primary)
+    if spec.classes:
+        known = {str(c) for c in spec.classes}
+        columns = ["prediction"] + ([spec.target] if spec.target in frame else [])
+        for col in columns:
+            present = frame[col].dropna()
+            stray = present[~present.astype(str).isin(known)]
+            if len(stray):
+                raise BadInput(
+                    f"{where}: {col}: '{stray.iloc[0]}' is not a class of the model "
+                    f"({', '.join(sorted(known))})"
+                )
     if "score" in frame:
         scores = pd.to_numeric(frame["score"], errors="coerce")
         if scores.isna().any() or ((scores < 0) | (scores > 1)).any():
@@ -199,6 +208,17 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     if spec.target in frame and frame[spec.target].isna().all():
         frame = frame.drop(columns=[spec.target])
     return frame
+
+
+def _first_bad(raw: Any, parsed: Any, where: str, what: str) -> None:
+    """One line naming the first value that did not parse, with its CSV line."""
+    import numpy as np
+
+    bad = (parsed.isna() & raw.notna()).to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        line = row + 2  # +1 for the header, +1 one-based
+        raise BadInput(f"{where}:{line}: {raw.name}: '{raw.iloc[row]}' is not {what}")
 
 
 def _predict(frame: Any, spec: Any, s: Serving, models: Any) -> Any:
@@ -389,6 +409,15 @@ def labels(
     given = _read(path, where)
     if spec.target not in given.columns:
         raise BadInput(f"{where}: no '{spec.target}' column (the model's target)")
+    if spec.classes:
+        known = {str(c) for c in spec.classes}
+        stray = given[spec.target].dropna()
+        stray = stray[~stray.astype(str).isin(known)]
+        if len(stray):
+            raise BadInput(
+                f"{where}: {spec.target}: '{stray.iloc[0]}' is not a class of the model "
+                f"({', '.join(sorted(known))})"
+            )
     frame = _attach(frame, given, spec.target, key, where)
     metrics = analyse(frame, spec)
     from cmi_console.store.artifacts import hash_file
@@ -876,7 +905,13 @@ def _canary(
     if problems:
         reason = f"auto-rollback: window #{last.id}: {'; '.join(problems)}"
         cand_id = _version_rows(tx.conn, model, [s.candidate])[s.candidate].id
-        _raise(tx, model, env, cand_id, "canary", reason, [last.id], retrain=False)
+        raised = tx.conn.execute(
+            select(ALERTS.c.windows).where(
+                ALERTS.c.version_id == cand_id, ALERTS.c.kind == "canary"
+            )
+        ).all()
+        if not any(last.id in a.windows for a in raised):  # once per bad window
+            _raise(tx, model, env, cand_id, "canary", reason, [last.id], retrain=False)
         if not can_act:
             return [{"action": "rollback-due", "reason": reason + " (needs a deployer)"}]
         deployments.act_in(tx, model.name, env, "rollback", reason=reason)
