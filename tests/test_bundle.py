@@ -80,8 +80,17 @@ def test_a_full_export_verifies_offline(governed: Workspace, tmp_path: Path) -> 
     stored = {e["seq"]: e["hash"] for e in log}
     assert all(merkle.leaf_hash(x).hex() == stored[i] for i, x in enumerate(lines))
     card = files["cards/cancer-v1.md"].decode()
-    for section in ("Intended use", "Data", "Metrics", "Fairness", "Approvals", "Limitations"):
+    for section in (
+        "Intended use",
+        "Data",
+        "Metrics",
+        "Fairness",
+        "Approvals",
+        "Limitations",
+        "Production",
+    ):
         assert f"## {section}" in card
+    assert "Never deployed." in card
     assert "bob" in card and "<h2>Lineage</h2>" in files["cards/cancer-v1.html"].decode()
     assert b"seq,time,actor,action,subject,hash" in files["csv/entries.csv"]
 

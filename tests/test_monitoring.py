@@ -413,6 +413,14 @@ def test_incidents_and_time_travel_see_deployments_and_windows(watched: Workspac
     actions = [e["action"] for e in incidents.timeline(ctx, n)["events"]]
     for action in ("deploy.start", "deploy.complete", "monitor.ingest", "alert.raise"):
         assert action in actions, action
+    # the auditor's model card carries the rollout and the monitoring
+    bundle = watched.home.parent / "credit.zip"
+    ok(watched.cli("audit", "export", "--out", str(bundle), "--model", "credit"))
+    import zipfile
+
+    card = zipfile.ZipFile(bundle).read("cards/credit-v2.md").decode()
+    assert "| production | start | active | v1 90%, v2 10% | dora |" in card
+    assert "2 monitoring window(s)" in card and "Monitoring alert (performance" in card
     up = ok(watched.cli("lineage", "credit:2", "--down", "--format", "json")).json()
     assert {"deployment", "window", "alert", "incident"} <= {
         node["kind"] for node in up["nodes"].values()

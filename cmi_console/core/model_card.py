@@ -64,7 +64,10 @@ def sections(card: dict[str, Any]) -> list[Section]:
     ]
     if card.get("retirement"):
         limits.append(f"Retired: {card['retirement']['reason']}")
+    for a in (card.get("production") or {}).get("alerts", []):
+        limits.append(f"Monitoring alert ({a['kind']}, {a['status']}): {a['message']}")
     out.append(("Limitations", [("p", limits or ["No failing or warning check recorded."])]))
+    out.append(("Production", _production(card.get("production") or {})))
     lineage = [
         f"Datasets: {', '.join(d['dataset'] for d in v.get('datasets', [])) or 'none'}",
         f"Training run: {v.get('run') or 'none'}"
@@ -75,6 +78,22 @@ def sections(card: dict[str, Any]) -> list[Section]:
     ]
     out.append(("Lineage", [("p", lineage)]))
     return out
+
+
+def _production(p: dict[str, Any]) -> list[Any]:
+    """Every traffic change of the version's rollouts, and its monitoring."""
+    from cmi_console.core.deployments import shares_text
+
+    rows = [["time", "environment", "action", "status", "traffic after", "by"]] + [
+        [e["at"], e["environment"], e["action"], e["status"], shares_text(e["shares"]), e["by"]]
+        for e in p.get("events", [])
+    ]
+    blocks = table_or(rows, "Never deployed.")
+    last = p.get("last_window")
+    text = f"{p.get('windows', 0)} monitoring window(s)."
+    if last:
+        text += " Latest: " + ", ".join(f"{k} {_fmt(x)}" for k, x in sorted(last.items())) + "."
+    return [*blocks, ("p", [text])]
 
 
 def title(card: dict[str, Any]) -> str:

@@ -301,6 +301,53 @@ def _principals(conn: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _production(conn: Any, version_id: int, number: int, model_id: int) -> dict[str, Any]:
+    """The version's rollouts (every traffic change) and its monitoring windows."""
+    from cmi_console.services import deployments, monitoring
+
+    events = conn.execute(
+        select(deployments.EVENTS)
+        .join(
+            deployments.DEPLOYMENTS,
+            deployments.DEPLOYMENTS.c.id == deployments.EVENTS.c.deployment_id,
+        )
+        .where(deployments.DEPLOYMENTS.c.version_id == version_id)
+        .order_by(deployments.EVENTS.c.id)
+    ).all()
+    windows = [
+        w
+        for w in conn.execute(
+            select(
+                monitoring.WINDOWS.c.id, monitoring.WINDOWS.c.versions, monitoring.WINDOWS.c.summary
+            )
+            .where(monitoring.WINDOWS.c.model_id == model_id)
+            .order_by(monitoring.WINDOWS.c.id)
+        )
+        if number in w.versions
+    ]
+    alerts = conn.execute(
+        select(monitoring.ALERTS.c.kind, monitoring.ALERTS.c.message, monitoring.ALERTS.c.status)
+        .where(monitoring.ALERTS.c.version_id == version_id)
+        .order_by(monitoring.ALERTS.c.id)
+    ).all()
+    return {
+        "events": [
+            {
+                "at": e.created_at,
+                "environment": e.environment,
+                "action": e.action,
+                "status": e.status,
+                "shares": e.shares,
+                "by": e.created_by,
+            }
+            for e in events
+        ],
+        "windows": len(windows),
+        "last_window": windows[-1].summary.get(str(number)) if windows else None,
+        "alerts": [{"kind": a.kind, "message": a.message, "status": a.status} for a in alerts],
+    }
+
+
 def _cards(ctx: Context, conn: Any, w: _Writer, subjects: set[str], model: str | None) -> int:
     """A model card per exported version (Markdown and HTML)."""
     made = 0
@@ -328,6 +375,7 @@ def _cards(ctx: Context, conn: Any, w: _Writer, subjects: set[str], model: str |
             select(RETIREMENTS.c.reason).where(RETIREMENTS.c.version_id == v.id)
         ).first()
         card = {
+            "production": _production(conn, v.id, v.version, m.id),
             "version": view,
             "model_description": m.description,
             "owner": m.owner,
