@@ -16,6 +16,7 @@ from cmi_console.cli import (
     deploy_cmds,
     gate_cmds,
     history_cmds,
+    hook_cmds,
     identity_cmds,
     incident_cmds,
     lineage_cmds,
@@ -54,6 +55,7 @@ app.add_typer(history_cmds.app, name="registry")
 app.add_typer(incident_cmds.app, name="incident")
 app.add_typer(deploy_cmds.app, name="deploy")
 app.add_typer(monitor_cmds.app, name="monitor")
+app.add_typer(hook_cmds.app, name="hooks")
 app.command("rollback")(deploy_cmds.rollback)
 gate_cmds.register(app)
 training_cmds.register(app)

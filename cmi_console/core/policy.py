@@ -372,6 +372,47 @@ class Monitoring(_Strict):
         return value
 
 
+class Hook(_Strict):
+    """Where an event goes after its transaction commits: a local command (the
+    event JSON on stdin) or an HTTP POST signed with HMAC-SHA256 (the secret
+    comes from the environment variable `secret_env`, never from the policy)."""
+
+    events: list[str] = Field(min_length=1)
+    url: str | None = None
+    command: list[str] | None = None
+    secret_env: str | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    retries: int = Field(default=3, ge=1, le=10)  # attempts per delivery
+    backoff_seconds: float = Field(default=0.5, ge=0, le=60)  # doubles after each attempt
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        from cmi_console.core.hooks import EVENTS, known_pattern
+
+        for pattern in value:
+            if not known_pattern(pattern):
+                raise ValueError(f"'{pattern}' names no event (known: {', '.join(EVENTS)})")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or not all(value)):
+            raise ValueError("must be a program and its arguments, none empty")
+        return value
+
+    def target(self) -> str:
+        return self.url or " ".join(self.command or [])
+
+
 class Suite(_Strict):
     description: str = ""
     # kept raw here, parsed per kind by `specs` so errors name the check's key path
@@ -409,6 +450,7 @@ class Policy(_Strict):
     break_glass_stages: list[str] = Field(default_factory=lambda: ["production"])
     environments: dict[str, Environment] = Field(default_factory=dict)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    hooks: dict[str, Hook] = Field(default_factory=dict)
 
 
 def _name(value: str) -> str:
@@ -549,6 +591,11 @@ def _check_references(p: Policy, label: str) -> None:
                         f"environments.{ename}.{key}[{i}]",
                         f"unknown or terminal stage '{stage_name}'",
                     )
+    for hname, hook in p.hooks.items():
+        if (hook.url is None) == (hook.command is None):
+            raise bad(f"hooks.{hname}", "give exactly one of url and command")
+        if hook.secret_env is not None and hook.url is None:
+            raise bad(f"hooks.{hname}.secret_env", "only a webhook (url) is signed")
     for sname, suite in p.suites.items():
         seen: set[str] = set()
         try:
@@ -603,6 +650,9 @@ class Effective:
         for key, empty in (("environments", {}), ("monitoring", Monitoring())):
             if getattr(policy, key) == empty:
                 del dumped[key]
+        # hooks route notifications, they do not govern: changing a webhook
+        # must not make every approval stale
+        del dumped["hooks"]
         self.document = {"policy": dumped, "tier": tier}
         self.sha256 = sha256_of(self.document)
 

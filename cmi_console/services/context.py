@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cmi_console.core import clock, entries
 from cmi_console.core.errors import BadInput, Denied
+from cmi_console.core.hooks import event_for
 from cmi_console.store import schema
 from cmi_console.store.engine import (
     make_engine,
@@ -180,6 +181,10 @@ class Context:
             self.workspace.write_witness(*sealed)
             if len(opened.tail.leaves) >= STATISTICS_AFTER:
                 refresh_statistics(self.engine)  # a big batch changes the tables' shape
+        if opened.outbox:
+            from cmi_console.services import hooks
+
+            hooks.deliver(self, opened.outbox)  # after commit, never inside it
 
 
 @dataclass
@@ -190,6 +195,7 @@ class _Open:
     tail: ledger.Tail
     failed: bool = False
     unsynced: list[str] = field(default_factory=list)  # artifacts stored without fsync
+    outbox: list[int] = field(default_factory=list)  # hook deliveries to send after commit
 
 
 class Tx:
@@ -198,6 +204,7 @@ class Tx:
     def __init__(self, ctx: Context, opened: _Open) -> None:
         self.ctx = ctx
         self.conn = opened.conn
+        self._opened = opened
         self._tail = opened.tail
         self.changes: list[dict[str, Any]] = []
         self.entries: list[dict[str, Any]] = []
@@ -253,6 +260,11 @@ class Tx:
         )
         self.changes = []
         self.entries.append(entry)
+        event = event_for(action, entry["data"])
+        if event is not None:
+            from cmi_console.services import hooks
+
+            self._opened.outbox += hooks.enqueue(self, entry, event)
         return entry
 
     def signer(self, actor: str) -> tuple[str, Ed25519PrivateKey]:

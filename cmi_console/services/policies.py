@@ -197,6 +197,8 @@ def show(ctx: Context, model: str) -> dict[str, Any]:
         "sources": eff.sources,
         "required_approvals": {s: eff.required_approvals(s) for s in eff.policy.stages},
         "policy": eff.document["policy"],
+        # not part of the hashed document (they route notifications, not decisions)
+        "hooks": {n: h.model_dump(mode="json") for n, h in eff.policy.hooks.items()},
     }
 
 

@@ -431,6 +431,28 @@ class RetrainRequest(SQLModel, table=True):
     closed_at: str | None = Field(default=None, max_length=32)
 
 
+class HookDelivery(SQLModel, table=True):
+    """One event for one hook: queued in the transaction that logged the
+    event, delivered after it commits. Operational, not registry state: it is
+    not rebuilt from the log (the event itself is the log entry `seq`)."""
+
+    __tablename__ = "hook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("seq", "hook"),
+        Index("ix_hook_deliveries_status", "status"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(foreign_key="audit_entries.seq")
+    event: str = Field(max_length=64)
+    hook: str = Field(max_length=64)
+    model: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: str = Field(max_length=32)
+    updated_at: str = Field(max_length=32)
+
+
 class AuditEntry(SQLModel, table=True):
     """The log. Append-only: triggers refuse UPDATE and DELETE (migration 0001)."""
 

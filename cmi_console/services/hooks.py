@@ -1,0 +1,226 @@
+"""Event hooks: an outbox written with the event, delivered after commit.
+
+`enqueue` runs inside the transaction that logs an event: for each hook of
+the model's policy that wants it, a `hook_deliveries` row (pending). The
+context delivers them once the transaction has committed, never inside it,
+so a slow or dead receiver never holds a lock or rolls back a decision.
+A delivery that fails after its retries stays `failed`, with its attempts
+and last error; the event itself is the log entry, so it is never lost:
+`cmi hooks redeliver` sends it again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from cmi_console.core import hooks
+from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.policy import Hook
+from cmi_console.services.context import Context, Tx
+from cmi_console.services.identity import require_role
+from cmi_console.services.policies import effective_for
+from cmi_console.store.tables import AuditEntry, HookDelivery, table
+
+DELIVERIES, ENTRIES = table(HookDelivery), table(AuditEntry)
+STATUSES = ("pending", "delivered", "failed")
+REDELIVERERS = frozenset({"admin", "deployer"})
+
+
+def _policy_hooks(conn: Connection, model: str | None) -> dict[str, Hook]:
+    from cmi_console.services.registry import MODELS
+
+    if model is None:
+        return {}
+    row = conn.execute(select(MODELS).where(MODELS.c.name == model)).first()
+    if row is None:
+        return {}
+    return dict(effective_for(conn, row).policy.hooks)
+
+
+def enqueue(tx: Tx, entry: dict[str, Any], event: str) -> list[int]:
+    """Queue the deliveries of one logged event (inside its transaction).
+    Plain inserts: the outbox is operational, not part of the entry's changes."""
+    model = hooks.model_of(entry["subject"])
+    wanted = [
+        name
+        for name, h in sorted(_policy_hooks(tx.conn, model).items())
+        if hooks.matches(h.events, event)
+    ]
+    ids = []
+    for name in wanted:
+        result = tx.conn.execute(
+            insert(DELIVERIES).values(
+                seq=entry["seq"],
+                event=event,
+                hook=name,
+                model=model,
+                status="pending",
+                attempts=0,
+                created_at=tx.time,
+                updated_at=tx.time,
+            )
+        )
+        ids.append(int(result.inserted_primary_key[0]))
+    return ids
+
+
+def deliver(ctx: Context, ids: list[int]) -> list[dict[str, Any]]:
+    """Deliver queued events, each with its hook's retries and backoff. Never
+    raises: a failure is recorded on the delivery."""
+    out = []
+    for delivery_id in ids:
+        try:
+            out.append(_deliver_one(ctx, delivery_id))
+        except Exception as exc:  # the events committed; nothing here may undo them
+            _finish(ctx, delivery_id, "failed", 0, f"internal: {type(exc).__name__}: {exc}")
+            out.append({"delivery": delivery_id, "status": "failed"})
+    return out
+
+
+def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
+    with ctx.read() as conn:
+        d = conn.execute(select(DELIVERIES).where(DELIVERIES.c.id == delivery_id)).one()
+        e = conn.execute(select(ENTRIES).where(ENTRIES.c.seq == d.seq)).one()
+        hook = _policy_hooks(conn, d.model).get(d.hook)
+    if hook is None:
+        _finish(ctx, d.id, "failed", d.attempts, f"hook '{d.hook}' is no longer in the policy")
+        return {"delivery": d.id, "status": "failed"}
+    entry = {**orjson.loads(bytes(e.body)), "hash": e.hash}
+    body = hooks.payload(d.event, entry, d.id)
+    attempts, error = d.attempts, None
+    wait = hook.backoff_seconds
+    for attempt in range(hook.retries):
+        if attempt:
+            time.sleep(wait)
+            wait *= 2
+        attempts += 1
+        error = _send(hook, d, body)
+        if error is None:
+            break
+    status = "delivered" if error is None else "failed"
+    _finish(ctx, d.id, status, attempts, error)
+    return {
+        "delivery": d.id,
+        "hook": d.hook,
+        "event": d.event,
+        "status": status,
+        "attempts": attempts,
+    }
+
+
+def _send(hook: Hook, d: Any, body: bytes) -> str | None:
+    """One attempt; None on success, else what went wrong (no secret in it)."""
+    if hook.command is not None:
+        try:
+            done = subprocess.run(
+                hook.command,
+                input=body,
+                capture_output=True,
+                timeout=hook.timeout_seconds,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{type(exc).__name__}: {exc}"[:500]
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            return f"exit {done.returncode}: {tail[0]}"[:500]
+        return None
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "cmi-console",
+        "X-CMI-Event": d.event,
+        "X-CMI-Delivery": str(d.id),
+    }
+    if hook.secret_env is not None:
+        secret = os.environ.get(hook.secret_env)
+        if not secret:
+            return f"the secret's environment variable {hook.secret_env} is not set"
+        headers[hooks.SIGNATURE_HEADER] = hooks.signature(secret.encode(), body)
+    assert hook.url is not None
+    request = urllib.request.Request(hook.url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=hook.timeout_seconds) as response:
+            if not 200 <= response.status < 300:
+                return f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"{type(exc).__name__}: {reason}"[:500]
+    return None
+
+
+def _finish(ctx: Context, delivery_id: int, status: str, attempts: int, error: str | None) -> None:
+    from cmi_console.store.engine import write_transaction
+
+    with write_transaction(ctx.engine) as conn:
+        conn.execute(
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id == delivery_id)
+            .values(status=status, attempts=attempts, last_error=error, updated_at=ctx.clock())
+        )
+
+
+def list_deliveries(
+    ctx: Context, *, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    if status is not None and status not in STATUSES:
+        raise BadInput(f"--status: '{status}' is not one of {', '.join(STATUSES)}")
+    stmt = select(DELIVERIES).order_by(DELIVERIES.c.id.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(DELIVERIES.c.status == status)
+    with ctx.read() as conn:
+        return [_view(r) for r in conn.execute(stmt)]
+
+
+def _view(r: Any) -> dict[str, Any]:
+    return {
+        "delivery": r.id,
+        "seq": r.seq,
+        "event": r.event,
+        "hook": r.hook,
+        "model": r.model,
+        "status": r.status,
+        "attempts": r.attempts,
+        "last_error": r.last_error,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+    }
+
+
+def redeliver(
+    ctx: Context, ids: list[int] | None = None, *, failed: bool = False
+) -> list[dict[str, Any]]:
+    """Send deliveries again: the ones named, or every one not delivered."""
+    if not ids and not failed:
+        raise BadInput("hooks redeliver: name deliveries, or pass --failed")
+    actor = ctx.require_actor()
+    with ctx.read() as conn:
+        require_role(conn, actor, REDELIVERERS, "redeliver hook events")
+        if ids:
+            found = {
+                r.id for r in conn.execute(select(DELIVERIES.c.id).where(DELIVERIES.c.id.in_(ids)))
+            }
+            missing = sorted(set(ids) - found)
+            if missing:
+                raise NotFound(f"delivery {missing[0]} does not exist")
+            chosen = sorted(ids)
+        else:
+            chosen = [
+                r.id
+                for r in conn.execute(
+                    select(DELIVERIES.c.id)
+                    .where(DELIVERIES.c.status.in_(["pending", "failed"]))
+                    .order_by(DELIVERIES.c.id)
+                )
+            ]
+    return deliver(ctx, chosen)

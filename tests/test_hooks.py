@@ -1,0 +1,216 @@
+"""Event hooks: delivered after the transaction commits, signed with
+HMAC-SHA256, recorded with their attempts, and never lost when the receiver
+is down. A real HTTP server on 127.0.0.1 and a real command."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Workspace
+from gate_helpers import add_staff, ok
+
+from cmi_console.core import hooks as core_hooks
+from cmi_console.services import audit, gates, hooks
+
+SECRET = "s3cret-for-tests-only"
+
+
+class Receiver:
+    """A webhook receiver that checks, as it is called, that the event it is
+    told about is already committed (visible to another connection)."""
+
+    def __init__(self, ws: Workspace, port: int = 0, delay: float = 0.0) -> None:
+        self.ws, self.delay = ws, delay
+        self.calls: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)
+                seq = json.loads(body)["entry"]["seq"]
+                committed = audit.count(receiver.ws.ctx(None)) > seq
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver.calls.append({"headers": headers, "body": body, "committed": committed})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def activate(ws: Workspace, tmp_path: Path, hooks_toml: str) -> None:
+    policy = tmp_path / "cancer-hooks.toml"
+    policy.write_text('model = "cancer"\n' + hooks_toml)
+    ok(ws.cli("policy", "activate", str(policy)))
+
+
+@pytest.fixture
+def hooked(populated: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    monkeypatch.setenv("CMI_TEST_HOOK_SECRET", SECRET)
+    yield add_staff(populated)
+
+
+def webhook(port: int, events: str, **extra: str) -> str:
+    lines = [
+        "[hooks.ci]",
+        f"url = 'http://127.0.0.1:{port}/cmi'",
+        f"events = {events}",
+        "secret_env = 'CMI_TEST_HOOK_SECRET'",
+        "timeout_seconds = 2",
+        "retries = 2",
+        "backoff_seconds = 0.05",
+        *(f"{k} = {v}" for k, v in extra.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_webhook_gets_each_event_signed_after_commit(hooked: Workspace, tmp_path: Path) -> None:
+    ws = hooked
+    receiver = Receiver(ws)
+    try:
+        activate(ws, tmp_path, webhook(receiver.port, '["gate.*", "stage.promoted"]'))
+        ok(ws.cli("validate", "cancer:1", "--suite", "staging", as_="alice"))
+        ok(ws.cli("request", "cancer:1", "--to", "staging", as_="alice"))  # not an event
+        ok(ws.cli("approve", "cancer:1", "--to", "staging", as_="victor"))
+        ok(ws.cli("promote", "cancer:1", "--to", "staging", as_="dora"))
+    finally:
+        receiver.close()
+    events = [c["headers"]["x-cmi-event"] for c in receiver.calls]
+    assert events == ["gate.approved", "stage.promoted"]
+    for call in receiver.calls:
+        assert call["committed"]  # delivered after the commit, never inside it
+        header = call["headers"][core_hooks.SIGNATURE_HEADER.lower()]
+        assert core_hooks.verify_signature(SECRET.encode(), call["body"], header)
+        assert not core_hooks.verify_signature(b"another secret", call["body"], header)
+    body = json.loads(receiver.calls[0]["body"])
+    entry = audit.query(ws.ctx(), action="gate.approve", limit=1)[0]
+    assert body["entry"]["seq"] == entry["seq"] and body["entry"]["hash"] == entry["hash"]
+    assert body["model"] == "cancer" and body["data"]["statement"]["decision"] == "approve"
+    rows = hooks.list_deliveries(ws.ctx())
+    assert {(r["event"], r["status"], r["attempts"]) for r in rows} == {
+        ("gate.approved", "delivered", 1),
+        ("stage.promoted", "delivered", 1),
+    }
+
+
+def test_a_receiver_that_is_down_loses_nothing(hooked: Workspace, tmp_path: Path) -> None:
+    ws = hooked
+    port = free_port()  # nothing listens here yet
+    activate(ws, tmp_path, webhook(port, '["version.registered", "validation.*"]'))
+    r = ok(ws.cli("validate", "cancer:2", "--suite", "staging", as_="alice"))
+    assert r.code == 0  # the decision stands: the hook failed after the commit
+    (failed,) = hooks.list_deliveries(ws.ctx(), status="failed")
+    assert failed["event"] == "validation.passed" and failed["attempts"] == 2
+    assert "refused" in failed["last_error"].lower() or "errno" in failed["last_error"].lower()
+    again = ws.cli("hooks", "redeliver", "--failed", as_="dora")
+    assert again.code == 1  # still down
+    receiver = Receiver(ws, port=port)
+    try:
+        assert ws.cli("hooks", "redeliver", "--failed", as_="alice").code == 3  # not a deployer
+        ok(ws.cli("hooks", "redeliver", "--failed", as_="dora"))
+    finally:
+        receiver.close()
+    assert [json.loads(c["body"])["event"] for c in receiver.calls] == ["validation.passed"]
+    (done,) = hooks.list_deliveries(ws.ctx())
+    assert done["status"] == "delivered" and done["attempts"] == 5 and done["last_error"] is None
+
+
+def test_a_slow_receiver_times_out_and_is_retried(hooked: Workspace, tmp_path: Path) -> None:
+    ws = hooked
+    receiver = Receiver(ws, delay=1.0)
+    try:
+        activate(
+            ws,
+            tmp_path,
+            webhook(receiver.port, '["validation.passed"]').replace(
+                "timeout_seconds = 2", "timeout_seconds = 0.2"
+            ),
+        )
+        ok(ws.cli("validate", "cancer:2", "--suite", "staging", as_="alice"))
+    finally:
+        receiver.close()
+    (d,) = hooks.list_deliveries(ws.ctx())
+    assert d["status"] == "failed" and d["attempts"] == 2 and "timed out" in d["last_error"]
+
+
+def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Path) -> None:
+    ws = hooked
+    out = tmp_path / "event.json"
+    script = f"import sys; open({str(out)!r}, 'wb').write(sys.stdin.buffer.read())"
+    activate(
+        ws,
+        tmp_path,
+        "[hooks.notify]\nevents = ['model.retired']\n"
+        f"command = [{json.dumps(sys.executable)}, '-c', {json.dumps(script)}]\n"
+        "[hooks.broken]\nevents = ['model.retired']\ncommand = ['false']\nretries = 1\n",
+    )
+    gates.request(ws.ctx("alice"), "cancer:2", "retired")
+    gates.decide(ws.ctx("rita"), "cancer:2", "retired", "approve")
+    gates.retire(ws.ctx("dora"), "cancer:2", "superseded")
+    event = json.loads(out.read_text())
+    assert event["event"] == "model.retired" and event["entry"]["action"] == "version.retire"
+    status = {d["hook"]: d for d in hooks.list_deliveries(ws.ctx())}
+    assert status["notify"]["status"] == "delivered"
+    assert status["broken"]["status"] == "failed" and "exit 1" in status["broken"]["last_error"]
+
+
+def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
+    hooked: Workspace, tmp_path: Path
+) -> None:
+    ws = hooked
+    activate(ws, tmp_path, "")  # the same model policy, without hooks
+    before = ok(ws.cli("policy", "show", "cancer", "--json")).json()["sha256"]
+    for bad, message in (
+        ("[hooks.x]\nevents = ['gate.aproved']\nurl = 'http://127.0.0.1:1/'\n", "names no event"),
+        ("[hooks.x]\nevents = ['gate.*']\n", "exactly one of url and command"),
+        ("[hooks.x]\nevents = ['gate.*']\nurl = 'ftp://x'\n", "http:// or https://"),
+    ):
+        policy = tmp_path / "bad.toml"
+        policy.write_text('model = "cancer"\n' + bad)
+        r = ws.cli("policy", "activate", str(policy))
+        assert r.code == 2 and message in r.err and "hooks.x" in r.err, r.err
+    activate(ws, tmp_path, webhook(free_port(), '["gate.*"]'))
+    shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
+    assert shown["sha256"] == before  # a webhook does not make approvals stale
+    assert shown["hooks"]["ci"]["events"] == ["gate.*"]
+
+
+def test_the_secret_never_reaches_the_log_or_the_outbox(hooked: Workspace, tmp_path: Path) -> None:
+    ws = hooked
+    receiver = Receiver(ws)
+    try:
+        activate(ws, tmp_path, webhook(receiver.port, '["validation.*"]'))
+        ok(ws.cli("validate", "cancer:1", "--suite", "staging", as_="alice"))
+    finally:
+        receiver.close()
+    with ws.ctx().engine.connect() as conn:
+        from sqlalchemy import text
+
+        for table_name in ("audit_entries", "hook_deliveries", "policies"):
+            for row in conn.execute(text(f"SELECT * FROM {table_name}")):  # noqa: S608 (fixed names)
+                assert SECRET not in str(row), table_name
