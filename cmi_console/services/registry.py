@@ -137,6 +137,43 @@ def list_models(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
+def stage_summary(ctx: Context) -> dict[str, Any]:
+    """How many models and versions each stage holds, and models per tier:
+    aggregates, so the dashboard costs the same for 3 models or 10,000."""
+    with ctx.read() as conn:
+        stages = [
+            {"stage": stage, "models": models, "versions": versions}
+            for stage, models, versions in conn.execute(
+                select(
+                    VERSIONS.c.stage,
+                    func.count(func.distinct(VERSIONS.c.model_id)),
+                    func.count(),
+                )
+                .group_by(VERSIONS.c.stage)
+                .order_by(VERSIONS.c.stage)
+            )
+        ]
+        tiers = {
+            (tier or "default"): n
+            for tier, n in conn.execute(
+                select(MODELS.c.risk_tier, func.count()).group_by(MODELS.c.risk_tier)
+            )
+        }
+    return {"stages": stages, "tiers": dict(sorted(tiers.items())), "models": sum(tiers.values())}
+
+
+def break_glass_versions(ctx: Context) -> list[dict[str, Any]]:
+    """Versions a break-glass put where they are (they stay flagged)."""
+    with ctx.read() as conn:
+        rows = conn.execute(
+            select(MODELS.c.name, VERSIONS.c.version, VERSIONS.c.stage)
+            .join(MODELS, MODELS.c.id == VERSIONS.c.model_id)
+            .where(VERSIONS.c.break_glass.is_(True))
+            .order_by(MODELS.c.name, VERSIONS.c.version)
+        ).all()
+    return [{"model": r.name, "version": r.version, "stage": r.stage} for r in rows]
+
+
 def stage_label(v: dict[str, Any]) -> str:
     """A version's stage as people read it: with its environment, and a
     break-glass promotion flagged wherever the version is shown."""

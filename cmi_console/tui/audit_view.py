@@ -88,8 +88,19 @@ class AuditLogView(ScrollView, can_focus=True):
                 del self.pages[old]
         self.refresh()
 
+    def _prefetch(self, top: int) -> None:
+        """Read the page the user is heading into before they get there, so a
+        page-down never waits for the database (Toolong reads ahead too)."""
+        ahead = (top + self.size.height + PAGE // 2) // PAGE
+        behind = max(0, (top - PAGE // 2) // PAGE)
+        for page in (ahead, behind):
+            if page * PAGE < self.total and page not in self.pages:
+                self._load(page)
+
     def render_line(self, y: int) -> Strip:
         _x, top = self.scroll_offset
+        if y == 0:
+            self._prefetch(top)
         index = top + y
         width = self.size.width
         if index >= self.total:

@@ -34,7 +34,7 @@ class DashboardScreen(DataScreen):
     def body(self) -> ComposeResult:
         with Grid(id="dashboard"):
             with VerticalScroll(classes="panel"):
-                yield Static("Models by stage", classes="title", markup=False)
+                yield Static("Models by stage", id="models-title", classes="title", markup=False)
                 yield DataTable(id="models", cursor_type="row")
             with VerticalScroll(classes="panel"):
                 yield Static("My pending reviews", classes="title", markup=False)
@@ -48,7 +48,7 @@ class DashboardScreen(DataScreen):
                 yield Static("", id="health", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#models", DataTable).add_columns("model", "tier", "status", "stages")
+        self.query_one("#models", DataTable).add_columns("stage", "models", "versions")
         self.query_one("#mine", DataTable).add_columns("#", "version", "to", "approvals")
         self.query_one("#recent", DataTable).add_columns("time", "who", "what", "subject")
         self.query_one("#alerts", DataTable).add_columns("kind", "subject", "detail")
@@ -70,13 +70,11 @@ class DashboardScreen(DataScreen):
             recent += audit.query(ctx, action=pattern, limit=8)
         recent.sort(key=lambda e: e["seq"], reverse=True)
         return {
-            "models": registry.list_models(ctx),
+            "models": registry.stage_summary(ctx),
             "mine": gates.queue(ctx, mine=True) if self.session.actor else [],
             "recent": recent[:8],
             "failing": validations.recent_failures(ctx, limit=8),
-            "break_glass": [
-                v for v in registry.search_versions(ctx, limit=1000) if v["break_glass"]
-            ],
+            "break_glass": registry.break_glass_versions(ctx),
             "incidents": incidents.list_incidents(ctx, status="open"),
             "monitoring": monitoring.open_alerts(ctx, limit=8),
             "zombies": monitoring.zombies(ctx),
@@ -84,21 +82,19 @@ class DashboardScreen(DataScreen):
         }
 
     def show(self, data: Any) -> None:
+        summary = data["models"]
         fill(
             self.query_one("#models", DataTable),
-            [
+            [(s["stage"], [s["stage"], s["models"], s["versions"]]) for s in summary["stages"]]
+            + [
                 (
-                    m["name"],
-                    [
-                        m["name"],
-                        m["risk_tier"] or "default",
-                        m["status"],
-                        ", ".join(f"{k} {v}" for k, v in sorted(m["stages"].items())),
-                    ],
+                    "total",
+                    ["all", summary["models"], sum(s["versions"] for s in summary["stages"])],
                 )
-                for m in data["models"]
             ],
         )
+        tiers = ", ".join(f"{t} {n}" for t, n in summary["tiers"].items())
+        self.query_one("#models-title", Static).update(f"Models by stage (tiers: {tiers})")
         fill(
             self.query_one("#mine", DataTable),
             [
