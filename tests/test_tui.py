@@ -604,3 +604,27 @@ def test_deployments_screen_snapshot(home: Path, snap_compare) -> None:  # type:
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
+
+
+async def test_validation_tab_drills_into_drift_per_column(home: Path) -> None:
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(VersionScreen("credit-risk:3"))  # its last run: the drifted Q3 data
+        await settle(pilot)
+        app.screen.query_one(TabbedContent).active = "validation"
+        await settle(pilot)
+        checks = app.screen.query_one("#checks", DataTable)
+        labels = [str(k.value) for k in checks.rows]
+        checks.move_cursor(row=labels.index("drift"))
+        await settle(pilot)
+        detail = app.screen.query_one("#check-detail", DataTable)
+        rows = [detail.get_row_at(r) for r in range(detail.row_count)]
+        drifted = {r[0] for r in rows if r[5] == "DRIFTED"}
+        assert drifted and drifted <= {"income", "debt_ratio"}
+        assert len(rows) == 8  # every feature, drifted first
+        assert rows[0][5] == "DRIFTED"
+        checks.move_cursor(row=labels.index("performance"))
+        await settle(pilot)
+        keys = [str(k.value) for k in detail.rows]
+        assert keys[:2] == ["value", "threshold"]

@@ -39,6 +39,7 @@ class VersionScreen(DataScreen):
         super().__init__()
         self.ref = ref
         self.cancel_event: threading.Event | None = None
+        self.check_results: dict[str, dict[str, Any]] = {}  # the last run's checks, by label
 
     def body(self) -> ComposeResult:
         yield Static(self.ref, id="title", classes="title", markup=False)
@@ -49,6 +50,8 @@ class VersionScreen(DataScreen):
                 yield Static("", id="run-status", markup=False)
                 yield ProgressBar(id="run-progress", show_eta=False)
                 yield DataTable(id="checks", cursor_type="row")
+                yield Static("", id="check-title", markup=False)
+                yield DataTable(id="check-detail", cursor_type="row")
             with TabPane("Approvals and gates", id="gates"):
                 yield DataTable(id="conditions", cursor_type="row")
                 yield DataTable(id="decisions", cursor_type="row")
@@ -141,6 +144,7 @@ class VersionScreen(DataScreen):
                 f"run #{last['run']} {last['suite']}: {last['status'].upper()} by {last['run_by']} "
                 f"· result {last['result_sha256'][:16]}"
             )
+            self.check_results = {r["label"]: r for r in last["results"]}
             fill(
                 self.query_one("#checks", DataTable),
                 [
@@ -171,6 +175,40 @@ class VersionScreen(DataScreen):
         )
         self._monitoring(v["version"], data["monitoring"])
         self._lineage(v, data["lineage"])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted check in detail: drift per column, or its details."""
+        if event.data_table.id != "checks" or event.row_key.value is None:
+            return
+        result = self.check_results.get(str(event.row_key.value))
+        if result is None:
+            return
+        table = self.query_one("#check-detail", DataTable)
+        table.clear(columns=True)
+        columns = (result.get("details") or {}).get("columns")
+        if result.get("kind") == "drift" and columns:
+            self.query_one("#check-title", Static).update(
+                f"{result['label']}: drift per column (enter on a check shows it here)"
+            )
+            table.add_columns("column", "kind", "method", "score", "threshold", "drifted")
+            for c in sorted(columns, key=lambda c: (not c["drifted"], c["column"])):
+                table.add_row(
+                    c["column"],
+                    c["kind"],
+                    c["method"],
+                    f"{c['score']:.4g}",
+                    f"{c['threshold']:g}",
+                    "DRIFTED" if c["drifted"] else "",
+                    key=c["column"],
+                )
+            return
+        self.query_one("#check-title", Static).update(f"{result['label']}: details")
+        table.add_columns("key", "value")
+        facts = {"value": result.get("value"), "threshold": result.get("threshold")}
+        facts.update(result.get("details") or {})
+        for key, value in facts.items():
+            shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+            table.add_row(key, "-" if shown is None else str(shown), key=key)
 
     def _monitoring(self, number: int, status: dict[str, Any]) -> None:
         """One row per window of this version, and its metrics over them."""
