@@ -612,6 +612,9 @@ async def test_validation_tab_drills_into_drift_per_column(home: Path) -> None:
         await settle(pilot)
         app.push_screen(VersionScreen("credit-risk:3"))  # its last run: the drifted Q3 data
         await settle(pilot)
+        overview = str(app.screen.query_one("#overview-text", Static).render())
+        assert "GradientBoostingClassifier, seed 42" in overview  # the recipe
+        assert "python 3." in overview and "scikit-learn" in overview  # the environment
         app.screen.query_one(TabbedContent).active = "validation"
         await settle(pilot)
         checks = app.screen.query_one("#checks", DataTable)

@@ -23,6 +23,20 @@ from cmi_console.services.registry import stage_label
 from cmi_console.tui.base import DataScreen, fill
 
 
+def _recipe_facts(run: dict[str, Any] | None) -> dict[str, str]:
+    """The recipe and the environment a version was trained in, when it was."""
+    if not run:
+        return {"recipe": "- (registered, not trained here)", "environment": "-"}
+    params = run.get("params") or {}
+    recipe = params.get("recipe") or {}
+    estimator = (recipe.get("estimator") or {}).get("class", "?")
+    env = run.get("environment") or {}
+    return {
+        "recipe": f"{params.get('recipe_sha256', '?')[:16]} {estimator}, seed {run.get('seed')}",
+        "environment": ", ".join(f"{k} {v}" for k, v in sorted(env.items())),
+    }
+
+
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -110,6 +124,7 @@ class VersionScreen(DataScreen):
             "entries": audit.query(ctx, subject=f"version:{model}:{number}", limit=200),
             "policy": eff.sha256,
             "lineage": lineage.root_key(ctx, self.ref),
+            "run": registry.show_run(ctx, v["run"]) if v["run"] else None,
             "monitoring": monitoring.status(ctx, model, version=number),
         }
 
@@ -124,6 +139,7 @@ class VersionScreen(DataScreen):
             "author": v["author"],
             "created": v["created_at"],
             "run": v["run"] or "-",
+            **_recipe_facts(data["run"]),
             "datasets": ", ".join(
                 f"{d['role']}={d['dataset']} {d['sha256'][:12]}" for d in v["datasets"]
             ),
