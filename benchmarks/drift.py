@@ -12,35 +12,10 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
-import pandas as pd
 from _common import peak_rss_mb
+from drift_data import REWEIGHTED, SHIFTED, frames
 
 from cmi_console.validation.drift import dataset_drift
-
-SHIFTED = ["n0", "n1", "n2", "n3"]
-REWEIGHTED = ["c0"]
-
-
-def frames(rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-
-    def make(shift: bool) -> pd.DataFrame:
-        cols: dict[str, object] = {}
-        for i in range(20):
-            scale = 1.0 + i / 10
-            x = rng.normal(0, scale, rows)
-            if shift and f"n{i}" in SHIFTED:
-                x = x + 0.5 * scale  # half a standard deviation
-            cols[f"n{i}"] = x
-        for j in range(5):
-            p = [0.5, 0.3, 0.15, 0.05]
-            if shift and f"c{j}" in REWEIGHTED:
-                p = [0.2, 0.3, 0.3, 0.2]
-            cols[f"c{j}"] = rng.choice(np.array(["a", "b", "c", "d"], dtype=object), rows, p=p)
-        return pd.DataFrame(cols)
-
-    return make(False), make(True)
 
 
 def main(sizes: list[int]) -> None:
