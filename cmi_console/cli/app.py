@@ -18,6 +18,7 @@ from cmi_console.cli import (
     history_cmds,
     hook_cmds,
     identity_cmds,
+    import_cmds,
     incident_cmds,
     lineage_cmds,
     monitor_cmds,
@@ -56,6 +57,7 @@ app.add_typer(incident_cmds.app, name="incident")
 app.add_typer(deploy_cmds.app, name="deploy")
 app.add_typer(monitor_cmds.app, name="monitor")
 app.add_typer(hook_cmds.app, name="hooks")
+app.add_typer(import_cmds.app, name="import")
 app.command("rollback")(deploy_cmds.rollback)
 gate_cmds.register(app)
 training_cmds.register(app)

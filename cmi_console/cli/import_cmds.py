@@ -1,0 +1,38 @@
+"""`cmi import ...`: bring in what teams already have."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cmi_console.cli import common
+
+app = typer.Typer(help="Import from other registries.", no_args_is_help=True)
+
+
+@app.command("mlflow")
+def mlflow(
+    tracking_uri: Annotated[
+        str, typer.Option(help="MLflow tracking and registry URI, e.g. sqlite:///mlflow.db.")
+    ],
+    model: Annotated[str | None, typer.Option(help="Only this registered model.")] = None,
+    as_json: common.JsonOpt = False,
+) -> None:
+    """Registered models, versions (tags, aliases, legacy stages as tags), their
+    runs and local artifacts, through MLflow's client (pip install
+    'cmi-console[mlflow]'). Audited; importing twice changes nothing."""
+    from cmi_console.services.mlflow_import import import_mlflow
+
+    report = import_mlflow(common.context(), tracking_uri, model)
+    if as_json:
+        common.print_json(report)
+        return
+    for m in report["models"]:
+        common.console().print(
+            f"{m['model']}: {m['imported']} version(s) imported, {m['already']} already "
+            f"here, {m.get('aliases', 0)} alias(es) set",
+            markup=False,
+        )
+    for line in report["skipped"]:
+        common.console().print(f"skipped: {line}", markup=False)

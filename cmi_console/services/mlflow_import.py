@@ -1,0 +1,231 @@
+"""Importing an MLflow tracking and registry store, through MLflow's own
+client (the optional extra `cmi-console[mlflow]`).
+
+Registered models become models; their versions become versions, in
+MLflow's order, with their tags, their run (params, metrics, dataset inputs)
+and their artifact when it is a local file; aliases follow. Every write is an
+ordinary audited entry, and provenance is kept as tags (`mlflow.model`,
+`mlflow.version`, `mlflow.run_id`, `mlflow.source`, and `mlflow.stage` for a
+legacy stage: recorded, never turned into one of our governed stages).
+A version already imported (same `mlflow.model` and `mlflow.version` tags)
+is skipped, so importing twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import select
+
+from cmi_console.core import names
+from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.services import registry
+from cmi_console.services.context import Context
+
+# the model file inside an MLflow model directory, in order of preference
+MODEL_FILES = ("*.skops", "model.pkl", "*.pkl", "*.joblib", "*.onnx")
+_BAD_KEY = re.compile(r"[^A-Za-z0-9._:/-]")
+
+
+def _client(tracking_uri: str) -> Any:
+    try:
+        from mlflow import MlflowClient
+    except ImportError:
+        raise BadInput(
+            "cmi import mlflow needs MLflow's client: pip install 'cmi-console[mlflow]'"
+        ) from None
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _key(raw: str) -> str | None:
+    """A tag key as we allow it, or None (reported) when it cannot be one."""
+    k = _BAD_KEY.sub("_", raw)[:100]
+    try:
+        return names.key(k, "tag")
+    except BadInput:
+        return None
+
+
+def _imported(ctx: Context, model: str) -> dict[str, int]:
+    """MLflow version -> our version, for what an earlier import brought in."""
+    with ctx.read() as conn:
+        try:
+            m = registry.model_row(conn, model)
+        except NotFound:
+            return {}
+        tags = registry.TAGS
+        versions = registry.VERSIONS
+        rows = conn.execute(
+            select(tags.c.value, versions.c.version)
+            .join(versions, versions.c.id == tags.c.version_id)
+            .where(versions.c.model_id == m.id, tags.c.key == "mlflow.version")
+        ).all()
+    return {value: number for value, number in rows}
+
+
+def _local_dir(client: Any, source: str, tmp: Path) -> Path | None:
+    """The model's directory when its artifacts are local files, else None."""
+    from mlflow.artifacts import download_artifacts
+
+    uri = source
+    if source.startswith("models:/m-"):  # MLflow 3: a logged model
+        uri = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    elif source.startswith("runs:/"):
+        run_id, _, path = source.removeprefix("runs:/").partition("/")
+        uri = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
+    if urlparse(uri).scheme not in ("", "file"):
+        return None
+    return Path(download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
+
+
+def _model_file(folder: Path) -> Path | None:
+    for pattern in MODEL_FILES:
+        found = sorted(folder.rglob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def import_mlflow(ctx: Context, tracking_uri: str, model: str | None = None) -> dict[str, Any]:
+    client = _client(tracking_uri)
+    if model is not None:
+        found = [client.get_registered_model(model)]
+    else:
+        found = list(client.search_registered_models())
+    report: dict[str, Any] = {"models": [], "skipped": []}
+    for rm in sorted(found, key=lambda r: r.name):
+        report["models"].append(_import_model(ctx, client, rm, report["skipped"]))
+    return report
+
+
+def _import_model(ctx: Context, client: Any, rm: Any, skipped: list[str]) -> dict[str, Any]:
+    name = rm.name
+    try:
+        names.entity(name, "model")
+    except BadInput:
+        skipped.append(f"model '{name}': not a valid model name here")
+        return {"model": name, "imported": 0, "already": 0}
+    versions = sorted(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+    done = _imported(ctx, name)
+    out = {"model": name, "imported": 0, "already": len(done), "aliases": 0}
+    with ctx.batch():
+        with ctx.read() as conn:
+            exists = conn.execute(
+                select(registry.MODELS.c.id).where(registry.MODELS.c.name == name)
+            ).first()
+        if exists is None:
+            registry.create_model(ctx, name, rm.description or f"imported from MLflow ({name})")
+        for v in versions:
+            if str(v.version) in done:
+                continue
+            number = _import_version(ctx, client, name, v, skipped)
+            if number is not None:
+                done[str(v.version)] = number
+                out["imported"] += 1
+    for alias, mlflow_version in sorted((getattr(rm, "aliases", None) or {}).items()):
+        number = done.get(str(mlflow_version))
+        if number is None:
+            continue
+        view = registry.show_model(ctx, name)
+        if view.get("aliases", {}).get(alias) == number:
+            continue  # already there: importing twice changes nothing
+        try:
+            registry.set_alias(ctx, name, alias, number)
+            out["aliases"] += 1
+        except BadInput as exc:
+            skipped.append(f"{name}@{alias}: {exc.message}")
+    return out
+
+
+def _import_version(ctx: Context, client: Any, name: str, v: Any, skipped: list[str]) -> int | None:
+    where = f"{name} version {v.version}"
+    run_key, metrics = None, {}
+    if v.run_id:
+        run_key, metrics = _import_run(ctx, client, v.run_id)
+    tags = {
+        "mlflow.model": name,
+        "mlflow.version": str(v.version),
+        "mlflow.source": (v.source or "")[:500],
+    }
+    if v.run_id:
+        tags["mlflow.run_id"] = v.run_id
+    if getattr(v, "current_stage", None) not in (None, "None"):
+        tags["mlflow.stage"] = v.current_stage  # recorded, not a governed stage
+    for k, value in sorted((v.tags or {}).items()):
+        key = _key(k)
+        if key is None:
+            skipped.append(f"{where}: tag '{k}' cannot be a key here")
+            continue
+        tags.setdefault(key, str(value)[:500])
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            folder = _local_dir(client, v.source or "", Path(tmp))
+        except Exception as exc:  # MLflow raises many kinds for a missing artifact
+            skipped.append(f"{where}: artifact not readable ({type(exc).__name__})")
+            return None
+        if folder is None:
+            skipped.append(f"{where}: artifact is not a local file ({v.source})")
+            return None
+        artifact = _model_file(folder) if folder.is_dir() else folder
+        if artifact is None:
+            skipped.append(f"{where}: no model file in {v.source}")
+            return None
+        view = registry.register_version(
+            ctx,
+            name,
+            artifact,
+            run=run_key,
+            metrics=metrics,
+            tags=tags,
+            description=(v.description or "")[:2000],
+        )
+    return int(view["version"])
+
+
+def _import_run(ctx: Context, client: Any, run_id: str) -> tuple[str, dict[str, float]]:
+    """The run once (several versions may share it): params, metrics, dataset
+    inputs, and where it came from."""
+    run_key = f"mlflow-{run_id}"
+    run = client.get_run(run_id)
+    metrics = {
+        k: float(value)
+        for k, value in sorted(run.data.metrics.items())
+        if _key(k) == k and isinstance(value, int | float)
+    }
+    with ctx.read() as conn:
+        exists = conn.execute(
+            select(registry.RUNS.c.id).where(registry.RUNS.c.run_key == run_key)
+        ).first()
+    if exists is None:
+        inputs = getattr(run, "inputs", None)
+        datasets = [
+            {
+                "name": d.dataset.name,
+                "digest": d.dataset.digest,
+                "source_type": d.dataset.source_type,
+                "source": d.dataset.source,
+                "context": {t.key: t.value for t in (d.tags or [])},
+            }
+            for d in (getattr(inputs, "dataset_inputs", None) or [])
+        ]
+        registry.record_run(
+            ctx,
+            params={
+                "mlflow": {
+                    "run_id": run_id,
+                    "experiment_id": run.info.experiment_id,
+                    "run_name": run.info.run_name,
+                    "artifact_uri": run.info.artifact_uri,
+                    "datasets": datasets,
+                },
+                "params": dict(sorted(run.data.params.items())),
+            },
+            metrics=metrics,
+            code_ref={k: v for k, v in run.data.tags.items() if k.startswith("mlflow.source")},
+            run_key=run_key,
+        )
+    return run_key, metrics

@@ -1,0 +1,102 @@
+"""`cmi import mlflow` against a real MLflow store, built with MLflow itself:
+two registered models, versions with tags, aliases, a legacy stage, runs
+with params, metrics and a dataset input, and real scikit-learn models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Workspace
+from gate_helpers import ok
+
+from cmi_console.services import audit, registry
+from cmi_console.services.verify import verify
+
+mlflow = pytest.importorskip("mlflow", reason="the MLflow import needs cmi-console[mlflow]")
+
+
+def build_store(tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """What MLflow users have: runs that log models into the registry."""
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from sklearn.datasets import load_breast_cancer, load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("cmi-import-test")
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    runs = {}
+    for c in (0.1, 1.0):
+        with mlflow.start_run() as run:
+            model = LogisticRegression(C=c, max_iter=5000).fit(X, y)
+            mlflow.log_param("C", c)
+            mlflow.log_metric("accuracy", float(model.score(X, y)))
+            dataset = mlflow.data.from_pandas(X.assign(target=y), name="breast-cancer")
+            mlflow.log_input(dataset, context="training")
+            mlflow.sklearn.log_model(model, name="model", registered_model_name="cancer")
+            runs[c] = run.info.run_id
+    Xw, yw = load_wine(return_X_y=True, as_frame=True)
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(
+            DecisionTreeClassifier(max_depth=3, random_state=0).fit(Xw, yw),
+            name="model",
+            registered_model_name="wine",
+            # MLflow saves with skops and checks its types; we built this tree
+            skops_trusted_types=["sklearn.tree._tree.Tree"],
+        )
+    client = MlflowClient(tracking_uri=uri)
+    client.set_registered_model_alias("cancer", "champion", "2")
+    client.set_model_version_tag("cancer", "1", "validated_by", "qa-team")
+    client.update_registered_model("cancer", description="Tumour classifier")
+    client.transition_model_version_stage("cancer", "1", "Archived")
+    return uri, runs
+
+
+def test_import_brings_models_versions_runs_and_aliases(ws: Workspace, tmp_path: Path) -> None:
+    uri, runs = build_store(tmp_path)
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    before = audit.count(ws.ctx())
+    report = ok(ws.cli("import", "mlflow", "--tracking-uri", uri, "--json", as_="alice")).json()
+    assert {m["model"]: m["imported"] for m in report["models"]} == {"cancer": 2, "wine": 1}
+    assert report["skipped"] == []
+    ctx = ws.ctx()
+    cancer = registry.show_model(ctx, "cancer")
+    assert cancer["aliases"] == {"champion": 2} and cancer["description"] == "Tumour classifier"
+    v1 = registry.show_version(ctx, "cancer:1")
+    assert v1["tags"]["mlflow.version"] == "1" and v1["tags"]["mlflow.run_id"] == runs[0.1]
+    assert v1["tags"]["mlflow.stage"] == "Archived"  # recorded, not governed
+    assert v1["tags"]["validated_by"] == "qa-team"
+    assert v1["stage"] == "development"  # our own gates still decide
+    assert v1["metrics"]["accuracy"] > 0.9 and v1["artifact_format"] in ("pickle", "skops")
+    run = registry.show_run(ctx, v1["run"])
+    assert run["params"]["params"] == {"C": "0.1"}
+    (data,) = run["params"]["mlflow"]["datasets"]
+    assert data["name"] == "breast-cancer" and data["context"] == {
+        "mlflow.data.context": "training"
+    }
+    # the artifact is the model MLflow logged, content-addressed in our store
+    assert ctx.workspace.artifacts.read(v1["artifact_sha256"])
+    assert audit.count(ctx) > before and verify(ctx).ok
+    # importing twice changes nothing: not one entry more
+    size = audit.count(ctx)
+    again = ok(ws.cli("import", "mlflow", "--tracking-uri", uri, "--json", as_="alice")).json()
+    assert {m["model"]: m["imported"] for m in again["models"]} == {"cancer": 0, "wine": 0}
+    assert audit.count(ctx) == size
+
+
+def test_import_of_one_model_and_bad_input(ws: Workspace, tmp_path: Path) -> None:
+    uri, _runs = build_store(tmp_path)
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    r = ok(
+        ws.cli("import", "mlflow", "--tracking-uri", uri, "--model", "wine", "--json", as_="alice")
+    )
+    assert [m["model"] for m in r.json()["models"]] == ["wine"]
+    # a reviewer may not write the registry: refused, nothing written
+    ok(ws.cli("user", "add", "bob", "--role", "reviewer"))
+    size = audit.count(ws.ctx())
+    denied = ws.cli("import", "mlflow", "--tracking-uri", uri, "--model", "cancer", as_="bob")
+    assert denied.code == 3 and audit.count(ws.ctx()) == size
