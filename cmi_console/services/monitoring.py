@@ -112,7 +112,13 @@ def _spec(ctx: Context, model: Any, policy: Effective, s: Serving, rows: dict[in
     from cmi_console.validation.training import feature_columns, split
 
     ref = f"{model.name}:{s.primary}"
-    recipe, _raw, blobs = recipe_of(ctx, ref)
+    try:
+        recipe, _raw, blobs = recipe_of(ctx, ref)
+    except NotFound:
+        raise BadInput(
+            f"{ref} was not trained with `cmi train`: monitoring measures windows against "
+            "the training data its recipe recorded"
+        ) from None
     train, holdout = frames(blobs)
     parts = split(recipe, train, holdout)
     features = feature_columns(recipe, train)
@@ -344,6 +350,12 @@ def ingest(
     start, end = _period(frame)
     with ctx.write() as tx:
         require_role(tx.conn, actor, roles.MONITORS, "ingest monitoring windows")
+        now = _serving(tx.conn, model, env)
+        if (now.versions, now.candidate, now.mode) != (s.versions, s.candidate, s.mode):
+            raise BadInput(
+                f"{model.name} in {env}: the deployment changed while the window was "
+                "measured; ingest it again"
+            )
         if stored is not None:
             data_sha = tx.ctx.put_artifact(stored)[0]
         else:
