@@ -27,6 +27,8 @@ def build_store(tmp_path: Path) -> tuple[str, dict[str, Any]]:
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    # artifacts under tmp_path, not MLflow's default ./mlruns in the working directory
+    mlflow.create_experiment("cmi-import-test", artifact_location=(tmp_path / "art").as_uri())
     mlflow.set_experiment("cmi-import-test")
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     runs = {}
