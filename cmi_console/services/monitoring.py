@@ -62,16 +62,29 @@ def _serving(conn: Connection, model: Any, env: str) -> Serving:
     if not now or not (now[0]["shares"] or now[0]["mirror"]):
         raise BadInput(f"--env: nothing serves {model.name} in {env}; deploy a version first")
     ev = now[0]
+    versions = sorted({int(v) for v in [*ev["shares"], *ev["mirror"]]})
     dep = deployments.open_deployment(conn, model.id, env)
+    return _picture(conn, env, versions, ev["shares"], ev["mirror"], dep)
+
+
+def _picture(
+    conn: Connection,
+    env: str,
+    versions: list[int],
+    shares: dict[str, int],
+    mirror: dict[str, int],
+    dep: Any,
+) -> Serving:
+    """Which version is the stable one and how a rollout compares with it:
+    shadow rows pair up, canary and A/B rows are independent."""
     numbers = deployments.version_numbers(conn, *(() if dep is None else (dep.version_id,)))
     candidate = numbers.get(dep.version_id) if dep is not None else None
-    versions = sorted({int(v) for v in [*ev["shares"], *ev["mirror"]]})
     others = [v for v in versions if v != candidate]
     primary = others[0] if others else versions[0]
     mode = None
-    if dep is not None and primary != candidate:
+    if dep is not None and candidate in versions and primary != candidate:
         mode = "shadow" if dep.strategy == "shadow" else "ab"
-    return Serving(env, primary, versions, ev["shares"], ev["mirror"], dep, candidate, mode)
+    return Serving(env, primary, versions, shares, mirror, dep, candidate, mode)
 
 
 def _version_rows(conn: Connection, model: Any, numbers: list[int]) -> dict[int, Any]:
@@ -196,17 +209,8 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
         frame = _predict(frame, spec, s, models)
     elif "version" not in frame:
         frame = frame.assign(version=s.primary)
-    if spec.classes:
-        known = {str(c) for c in spec.classes}
-        columns = ["prediction"] + ([spec.target] if spec.target in frame else [])
-        for col in columns:
-            present = frame[col].dropna()
-            stray = present[~present.astype(str).isin(known)]
-            if len(stray):
-                raise BadInput(
-                    f"{where}: {col}: '{stray.iloc[0]}' is not a class of the model "
-                    f"({', '.join(sorted(known))})"
-                )
+    for col in ["prediction"] + ([spec.target] if spec.target in frame else []):
+        _check_classes(frame[col], spec.classes, where)
     if "score" in frame:
         scores = pd.to_numeric(frame["score"], errors="coerce")
         if scores.isna().any() or ((scores < 0) | (scores > 1)).any():
@@ -214,6 +218,20 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     if spec.target in frame and frame[spec.target].isna().all():
         frame = frame.drop(columns=[spec.target])
     return frame
+
+
+def _check_classes(values: Any, classes: list[Any], where: str) -> None:
+    """Predictions and labels of a classifier must be classes it knows."""
+    if not classes:
+        return
+    known = {str(c) for c in classes}
+    present = values.dropna()
+    stray = present[~present.astype(str).isin(known)]
+    if len(stray):
+        raise BadInput(
+            f"{where}: {values.name}: '{stray.iloc[0]}' is not a class of the model "
+            f"({', '.join(sorted(known))})"
+        )
 
 
 def _first_bad(raw: Any, parsed: Any, where: str, what: str) -> None:
@@ -421,15 +439,7 @@ def labels(
     given = _read(path, where)
     if spec.target not in given.columns:
         raise BadInput(f"{where}: no '{spec.target}' column (the model's target)")
-    if spec.classes:
-        known = {str(c) for c in spec.classes}
-        stray = given[spec.target].dropna()
-        stray = stray[~stray.astype(str).isin(known)]
-        if len(stray):
-            raise BadInput(
-                f"{where}: {spec.target}: '{stray.iloc[0]}' is not a class of the model "
-                f"({', '.join(sorted(known))})"
-            )
+    _check_classes(given[spec.target], spec.classes, where)
     frame = _attach(frame, given, spec.target, key, where)
     metrics = analyse(frame, spec)
     from cmi_console.store.artifacts import hash_file
@@ -503,20 +513,12 @@ def _window(conn: Connection, model: Any, window_id: int) -> Any:
 
 def _serving_of(conn: Connection, model: Any, w: Any) -> Serving:
     """The serving picture a window was taken under (its versions, its rollout)."""
-    versions = list(w.versions)
     dep = None
     if w.deployment_id is not None:
         dep = conn.execute(
             select(deployments.DEPLOYMENTS).where(deployments.DEPLOYMENTS.c.id == w.deployment_id)
         ).one()
-    numbers = deployments.version_numbers(conn, *(() if dep is None else (dep.version_id,)))
-    candidate = numbers.get(dep.version_id) if dep is not None else None
-    others = [v for v in versions if v != candidate]
-    primary = others[0] if others else versions[0]
-    mode = None
-    if dep is not None and candidate in versions and primary != candidate:
-        mode = "shadow" if dep.strategy == "shadow" else "ab"
-    return Serving(w.environment, primary, versions, {}, {}, dep, candidate, mode)
+    return _picture(conn, w.environment, list(w.versions), {}, {}, dep)
 
 
 def window_view(row: Any, model: str) -> dict[str, Any]:
