@@ -2,17 +2,25 @@
 decisions. The log is built through the real append path, in batches of
 1,000 entries per transaction, each batch sealed by a signed checkpoint.
 
-    python benchmarks/verify_log.py [--entries 1000000]
+    python benchmarks/verify_log.py [--entries 1000000] [--workers N] [--reuse]
+
+Verify runs twice: scanning in worker processes (one per core, or --workers)
+and in one process, for comparison. --reuse keeps a log built by an earlier
+run (in $CMI_BENCH_DIR or the temp directory) instead of building it again.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
+from pathlib import Path
 
 from _common import fresh_workspace, peak_rss_mb
 
 from cmi_console.services import identity, registry
+from cmi_console.services.context import Context
 from cmi_console.services.verify import verify
 
 
@@ -60,20 +68,33 @@ def build(ctx, entries: int, batch: int = 1000) -> None:  # type: ignore[no-unty
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--reuse", action="store_true")
     args = ap.parse_args()
-    ctx = fresh_workspace(f"verify-{args.entries}")
-    t0 = time.perf_counter()
-    build(ctx, args.entries)
-    t1 = time.perf_counter()
-    rss_before = peak_rss_mb()
-    report = verify(ctx)
-    t2 = time.perf_counter()
-    assert report.ok, report.findings[:3]
-    print(f"entries {report.entries}, signatures {report.signatures}")
-    print(f"checkpoints {report.checkpoints}")
-    print(f"build           {args.entries / (t1 - t0):10.0f} entries/s")
-    print(f"verify          {report.entries / (t2 - t1):10.0f} entries/s ({t2 - t1:.1f} s)")
-    print(f"peak RSS        {peak_rss_mb():10.0f} MB (before verify {rss_before:.0f} MB)")
+    name = f"verify-{args.entries}"
+    home = Path(os.environ.get("CMI_BENCH_DIR", tempfile.gettempdir())) / f"cmi-bench-{name}"
+    if args.reuse and (home / "workspace.json").exists():
+        ctx = Context.open(home)
+    else:
+        ctx = fresh_workspace(name)
+        t0 = time.perf_counter()
+        build(ctx, args.entries)
+        print(f"build           {args.entries / (time.perf_counter() - t0):10.0f} entries/s")
+    for workers in (args.workers, 1):
+        rss_before = peak_rss_mb()
+        t1 = time.perf_counter()
+        report = verify(ctx, workers=workers)
+        t2 = time.perf_counter()
+        assert report.ok, report.findings[:3]
+        print(
+            f"entries {report.entries}, signatures {report.signatures}, "
+            f"checkpoints {report.checkpoints}"
+        )
+        print(
+            f"verify          {report.entries / (t2 - t1):10.0f} entries/s ({t2 - t1:.1f} s, "
+            f"{report.workers} scanning process(es))"
+        )
+        print(f"peak RSS        {peak_rss_mb():10.0f} MB (before verify {rss_before:.0f} MB)")
 
 
 if __name__ == "__main__":

@@ -54,3 +54,19 @@ def test_wrong_key_fails() -> None:
 def test_malformed_notes_are_bad_input(note: str) -> None:
     with pytest.raises(BadInput):
         checkpoint.parse(note)
+
+
+def test_signatures_made_by_cryptography_verify_and_nothing_else_does() -> None:
+    # signing is cryptography's (OpenSSL), checking libsodium's: they must agree
+    key = keys.generate()
+    public, message = keys.public_raw(key), b"cmi-console/decision/v1\n{}"
+    sig = keys.sign(key, message)
+    assert keys.verify(public, sig, message)
+    assert not keys.verify(public, sig, message + b" ")
+    assert not keys.verify(public, bytes([sig[0] ^ 1]) + sig[1:], message)
+    assert not keys.verify(keys.public_raw(keys.generate()), sig, message)
+    # malformed input is a failed check, never an exception
+    assert not keys.verify(public, sig[:63], message)
+    assert not keys.verify(public, b"", message)
+    assert not keys.verify(public[:31], sig, message)
+    assert not keys.verify(bytes(32), sig, message)  # a small-order (identity) point

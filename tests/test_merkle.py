@@ -139,6 +139,40 @@ def test_root_and_compact_range_equal_reference(data: list[bytes]) -> None:
     assert merkle.CompactRange(rng.size, rng.peaks).root() == ref_mth(data)
 
 
+@given(st.lists(st.binary(max_size=4), min_size=1, max_size=70), st.sampled_from([1, 2, 4, 8]))
+def test_ranges_hashed_in_chunks_join_to_the_reference(data: list[bytes], chunk: int) -> None:
+    # audit verify hashes aligned chunks in separate processes and joins them;
+    # every prefix cut inside a chunk must give the root of that prefix
+    hashes = [merkle.leaf_hash(x) for x in data]
+    whole = merkle.CompactRange()
+    for start in range(0, len(hashes), chunk):
+        part = merkle.CompactRange()
+        for i, h in enumerate(hashes[start : start + chunk], start=start + 1):
+            part.append(h)
+            cut = whole.copy()
+            cut.append_range(part)
+            assert (cut.size, cut.root()) == (i, ref_mth(data[:i]))
+        whole.append_range(part)
+    assert whole.root() == ref_mth(data)
+
+
+@given(leaf_lists)
+def test_levels_give_every_prefix_range(data: list[bytes]) -> None:
+    hashes = [merkle.leaf_hash(x) for x in data]
+    tree = merkle.levels(hashes)
+    for size in range(len(data) + 1):
+        rng = merkle.range_at(tree, size)
+        assert (rng.size, rng.root()) == (size, ref_mth(data[:size]))
+
+
+def test_an_unaligned_range_is_refused() -> None:
+    rng, part = merkle.CompactRange(), merkle.CompactRange()
+    rng.append(merkle.leaf_hash(b"a"))
+    part.extend([merkle.leaf_hash(b"b"), merkle.leaf_hash(b"c")])
+    with pytest.raises(ValueError, match="not aligned"):
+        rng.append_range(part)
+
+
 @given(leaf_lists, st.data())
 def test_inclusion_proofs_equal_reference_and_verify(
     data: list[bytes], draw: st.DataObject

@@ -13,6 +13,20 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 
+@pytest.fixture(params=["one-process", "workers"])
+def scan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The attacks on entries, caught both ways the log is scanned: in one
+    process, and by worker processes over 4-entry chunks (when the seqs are
+    dense; otherwise verify falls back to the one-process scan by itself)."""
+    if request.param == "workers":
+        from cmi_console.services import verify
+
+        monkeypatch.setattr(verify, "CHUNK", 4)
+        monkeypatch.setattr(verify, "PARALLEL_FROM", 0)
+    monkeypatch.setenv("CMI_VERIFY_WORKERS", "2" if request.param == "workers" else "1")
+    return str(request.param)
+
+
 def findings(ws: Workspace) -> list[dict[str, Any]]:
     r = ws.cli("audit", "verify", "--json")
     assert r.code == 4, r.out + r.err
@@ -25,10 +39,11 @@ def first(ws: Workspace) -> dict[str, Any]:
     return findings(ws)[0]
 
 
-def test_clean_log_verifies(populated: Workspace) -> None:
+def test_clean_log_verifies(populated: Workspace, scan: str) -> None:
     r = populated.cli("audit", "verify", "--json")
     assert r.code == 0, r.err
     report = r.json()
+    assert report["workers"] == (2 if scan == "workers" else 1)
     assert report["ok"] and report["entries"] >= 7 and report["signatures"] >= 3
     assert report["covered"] == report["entries"] == report["witness_size"]
 
@@ -47,6 +62,7 @@ def test_update_and_delete_on_the_log_are_refused_by_the_database(populated: Wor
     assert populated.cli("audit", "verify").code == 0
 
 
+@pytest.mark.usefixtures("scan")
 def test_edited_payload(populated: Workspace) -> None:
     b = tamper.rows(populated)[4].body
     assert b'"cancer"' in bytes(b)
@@ -56,12 +72,14 @@ def test_edited_payload(populated: Workspace) -> None:
     assert (f["kind"], f["seq"]) == ("hash-mismatch", 4)
 
 
+@pytest.mark.usefixtures("scan")
 def test_edited_actor_column(populated: Workspace) -> None:
     tamper.raw(populated, ("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 4", {}))
     f = first(populated)
     assert (f["kind"], f["seq"]) == ("column-mismatch", 4) and "actor" in f["message"]
 
 
+@pytest.mark.usefixtures("scan")
 def test_edited_actor_inside_the_entry(populated: Workspace) -> None:
     b = tamper.rows(populated)[5].body
     tamper.raw(
@@ -75,12 +93,14 @@ def test_edited_actor_inside_the_entry(populated: Workspace) -> None:
     assert f["seq"] == 5 and f["kind"] in {"hash-mismatch", "column-mismatch"}
 
 
+@pytest.mark.usefixtures("scan")
 def test_deleted_middle_entry(populated: Workspace) -> None:
     tamper.raw(populated, ("DELETE FROM audit_entries WHERE seq = 3", {}))
     f = first(populated)
     assert (f["kind"], f["seq"]) == ("entry-missing", 3)
 
 
+@pytest.mark.usefixtures("scan")
 def test_deleted_tail_is_caught_by_the_checkpoint(populated: Workspace) -> None:
     n = len(tamper.rows(populated))
     tamper.raw(populated, ("DELETE FROM audit_entries WHERE seq >= :s", {"s": n - 2}))
@@ -88,6 +108,7 @@ def test_deleted_tail_is_caught_by_the_checkpoint(populated: Workspace) -> None:
     assert ("log-truncated", n - 2) in kinds
 
 
+@pytest.mark.usefixtures("scan")
 def test_deleted_tail_and_checkpoints_is_caught_by_the_witness(populated: Workspace) -> None:
     n = len(tamper.rows(populated))
     tamper.raw(
@@ -99,12 +120,14 @@ def test_deleted_tail_and_checkpoints_is_caught_by_the_witness(populated: Worksp
     assert (f["kind"], f["seq"]) == ("log-truncated", n - 2) and "witness" in f["message"]
 
 
+@pytest.mark.usefixtures("scan")
 def test_forged_entry_appended_with_a_valid_chain(populated: Workspace) -> None:
     seq = tamper.append_forged(populated, "model.create", [])
     kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
     assert ("unsealed-entries", seq) in kinds
 
 
+@pytest.mark.usefixtures("scan")
 def test_forged_decision_with_a_wrong_key(populated: Workspace) -> None:
     from cmi_console.core import keys
 
@@ -122,12 +145,14 @@ def test_forged_decision_with_a_wrong_key(populated: Workspace) -> None:
     assert ("signature-invalid", seq) in kinds
 
 
+@pytest.mark.usefixtures("scan")
 def test_forged_decision_without_signature(populated: Workspace) -> None:
     seq = tamper.append_forged(populated, "role.grant", [])
     kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
     assert ("signature-missing", seq) in kinds
 
 
+@pytest.mark.usefixtures("scan")
 def test_reordered_entries(populated: Workspace) -> None:
     r = tamper.rows(populated)
     a, b = r[3], r[4]
@@ -147,6 +172,7 @@ def test_reordered_entries(populated: Workspace) -> None:
     assert (f["kind"], f["seq"]) == ("chain-broken", 3)
 
 
+@pytest.mark.usefixtures("scan")
 def test_rewritten_history_with_recomputed_hashes(populated: Workspace) -> None:
     def edit(obj: dict[str, Any]) -> None:
         obj["data"]["rows"] = 1
@@ -159,6 +185,7 @@ def test_rewritten_history_with_recomputed_hashes(populated: Workspace) -> None:
     assert any(k == "witness-mismatch" for k, _ in kinds)
 
 
+@pytest.mark.usefixtures("scan")
 def test_database_restored_from_an_older_copy(populated: Workspace, tmp_path: Any) -> None:
     if populated.db:
         pytest.skip(
@@ -248,3 +275,12 @@ def test_a_witness_with_no_valid_slot_is_reported(populated: Workspace) -> None:
         slot.write_text("cmi/forged\n999\nAAAA\n\n— forged sig\n")
     f = first(populated)
     assert f["kind"] == "witness-invalid"
+
+
+@pytest.mark.usefixtures("scan")
+def test_hostile_changes_are_findings_not_a_crash(populated: Workspace) -> None:
+    # an attacker who recomputes the hashes can put anything in `changes`
+    tamper.rewrite_from(populated, 6, lambda obj: obj.update(changes=[[1], {"t": "models"}]))
+    tamper.rewrite_from(populated, 5, lambda obj: obj.update(changes="nope"))
+    kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
+    assert {("bad-change", 5), ("bad-change", 6), ("checkpoint-mismatch", 5)} <= kinds

@@ -91,6 +91,15 @@ def show(seq: int, as_json: JsonOpt = False) -> None:
 def verify(
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            envvar="CMI_VERIFY_WORKERS",
+            help="Processes that scan the log (default: one per core; 1: scan in this process).",
+        ),
+    ] = None,
 ) -> None:
     """Check chain, tree, checkpoints, witness, signatures and registry state.
 
@@ -99,7 +108,11 @@ def verify(
     from cmi_console.services.verify import verify as run_verify
 
     ctx = common.context()
-    report = common.with_progress("verifying", as_json or quiet, lambda p: run_verify(ctx, p))
+    report = common.with_progress(
+        "verifying", as_json or quiet, lambda p: run_verify(ctx, p, workers)
+    )
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
     if as_json:
         common.print_json(report.as_json())
     elif report.ok:

@@ -40,8 +40,16 @@ def _fast(obj: Any) -> bytes:
 
 def _same_as_reference(fast: bytes) -> bool:
     """True when orjson's bytes are certainly what the reference writes."""
+    # Each two-byte search costs ~0.5 us on a log entry (its hex hashes are
+    # full of "e"), a one-byte search a tenth of that; so the rare bytes go
+    # first: "+" appears in no time stamp, ".0" only in some.
     if fast.isascii() and not (
-        b"e+" in fast or b"e-" in fast or b".0," in fast or b".0}" in fast or b".0]" in fast
+        (b"+" in fast and b"e+" in fast)
+        or b"e-" in fast
+        or (
+            b".0" in fast
+            and (b".0," in fast or b".0}" in fast or b".0]" in fast or fast.endswith(b".0"))
+        )
     ):
         return True
     return _MAYBE_DIFFERENT.search(fast) is None

@@ -17,9 +17,21 @@ class RegistryState:
         self.tables: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in table_names}
 
     def apply(self, changes: Iterable[dict[str, Any]]) -> list[str]:
-        """Apply one entry's changes; return what was wrong with them (if anything)."""
+        """Apply one entry's changes; return what was wrong with them (if anything).
+
+        `changes` comes from an entry that may have been forged, so its shape is
+        checked, not assumed."""
+        if not isinstance(changes, list | tuple):
+            return ["changes is not a list"]
         problems = []
         for change in changes:
+            if (
+                not isinstance(change, dict)
+                or not isinstance(change.get("row", {}), dict)
+                or not isinstance(change.get("id"), int)
+            ):
+                problems.append("a change is not an object with an integer id and an object row")
+                continue
             name = change.get("t")
             rows = self.tables.get(name)  # type: ignore[arg-type]
             if rows is None:

@@ -7,27 +7,30 @@ O(log n) for the tree.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import select
 
-from cmi_console.core import checkpoint, entries, keys, roles, statements
-from cmi_console.core.canonical import is_canonical_of
+from cmi_console.core import checkpoint, entries, keys, log_scan, roles, statements
 from cmi_console.core.errors import BadInput, IntegrityError
+from cmi_console.core.log_scan import ChunkScan
 from cmi_console.core.merkle import CompactRange
 from cmi_console.core.replay import RegistryState
 from cmi_console.services.context import Context
-from cmi_console.store.engine import stream_rows
+from cmi_console.store import verify_worker
+from cmi_console.store.engine import is_sqlite, stream_rows
 from cmi_console.store.tables import REGISTRY_TABLES
 from cmi_console.store.triggers import missing_triggers
 
-MAX_FINDINGS = 200
+MAX_FINDINGS = log_scan.MAX_FINDINGS
+# rows per chunk: a power of two, so every chunk is a Merkle subtree
+CHUNK = 1 << 14
+# below this, starting worker processes (~0.1 s) costs more than it saves
+PARALLEL_FROM = 1 << 16
 
 
 @dataclass
@@ -57,7 +60,9 @@ class VerifyReport:
     root: str = ""
     covered: int = 0
     witness_size: int | None = None
+    workers: int = 1  # processes that scanned the log
     findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -148,10 +153,29 @@ def _bad_signatures(batch: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
     return [seq for seq, public, sig, msg in batch if not keys.verify(public, sig, msg)]
 
 
+def _dense(conn: Any, total: int) -> bool:
+    """True when the seqs are exactly 0..total-1, so a chunk is a seq range."""
+    low, high = conn.exec_driver_sql("SELECT min(seq), max(seq) FROM audit_entries").one()
+    return bool(low == 0 and high == total - 1)
+
+
+def _worker_db(conn: Any) -> dict[str, str]:
+    url = conn.engine.url
+    if is_sqlite(conn.engine):
+        return {"sqlite": str(url.database)}
+    return {"postgresql": url.set(drivername="postgresql").render_as_string(hide_password=False)}
+
+
 class _Verifier:
-    def __init__(self, ctx: Context, progress: Callable[[int, int], None] | None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        progress: Callable[[int, int], None] | None,
+        workers: int | None = None,
+    ) -> None:
         self.ctx = ctx
         self.progress = progress
+        self.workers = workers
         self.report = VerifyReport()
         self.state = _State()
 
@@ -206,49 +230,29 @@ class _Verifier:
         public: bytes,
     ) -> CompactRange:
         rng = CompactRange()
-        prev = entries.GENESIS_PREV
-        want_seq = 0
-        sha256 = hashlib.sha256
         mark = len(self.report.findings)
         self.signatures = _Signatures()
         try:
-            for part in stream_rows(
-                conn,
-                "SELECT seq, prev, hash, time, actor, action, subject, body "
-                "FROM audit_entries ORDER BY seq",
-            ):
-                for seq, prev_col, hash_col, time_, actor, action, subject, body in part:
-                    body = bytes(body)
-                    leaf = sha256(b"\x00" + body).digest()
-                    leaf_hex = leaf.hex()
-                    if seq != want_seq:
-                        self.find(
-                            "entry-missing", f"expected entry {want_seq}, found {seq}", seq=want_seq
-                        )
-                        want_seq = seq
-                    if hash_col != leaf_hex:
-                        self.find(
-                            "hash-mismatch", "stored hash does not match the entry bytes", seq=seq
-                        )
-                    try:
-                        obj = orjson.loads(body)
-                    except orjson.JSONDecodeError:
-                        self.find("unparseable", "entry bytes are not JSON", seq=seq)
-                        obj = None
-                    if obj is not None:
-                        self._entry(seq, obj, body, prev, prev_col, (time_, actor, action, subject))
-                    prev = leaf_hex
-                    rng.append(leaf)
-                    want_seq += 1
-                    if rng.size in expected:
-                        self._compare(rng, expected.pop(rng.size), origin, public)
+            for part in self._scans(conn, total, set(expected)):
+                for kind, message, seq in part.findings:
+                    self.find(kind, message, seq=seq)
+                for seq, _, obj in part.forward:
+                    if obj.get("action") in entries.DECISION_ACTIONS or "sig" in obj:
+                        self._signature(seq, obj, genesis=seq == 0)
+                    else:
+                        self._apply(seq, obj)
+                for size, cut in part.cuts.items():
+                    upto = rng.copy()
+                    upto.append_range(cut)
+                    self._compare(upto.root(), expected.pop(size), origin, public)
+                rng.append_range(part.rng)
                 if self.progress:
                     self.progress(rng.size, total)
         finally:
             bad = self.signatures.failures()
         for seq in bad:
             self.find("signature-invalid", "signature does not verify", seq=seq)
-        # signature results arrive late: keep the entry findings in log order
+        # worker and signature results arrive by chunk: keep the findings in log order
         found = self.report.findings
         found[mark:] = sorted(found[mark:], key=lambda f: -1 if f.seq is None else f.seq)
         for size, cps in expected.items():
@@ -261,32 +265,18 @@ class _Verifier:
             )
         return rng
 
-    def _entry(
-        self,
-        seq: int,
-        obj: dict[str, Any],
-        body: bytes,
-        prev: str,
-        prev_col: str,
-        cols: tuple[str, str, str, str],
-    ) -> None:
-        if not is_canonical_of(body, obj):
-            self.find("not-canonical", "entry bytes are not RFC 8785 canonical JSON", seq=seq)
-        if obj.get("seq") != seq:
-            self.find("chain-broken", f"entry stored at {seq} says it is {obj.get('seq')}", seq=seq)
-        elif obj.get("prev") != prev:
-            self.find("chain-broken", "prev does not match the hash of the entry before", seq=seq)
-        if prev_col != obj.get("prev"):
-            self.find("column-mismatch", "column prev differs from the entry", seq=seq)
-        if (obj.get("time"), obj.get("actor"), obj.get("action"), obj.get("subject")) != cols:
-            for col, value in zip(("time", "actor", "action", "subject"), cols, strict=True):
-                if obj.get(col) != value:
-                    self.find("column-mismatch", f"column {col} differs from the entry", seq=seq)
-        action = obj.get("action", "")
-        if action in entries.DECISION_ACTIONS or "sig" in obj:
-            self._signature(seq, obj, genesis=seq == 0)
-        else:
-            self._apply(seq, obj)
+    def _scans(self, conn: Any, total: int, sizes: set[int]) -> Iterator[ChunkScan]:
+        """The log in chunks, scanned by worker processes when that pays and the
+        seqs are exactly 0..total-1; otherwise here, by position, which also
+        finds entries missing from the middle."""
+        workers = self.workers if self.workers is not None else min(os.cpu_count() or 1, 8)
+        if workers > 1 and total >= PARALLEL_FROM and _dense(conn, total):
+            self.report.workers = workers
+            yield from verify_worker.scan_in_workers(_worker_db(conn), total, sizes, workers, CHUNK)
+            return
+        carry = log_scan.Carry()
+        for rows in stream_rows(conn, verify_worker.ALL_ROWS, size=CHUNK):
+            yield log_scan.scan(rows, carry, sizes)
 
     def _signature(self, seq: int, obj: dict[str, Any], genesis: bool) -> None:
         # genesis introduces the first admin's key in the entry it signs
@@ -345,8 +335,7 @@ class _Verifier:
         for problem in self.state.apply(obj.get("changes", ())):
             self.find("bad-change", problem, seq=seq)
 
-    def _compare(self, rng: CompactRange, cps: list[Any], origin: str, public: bytes) -> None:
-        root = rng.root()
+    def _compare(self, root: bytes, cps: list[Any], origin: str, public: bytes) -> None:
         for cp in cps:
             if isinstance(cp, checkpoint.Checkpoint):
                 if cp.root != root:
@@ -422,5 +411,18 @@ class _Verifier:
                 )
 
 
-def verify(ctx: Context, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    return _Verifier(ctx, progress).run()
+def verify(
+    ctx: Context,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> VerifyReport:
+    """Verify everything; `workers` processes scan the log (default: one per
+    core; 1 scans in this process)."""
+    try:
+        return _Verifier(ctx, progress, workers).run()
+    except verify_worker.WorkerFailed as exc:
+        # e.g. a read-only copy SQLite will not open a second time: the answer
+        # must not depend on the worker processes, so scan here instead
+        report = _Verifier(ctx, progress, 1).run()
+        report.notes.append(f"{exc}; scanned in this process instead")
+        return report

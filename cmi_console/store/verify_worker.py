@@ -1,0 +1,182 @@
+"""`audit verify` on several cores: worker processes scan chunks of the log.
+
+The stateless checks (hash, parse, canonical bytes, chain, columns, Merkle
+peaks: core.log_scan) are most of the work and need no state, so each worker
+scans every K-th chunk on its own connection and streams the results back in
+chunk order; the parent joins the Merkle ranges and replays the entries that
+need state. A worker is `python -m cmi_console.store.verify_worker`: a fresh
+interpreter that imports only this module's few dependencies (no SQLAlchemy),
+safe to start from a threaded parent such as the TUI. The job, including a
+PostgreSQL password, travels on stdin, never on the command line.
+
+Frames on stdout, one per chunk: a 4-byte length and a JSON head (findings,
+peaks, cuts, how many entries follow), then each forwarded entry as its seq,
+its length and its bytes. The pipe's buffer bounds how far a worker runs ahead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+import orjson
+
+from cmi_console.core.entries import GENESIS_PREV
+from cmi_console.core.log_scan import Carry, ChunkScan, scan
+from cmi_console.core.merkle import CompactRange
+
+# values always travel as parameters; `?` becomes the driver's marker
+_COLUMNS = "SELECT seq, prev, hash, time, actor, action, subject, body FROM audit_entries "
+ALL_ROWS = _COLUMNS + "ORDER BY seq"
+ROWS = _COLUMNS + "WHERE seq >= ? AND seq < ? ORDER BY seq"
+BODY = "SELECT body FROM audit_entries WHERE seq = ?"
+_HEAD = struct.Struct(">I")
+_ENTRY = struct.Struct(">qI")
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+# --- the parent's side ----------------------------------------------------------
+
+
+def scan_in_workers(
+    db: dict[str, str], total: int, sizes: set[int], workers: int, chunk: int
+) -> Iterator[ChunkScan]:
+    """Scans of [0, total) in chunks of `chunk` rows, in log order. The log's
+    seqs must be exactly 0..total-1 (the caller checks), so a chunk is a seq
+    range and starts where a Merkle subtree of its size does."""
+    bounds = [(lo, min(lo + chunk, total)) for lo in range(0, total, chunk)]
+    procs = []
+    try:
+        for w in range(workers):
+            mine = bounds[w::workers]
+            job = {"db": db, "chunks": mine, "sizes": sorted(s for s in sizes if s <= total)}
+            proc = subprocess.Popen(
+                [sys.executable, "-m", __name__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(orjson.dumps(job))
+            proc.stdin.close()
+            procs.append(proc)
+        for k in range(len(bounds)):
+            proc = procs[k % workers]
+            assert proc.stdout is not None
+            got = read_scan(proc.stdout)
+            if got is None:
+                proc.wait()
+                assert proc.stderr is not None
+                why = proc.stderr.read().decode(errors="replace").strip().splitlines()
+                raise WorkerFailed(
+                    f"verify worker {k % workers} stopped (exit {proc.returncode}): "
+                    + (why[-1] if why else "no message")
+                )
+            yield got
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def read_scan(stream: IO[bytes]) -> ChunkScan | None:
+    raw = stream.read(_HEAD.size)
+    if len(raw) < _HEAD.size:
+        return None
+    head = orjson.loads(_exact(stream, _HEAD.unpack(raw)[0]))
+    out = ChunkScan(head["start"], _range(head["rng"]))
+    out.cuts = {int(size): _range(r) for size, r in head["cuts"].items()}
+    out.findings = [(kind, message, seq) for kind, message, seq in head["findings"]]
+    for _ in range(head["forward"]):
+        seq, length = _ENTRY.unpack(_exact(stream, _ENTRY.size))
+        body = _exact(stream, length)
+        out.forward.append((seq, body, orjson.loads(body)))
+    return out
+
+
+def _exact(stream: IO[bytes], n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise WorkerFailed("verify worker output ended inside a frame")
+    return data
+
+
+def _range(encoded: list[Any]) -> CompactRange:
+    size, peaks = encoded
+    return CompactRange(size, [bytes.fromhex(p) for p in peaks])
+
+
+# --- the worker's side ----------------------------------------------------------
+
+
+def write_scan(stream: IO[bytes], result: ChunkScan) -> None:
+    def rng(r: CompactRange) -> list[Any]:
+        return [r.size, [p.hex() for p in r.peaks]]
+
+    head = orjson.dumps(
+        {
+            "start": result.start,
+            "rng": rng(result.rng),
+            "cuts": {str(size): rng(r) for size, r in result.cuts.items()},
+            "findings": result.findings,
+            "forward": len(result.forward),
+        }
+    )
+    parts = [_HEAD.pack(len(head)), head]
+    for seq, body, _ in result.forward:
+        parts += [_ENTRY.pack(seq, len(body)), body]
+    stream.write(b"".join(parts))
+    stream.flush()
+
+
+def _connect(db: dict[str, str]) -> tuple[Any, str]:
+    """A DB-API connection and its parameter marker."""
+    if "sqlite" in db:
+        import sqlite3
+        from urllib.parse import quote
+
+        uri = f"file:{quote(os.path.abspath(db['sqlite']))}?mode=ro"
+        return sqlite3.connect(uri, uri=True, timeout=60), "?"
+    import psycopg
+
+    return psycopg.connect(db["postgresql"]), "%s"
+
+
+def _work(job: dict[str, Any], out: IO[bytes]) -> None:
+    conn, mark = _connect(job["db"])
+    sizes = frozenset(job["sizes"])
+    try:
+        cur = conn.cursor()
+        for lo, hi in job["chunks"]:
+            carry = Carry(position=lo, want_seq=lo)
+            if lo:
+                cur.execute(BODY.replace("?", mark), (lo - 1,))
+                before = cur.fetchone()
+                carry.prev = (
+                    hashlib.sha256(b"\x00" + bytes(before[0])).hexdigest()
+                    if before
+                    else GENESIS_PREV
+                )
+            cur.execute(ROWS.replace("?", mark), (lo, hi))
+            write_scan(out, scan(cur.fetchall(), carry, sizes))
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    import gc
+
+    gc.disable()
+    _work(orjson.loads(sys.stdin.buffer.read()), sys.stdout.buffer)

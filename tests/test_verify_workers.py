@@ -1,0 +1,112 @@
+"""`audit verify` scanning the log in worker processes: the same report as a
+scan in one process, on both backends, clean and tampered; a failing worker
+never changes the answer."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+import tamper
+from conftest import Workspace
+
+from cmi_console.core.log_scan import Carry, scan
+from cmi_console.services import identity, registry
+from cmi_console.services import verify as verify_mod
+from cmi_console.services.context import Context
+from cmi_console.store import verify_worker
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 8-row chunks, so a log of a few hundred entries spans many chunks and
+    # checkpoints fall inside chunks and on their edges
+    monkeypatch.setattr(verify_mod, "CHUNK", 8)
+    monkeypatch.setattr(verify_mod, "PARALLEL_FROM", 0)
+
+
+def build(ctx: Context, batches: int) -> None:
+    """Batches of notes of odd sizes, each sealed by a checkpoint, between
+    signed role decisions that change rows."""
+    ctx.actor = "root"
+    identity.add_user(ctx, "rev", ["reviewer"])
+    registry.create_model(ctx, "m")
+    for b in range(batches):
+        change = identity.grant_role if b % 2 == 0 else identity.revoke_role
+        change(ctx, "rev", "validator")
+        with ctx.write() as tx:
+            for i in range(2 + b % 7):
+                tx.record("model.note", "model:m", {"b": b, "i": i, "x": 0.5 + i})
+
+
+def both(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
+    here = verify_mod.verify(ctx, workers=1).as_json()
+    there = verify_mod.verify(ctx, workers=2).as_json()
+    assert (here.pop("workers"), there.pop("workers")) == (1, 2), there["notes"]
+    return here, there
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_workers_and_one_process_give_the_same_report(ws: Workspace) -> None:
+    ctx = ws.ctx()
+    build(ctx, 40)
+    here, there = both(ctx)
+    assert here == there
+    assert here["ok"] and here["entries"] > 200 and here["signatures"] > 40
+    assert here["covered"] == here["entries"] == here["witness_size"]
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_workers_find_what_one_process_finds(ws: Workspace) -> None:
+    ctx = ws.ctx()
+    build(ctx, 30)
+    n = len(tamper.rows(ws))
+    # a careful attacker rewrites an entry inside a chunk and recomputes every
+    # later hash; plus a column edit on a chunk edge and a forged decision row
+    tamper.rewrite_from(ws, 21, lambda obj: obj["data"].update(i=99))
+    tamper.raw(ws, ("UPDATE audit_entries SET actor = 'eve' WHERE seq = 40", {}))
+    seq = tamper.append_forged(ws, "role.grant", [])
+    here, there = both(ctx)
+    assert here == there
+    kinds = {(f["kind"], f.get("seq")) for f in here["findings"]}
+    assert {("checkpoint-mismatch", 21), ("column-mismatch", 40)} <= kinds
+    assert ("signature-missing", seq) in kinds and seq == n
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_failing_worker_does_not_change_the_answer(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    ctx = ws.ctx()
+    build(ctx, 10)
+    tamper.raw(ws, ("UPDATE audit_entries SET subject = 'x' WHERE seq = 12", {}))
+    # the workers are pointed at a database that is not there: they really fail
+    monkeypatch.setattr(verify_mod, "_worker_db", lambda conn: {"sqlite": str(tmp_path / "no")})
+    report = verify_mod.verify(ctx, workers=2)
+    assert report.workers == 1 and "verify worker" in report.notes[0]
+    assert [(f.kind, f.seq) for f in report.findings] == [("column-mismatch", 12)]
+    r = ws.cli("audit", "verify", "--workers", "2")
+    assert r.code == 4 and "note: verify worker 0 stopped" in r.err
+
+
+def test_worker_output_cut_inside_a_frame_is_refused(ws: Workspace) -> None:
+    ctx = ws.ctx()
+    with ctx.read() as conn:
+        rows = conn.exec_driver_sql(verify_worker.ALL_ROWS).all()
+    out = io.BytesIO()
+    sent = scan(rows, Carry(), {1, len(rows)})
+    verify_worker.write_scan(out, sent)
+    frame = out.getvalue()
+    back = verify_worker.read_scan(io.BytesIO(frame))
+    assert back is not None and back.rng.peaks == sent.rng.peaks
+    assert {s: r.peaks for s, r in back.cuts.items()} == {s: r.peaks for s, r in sent.cuts.items()}
+    assert back.forward == sent.forward and back.forward[0][0] == 0  # genesis is signed
+    with pytest.raises(verify_worker.WorkerFailed, match="inside a frame"):
+        verify_worker.read_scan(io.BytesIO(frame[:-5]))
+    assert verify_worker.read_scan(io.BytesIO(b"")) is None
+
+
+def test_workers_must_be_positive(ws: Workspace) -> None:
+    r = ws.cli("audit", "verify", "--workers", "0")
+    assert r.code == 2 and "--workers" in r.err
