@@ -41,3 +41,32 @@ def test_a_changed_file_is_an_integrity_violation(tmp_path: Path) -> None:
     # registering the good file again heals the store
     store.put_file(src)
     assert store.read(digest) == b"model bytes"
+
+
+def test_a_commit_waits_for_its_artifacts_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one registration overlaps the artifact's fsync with its transaction; a
+    # failed fsync must stop the commit: no version, no entry names the file
+    from cmi_console.services import registry
+    from cmi_console.services.setup import init_workspace
+
+    ctx = init_workspace(tmp_path / "ws", admin="root")
+    registry.create_model(ctx, "m")
+    art = tmp_path / "model.bin"
+    art.write_bytes(b"weights")
+    with ctx.read() as conn:
+        before = conn.exec_driver_sql("SELECT count(*) FROM audit_entries").scalar_one()
+
+    def failing_sync(self: ArtifactStore, digests: list[str]) -> None:
+        if digests:
+            raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ArtifactStore, "sync", failing_sync)
+        with pytest.raises(OSError, match="Input/output"):
+            registry.register_version(ctx, "m", art)
+    with ctx.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM audit_entries").scalar_one() == before
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar_one() == 0
+    assert registry.register_version(ctx, "m", art)["version"] == 1  # and the next one works

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 # read-only command then starts without building the SQLModel classes.
 PassphraseSource = Callable[[str], bytes | None]
 STATISTICS_AFTER = 1000  # entries in one batch after which the planner's statistics are refreshed
+# fsyncs release the GIL: one thread overlaps an artifact's with the work of its commit
+_SYNCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmi-fsync")
 
 
 def env_passphrase(_what: str) -> bytes | None:
@@ -112,10 +115,15 @@ class Context:
         Inside `batch()` the fsync waits for the batch's commit, which syncs all
         of the batch's files at once."""
         store = self.workspace.artifacts
-        if self._open is None:
-            return store.put_file(path)
         digest, size = store.put_file(path, sync=False)
-        self._open.unsynced.append(digest)
+        if self._open is None:
+            # one call: the file's fsync runs while the transaction that names it
+            # is built, and that transaction waits for it before it commits
+            pending = getattr(self._local, "syncing", [])
+            pending.append(_SYNCER.submit(store.sync, [digest]))
+            self._local.syncing = pending
+        else:
+            self._open.unsynced.append(digest)
         return digest, size
 
     def read(self) -> Any:
@@ -169,6 +177,9 @@ class Context:
                 yield opened
                 if opened.failed:
                     raise RuntimeError("a call in this batch failed; the batch is rolled back")
+                pending, self._local.syncing = getattr(self._local, "syncing", []), []
+                for syncing in pending:
+                    syncing.result()  # an fsync error stops the commit
                 self.workspace.artifacts.sync(opened.unsynced)
                 if opened.tail.leaves:
                     sealed = ledger.seal(
