@@ -9,9 +9,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
 )
-from nacl.exceptions import BadSignatureError
-from nacl.exceptions import ValueError as NaclValueError
-from nacl.signing import VerifyKey
 
 from cmi_console.core.errors import BadInput, Denied
 
@@ -78,7 +75,12 @@ def verify(public: bytes, signature: bytes, message: bytes) -> bool:
     """Check with libsodium (PyNaCl): 1.7x faster here than OpenSSL's Ed25519
     verification, which is most of `audit verify`'s time on a log of decisions;
     and stricter (it refuses small-order keys and non-canonical signatures,
-    which an honest signer never makes)."""
+    which an honest signer never makes). Imported here: most commands never
+    check a signature, and the import costs ~25 ms of start-up."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.exceptions import ValueError as NaclValueError
+    from nacl.signing import VerifyKey
+
     try:
         VerifyKey(public).verify(message, signature)
     except (BadSignatureError, NaclValueError, TypeError):
