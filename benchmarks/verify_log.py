@@ -2,7 +2,7 @@
 decisions. The log is built through the real append path, in batches of
 1,000 entries per transaction, each batch sealed by a signed checkpoint.
 
-    python benchmarks/verify_log.py [--entries 1000000] [--workers N] [--reuse]
+    python benchmarks/verify_log.py [--entries 1000000] [--workers N] [--reuse] [--db URL]
 
 Verify runs twice: scanning in worker processes (one per core, or --workers)
 and in one process, for comparison. --reuse keeps a log built by an earlier
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -70,13 +71,16 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--reuse", action="store_true")
+    ap.add_argument(
+        "--db", default=None, help="a database URL (an empty database) instead of SQLite"
+    )
     args = ap.parse_args()
     name = f"verify-{args.entries}"
     home = Path(os.environ.get("CMI_BENCH_DIR", tempfile.gettempdir())) / f"cmi-bench-{name}"
     if args.reuse and (home / "workspace.json").exists():
         ctx = Context.open(home)
     else:
-        ctx = fresh_workspace(name)
+        ctx = fresh_workspace(name, args.db)
         t0 = time.perf_counter()
         build(ctx, args.entries)
         print(f"build           {args.entries / (time.perf_counter() - t0):10.0f} entries/s")
@@ -95,6 +99,9 @@ def main() -> None:
             f"{report.workers} scanning process(es))"
         )
         print(f"peak RSS        {peak_rss_mb():10.0f} MB (before verify {rss_before:.0f} MB)")
+        if report.workers > 1:
+            worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            print(f"  each worker   {worker:10.0f} MB peak RSS")
 
 
 if __name__ == "__main__":
