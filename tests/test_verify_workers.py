@@ -110,3 +110,21 @@ def test_worker_output_cut_inside_a_frame_is_refused(ws: Workspace) -> None:
 def test_workers_must_be_positive(ws: Workspace) -> None:
     r = ws.cli("audit", "verify", "--workers", "0")
     assert r.code == 2 and "--workers" in r.err
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_workers_never_import_from_the_working_directory(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # an auditor may run verify anywhere, e.g. in an unpacked bundle someone sent
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "orjson.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('ran').write_text('x')\n"
+    )
+    ctx = ws.ctx()
+    build(ctx, 3)
+    monkeypatch.chdir(hostile)
+    report = verify_mod.verify(ctx, workers=2)
+    assert report.ok and report.workers == 2, report.notes
+    assert not (hostile / "ran").exists()

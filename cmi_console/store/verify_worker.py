@@ -59,7 +59,9 @@ def scan_in_workers(
             mine = bounds[w::workers]
             job = {"db": db, "chunks": mine, "sizes": sorted(s for s in sizes if s <= total)}
             proc = subprocess.Popen(
-                [sys.executable, "-m", __name__],
+                # -P: never import from the working directory, which an auditor
+                # may run this in and which may hold anything
+                [sys.executable, "-P", "-m", __name__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
