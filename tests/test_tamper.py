@@ -280,7 +280,9 @@ def test_a_witness_with_no_valid_slot_is_reported(populated: Workspace) -> None:
 @pytest.mark.usefixtures("scan")
 def test_hostile_changes_are_findings_not_a_crash(populated: Workspace) -> None:
     # an attacker who recomputes the hashes can put anything in `changes`
+    tamper.rewrite_from(populated, 7, lambda obj: obj.update(changes={}))
     tamper.rewrite_from(populated, 6, lambda obj: obj.update(changes=[[1], {"t": "models"}]))
     tamper.rewrite_from(populated, 5, lambda obj: obj.update(changes="nope"))
     kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
-    assert {("bad-change", 5), ("bad-change", 6), ("checkpoint-mismatch", 5)} <= kinds
+    bad = {("bad-change", 5), ("bad-change", 6), ("bad-change", 7)}
+    assert bad | {("checkpoint-mismatch", 5)} <= kinds

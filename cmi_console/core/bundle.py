@@ -238,7 +238,7 @@ class _Check:
                 seq, cp.size, leaf, self._proof_for(proofs, seq), cp.root
             ):
                 self.problem("proof-invalid", where, "not included in the signed checkpoint")
-            if "sig" in obj or obj.get("action") in entries.DECISION_ACTIONS:
+            if entries.claims_decision(obj):
                 self._signature(where, obj, principals)
             if "sig" in obj or obj.get("action") == "validation.run":
                 kept[seq] = obj

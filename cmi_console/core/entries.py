@@ -58,6 +58,11 @@ DECISION_ACTIONS = frozenset(
 )
 
 
+def claims_decision(entry: dict[str, Any]) -> bool:
+    """A decision, or an entry that says it is signed: its signature is checked."""
+    return entry.get("action") in DECISION_ACTIONS or "sig" in entry
+
+
 def build(
     *,
     seq: int,

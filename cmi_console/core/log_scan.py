@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from cmi_console.core.canonical import is_canonical_of
-from cmi_console.core.entries import DECISION_ACTIONS, GENESIS_PREV
+from cmi_console.core.entries import GENESIS_PREV, claims_decision
 from cmi_console.core.merkle import CompactRange, levels, range_at
 
 # a chunk keeps at most this many findings: past it the log is plainly broken
@@ -52,6 +52,13 @@ class ChunkScan:
     def find(self, kind: str, message: str, seq: int) -> None:
         if len(self.findings) < MAX_FINDINGS:
             self.findings.append((kind, message, seq))
+
+
+def needs_state(entry: dict[str, Any]) -> bool:
+    """Whether checking the entry needs the state the log has built so far:
+    it changes rows (anything but an empty list is replayed, so a forged
+    `changes` is reported), or it is or claims to be a decision."""
+    return entry.get("changes", []) != [] or claims_decision(entry)
 
 
 def scan(rows: Iterable[Sequence[Any]], carry: Carry, sizes: Set[int]) -> ChunkScan:
@@ -89,7 +96,7 @@ def scan(rows: Iterable[Sequence[Any]], carry: Carry, sizes: Set[int]) -> ChunkS
                 for col, value in zip(COLUMNS, cols, strict=True):
                     if obj.get(col) != value:
                         find("column-mismatch", f"column {col} differs from the entry", seq)
-            if obj.get("changes") or "sig" in obj or obj.get("action") in DECISION_ACTIONS:
+            if needs_state(obj):
                 forward.append((seq, body, obj))
         prev = leaf_hex
         leaves.append(leaf)

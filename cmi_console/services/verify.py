@@ -237,7 +237,7 @@ class _Verifier:
                 for kind, message, seq in part.findings:
                     self.find(kind, message, seq=seq)
                 for seq, _, obj in part.forward:
-                    if obj.get("action") in entries.DECISION_ACTIONS or "sig" in obj:
+                    if entries.claims_decision(obj):
                         self._signature(seq, obj, genesis=seq == 0)
                     else:
                         self._apply(seq, obj)
