@@ -234,6 +234,8 @@ class _Verifier:
         self.signatures = _Signatures()
         try:
             for part in self._scans(conn, total, set(expected)):
+                if part.start != rng.size:  # chunks must arrive in log order
+                    raise verify_worker.WorkerFailed(f"chunk at {part.start}, expected {rng.size}")
                 for kind, message, seq in part.findings:
                     self.find(kind, message, seq=seq)
                 for seq, _, obj in part.forward:

@@ -21,7 +21,9 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import IO, Any
 
 import orjson
@@ -53,44 +55,52 @@ def scan_in_workers(
     seqs must be exactly 0..total-1 (the caller checks), so a chunk is a seq
     range and starts where a Merkle subtree of its size does."""
     bounds = [(lo, min(lo + chunk, total)) for lo in range(0, total, chunk)]
-    procs = []
-    try:
-        for w in range(workers):
-            mine = bounds[w::workers]
-            job = {"db": db, "chunks": mine, "sizes": sorted(s for s in sizes if s <= total)}
-            proc = subprocess.Popen(
-                # -P: never import from the working directory, which an auditor
-                # may run this in and which may hold anything
-                [sys.executable, "-P", "-m", __name__],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            assert proc.stdin is not None
-            proc.stdin.write(orjson.dumps(job))
-            proc.stdin.close()
-            procs.append(proc)
-        for k in range(len(bounds)):
-            proc = procs[k % workers]
-            assert proc.stdout is not None
-            got = read_scan(proc.stdout)
-            if got is None:
-                proc.wait()
-                assert proc.stderr is not None
-                why = proc.stderr.read().decode(errors="replace").strip().splitlines()
-                raise WorkerFailed(
-                    f"verify worker {k % workers} stopped (exit {proc.returncode}): "
-                    + (why[-1] if why else "no message")
+    procs: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as files:
+        # stderr to a file, not a pipe: nobody reads it until the worker ends
+        errs = [files.enter_context(tempfile.TemporaryFile()) for _ in range(workers)]
+        try:
+            for w in range(workers):
+                job = {
+                    "db": db,
+                    "chunks": bounds[w::workers],
+                    "sizes": sorted(s for s in sizes if s <= total),
+                }
+                proc = subprocess.Popen(
+                    # -P: never import from the working directory, which an
+                    # auditor may run this in and which may hold anything
+                    [sys.executable, "-P", "-m", __name__],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=errs[w],
                 )
-            yield got
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+                procs.append(proc)
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(orjson.dumps(job))
+                    proc.stdin.close()
+                except BrokenPipeError:  # it died starting: its stderr says why
+                    pass
+            for k in range(len(bounds)):
+                w = k % workers
+                assert procs[w].stdout is not None
+                got = read_scan(procs[w].stdout)
+                if got is None:
+                    procs[w].wait()
+                    errs[w].seek(0)
+                    why = errs[w].read().decode(errors="replace").strip().splitlines()
+                    raise WorkerFailed(
+                        f"verify worker {w} stopped (exit {procs[w].returncode}): "
+                        + (why[-1] if why else "no message")
+                    )
+                yield got
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                if proc.stdout is not None:
+                    proc.stdout.close()
 
 
 def read_scan(stream: IO[bytes]) -> ChunkScan | None:
