@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from cmi_console.services import audit, demo, gates, registry
 from cmi_console.services.context import Context
@@ -78,6 +79,17 @@ def _production_story(ctx: Context) -> None:
     assert any(q["version"] == f"credit-risk:{candidate}" for q in gates.queue(ctx))
     zombies = monitoring.zombies(ctx)
     assert [(z["model"], z["environment"]) for z in zombies] == [("credit-risk", "staging")]
+    # the dashboard asks for zombies: its queries must not grow with the
+    # number of deployed models (two here)
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(ctx.engine, "before_cursor_execute", listen)
+    try:
+        assert monitoring.zombies(ctx) == zombies
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", listen)
+    deployed = {d["model"] for d in deployments.list_deployments(ctx)}
+    assert len(deployed) == 2 and len(statements) <= 7, statements  # with BEGIN
 
 
 def test_default_history_ends_about_today() -> None:

@@ -434,21 +434,30 @@ def serving_events(
         stmt = stmt.where(EVENTS.c.environment == env)
     if at is not None:
         stmt = stmt.where(EVENTS.c.created_at <= at)
-    latest: dict[str, Any] = {}
-    for ev in conn.execute(stmt):
-        latest[ev.environment] = ev
-    return [
-        {
-            "environment": e,
-            "shares": ev.shares,
-            "mirror": ev.mirror,
-            "deployment": ev.deployment_id,
-            "status": ev.status,
-            "since": ev.created_at,
-            "action": ev.action,
-        }
-        for e, ev in sorted(latest.items())
-    ]
+    return serving_by_model(conn.execute(stmt)).get(model.id, [])
+
+
+def serving_by_model(events: Any) -> dict[int, list[dict[str, Any]]]:
+    """What serves where, per model: the latest of `events` (rows in id order)
+    in each environment. One scan for any number of models."""
+    latest: dict[int, dict[str, Any]] = {}
+    for ev in events:
+        latest.setdefault(ev.model_id, {})[ev.environment] = ev
+    return {
+        model_id: [
+            {
+                "environment": e,
+                "shares": ev.shares,
+                "mirror": ev.mirror,
+                "deployment": ev.deployment_id,
+                "status": ev.status,
+                "since": ev.created_at,
+                "action": ev.action,
+            }
+            for e, ev in sorted(envs.items())
+        ]
+        for model_id, envs in latest.items()
+    }
 
 
 def serving_at(ctx: Context, model_name: str, at: str) -> list[dict[str, Any]]:

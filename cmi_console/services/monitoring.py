@@ -27,7 +27,7 @@ from cmi_console.core.policy import Criteria, Effective
 from cmi_console.services import deployments, lineage, registry
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import active_roles, require_role
-from cmi_console.services.policies import effective_for
+from cmi_console.services.policies import effective_for, effective_for_many
 from cmi_console.store.tables import Alert, MonitoringWindow, RetrainRequest, table
 
 WINDOWS, ALERTS, RETRAINS = table(MonitoringWindow), table(Alert), table(RetrainRequest)
@@ -993,40 +993,50 @@ def zombies(ctx: Context) -> list[dict[str, Any]]:
     out = []
     now = clock.instant(ctx.clock())
     with ctx.read() as conn:
-        # only models with deployment events can have zombies: one query finds them
+        # a fixed number of queries whatever the number of deployed models
+        serving_by = deployments.serving_by_model(
+            conn.execute(select(deployments.EVENTS).order_by(deployments.EVENTS.c.id))
+        )
+        # a subquery, not a list of ids: thousands of ids would pass the
+        # drivers' limit on bound parameters
         deployed = select(deployments.EVENTS.c.model_id).distinct()
         models = conn.execute(
-            select(registry.MODELS).where(registry.MODELS.c.id.in_(deployed))
+            select(registry.MODELS)
+            .where(registry.MODELS.c.id.in_(deployed))
+            .order_by(registry.MODELS.c.id)
         ).all()
+        policies = effective_for_many(conn, models)
         enabled = {
             r.name
             for r in conn.execute(select(PRINCIPALS.c.name, PRINCIPALS.c.disabled))
             if not r.disabled
         }
+        versions_of: dict[int, list[Any]] = {}
+        for r in conn.execute(
+            select(
+                registry.VERSIONS.c.model_id,
+                registry.VERSIONS.c.version,
+                registry.VERSIONS.c.status,
+            ).where(registry.VERSIONS.c.model_id.in_(deployed))
+        ):
+            versions_of.setdefault(r.model_id, []).append(r)
+        last_seen: dict[tuple[int, str, int], str] = {}
+        for w in conn.execute(
+            select(
+                WINDOWS.c.model_id, WINDOWS.c.environment, WINDOWS.c.versions, WINDOWS.c.created_at
+            ).where(WINDOWS.c.model_id.in_(deployed))
+        ):
+            for v in w.versions:
+                key = (w.model_id, w.environment, v)
+                last_seen[key] = max(last_seen.get(key, ""), w.created_at)
         for m in models:
-            serving = deployments.serving_events(conn, m, None)
-            if not serving:
-                continue
-            days = effective_for(conn, m).policy.monitoring.zombie_days
-            versions = conn.execute(
-                select(registry.VERSIONS.c.version, registry.VERSIONS.c.status).where(
-                    registry.VERSIONS.c.model_id == m.id
-                )
-            ).all()
-            last_seen: dict[tuple[str, int], str] = {}
-            for w in conn.execute(
-                select(WINDOWS.c.environment, WINDOWS.c.versions, WINDOWS.c.created_at).where(
-                    WINDOWS.c.model_id == m.id
-                )
-            ):
-                for v in w.versions:
-                    last_seen[(w.environment, v)] = max(
-                        last_seen.get((w.environment, v), ""), w.created_at
-                    )
+            serving = serving_by.get(m.id, [])
+            days = policies[m.id].policy.monitoring.zombie_days
+            versions = versions_of.get(m.id, [])
             for s in serving:
                 for v in sorted({int(x) for x in [*s["shares"], *s["mirror"]]}):
                     reasons, flags = [], []
-                    seen = last_seen.get((s["environment"], v))
+                    seen = last_seen.get((m.id, s["environment"], v))
                     since = seen or s["since"]
                     idle = (now - clock.instant(since)).days
                     if idle >= days:
