@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +109,13 @@ class Context:
     def _open(self, value: _Open | None) -> None:
         self._local.open = value
 
+    @property
+    def _syncing(self) -> list[Future[None]]:
+        """This thread's artifact fsyncs that its next commit must wait for."""
+        if not hasattr(self._local, "syncing"):
+            self._local.syncing = []
+        return self._local.syncing  # type: ignore[no-any-return]
+
     def put_artifact(self, path: Path) -> tuple[str, int]:
         """Copy a file into the artifact store: durable before any commit names it.
 
@@ -119,9 +126,7 @@ class Context:
         if self._open is None:
             # one call: the file's fsync runs while the transaction that names it
             # is built, and that transaction waits for it before it commits
-            pending = getattr(self._local, "syncing", [])
-            pending.append(_SYNCER.submit(store.sync, [digest]))
-            self._local.syncing = pending
+            self._syncing.append(_SYNCER.submit(store.sync, [digest]))
         else:
             self._open.unsynced.append(digest)
         return digest, size
@@ -177,9 +182,9 @@ class Context:
                 yield opened
                 if opened.failed:
                     raise RuntimeError("a call in this batch failed; the batch is rolled back")
-                pending, self._local.syncing = getattr(self._local, "syncing", []), []
-                for syncing in pending:
-                    syncing.result()  # an fsync error stops the commit
+                pending = self._syncing
+                while pending:
+                    pending.pop(0).result()  # an fsync error stops the commit
                 self.workspace.artifacts.sync(opened.unsynced)
                 if opened.tail.leaves:
                     sealed = ledger.seal(

@@ -60,7 +60,9 @@ def effective_for(conn: Connection, model: Any) -> pol.Effective:
 
 def effective_for_many(conn: Connection, models: list[Any]) -> dict[int, pol.Effective]:
     """effective_for of many models (by id) with one query for the active policies."""
-    hashes = {r.scope: r.sha256 for r in active_rows(conn).values()}
+    # scopes and hashes only: the documents are read on a cache miss, not here
+    active = select(POLICIES.c.scope, POLICIES.c.sha256).where(POLICIES.c.active.is_(True))
+    hashes = dict(conn.execute(active).all())
     return {m.id: _effective(conn, m, hashes) for m in models}
 
 
