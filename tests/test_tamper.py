@@ -27,6 +27,16 @@ def scan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     return str(request.param)
 
 
+@pytest.fixture(params=[20_000, 2])
+def state_batch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Registry rows are compared with the log a batch at a time: all in one
+    batch, and in batches of two (a bad row among clean batches)."""
+    from cmi_console.services import verify
+
+    monkeypatch.setattr(verify, "STATE_BATCH", request.param)
+    return int(request.param)
+
+
 def findings(ws: Workspace) -> list[dict[str, Any]]:
     r = ws.cli("audit", "verify", "--json")
     assert r.code == 4, r.out + r.err
@@ -205,18 +215,21 @@ def test_database_restored_from_an_older_copy(populated: Workspace, tmp_path: An
     assert f["kind"] == "log-truncated" and "witness" in f["message"]
 
 
+@pytest.mark.usefixtures("state_batch")
 def test_registry_row_edited_directly(populated: Workspace) -> None:
     tamper.raw(populated, ("UPDATE model_versions SET stage = 'production' WHERE version = 2", {}))
     f = first(populated)
     assert (f["kind"], f["table"]) == ("row-modified", "model_versions") and "stage" in f["message"]
 
 
+@pytest.mark.usefixtures("state_batch")
 def test_metric_edited_directly(populated: Workspace) -> None:
     tamper.raw(populated, ("UPDATE version_metrics SET value = 0.999", {}))
     f = first(populated)
     assert (f["kind"], f["table"]) == ("row-modified", "version_metrics")
 
 
+@pytest.mark.usefixtures("state_batch")
 def test_decision_row_inserted_without_signature(populated: Workspace) -> None:
     tamper.raw(
         populated,
@@ -231,6 +244,45 @@ def test_decision_row_inserted_without_signature(populated: Workspace) -> None:
     assert (f["kind"], f["table"]) == ("row-not-in-log", "role_grants")
 
 
+@pytest.mark.usefixtures("state_batch")
+def test_clean_registry_counts_every_row(populated: Workspace) -> None:
+    from cmi_console.store.tables import REGISTRY_TABLES
+
+    r = populated.cli("audit", "verify", "--json")
+    assert r.code == 0, r.err
+    ctx = populated.ctx()
+    with ctx.read() as conn:
+        total = sum(
+            conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar_one()  # noqa: S608
+            for name in REGISTRY_TABLES
+        )
+    assert r.json()["rows"] == total > 10
+
+
+@pytest.mark.usefixtures("state_batch")
+def test_middle_row_deleted_is_the_only_finding(populated: Workspace) -> None:
+    # every row after it shifts by one: none of them may be reported
+    ctx = populated.ctx()
+    with ctx.read() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM version_tags ORDER BY id")]
+    assert len(ids) >= 4
+    gone = ids[-2]  # after at least one clean batch of two
+    tamper.raw(populated, ("DELETE FROM version_tags WHERE id = :id", {"id": gone}))
+    found = findings(populated)
+    assert [(f["kind"], f["table"], f["row_id"]) for f in found] == [
+        ("row-missing", "version_tags", gone)
+    ]
+
+
+@pytest.mark.usefixtures("state_batch")
+def test_json_column_edited_directly(populated: Workspace) -> None:
+    # SQLite stores JSON as text, PostgreSQL as json: both are read back as values
+    tamper.raw(populated, ("UPDATE datasets SET columns = '[]'", {}))
+    f = first(populated)
+    assert (f["kind"], f["table"]) == ("row-modified", "datasets") and "columns" in f["message"]
+
+
+@pytest.mark.usefixtures("state_batch")
 def test_registry_row_deleted(populated: Workspace) -> None:
     tamper.raw(populated, ("DELETE FROM version_tags WHERE key = 'team'", {}))
     f = first(populated)

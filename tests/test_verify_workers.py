@@ -101,7 +101,8 @@ def test_worker_output_cut_inside_a_frame_is_refused(ws: Workspace) -> None:
     back = verify_worker.read_scan(io.BytesIO(frame))
     assert back is not None and back.rng.peaks == sent.rng.peaks
     assert {s: r.peaks for s, r in back.cuts.items()} == {s: r.peaks for s, r in sent.cuts.items()}
-    assert back.forward == sent.forward and back.forward[0][0] == 0  # genesis is signed
+    assert [(seq, entry) for seq, entry in back.forward] == sent.forward
+    assert back.forward[0][0] == 0  # genesis is signed
     with pytest.raises(verify_worker.WorkerFailed, match="inside a frame"):
         verify_worker.read_scan(io.BytesIO(frame[:-5]))
     assert verify_worker.read_scan(io.BytesIO(b"")) is None
@@ -128,3 +129,21 @@ def test_workers_never_import_from_the_working_directory(
     report = verify_mod.verify(ctx, workers=2)
     assert report.ok and report.workers == 2, report.notes
     assert not (hostile / "ran").exists()
+
+
+def test_verify_pauses_the_collector_and_restores_it(ws: Workspace) -> None:
+    # a million replayed rows made every allocation pay for full collections
+    import gc
+
+    from cmi_console.services.verify import verify
+
+    during: list[bool] = []
+    report = verify(ws.ctx(), lambda done, total: during.append(gc.isenabled()))
+    assert report.ok and during and not any(during)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        verify(ws.ctx())
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

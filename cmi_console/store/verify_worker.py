@@ -9,9 +9,9 @@ interpreter that imports only this module's few dependencies (no SQLAlchemy),
 safe to start from a threaded parent such as the TUI. The job, including a
 PostgreSQL password, travels on stdin, never on the command line.
 
-Frames on stdout, one per chunk: a 4-byte length and a JSON head (findings,
-peaks, cuts, how many entries follow), then each forwarded entry as its seq,
-its length and its bytes. The pipe's buffer bounds how far a worker runs ahead.
+Frames on stdout, one per chunk: a 4-byte length and one JSON document
+(findings, peaks, cuts and the forwarded entries, parsed again in one call
+however many there are). The pipe's buffer bounds how far a worker runs ahead.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ ALL_ROWS = _COLUMNS + "ORDER BY seq"
 ROWS = _COLUMNS + "WHERE seq >= ? AND seq < ? ORDER BY seq"
 BODY = "SELECT body FROM audit_entries WHERE seq = ?"
 _HEAD = struct.Struct(">I")
-_ENTRY = struct.Struct(">qI")
 
 
 class WorkerFailed(RuntimeError):
@@ -111,10 +110,7 @@ def read_scan(stream: IO[bytes]) -> ChunkScan | None:
     out = ChunkScan(head["start"], _range(head["rng"]))
     out.cuts = {int(size): _range(r) for size, r in head["cuts"].items()}
     out.findings = [(kind, message, seq) for kind, message, seq in head["findings"]]
-    for _ in range(head["forward"]):
-        seq, length = _ENTRY.unpack(_exact(stream, _ENTRY.size))
-        body = _exact(stream, length)
-        out.forward.append((seq, body, orjson.loads(body)))
+    out.forward = head["forward"]  # [seq, entry] pairs: unpacked like the tuples
     return out
 
 
@@ -137,19 +133,19 @@ def write_scan(stream: IO[bytes], result: ChunkScan) -> None:
     def rng(r: CompactRange) -> list[Any]:
         return [r.size, [p.hex() for p in r.peaks]]
 
-    head = orjson.dumps(
+    # entries were parsed from JSON, so they encode again (orjson gives back
+    # the same values: the verifier checks signatures over canonical_bytes of
+    # the parsed entry, never over these bytes)
+    frame = orjson.dumps(
         {
             "start": result.start,
             "rng": rng(result.rng),
             "cuts": {str(size): rng(r) for size, r in result.cuts.items()},
             "findings": result.findings,
-            "forward": len(result.forward),
+            "forward": result.forward,
         }
     )
-    parts = [_HEAD.pack(len(head)), head]
-    for seq, body, _ in result.forward:
-        parts += [_ENTRY.pack(seq, len(body)), body]
-    stream.write(b"".join(parts))
+    stream.write(_HEAD.pack(len(frame)) + frame)
     stream.flush()
 
 
