@@ -8,15 +8,17 @@ O(log n) for the tree.
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON
+from sqlalchemy import JSON, Table
 
 from cmi_console.core import checkpoint, entries, keys, log_scan, roles, statements
 from cmi_console.core.errors import BadInput, IntegrityError
@@ -27,7 +29,6 @@ from cmi_console.core.replay import RegistryState
 from cmi_console.services.context import Context
 from cmi_console.store import verify_worker
 from cmi_console.store.engine import is_sqlite, stream_rows
-from cmi_console.store.tables import REGISTRY_TABLES
 from cmi_console.store.triggers import missing_triggers
 
 MAX_FINDINGS = log_scan.MAX_FINDINGS
@@ -84,8 +85,8 @@ class VerifyReport:
 class _State(RegistryState):
     """The registry as the log says it is, plus the key and role indexes."""
 
-    def __init__(self) -> None:
-        super().__init__(REGISTRY_TABLES)
+    def __init__(self, tables: Iterable[str]) -> None:
+        super().__init__(tables)
         # principal id -> its grant rows (the same dicts as in tables, so an
         # update is seen at once): a decision's role check costs O(its grants)
         self.grants: dict[int, dict[int, dict[str, Any]]] = {}
@@ -159,6 +160,14 @@ def _bad_signatures(batch: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
     return [seq for seq, public, sig, msg in batch if not keys.verify(public, sig, msg)]
 
 
+def _registry_tables() -> dict[str, Table]:
+    # building the SQLModel table classes takes ~0.2 s, as long as the worker
+    # processes take to send their first chunks: run() starts it on a thread
+    from cmi_console.store.tables import REGISTRY_TABLES
+
+    return REGISTRY_TABLES
+
+
 def _dense(conn: Any, total: int) -> bool:
     """True when the seqs are exactly 0..total-1, so a chunk is a seq range."""
     # two subqueries: SQLite answers a lone min() or max() from the index but
@@ -187,13 +196,18 @@ class _Verifier:
         self.progress = progress
         self.workers = workers
         self.report = VerifyReport()
-        self.state = _State()
+
+    @functools.cached_property
+    def state(self) -> _State:
+        return _State(_registry_tables())
 
     def find(self, kind: str, message: str, **where: Any) -> None:
         if len(self.report.findings) < MAX_FINDINGS:
             self.report.findings.append(Finding(kind, message, **where))
 
     def run(self) -> VerifyReport:
+        # the table classes load while the log's first chunks are read
+        threading.Thread(target=_registry_tables, name="cmi-verify-tables", daemon=True).start()
         ws = self.ctx.workspace
         origin, log_public = ws.origin, ws.log_public()
         with self.ctx.read() as conn:
@@ -394,7 +408,7 @@ class _Verifier:
     def _state(self, conn: Any) -> None:
         quote = conn.dialect.identifier_preparer.quote
         sqlite = is_sqlite(conn.engine)
-        for name, tbl in REGISTRY_TABLES.items():
+        for name, tbl in _registry_tables().items():
             cols = [c.name for c in tbl.columns]
             # SQLite hands JSON over as text; psycopg decodes it
             texts = [i for i, c in enumerate(tbl.columns) if sqlite and isinstance(c.type, JSON)]

@@ -517,5 +517,4 @@ REGISTRY_TABLES: dict[str, Table] = {
         RetrainRequest,
     )
 }
-LOG_TABLES = ("audit_entries", "checkpoints")
 metadata = SQLModel.metadata
