@@ -244,3 +244,16 @@ def test_export_refuses_bad_input_and_writes_nothing(governed: Workspace, tmp_pa
     r = governed.cli("audit", "export", "--out", str(missing), "--model", "nope")
     assert r.code == 2 and "does not exist" in r.err
     assert not missing.exists() and not list(tmp_path.glob(".m.zip*"))
+
+
+def test_checking_a_bundle_restores_the_collector(governed: Workspace, subset: Path) -> None:
+    import gc
+
+    from cmi_console.core import bundle
+
+    assert bundle.verify(subset).ok and gc.isenabled()
+    gc.disable()
+    try:
+        assert bundle.verify(subset).ok and not gc.isenabled()
+    finally:
+        gc.enable()

@@ -13,7 +13,6 @@ import operator
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ from cmi_console.core.gc_pause import gc_paused
 from cmi_console.core.log_scan import ChunkScan
 from cmi_console.core.merkle import CompactRange
 from cmi_console.core.replay import RegistryState
+from cmi_console.core.signature_checks import SignatureChecks
 from cmi_console.services.context import Context
 from cmi_console.store import verify_worker
 from cmi_console.store.engine import is_sqlite, stream_rows
@@ -126,40 +126,6 @@ class _State(RegistryState):
         return {g["role"] for g in held.values() if g["revoked_at"] is None}
 
 
-class _Signatures:
-    """Ed25519 checks run on a thread pool while the main pass goes on: the
-    library releases the GIL, so on two cores they cost almost no wall time."""
-
-    CHUNK = 256
-
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
-        self.pending: list[tuple[int, bytes, bytes, bytes]] = []
-        self.futures: list[Future[list[int]]] = []
-
-    def check(self, seq: int, public: bytes, signature: bytes, message: bytes) -> None:
-        self.pending.append((seq, public, signature, message))
-        if len(self.pending) >= self.CHUNK:
-            self._submit()
-
-    def _submit(self) -> None:
-        if self.pending:
-            self.futures.append(self.pool.submit(_bad_signatures, self.pending))
-            self.pending = []
-
-    def failures(self) -> list[int]:
-        """The seqs whose signature does not verify, once all checks are done."""
-        self._submit()
-        try:
-            return sorted(seq for f in self.futures for seq in f.result())
-        finally:
-            self.pool.shutdown()
-
-
-def _bad_signatures(batch: list[tuple[int, bytes, bytes, bytes]]) -> list[int]:
-    return [seq for seq, public, sig, msg in batch if not keys.verify(public, sig, msg)]
-
-
 def _registry_tables() -> dict[str, Table]:
     # building the SQLModel table classes takes ~0.2 s, as long as the worker
     # processes take to send their first chunks: run() starts it on a thread
@@ -255,7 +221,7 @@ class _Verifier:
     ) -> CompactRange:
         rng = CompactRange()
         mark = len(self.report.findings)
-        self.signatures = _Signatures()
+        self.signatures = SignatureChecks()
         try:
             for part in self._scans(conn, total, set(expected)):
                 if part.start != rng.size:  # chunks must arrive in log order
