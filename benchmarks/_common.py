@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from cmi_console.services import identity
@@ -13,8 +17,16 @@ from cmi_console.services.context import Context
 from cmi_console.services.setup import init_workspace
 
 
+def bench_home(name: str, db: str | None = None) -> Path:
+    """Where a benchmark keeps its workspace: one per backend, so a PostgreSQL
+    run never removes the SQLite workspace of the same name."""
+    backend = "sqlite" if db is None else db.split(":", 1)[0].split("+", 1)[0]
+    root = Path(os.environ.get("CMI_BENCH_DIR", tempfile.gettempdir()))
+    return root / f"cmi-bench-{name}" if db is None else root / f"cmi-bench-{name}-{backend}"
+
+
 def fresh_workspace(name: str, db: str | None = None) -> Context:
-    home = Path(os.environ.get("CMI_BENCH_DIR", tempfile.gettempdir())) / f"cmi-bench-{name}"
+    home = bench_home(name, db)
     shutil.rmtree(home, ignore_errors=True)
     ctx = init_workspace(home, admin="root", db=db)
     identity.add_user(ctx, "dev", ["developer"])
@@ -24,3 +36,18 @@ def fresh_workspace(name: str, db: str | None = None) -> Context:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def end_to_end_verify(home: Path, db: str | None, entries: int) -> None:
+    """Time `cmi audit verify` as an auditor types it: interpreter start,
+    imports and output included (median of 3)."""
+    cmd = [str(Path(sys.executable).with_name("cmi")), "audit", "verify", "-q", "--home", str(home)]
+    if db:
+        cmd += ["--db", db]
+    walls = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - t0)
+    wall = statistics.median(walls)
+    print(f"cmi audit verify {entries / wall:9.0f} entries/s end to end (median {wall:.2f} s of 3)")

@@ -1,6 +1,7 @@
 """Team scale (issue 8): a workspace with 10,000 models, 100,000 versions and
 1,000,000 audit entries, built through the real write path in batches, then
-the hot read paths timed on it, with their query plans.
+the hot read paths timed on it, with their query plans, and `audit verify`
+(the service call, then the command end to end).
 
     python benchmarks/scale.py [--models 10000] [--versions 100000]
                                [--entries 1000000] [--db URL] [--home DIR]
@@ -21,10 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import fresh_workspace, peak_rss_mb
+from _common import end_to_end_verify, fresh_workspace, peak_rss_mb
 
 from cmi_console.services import gates, registry
 from cmi_console.services.context import Context
+from cmi_console.services.verify import verify
 
 BATCH = 1000
 
@@ -169,6 +171,15 @@ def main() -> None:
     timed("show one version", lambda: registry.show_version(ctx, f"{model}:5"))
     plans(ctx)
     print(f"  peak RSS {peak_rss_mb():.0f} MB")
+    t0 = time.perf_counter()
+    report = verify(ctx)
+    took = time.perf_counter() - t0
+    assert report.ok, report.findings[:3]
+    print(
+        f"verify {report.entries / took:.0f} entries/s ({took:.1f} s, {report.rows} registry "
+        f"rows, {report.workers} scanning process(es))"
+    )
+    end_to_end_verify(ctx.workspace.home, args.db, report.entries)
 
 
 if __name__ == "__main__":

@@ -5,20 +5,19 @@ decisions. The log is built through the real append path, in batches of
     python benchmarks/verify_log.py [--entries 1000000] [--workers N] [--reuse] [--db URL]
 
 Verify runs twice: scanning in worker processes (one per core, or --workers)
-and in one process, for comparison. --reuse keeps a log built by an earlier
-run (in $CMI_BENCH_DIR or the temp directory) instead of building it again.
+and in one process, for comparison; then `cmi audit verify` is timed end to
+end, as an auditor runs it (interpreter start and imports included).
+--reuse keeps a log built by an earlier run (in $CMI_BENCH_DIR or the temp
+directory) instead of building it again.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import tempfile
 import time
-from pathlib import Path
 
-from _common import fresh_workspace, peak_rss_mb
+from _common import bench_home, end_to_end_verify, fresh_workspace, peak_rss_mb
 
 from cmi_console.services import identity, registry
 from cmi_console.services.context import Context
@@ -76,7 +75,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     name = f"verify-{args.entries}"
-    home = Path(os.environ.get("CMI_BENCH_DIR", tempfile.gettempdir())) / f"cmi-bench-{name}"
+    home = bench_home(name, args.db)
     if args.reuse and (home / "workspace.json").exists():
         ctx = Context.open(home)
     else:
@@ -102,6 +101,7 @@ def main() -> None:
         if report.workers > 1:
             worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             print(f"  each worker   {worker:10.0f} MB peak RSS")
+    end_to_end_verify(home, args.db, report.entries)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,64 @@
+"""The registry rebuilt from logged changes (core.replay), including the
+changes a forged entry may carry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cmi_console.core.replay import RegistryState
+
+SHAPE = "a change is not an object with an integer id and an object row"
+
+
+class Recording(RegistryState):
+    def __init__(self) -> None:
+        super().__init__(["models"])
+        self.calls: list[tuple[str, str, int, dict[str, Any]]] = []
+
+    def changed(self, table: str, op: str, rid: int, row: dict[str, Any]) -> None:
+        self.calls.append((table, op, rid, dict(row)))
+
+
+def test_insert_update_delete_build_the_rows_and_tell_the_hook() -> None:
+    st = Recording()
+    assert st.apply([{"t": "models", "op": "insert", "id": 1, "row": {"name": "a", "x": 1}}]) == []
+    assert st.apply([{"t": "models", "op": "update", "id": 1, "row": {"name": "b"}}]) == []
+    assert st.tables["models"] == {1: {"id": 1, "name": "b", "x": 1}}
+    assert st.apply([{"t": "models", "op": "delete", "id": 1}]) == []
+    assert st.tables["models"] == {}
+    assert st.calls == [
+        ("models", "insert", 1, {"id": 1, "name": "a", "x": 1}),
+        ("models", "update", 1, {"id": 1, "name": "b", "x": 1}),
+        ("models", "delete", 1, {"id": 1, "name": "b", "x": 1}),
+    ]
+
+
+def test_every_bad_change_is_named_and_the_rest_still_applies() -> None:
+    st = Recording()
+    st.apply([{"t": "models", "op": "insert", "id": 1, "row": {"name": "a"}}])
+    problems = st.apply(
+        [
+            {"t": "models", "op": "insert", "id": 1, "row": {"name": "c"}},
+            {"t": "models", "op": "update", "id": 9, "row": {}},
+            {"t": "models", "op": "delete", "id": 9},
+            {"t": "nope", "op": "insert", "id": 2, "row": {}},
+            {"t": "models", "op": "merge", "id": 1, "row": {}},
+            {"t": "models", "op": "insert", "id": "1", "row": {}},
+            {"t": "models", "op": "insert", "id": 3, "row": None},
+            [1],
+            {"t": "models", "op": "insert", "id": 4, "row": {"name": "d"}},
+        ]
+    )
+    assert problems == [
+        "models row 1 inserted twice",
+        "models row 9 changed before insert",
+        "models row 9 changed before insert",
+        "unknown table 'nope'",
+        "unknown operation 'merge'",
+        SHAPE,
+        SHAPE,
+        SHAPE,
+    ]
+    # a second insert overwrites, as the table would hold the later row
+    assert st.tables["models"] == {1: {"id": 1, "name": "c"}, 4: {"id": 4, "name": "d"}}
+    assert st.apply("nope") == ["changes is not a list"]  # type: ignore[arg-type]
