@@ -1,8 +1,9 @@
-"""Ed25519 checks of a pass over the log, run on a thread pool.
+"""Ed25519 checks of `audit verify`, run on a thread pool.
 
-libsodium releases the GIL while it checks, so on a machine with a spare core
-the checks cost the pass (`audit verify`, `verify-bundle`) almost no wall
-time: at 5% signed entries they were a third of a one-thread pass.
+libsodium releases the GIL while it checks, and the verifier's own thread
+mostly waits for its worker processes, so the checks (a third of the CPU of
+a log with 5% signed entries) overlap the rest. A pass that keeps the GIL
+busy itself (`verify-bundle`) checks inline: there the hand-overs cost more.
 """
 
 from __future__ import annotations
