@@ -213,6 +213,25 @@ async def test_audit_view_is_virtual_and_sees_new_entries(
         assert view.total == 2
 
 
+async def test_audit_view_keeps_focus_and_keys_while_pages_load(home: Path) -> None:
+    # the view once kept its pages in flight in `loading`, Textual's own
+    # reactive: while any page was being read the log was neither focusable
+    # nor enabled, so focus missed it and keys were dropped at random
+    app = app_for(home, "audrey")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        view = app.screen.query_one(AuditLogView)
+        assert app.focused is view
+        view.reset(view.total)  # every page dropped: the next draw reads again
+        view.entry_at(0)  # a page in flight
+        assert not view.loading and view.focusable and not view._check_disabled()
+        await pilot.press("down")
+        assert view.cursor == 1
+        await settle(pilot)
+
+
 async def test_validation_runs_from_the_version_screen(home: Path) -> None:
     app = app_for(home, "victor")
     async with app.run_test(size=SIZE) as pilot:
@@ -356,10 +375,10 @@ def test_a_cancelled_run_records_nothing(home: Path) -> None:
     assert audit.count(ctx) == before
 
 
-# The audit screen is left out: its footer settles at a varying moment after
-# its pages load, so its picture is not stable; Pilot tests cover it.
 @pytest.mark.parametrize(
-    "keys", ["d", "m", "r", "i"], ids=["dashboard", "models", "reviews", "incidents"]
+    "keys",
+    ["d", "m", "r", "i", "l"],
+    ids=["dashboard", "models", "reviews", "incidents", "audit"],
 )
 def test_main_screens_snapshot(home: Path, snap_compare, keys: str) -> None:  # type: ignore[no-untyped-def]
     app = CmiApp(Context.open(home, None, "nina"), passphrase=b"demo", verify=False)

@@ -51,12 +51,14 @@ class AuditLogView(ScrollView, can_focus=True):
         self.fetch = fetch  # (offset, limit) -> entries, newest first
         self.total = 0
         self.pages: dict[int, list[dict[str, Any]]] = {}
-        self.loading: set[int] = set()
+        # pages being read (not `loading`: that is Textual's own reactive, and a
+        # widget with it set is neither focusable nor enabled)
+        self.pending: set[int] = set()
 
     def reset(self, total: int) -> None:
         self.total = total
         self.pages.clear()
-        self.loading.clear()
+        self.pending.clear()
         self.cursor = 0
         self.virtual_size = Size(160, total)
         self.scroll_to(0, 0, animate=False)
@@ -76,13 +78,13 @@ class AuditLogView(ScrollView, can_focus=True):
         self.app.call_from_thread(self._loaded, page, rows)
 
     def _load(self, page: int) -> None:
-        if page not in self.loading:
-            self.loading.add(page)
+        if page not in self.pending:
+            self.pending.add(page)
             self._load_page(page)
 
     def _loaded(self, page: int, rows: list[dict[str, Any]]) -> None:
         self.pages[page] = rows
-        self.loading.discard(page)
+        self.pending.discard(page)
         if len(self.pages) > 50:  # bounded memory on a million entries
             for old in sorted(self.pages, key=lambda p: abs(p - page))[50:]:
                 del self.pages[old]
