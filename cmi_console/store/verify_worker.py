@@ -22,7 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import IO, Any
 
@@ -48,11 +48,17 @@ class WorkerFailed(RuntimeError):
 
 
 def scan_in_workers(
-    db: dict[str, str], total: int, sizes: set[int], workers: int, chunk: int
+    db: dict[str, str],
+    total: int,
+    sizes: set[int],
+    workers: int,
+    chunk: int,
+    started: Callable[[], None] = lambda: None,
 ) -> Iterator[ChunkScan]:
     """Scans of [0, total) in chunks of `chunk` rows, in log order. The log's
     seqs must be exactly 0..total-1 (the caller checks), so a chunk is a seq
-    range and starts where a Merkle subtree of its size does."""
+    range and starts where a Merkle subtree of its size does. `started` runs
+    once every worker has its job, while the first chunks are being read."""
     bounds = [(lo, min(lo + chunk, total)) for lo in range(0, total, chunk)]
     procs: list[subprocess.Popen[bytes]] = []
     with ExitStack() as files:
@@ -80,6 +86,7 @@ def scan_in_workers(
                     proc.stdin.close()
                 except BrokenPipeError:  # it died starting: its stderr says why
                     pass
+            started()
             for k in range(len(bounds)):
                 w = k % workers
                 assert procs[w].stdout is not None
