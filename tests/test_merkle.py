@@ -165,6 +165,24 @@ def test_levels_give_every_prefix_range(data: list[bytes]) -> None:
         assert (rng.size, rng.root()) == (size, ref_mth(data[:size]))
 
 
+@given(
+    st.lists(st.binary(max_size=4), max_size=40),
+    st.lists(st.integers(min_value=0, max_value=40), max_size=5),
+)
+def test_extend_in_blocks_equals_leaf_by_leaf(data: list[bytes], cuts: list[int]) -> None:
+    # extend hashes aligned blocks a level at a time; wherever a call starts
+    # and however many leaves it brings, the range is the reference's
+    hashes = [merkle.leaf_hash(x) for x in data]
+    for block in (4, merkle.EXTEND_BLOCK):  # small: blocks start past 0 too
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(merkle, "EXTEND_BLOCK", block)
+            rng, done = merkle.CompactRange(), 0
+            for cut in sorted(min(c, len(hashes)) for c in cuts) + [len(hashes)]:
+                rng.extend(hashes[done:cut])
+                done = cut
+                assert (rng.size, rng.root()) == (done, ref_mth(data[:done]))
+
+
 def test_an_unaligned_range_is_refused() -> None:
     rng, part = merkle.CompactRange(), merkle.CompactRange()
     rng.append(merkle.leaf_hash(b"a"))

@@ -10,6 +10,8 @@ import hashlib
 from collections.abc import Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+# leaves CompactRange.extend hashes as one block (a power of two)
+EXTEND_BLOCK = 1 << 12
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -52,8 +54,17 @@ class CompactRange:
             n >>= 1
 
     def extend(self, hashes: Sequence[bytes]) -> None:
-        for h in hashes:
-            self.append(h)
+        """Append many leaves. From an aligned size on, whole blocks are hashed
+        a level at a time (`levels`), about half the cost of leaf by leaf."""
+        i, n = 0, len(hashes)
+        while i < n:
+            if self.size & (EXTEND_BLOCK - 1):
+                self.append(hashes[i])
+                i += 1
+                continue
+            block = hashes[i : i + EXTEND_BLOCK]
+            self.append_range(range_at(levels(block), len(block)))
+            i += len(block)
 
     def append_range(self, other: CompactRange) -> None:
         """Append the leaves `other` was built from, given only its peaks.
