@@ -162,6 +162,16 @@ def test_witness_is_written_outside_the_database(populated: Workspace) -> None:
     assert sizes == [n - 1, n]  # the newest and the one before, by turns
 
 
+def test_a_removed_witness_directory_is_made_again(populated: Workspace) -> None:
+    import shutil
+
+    shutil.rmtree(populated.home / "witness")
+    assert populated.cli("model", "create", "again", as_="alice").code == 0
+    slots = list((populated.home / "witness").glob("checkpoint.*"))
+    n = len(populated.cli("audit", "log", "-n", "1000", "--json").json())
+    assert [int(s.read_text().split("\n")[1]) for s in slots] == [n]
+
+
 def test_json_output_is_valid_for_read_commands(populated: Workspace) -> None:
     for args in (
         ["user", "list"],

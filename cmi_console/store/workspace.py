@@ -144,13 +144,19 @@ class Workspace:
         purpose: on ext4 a rename over an existing file forces a flush that
         costs as much as the database commit itself.
         """
-        self.witness_dir.mkdir(parents=True, exist_ok=True)
-        sizes = [_note_size(path) for path in self.witness_paths()]
+        paths = self.witness_paths()
+        sizes = [_note_size(path) for path in paths]
         if max(sizes) >= size:
             return
-        target = self.witness_paths()[sizes.index(min(sizes))]
+        target = paths[sizes.index(min(sizes))]
         data = note.encode()
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+        # every audited write lands here: the directory is made only when
+        # it is missing, not checked with a system call each time
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            self.witness_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.pwrite(fd, data, 0)
             os.ftruncate(fd, len(data))
@@ -161,7 +167,12 @@ class Workspace:
 def _note_size(path: Path) -> int:
     """The tree size a witness slot claims; -1 when missing or unreadable."""
     try:
-        with path.open("rb") as fh:
-            return int(fh.read(4096).split(b"\n")[1])
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return -1
+    try:
+        return int(os.read(fd, 4096).split(b"\n")[1])
     except (OSError, IndexError, ValueError):
         return -1
+    finally:
+        os.close(fd)
