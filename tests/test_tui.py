@@ -58,6 +58,14 @@ async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause()
 
 
+async def audit_view(pilot) -> AuditLogView:  # type: ignore[no-untyped-def]
+    """Open the audit screen once the app has loaded; its log view."""
+    await settle(pilot)
+    await pilot.press("l")
+    await settle(pilot)
+    return pilot.app.screen.query_one(AuditLogView)
+
+
 async def open_request(pilot, app: CmiApp, version: str) -> ReviewQueueScreen:  # type: ignore[no-untyped-def]
     """The review queue, with the open request for `version` selected."""
     await pilot.press("r")
@@ -186,10 +194,7 @@ async def test_audit_view_is_virtual_and_sees_new_entries(
     monkeypatch.setattr(base, "POLL_SECONDS", 0.3)
     app = app_for(home, "audrey")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("l")
-        await settle(pilot)
-        view = app.screen.query_one(AuditLogView)
+        view = await audit_view(pilot)
         size = audit.count(app.session.ctx)
         assert view.total == size > 100
         assert len(view.pages) == 1  # only what is on screen was read
@@ -219,10 +224,7 @@ async def test_audit_view_keeps_focus_and_keys_while_pages_load(home: Path) -> N
     # nor enabled, so focus missed it and keys were dropped at random
     app = app_for(home, "audrey")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("l")
-        await settle(pilot)
-        view = app.screen.query_one(AuditLogView)
+        view = await audit_view(pilot)
         assert app.focused is view
         view.reset(view.total)  # every page dropped: the next draw reads again
         view.entry_at(0)  # a page in flight
@@ -510,10 +512,7 @@ async def test_a_console_open_during_concurrent_writers_sees_every_write(
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     app = app_for(home, "audrey")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("l")
-        await settle(pilot)
-        view = app.screen.query_one(AuditLogView)
+        view = await audit_view(pilot)
         before = view.total
         procs = [
             subprocess.Popen(
