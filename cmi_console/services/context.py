@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection, Engine
 
 from cmi_console.core import clock, entries
 from cmi_console.core.errors import BadInput, Denied
 from cmi_console.core.hooks import event_for
-from cmi_console.store import schema
+from cmi_console.store import driver, schema
 from cmi_console.store.engine import (
     make_engine,
     read_transaction,
@@ -232,27 +232,26 @@ class Tx:
 
     def insert(self, tbl: Table, values: dict[str, Any]) -> int:
         row = complete_row(tbl, values)
-        new_id = self.conn.execute(_statement(tbl, "insert"), row).inserted_primary_key[0]
+        new_id = driver.insert_row(self.conn, tbl, row)
         self.changes.append({"t": tbl.name, "op": "insert", "id": new_id, "row": row})
-        return int(new_id)
+        return int(new_id)  # type: ignore[arg-type]
 
     def insert_many(self, tbl: Table, values: list[dict[str, Any]]) -> list[int]:
-        """Several rows in one statement (ids in the order given)."""
+        """Several rows (ids in the order given)."""
         if not values:
             return []
         rows = [complete_row(tbl, v) for v in values]
-        result = self.conn.execute(_statement(tbl, "insert_many"), rows)
-        ids = [int(r[0]) for r in result]
+        ids = driver.insert_rows(self.conn, tbl, rows)
         for new_id, row in zip(ids, rows, strict=True):
             self.changes.append({"t": tbl.name, "op": "insert", "id": new_id, "row": row})
         return ids
 
     def update(self, tbl: Table, row_id: int, values: dict[str, Any]) -> None:
-        self.conn.execute(_statement(tbl, "update"), {**values, "row_id_": row_id})
+        driver.update_row(self.conn, tbl, row_id, values)
         self.changes.append({"t": tbl.name, "op": "update", "id": row_id, "row": values})
 
     def delete(self, tbl: Table, row_id: int) -> None:
-        self.conn.execute(_statement(tbl, "delete"), {"row_id_": row_id})
+        driver.delete_row(self.conn, tbl, row_id)
         self.changes.append({"t": tbl.name, "op": "delete", "id": row_id})
 
     def record(
@@ -301,25 +300,6 @@ class Tx:
         if row.revoked_at is not None:
             raise Denied(f"{actor}: signing key {kid[:16]} was revoked at {row.revoked_at}")
         return kid, private
-
-
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-
-
-def _statement(tbl: Table, op: str) -> Any:
-    """Built once per table: constructing a statement costs more than running it."""
-    key = (tbl.name, op)
-    if key not in _STATEMENTS:
-        row_id = bindparam("row_id_")
-        if op == "insert":
-            _STATEMENTS[key] = insert(tbl)
-        elif op == "insert_many":
-            _STATEMENTS[key] = insert(tbl).returning(tbl.c.id, sort_by_parameter_order=True)
-        elif op == "update":  # the SET columns come from each call's parameters
-            _STATEMENTS[key] = update(tbl).where(tbl.c.id == row_id)
-        else:
-            _STATEMENTS[key] = delete(tbl).where(tbl.c.id == row_id)
-    return _STATEMENTS[key]
 
 
 def complete_row(tbl: Table, values: dict[str, Any]) -> dict[str, Any]:

@@ -36,11 +36,11 @@ REDELIVERERS = frozenset({"admin", "deployer"})
 
 
 def _policy_hooks(conn: Connection, model: str | None) -> dict[str, Hook]:
-    from cmi_console.services.registry import MODELS
+    from cmi_console.services.registry import find_model
 
     if model is None:
         return {}
-    row = conn.execute(select(MODELS).where(MODELS.c.name == model)).first()
+    row = find_model(conn, model)
     if row is None:
         return {}
     try:

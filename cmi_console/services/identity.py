@@ -14,6 +14,7 @@ from cmi_console.core import keys, names, roles
 from cmi_console.core.errors import BadInput, Denied, NotFound
 from cmi_console.core.gates import RULE_SELF_GRANT
 from cmi_console.services.context import Context, Tx
+from cmi_console.store import driver
 from cmi_console.store.tables import Principal, PublicKey, RoleGrant, table
 from cmi_console.store.workspace import write_private
 
@@ -52,7 +53,7 @@ def active_roles(conn: Connection, name: str) -> set[str]:
 
 
 # One query for "who is this and what may they do": it runs in every write.
-_STANDING = (
+_STANDING = driver.Prepared(
     select(PRINCIPALS.c.disabled, GRANTS.c.role)
     .select_from(PRINCIPALS)
     .outerjoin(
@@ -64,7 +65,7 @@ _STANDING = (
 
 def _standing(conn: Connection, actor: str, what: str) -> set[str]:
     """The actor's active roles; Denied when unknown or disabled."""
-    rows = conn.execute(_STANDING, {"name": actor}).all()
+    rows = driver.all_rows(conn, _STANDING, {"name": actor})
     if not rows:
         raise Denied(f"{actor}: unknown principal; cannot {what}")
     if rows[0].disabled:

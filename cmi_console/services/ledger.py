@@ -11,30 +11,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import checkpoint, entries, keys
 from cmi_console.core.merkle import CompactRange
+from cmi_console.store import driver
 from cmi_console.store.tables import AuditEntry, CheckpointRow, table
 
 ENTRIES = table(AuditEntry)
 CHECKPOINTS = table(CheckpointRow)
 
-_HEAD = select(ENTRIES.c.seq, ENTRIES.c.hash).order_by(ENTRIES.c.seq.desc()).limit(1)
-_INSERT_ENTRY = insert(ENTRIES)
-_LATEST = select(CHECKPOINTS).order_by(CHECKPOINTS.c.id.desc()).limit(1)
-_HASHES = (
+_HEAD = driver.Prepared(
+    select(ENTRIES.c.seq, ENTRIES.c.hash).order_by(ENTRIES.c.seq.desc()).limit(1)
+)
+_LATEST = driver.Prepared(select(CHECKPOINTS).order_by(CHECKPOINTS.c.id.desc()).limit(1))
+_HASHES = driver.Prepared(
     select(ENTRIES.c.hash)
     .where(ENTRIES.c.seq >= bindparam("lo"), ENTRIES.c.seq < bindparam("hi"))
     .order_by(ENTRIES.c.seq)
 )
-_INSERT_CHECKPOINT = insert(CHECKPOINTS)
 
 
 def head(conn: Connection) -> tuple[int, str]:
     """(next seq, hash of the last entry)."""
-    row = conn.execute(_HEAD).first()
+    row = driver.first(conn, _HEAD)
     return (row[0] + 1, row[1]) if row else (0, entries.GENESIS_PREV)
 
 
@@ -85,8 +86,9 @@ def append(
         signature = private.sign(entries.signed_message(entry))
         entry["sig"] = {"alg": "ed25519", "key": key_id, "value": keys.b64(signature)}
     body, leaf = entries.encode(entry)
-    conn.execute(
-        _INSERT_ENTRY,
+    driver.insert_row(
+        conn,
+        ENTRIES,
         {
             "seq": seq,
             "prev": prev,
@@ -104,7 +106,7 @@ def append(
 
 
 def latest_checkpoint(conn: Connection) -> Any:
-    return conn.execute(_LATEST).first()
+    return driver.first(conn, _LATEST)
 
 
 def seal(
@@ -131,13 +133,14 @@ def seal(
     else:
         rng = CompactRange()
     if rng.size < tail.start:  # entries no checkpoint covers yet: read them once
-        rows = conn.execute(_HASHES, {"lo": rng.size, "hi": tail.start})
+        rows = driver.all_rows(conn, _HASHES, {"lo": rng.size, "hi": tail.start})
         rng.extend([bytes.fromhex(r[0]) for r in rows])
     rng.extend(tail.leaves)
     cp = checkpoint.Checkpoint(origin, rng.size, rng.root())
     note = checkpoint.sign(cp, origin, log_key)
-    conn.execute(
-        _INSERT_CHECKPOINT,
+    driver.insert_row(
+        conn,
+        CHECKPOINTS,
         {
             "size": cp.size,
             "root": cp.root.hex(),

@@ -13,6 +13,7 @@ from cmi_console.core import roles
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import require_role
+from cmi_console.store import driver
 from cmi_console.store.tables import Model, PolicyRow, table
 
 POLICIES = table(PolicyRow)
@@ -43,9 +44,11 @@ def _default_content(conn: Connection) -> dict[str, Any]:
     return dict(row.content)
 
 
-_ACTIVE_HASHES = select(POLICIES.c.scope, POLICIES.c.sha256).where(
-    POLICIES.c.active.is_(True),
-    (POLICIES.c.scope == DEFAULT_SCOPE) | (POLICIES.c.scope == bindparam("scope")),
+_ACTIVE_HASHES = driver.Prepared(
+    select(POLICIES.c.scope, POLICIES.c.sha256).where(
+        POLICIES.c.active.is_(True),
+        (POLICIES.c.scope == DEFAULT_SCOPE) | (POLICIES.c.scope == bindparam("scope")),
+    )
 )
 # Effective policies by (default sha256, override sha256, tier): content-addressed,
 # so an entry can never go stale; parsing a policy costs more than a write.
@@ -54,7 +57,7 @@ _EFFECTIVE: dict[tuple[str, str | None, str | None], pol.Effective] = {}
 
 def effective_for(conn: Connection, model: Any) -> pol.Effective:
     """The policy governing `model` (a models row) right now."""
-    hashes = dict(conn.execute(_ACTIVE_HASHES, {"scope": model.name}).all())
+    hashes = dict(driver.all_rows(conn, _ACTIVE_HASHES, {"scope": model.name}))
     return _effective(conn, model, hashes)
 
 

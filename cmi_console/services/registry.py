@@ -17,6 +17,7 @@ from cmi_console.services import lineage
 from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import effective_for
+from cmi_console.store import driver
 from cmi_console.store.artifacts import hash_file
 from cmi_console.store.tables import (
     Alias,
@@ -67,11 +68,16 @@ def check_metrics(metrics: dict[str, Any], where: str = "--metrics") -> dict[str
 # --- models ---------------------------------------------------------------
 
 
-_MODEL = select(MODELS).where(MODELS.c.name == bindparam("name"))
+_MODEL = driver.Prepared(select(MODELS).where(MODELS.c.name == bindparam("name")))
+
+
+def find_model(conn: Connection, name: str) -> Any:
+    """The models row named `name`, or None."""
+    return driver.first(conn, _MODEL, {"name": name})
 
 
 def model_row(conn: Connection, name: str) -> Any:
-    row = conn.execute(_MODEL, {"name": name}).first()
+    row = find_model(conn, name)
     if row is None:
         raise NotFound(f"model '{name}' does not exist")
     return row
@@ -418,11 +424,16 @@ def show_run(ctx: Context, run_key: str) -> dict[str, Any]:
 
 
 _BY_MODEL = VERSIONS.c.model_id == bindparam("model_id")
-_VERSION_BY_NUMBER = select(VERSIONS).where(_BY_MODEL, VERSIONS.c.version == bindparam("number"))
-_VERSION_LATEST = select(VERSIONS).where(_BY_MODEL).order_by(VERSIONS.c.version.desc()).limit(1)
-_VERSION_BY_ALIAS = select(VERSIONS).join(ALIASES, ALIASES.c.version_id == VERSIONS.c.id)
-_VERSION_BY_ALIAS = _VERSION_BY_ALIAS.where(
-    ALIASES.c.model_id == bindparam("model_id"), ALIASES.c.alias == bindparam("alias")
+_VERSION_BY_NUMBER = driver.Prepared(
+    select(VERSIONS).where(_BY_MODEL, VERSIONS.c.version == bindparam("number"))
+)
+_VERSION_LATEST = driver.Prepared(
+    select(VERSIONS).where(_BY_MODEL).order_by(VERSIONS.c.version.desc()).limit(1)
+)
+_VERSION_BY_ALIAS = driver.Prepared(
+    select(VERSIONS)
+    .join(ALIASES, ALIASES.c.version_id == VERSIONS.c.id)
+    .where(ALIASES.c.model_id == bindparam("model_id"), ALIASES.c.alias == bindparam("alias"))
 )
 
 
@@ -432,20 +443,20 @@ def version_row(conn: Connection, ref: VersionRef | str, model: Any = None) -> A
         ref = parse_version_ref(ref)
     m = model if model is not None else model_row(conn, ref.model)
     if ref.alias is not None:
-        row = conn.execute(_VERSION_BY_ALIAS, {"model_id": m.id, "alias": ref.alias}).first()
+        row = driver.first(conn, _VERSION_BY_ALIAS, {"model_id": m.id, "alias": ref.alias})
         if row is None:
             raise NotFound(f"{ref}: model {ref.model} has no alias '{ref.alias}'")
         return row
     if ref.version is not None:
-        row = conn.execute(_VERSION_BY_NUMBER, {"model_id": m.id, "number": ref.version}).first()
+        row = driver.first(conn, _VERSION_BY_NUMBER, {"model_id": m.id, "number": ref.version})
     else:
-        row = conn.execute(_VERSION_LATEST, {"model_id": m.id}).first()
+        row = driver.first(conn, _VERSION_LATEST, {"model_id": m.id})
     if row is None:
         raise NotFound(f"{ref}: no such version")
     return row
 
 
-_LAST_NUMBER = select(func.max(VERSIONS.c.version)).where(_BY_MODEL)
+_LAST_NUMBER = driver.Prepared(select(func.max(VERSIONS.c.version)).where(_BY_MODEL))
 
 
 def register_version(
@@ -476,7 +487,7 @@ def register_version(
             if run_row is None:
                 raise NotFound(f"--run: run '{run}' does not exist")
         links = {role: dataset_row(tx.conn, ref) for role, ref in (datasets or {}).items()}
-        number = (tx.conn.execute(_LAST_NUMBER, {"model_id": m.id}).scalar() or 0) + 1
+        number = (driver.scalar(tx.conn, _LAST_NUMBER, {"model_id": m.id}) or 0) + 1
         row = {
             "model_id": m.id,
             "version": number,
@@ -740,9 +751,10 @@ def tag_version(
     return show_version(ctx, f"{model}:{v.version}")
 
 
-_ALIAS = select(ALIASES.c.id, ALIASES.c.version_id, VERSIONS.c.version)
-_ALIAS = _ALIAS.join(VERSIONS, VERSIONS.c.id == ALIASES.c.version_id).where(
-    ALIASES.c.model_id == bindparam("model_id"), ALIASES.c.alias == bindparam("alias")
+_ALIAS = driver.Prepared(
+    select(ALIASES.c.id, ALIASES.c.version_id, VERSIONS.c.version)
+    .join(VERSIONS, VERSIONS.c.id == ALIASES.c.version_id)
+    .where(ALIASES.c.model_id == bindparam("model_id"), ALIASES.c.alias == bindparam("alias"))
 )
 
 
@@ -752,7 +764,7 @@ def set_alias(ctx: Context, model: str, alias: str, version: int) -> dict[str, A
         _writer(tx)
         m = model_row(tx.conn, model)
         v = version_row(tx.conn, VersionRef(model, version), m)
-        current = tx.conn.execute(_ALIAS, {"model_id": m.id, "alias": alias}).first()
+        current = driver.first(tx.conn, _ALIAS, {"model_id": m.id, "alias": alias})
         previous = None
         if current is None:
             tx.insert(ALIASES, {"model_id": m.id, "alias": alias, "version_id": v.id})
