@@ -70,3 +70,31 @@ def test_a_commit_waits_for_its_artifacts_fsync(
         assert conn.exec_driver_sql("SELECT count(*) FROM audit_entries").scalar_one() == before
         assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar_one() == 0
     assert registry.register_version(ctx, "m", art)["version"] == 1  # and the next one works
+
+
+def test_only_regular_files_are_stored(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # opening it to read would block without a writer
+    for source in (tmp_path, fifo, tmp_path / "missing.bin"):
+        with pytest.raises(BadInput, match="no such file"):
+            store.put_file(source)
+    assert not (tmp_path / "store" / "sha256").exists()
+
+
+def test_a_large_file_is_stored_whole_and_read_only_for_everyone(tmp_path: Path) -> None:
+    import hashlib
+
+    store = ArtifactStore(tmp_path / "store")
+    src = tmp_path / "big.bin"
+    data = os.urandom(3 * (1 << 20) + 17)  # more than one read chunk
+    src.write_bytes(data)
+    old = os.umask(0o077)  # a team's store must stay readable whatever the writer's umask
+    try:
+        digest, size = store.put_file(src)
+    finally:
+        os.umask(old)
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert store.read(digest) == data
+    assert os.stat(store.path_for(digest)).st_mode & 0o777 == 0o444
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []  # no temporary left behind

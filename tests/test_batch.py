@@ -71,7 +71,7 @@ def test_a_failed_call_rolls_back_the_whole_batch(ws: Workspace, tmp_path: Path)
     ctx = ws.ctx("root")
     registry.create_model(ctx, "m")
     before = {t: _count(ws, t) for t in ("audit_entries", "checkpoints", "model_versions")}
-    witness = ctx.workspace.read_witness()
+    witness = ctx.workspace.witness.read()
     arts = _artifacts(tmp_path, 3)
     with pytest.raises(RuntimeError, match="batch is rolled back"), ctx.batch():
         registry.register_version(ctx, "m", arts[0])
@@ -80,7 +80,7 @@ def test_a_failed_call_rolls_back_the_whole_batch(ws: Workspace, tmp_path: Path)
             registry.set_alias(ctx, "m", "champion", 99)
         registry.register_version(ctx, "m", arts[1])
     assert {t: _count(ws, t) for t in before} == before
-    assert ctx.workspace.read_witness() == witness
+    assert ctx.workspace.witness.read() == witness
     report = verify(ctx)
     assert report.ok, report.findings
 

@@ -52,11 +52,27 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
     return name, raw[1:]
 
 
+@dataclass(frozen=True)
+class NoteSigner:
+    """Signs notes as `name`; the key hash is computed once (every audited
+    write signs a checkpoint)."""
+
+    name: str
+    key: Ed25519PrivateKey
+    key_hash: bytes
+
+    @classmethod
+    def of(cls, name: str, key: Ed25519PrivateKey) -> NoteSigner:
+        return cls(name, key, key_hash(name, keys.public_raw(key)))
+
+    def sign(self, cp: Checkpoint) -> str:
+        body = cp.body()
+        blob = self.key_hash + self.key.sign(body.encode())
+        return f"{body}\n{_DASH}{self.name} {keys.b64(blob)}\n"
+
+
 def sign(cp: Checkpoint, name: str, key: Ed25519PrivateKey) -> str:
-    body = cp.body()
-    sig = key.sign(body.encode())
-    blob = key_hash(name, keys.public_raw(key)) + sig
-    return f"{body}\n{_DASH}{name} {keys.b64(blob)}\n"
+    return NoteSigner.of(name, key).sign(cp)
 
 
 def parse(note: str, where: str = "checkpoint") -> tuple[Checkpoint, list[tuple[str, bytes]]]:

@@ -204,19 +204,21 @@ def consistency(ctx: Context, old_note: str, where: str) -> dict[str, Any]:
 def checkpoint_now(ctx: Context, out: Path | None = None) -> str:
     """The signed checkpoint of the whole log, also written to the witness dir."""
     with write_transaction(ctx.engine) as conn:
-        sealed = _ledger().seal(conn, ctx.workspace.origin, ctx.log_key(), ctx.clock())
+        sealed = _ledger().seal(conn, ctx.note_signer(), ctx.clock())
         if sealed is None:
             row = _ledger().latest_checkpoint(conn)
             if row is None:
                 raise IntegrityError("the log is empty and has no checkpoint")
-            sealed = (row.note, row.size)
-    ctx.workspace.write_witness(*sealed)
+            note, size = row.note, row.size
+        else:
+            note, size = sealed.note, sealed.size
+    ctx.workspace.witness.write(note, size)
     if out is not None:
         try:
-            write_atomic(out, sealed[0].encode())
+            write_atomic(out, note.encode())
         except OSError as exc:
             raise BadInput(f"{out}: cannot write ({exc.strerror})") from None
-    return sealed[0]
+    return str(note)
 
 
 def head(ctx: Context) -> dict[str, Any]:

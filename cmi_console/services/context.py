@@ -30,6 +30,7 @@ from cmi_console.store.workspace import Workspace, default_home
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from cmi_console.core.checkpoint import NoteSigner
     from cmi_console.services import ledger
 
 # ledger and the table classes are imported where a write needs them: a
@@ -54,6 +55,8 @@ class Context:
     passphrase: PassphraseSource = env_passphrase
     _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict, repr=False)
     _log_key: Ed25519PrivateKey | None = field(default=None, repr=False)
+    _note_signer: NoteSigner | None = field(default=None, repr=False)
+    _last_seal: ledger.Seal | None = field(default=None, repr=False)  # this process's last
     # the write transaction this thread has open: the console shares one
     # Context between worker threads, and a connection must stay in its thread
     _local: threading.local = field(default_factory=threading.local, repr=False)
@@ -83,6 +86,14 @@ class Context:
         if self._log_key is None:
             self._log_key = self.workspace.log_key()
         return self._log_key
+
+    def note_signer(self) -> NoteSigner:
+        """The log key, as it signs checkpoints for this workspace's origin."""
+        if self._note_signer is None:
+            from cmi_console.core.checkpoint import NoteSigner
+
+            self._note_signer = NoteSigner.of(self.workspace.origin, self.log_key())
+        return self._note_signer
 
     def private_key(self, name: str) -> Ed25519PrivateKey:
         from cmi_console.core import keys
@@ -125,7 +136,9 @@ class Context:
         digest, size = store.put_file(path, sync=False)
         if self._open is None:
             # one call: the file's fsync runs while the transaction that names it
-            # is built, and that transaction waits for it before it commits
+            # is built, and that transaction waits for it before it commits. Only
+            # the fsync: the copy's many short system calls would pass the GIL to
+            # and fro with the transaction's statements, slowing both
             self._syncing.append(_SYNCER.submit(store.sync, [digest]))
         else:
             self._open.unsynced.append(digest)
@@ -174,7 +187,7 @@ class Context:
     def _transaction(self) -> Iterator[_Open]:
         from cmi_console.services import ledger
 
-        sealed: tuple[str, int] | None = None
+        sealed: ledger.Seal | None = None
         with write_transaction(self.engine) as conn:
             opened = _Open(conn, ledger.Tail.read(conn))
             self._open = opened
@@ -188,13 +201,14 @@ class Context:
                 self.workspace.artifacts.sync(opened.unsynced)
                 if opened.tail.leaves:
                     sealed = ledger.seal(
-                        conn, self.workspace.origin, self.log_key(), self.clock(), opened.tail
+                        conn, self.note_signer(), self.clock(), opened.tail, self._last_seal
                     )
             finally:
                 self._open = None
         if sealed is not None:
+            self._last_seal = sealed
             # after commit: the witness must never be ahead of the database
-            self.workspace.write_witness(*sealed)
+            self.workspace.witness.write(sealed.note, sealed.size)
             if len(opened.tail.leaves) >= STATISTICS_AFTER:
                 refresh_statistics(self.engine)  # a big batch changes the tables' shape
         if opened.outbox:

@@ -26,6 +26,10 @@ _HEAD = driver.Prepared(
     select(ENTRIES.c.seq, ENTRIES.c.hash).order_by(ENTRIES.c.seq.desc()).limit(1)
 )
 _LATEST = driver.Prepared(select(CHECKPOINTS).order_by(CHECKPOINTS.c.id.desc()).limit(1))
+_LATEST_SIZE = driver.Prepared(
+    select(CHECKPOINTS.c.id, CHECKPOINTS.c.size).order_by(CHECKPOINTS.c.id.desc()).limit(1)
+)
+_PEAKS = driver.Prepared(select(CHECKPOINTS.c.peaks).where(CHECKPOINTS.c.id == bindparam("id")))
 _HASHES = driver.Prepared(
     select(ENTRIES.c.hash)
     .where(ENTRIES.c.seq >= bindparam("lo"), ENTRIES.c.seq < bindparam("hi"))
@@ -109,36 +113,50 @@ def latest_checkpoint(conn: Connection) -> Any:
     return driver.first(conn, _LATEST)
 
 
+@dataclass(frozen=True)
+class Seal:
+    """A checkpoint as written: its note, size, row id and compact range."""
+
+    note: str
+    size: int
+    checkpoint_id: int
+    rng: CompactRange
+
+
 def seal(
     conn: Connection,
-    origin: str,
-    log_key: Ed25519PrivateKey,
+    signer: checkpoint.NoteSigner,
     time: str,
     tail: Tail | None = None,
-) -> tuple[str, int] | None:
+    last: Seal | None = None,
+) -> Seal | None:
     """Write a signed checkpoint for the whole log, unless the last one covers it.
 
     The last checkpoint's peaks (its compact range) plus the leaf hashes this
     transaction appended (`tail`, kept in memory) make this O(new entries +
     log n) without reading entries back, so a write's cost does not grow with
-    the log.
+    the log. `last`, this process's previous seal, saves decoding the peaks
+    while its row is still the latest checkpoint.
     """
     tail = tail or Tail.read(conn)
     size = tail.next_seq
-    last = latest_checkpoint(conn)
-    if last is not None and last.size == size:
+    latest = driver.first(conn, _LATEST_SIZE)
+    if latest is not None and latest.size == size:
         return None
-    if last is not None and last.size <= tail.start:
-        rng = CompactRange(last.size, [bytes.fromhex(p) for p in last.peaks])
-    else:
-        rng = CompactRange()
+    rng = CompactRange()
+    if latest is not None and latest.size <= tail.start:
+        if last is not None and (last.checkpoint_id, last.size) == (latest.id, latest.size):
+            rng = last.rng.copy()
+        else:
+            peaks = driver.scalar(conn, _PEAKS, {"id": latest.id})
+            rng = CompactRange(latest.size, [bytes.fromhex(p) for p in peaks])
     if rng.size < tail.start:  # entries no checkpoint covers yet: read them once
         rows = driver.all_rows(conn, _HASHES, {"lo": rng.size, "hi": tail.start})
         rng.extend([bytes.fromhex(r[0]) for r in rows])
     rng.extend(tail.leaves)
-    cp = checkpoint.Checkpoint(origin, rng.size, rng.root())
-    note = checkpoint.sign(cp, origin, log_key)
-    driver.insert_row(
+    cp = checkpoint.Checkpoint(signer.name, rng.size, rng.root())
+    note = signer.sign(cp)
+    new_id = driver.insert_row(
         conn,
         CHECKPOINTS,
         {
@@ -149,4 +167,4 @@ def seal(
             "created_at": time,
         },
     )
-    return note, cp.size
+    return Seal(note, cp.size, int(new_id), rng)  # type: ignore[arg-type]

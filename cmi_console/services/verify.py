@@ -204,7 +204,7 @@ class _Verifier:
         """Every valid witnessed checkpoint; a torn slot is tolerated while another
         slot still verifies, but with none valid the witness was tampered with."""
         valid, errors = [], []
-        for note in self.ctx.workspace.read_witness():
+        for note in self.ctx.workspace.witness.read():
             try:
                 valid.append(checkpoint.verify(note, origin, public, where="witness checkpoint"))
             except (BadInput, IntegrityError) as exc:

@@ -9,6 +9,7 @@ $CMI_HOME/keys/            log.key (0600), log.vkey, <principal>.key (0600), .pu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -19,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 from cmi_console.core import names
 from cmi_console.core.errors import BadInput
 from cmi_console.store.artifacts import ArtifactStore
+from cmi_console.store.witness import Witness
 
 if TYPE_CHECKING:  # cryptography loads where a key is used, not on every start
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 CONFIG_FILE = "workspace.json"
-WITNESS_SLOTS = ("checkpoint.0", "checkpoint.1")
-LEGACY_WITNESS = "latest.checkpoint"
 
 
 def default_home() -> Path:
@@ -123,56 +123,6 @@ class Workspace:
             raise BadInput(f"{path}: key name '{name}' is not the log origin '{self.origin}'")
         return public
 
-    def witness_paths(self) -> list[Path]:
-        return [self.witness_dir / name for name in WITNESS_SLOTS]
-
-    def read_witness(self) -> list[str]:
-        """The witnessed notes present (both slots, and a pre-slot file)."""
-        notes = []
-        for path in [*self.witness_paths(), self.witness_dir / LEGACY_WITNESS]:
-            try:
-                notes.append(path.read_text(errors="replace"))
-            except FileNotFoundError:
-                continue
-        return notes
-
-    def write_witness(self, note: str, size: int) -> None:
-        """Keep the witness at the largest size seen; a slower writer never regresses it.
-
-        Two slots, overwritten in place, the older one each time: a crash that
-        tears one write leaves the other slot valid. In place (no rename) on
-        purpose: on ext4 a rename over an existing file forces a flush that
-        costs as much as the database commit itself.
-        """
-        paths = self.witness_paths()
-        sizes = [_note_size(path) for path in paths]
-        if max(sizes) >= size:
-            return
-        target = paths[sizes.index(min(sizes))]
-        data = note.encode()
-        # every audited write lands here: the directory is made only when
-        # it is missing, not checked with a system call each time
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            self.witness_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            os.pwrite(fd, data, 0)
-            os.ftruncate(fd, len(data))
-        finally:
-            os.close(fd)
-
-
-def _note_size(path: Path) -> int:
-    """The tree size a witness slot claims; -1 when missing or unreadable."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return -1
-    try:
-        return int(os.read(fd, 4096).split(b"\n")[1])
-    except (OSError, IndexError, ValueError):
-        return -1
-    finally:
-        os.close(fd)
+    @functools.cached_property
+    def witness(self) -> Witness:
+        return Witness(self.witness_dir)
