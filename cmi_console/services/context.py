@@ -316,21 +316,32 @@ class Tx:
         return kid, private
 
 
+_REQUIRED = object()  # a column with no default that may not be null
+_COLUMNS: dict[str, tuple[tuple[str, Any], ...]] = {}
+
+
+def _columns(tbl: Table) -> tuple[tuple[str, Any], ...]:
+    """(name, value when not given) of every column but the id; once per table."""
+    found = _COLUMNS.get(tbl.name)
+    if found is None:
+        cols = []
+        for col in tbl.columns:
+            if col.primary_key and col.autoincrement is not False and col.name == "id":
+                continue
+            if col.default is not None and col.default.is_scalar:
+                cols.append((col.name, col.default.arg))
+            else:
+                cols.append((col.name, None if col.nullable else _REQUIRED))
+        found = _COLUMNS[tbl.name] = tuple(cols)
+    return found
+
+
 def complete_row(tbl: Table, values: dict[str, Any]) -> dict[str, Any]:
     """Every column but the id, with Python-side defaults, so the log has the whole row."""
-    row: dict[str, Any] = {}
-    for col in tbl.columns:
-        if col.primary_key and col.autoincrement is not False and col.name == "id":
-            continue
-        if col.name in values:
-            row[col.name] = values[col.name]
-        elif col.default is not None and col.default.is_scalar:
-            row[col.name] = col.default.arg
-        elif col.nullable:
-            row[col.name] = None
-        else:
-            raise TypeError(f"{tbl.name}.{col.name} needs a value")
-    unknown = set(values) - set(row)
-    if unknown:
-        raise TypeError(f"{tbl.name}: unknown columns {sorted(unknown)}")
+    row = {name: values.get(name, absent) for name, absent in _columns(tbl)}
+    if not values.keys() <= row.keys():
+        raise TypeError(f"{tbl.name}: unknown columns {sorted(values.keys() - row.keys())}")
+    for name, value in row.items():
+        if value is _REQUIRED:
+            raise TypeError(f"{tbl.name}.{name} needs a value")
     return row
