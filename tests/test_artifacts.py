@@ -76,8 +76,12 @@ def test_only_regular_files_are_stored(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)  # opening it to read would block without a writer
-    for source in (tmp_path, fifo, tmp_path / "missing.bin"):
-        with pytest.raises(BadInput, match="no such file"):
+    for source, why in [
+        (tmp_path, "not a regular file"),
+        (fifo, "not a regular file"),
+        (tmp_path / "missing.bin", "no such file"),
+    ]:
+        with pytest.raises(BadInput, match=why):
             store.put_file(source)
     assert not (tmp_path / "store" / "sha256").exists()
 

@@ -19,6 +19,7 @@ def log_size(ws: Workspace) -> int:
         (["model", "create", "cancer"], "already exists"),
         (["version", "register", "nope", "--artifact", "{art}"], "model 'nope' does not exist"),
         (["version", "register", "cancer", "--artifact", "/no/such/file"], "no such file"),
+        (["version", "register", "cancer", "--artifact", "{folder}"], "not a regular file"),
         (
             ["version", "register", "cancer", "--artifact", "{art}", "--metrics", "{{bad"],
             "--metrics:1:2: invalid JSON",
@@ -63,7 +64,7 @@ def test_one_line_exit_2_nothing_written(
     bad_csv.write_bytes(b'a,b\n1,"unterminated\n')
     bad_note = tmp_path / "note"
     bad_note.write_text("not a checkpoint")
-    args = [a.format(art=art, bad_csv=bad_csv, bad_note=bad_note) for a in args]
+    args = [a.format(art=art, bad_csv=bad_csv, bad_note=bad_note, folder=tmp_path) for a in args]
     before = log_size(populated)
     store = sorted(p.name for p in (populated.home / "artifacts").rglob("*") if p.is_file())
     actor = "root" if args[0] in {"role", "user"} else "alice"

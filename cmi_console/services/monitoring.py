@@ -28,6 +28,7 @@ from cmi_console.services import deployments, lineage, registry
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import active_roles, require_role
 from cmi_console.services.policies import effective_for, effective_for_many
+from cmi_console.store.artifacts import require_file
 from cmi_console.store.tables import Alert, MonitoringWindow, RetrainRequest, table
 
 WINDOWS, ALERTS, RETRAINS = table(MonitoringWindow), table(Alert), table(RetrainRequest)
@@ -172,8 +173,7 @@ def _spec(ctx: Context, model: Any, policy: Effective, s: Serving, rows: dict[in
 def _read(path: Path, where: str) -> Any:
     from cmi_console.validation.training import read_frame
 
-    if not path.is_file():
-        raise BadInput(f"{where}: {path}: no such file")
+    require_file(path, where)
     return read_frame(path)
 
 
@@ -715,8 +715,8 @@ def evaluate(
     """Apply the triggers and the canary criteria; with `retrain`, train the
     recipe on that data for each open retraining request, validate the
     candidate and open its promotion request. Nothing is ever promoted here."""
-    if retrain is not None and not retrain.is_file():
-        raise BadInput(f"--retrain: {retrain}: no such file")
+    if retrain is not None:
+        require_file(retrain, "--retrain")
     with ctx.write() as tx:
         out = _evaluate_in(tx, model_name, env)
     if retrain is not None:

@@ -18,7 +18,7 @@ from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import effective_for
 from cmi_console.store import driver
-from cmi_console.store.artifacts import hash_file
+from cmi_console.store.artifacts import hash_file, require_file
 from cmi_console.store.tables import (
     Alias,
     Dataset,
@@ -276,8 +276,7 @@ def _dataset_view(row: Any) -> dict[str, Any]:
 def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
     """Hash, profile and store a data file. The same content twice is a no-op."""
     names.entity(name, "--name")
-    if not path.is_file():
-        raise BadInput(f"{path}: no such file")
+    require_file(path)
     fmt = DATA_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise BadInput(f"{path}: unsupported data format (use .csv or .parquet)")
@@ -474,8 +473,7 @@ def register_version(
     names.entity(model, "model")
     metric_values = check_metrics(metrics or {})
     tag_values = {names.key(k, "--tag"): v for k, v in (tags or {}).items()}
-    if not artifact.is_file():
-        raise BadInput(f"{artifact}: no such file")
+    require_file(artifact)
     fmt = artifact_format.detect(artifact)
     digest, size = ctx.put_artifact(artifact)
     with ctx.write() as tx:

@@ -14,6 +14,7 @@ from cmi_console.core import recipe as rcp
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.services import registry
 from cmi_console.services.context import Context
+from cmi_console.store.artifacts import require_file
 
 # Metrics are recomputed from the same bytes on the same data; anything beyond
 # float noise is a real difference.
@@ -58,8 +59,7 @@ def retrain(ctx: Context, ref: str, data_path: Path) -> dict[str, Any]:
     and estimator): the new dataset is a new version of the recipe's dataset,
     and the result a new version of the model, in development."""
     recipe, raw, blobs = recipe_of(ctx, ref)
-    if not data_path.is_file():
-        raise BadInput(f"--retrain: {data_path}: no such file")
+    require_file(data_path, "--retrain")
     with ctx.read() as conn:
         v = registry.version_row(conn, ref)
         run = conn.execute(select(registry.RUNS).where(registry.RUNS.c.id == v.run_id)).one()

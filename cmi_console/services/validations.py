@@ -129,10 +129,9 @@ def validate(
     )
     inputs: dict[str, Any] = {"datasets": subject.datasets}
     if data is not None:
-        from cmi_console.store.artifacts import hash_file
+        from cmi_console.store.artifacts import hash_file, require_file
 
-        if not data.is_file():
-            raise BadInput(f"--data: {data}: no such file")
+        require_file(data, "--data")
         inputs["current"] = {"file": data.name, "sha256": hash_file(data)[0]}
     started = ctx.clock()
     results = run_suite(specs, subject, progress, cancel)

@@ -30,6 +30,14 @@ def check_digest(digest: str) -> str:
     return digest
 
 
+def require_file(path: Path, where: str = "") -> None:
+    """BadInput unless `path` is a regular file, saying which it is not."""
+    prefix = f"{where}: " if where else ""
+    if not path.is_file():
+        what = "not a regular file" if path.exists() else "no such file"
+        raise BadInput(f"{prefix}{path}: {what}")
+
+
 def hash_file(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
@@ -59,12 +67,13 @@ class ArtifactStore:
         try:
             # O_NONBLOCK: a FIFO given as an artifact must not hang the open
             src = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            raise BadInput(f"{source}: no such file") from None
+        except OSError as exc:
+            require_file(source)  # missing, or not a regular file
+            raise BadInput(f"{source}: cannot read ({exc.strerror})") from None
         tmp = ""
         try:
             if not stat.S_ISREG(os.fstat(src).st_mode):
-                raise BadInput(f"{source}: no such file")
+                raise BadInput(f"{source}: not a regular file")
             out, tmp = self._temporary()
             h = hashlib.sha256()
             size = 0
