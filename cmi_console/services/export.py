@@ -27,7 +27,8 @@ from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.refs import model_subjects
 from cmi_console.services import registry, validations
 from cmi_console.services.context import Context
-from cmi_console.store.engine import escape_like, stream_rows
+from cmi_console.store.driver import stream_rows
+from cmi_console.store.engine import escape_like
 from cmi_console.store.tables import Decision, PromotionRequest, Retirement, table
 
 DECISIONS, REQUESTS, RETIREMENTS = table(Decision), table(PromotionRequest), table(Retirement)

@@ -12,7 +12,7 @@ import orjson
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.replay import RegistryState
 from cmi_console.services.context import Context
-from cmi_console.store.engine import stream_rows
+from cmi_console.store.driver import stream_rows
 from cmi_console.store.tables import REGISTRY_TABLES
 
 

@@ -21,7 +21,7 @@ from cmi_console.core.refs import model_subjects
 from cmi_console.services import history, lineage, registry
 from cmi_console.services.context import Context
 from cmi_console.services.identity import active_roles, require_enabled, require_role
-from cmi_console.store.engine import stream_rows
+from cmi_console.store.driver import stream_rows
 from cmi_console.store.tables import (
     Deployment,
     Incident,

@@ -28,7 +28,8 @@ from cmi_console.core.replay import RegistryState
 from cmi_console.core.signature_checks import SignatureChecks
 from cmi_console.services.context import Context
 from cmi_console.store import verify_worker
-from cmi_console.store.engine import is_sqlite, stream_rows
+from cmi_console.store.driver import stream_rows
+from cmi_console.store.engine import is_sqlite
 from cmi_console.store.triggers import missing_triggers
 
 MAX_FINDINGS = log_scan.MAX_FINDINGS

@@ -9,13 +9,13 @@ own connection (so inside its transaction), with SQLAlchemy's own bind and
 result processors for the columns' types, so a value is written and read
 back exactly as through SQLAlchemy. Statements off the hot path keep going
 through SQLAlchemy; parameters are always passed separately, never formatted
-into the text.
+into the text. Scans of a million rows (`stream_rows`) come here too.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,10 +95,10 @@ def _params(c: _Compiled, params: dict[str, Any]) -> Any:
     return values
 
 
-def _cursor(conn: Connection) -> Any:
+def _cursor(conn: Connection, **kwargs: Any) -> Any:
     raw = conn.connection.dbapi_connection
     assert raw is not None  # an open Connection always has one
-    return raw.cursor()
+    return raw.cursor(**kwargs)
 
 
 def _row(c: _Compiled, raw: Any) -> Any:
@@ -139,6 +139,31 @@ def scalar(conn: Connection, prepared: Prepared, params: dict[str, Any] | None =
     """The first column of the first row, or None."""
     row = first(conn, prepared, params)
     return None if row is None else row[0]
+
+
+# --- scans too large for SQLAlchemy's rows -----------------------------------
+
+
+def stream_rows(
+    conn: Connection, sql: str, params: tuple[Any, ...] = (), size: int = 20_000
+) -> Iterator[list[Any]]:
+    """Rows of a query in lists of `size`, straight from the driver.
+
+    `sql` marks each parameter with `?`; it is rewritten to the driver's
+    style, and the values are always passed separately (never formatted in).
+
+    For a million-row scan the per-row cost of a SQLAlchemy result is larger
+    than the work done on the row. PostgreSQL gets a server-side cursor, so
+    memory stays at one list whatever the table's size.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    cursor = _cursor(conn) if sqlite else _cursor(conn, name="cmi_stream")
+    try:
+        cursor.execute(sql if sqlite else sql.replace("?", "%s"), params)
+        while rows := cursor.fetchmany(size):
+            yield rows
+    finally:
+        cursor.close()
 
 
 # --- row writes, as the service layer's Tx makes them ------------------------

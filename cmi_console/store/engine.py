@@ -116,27 +116,3 @@ def refresh_statistics(engine: Engine) -> None:
     with write_transaction(engine) as conn:
         conn.exec_driver_sql("PRAGMA analysis_limit=1000")
         conn.exec_driver_sql("ANALYZE")
-
-
-def stream_rows(
-    conn: Connection, sql: str, params: tuple[Any, ...] = (), size: int = 20_000
-) -> Iterator[list[Any]]:
-    """Rows of a query in lists of `size`, straight from the driver.
-
-    `sql` marks each parameter with `?`; it is rewritten to the driver's
-    style, and the values are always passed separately (never formatted in).
-
-    For a million-row scan the per-row cost of a SQLAlchemy result is larger
-    than the work done on the row. PostgreSQL gets a server-side cursor, so
-    memory stays at one list whatever the table's size.
-    """
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    sqlite = is_sqlite(conn.engine)
-    cursor = raw.cursor() if sqlite else raw.cursor(name="cmi_stream")
-    try:
-        cursor.execute(sql if sqlite else sql.replace("?", "%s"), params)
-        while rows := cursor.fetchmany(size):
-            yield rows
-    finally:
-        cursor.close()
