@@ -113,9 +113,7 @@ class ArtifactStore:
         while True:
             name = f"{tmp_dir}/.{os.getpid()}.{threading.get_ident()}.{next(_NAMES)}"
             try:
-                return os.open(
-                    name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
-                ), name
+                return os.open(name, _NEW_FILE, 0o600), name
             except FileNotFoundError:
                 tmp_dir.mkdir(parents=True, exist_ok=True)
             except FileExistsError:  # left by a process that had our pid before

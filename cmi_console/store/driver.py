@@ -121,18 +121,13 @@ def all_rows(
     conn: Connection, prepared: Prepared, params: dict[str, Any] | None = None
 ) -> list[Any]:
     c = prepared.compiled(conn.dialect)
-    cursor = _cursor(conn)
-    cursor.execute(c.sql, _params(c, params or {}))
-    return [_row(c, r) for r in cursor.fetchall()]
+    return [_row(c, raw) for raw in execute(conn, prepared, params or {}).fetchall()]
 
 
 def first(conn: Connection, prepared: Prepared, params: dict[str, Any] | None = None) -> Any:
     """The first row, or None."""
-    c = prepared.compiled(conn.dialect)
-    cursor = _cursor(conn)
-    cursor.execute(c.sql, _params(c, params or {}))
-    raw = cursor.fetchone()
-    return None if raw is None else _row(c, raw)
+    raw = execute(conn, prepared, params or {}).fetchone()
+    return None if raw is None else _row(prepared.compiled(conn.dialect), raw)
 
 
 def scalar(conn: Connection, prepared: Prepared, params: dict[str, Any] | None = None) -> Any:
@@ -200,9 +195,9 @@ def insert_row(conn: Connection, tbl: Table, row: dict[str, Any]) -> int | None:
     """Insert one row; its new id (None for a table whose key is given)."""
     prepared = _insert(conn, tbl, tuple(row))
     cursor = execute(conn, prepared, row)
-    if conn.dialect.name == "sqlite":
-        return int(cursor.lastrowid) if "id" in tbl.c else None
-    return int(cursor.fetchone()[0]) if "id" in tbl.c else None
+    if "id" not in tbl.c:
+        return None
+    return int(cursor.lastrowid if conn.dialect.name == "sqlite" else cursor.fetchone()[0])
 
 
 def insert_rows(conn: Connection, tbl: Table, rows: list[dict[str, Any]]) -> list[int]:
