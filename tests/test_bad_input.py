@@ -80,9 +80,35 @@ def test_one_line_exit_2_nothing_written(
         )
 
 
-def test_usage_errors_exit_2(ws: Workspace) -> None:
-    r = ws.cli("version", "register")
-    assert r.code == 2 and "Traceback" not in r.err
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["version", "register"],
+            "cmi: version register: Missing argument 'model' (see 'cmi version register --help')",
+        ),
+        (
+            ["audit", "log", "-n", "abc"],
+            "cmi: audit log: Invalid value for '-n' / '--limit': 'abc' is not a valid int "
+            "(see 'cmi audit log --help')",
+        ),
+        (["audit", "proof", "1"], "cmi: audit: No such command 'proof'. Did you mean 'prove'?"),
+        (["--bogus"], "cmi: No such option: --bogus (see 'cmi --help')"),
+        (
+            ["version", "register", "x", "--artifact"],
+            "cmi: Option '--artifact' requires an argument",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(ws: Workspace, args: list[str], line: str) -> None:
+    r = ws.cli(*args)
+    assert r.code == 2, (r.code, r.err)
+    assert len(r.err.strip().splitlines()) == 1 and r.err.startswith(line), r.err
+
+
+def test_a_group_without_a_command_shows_its_help(ws: Workspace) -> None:
+    r = ws.cli("audit")
+    assert r.code == 2 and "verify-bundle" in r.err + r.out
 
 
 def test_missing_workspace_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

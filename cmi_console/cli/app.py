@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -153,6 +153,24 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _usage_error(exc: Any) -> None:
+    """Typer's (vendored) click errors: a bad option or argument is one line, like
+    every other bad input; a group called without a command shows its help."""
+    message = exc.format_message().strip()
+    if "\n" in message:
+        exc.show()
+        sys.exit(exc.exit_code)
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        _fail(message.rstrip("."), exc.exit_code)
+    # "cmi: version register: Missing argument 'model' (see 'cmi version register --help')"
+    path = ctx.command_path
+    where = path.partition(" ")[2]
+    _fail(
+        f"{where + ': ' if where else ''}{message.rstrip('.')} (see '{path} --help')", exc.exit_code
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     from cmi_console.core.errors import CmiError
 
@@ -170,10 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:
-        # usage errors: Typer's (vendored) click exceptions know how to show themselves
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            _usage_error(exc)
         if os.environ.get("CMI_DEBUG"):  # a bug, not bad input: one line unless debugging
             raise
         _fail(
