@@ -3,6 +3,7 @@ manifests, and the log covering every traffic change."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -216,6 +217,10 @@ def test_only_the_policys_stage_serves(serving: Workspace, tmp_path: Path) -> No
     )
     ok(ws.cli("deploy", "credit:3", "--env", "production", "--strategy", "shadow", as_="dora"))
     assert ws.cli("deploy", "advance", "credit", "--env", "production", as_="dora").code == 3
+    # the list says who serves and who only sees copies, and when, to the second
+    listed = ok(ws.cli("deploy", "list", "--open")).out
+    assert re.search(r"v\d+ 100%; v3 mirrored 100%", listed), listed
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", listed), listed
     for bad in (["--env", "moon"], ["--strategy", "yolo"], ["--traffic", "0"]):
         args = {"--env": "production", "--strategy": "canary", **dict([bad])}
         r = ws.cli("deploy", "credit:2", *[x for kv in args.items() for x in kv], as_="dora")

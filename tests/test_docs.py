@@ -28,3 +28,21 @@ def test_every_policy_key_is_documented() -> None:
         for name, field in model.model_fields.items():
             key = field.alias or name
             assert re.search(rf"`{re.escape(key)}`", doc), f"{model.__name__}.{key} undocumented"
+
+
+def test_every_command_summary_is_one_line() -> None:
+    """Typer's command lists print a help text's first paragraph with its line breaks
+    kept, so a summary wrapped in the docstring shows up broken mid-sentence."""
+    import typer
+
+    from cmi_console.cli.app import app
+
+    def wrapped(group: object, path: str) -> list[str]:
+        found = []
+        for name, sub in getattr(group, "commands", {}).items():
+            if "\n" in (sub.help or "").strip().split("\n\n")[0]:
+                found.append(f"{path} {name}")
+            found += wrapped(sub, f"{path} {name}")
+        return found
+
+    assert wrapped(typer.main.get_command(app), "cmi") == []

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 
 app = typer.Typer(help="Read, verify and prove the tamper-evident audit log.", no_args_is_help=True)
 
@@ -61,7 +62,7 @@ def log(
         [
             [
                 e["seq"],
-                e["time"][:19] + "Z",
+                shown(e["time"]),
                 e["actor"],
                 e["action"],
                 e["subject"],
@@ -181,7 +182,7 @@ def diff(
             [
                 s["subject"] if i == 0 else "",
                 e["seq"],
-                e["time"][:19] + "Z",
+                shown(e["time"]),
                 e["actor"],
                 e["action"],
                 ", ".join(e["rows"]),
@@ -205,8 +206,10 @@ def export(
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Write a compliance bundle: entries, checkpoint, proofs, keys, decisions,
-    validation reports, model cards, CSV views and a signed manifest."""
+    """Write a compliance bundle with a signed manifest.
+
+    It holds the entries, the checkpoint, proofs, keys, decisions, validation
+    reports, model cards and CSV views."""
     from cmi_console.core.clock import parse_time
     from cmi_console.services import export as exporter
 

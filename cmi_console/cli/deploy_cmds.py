@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 from cmi_console.core.deployments import shares_text
 
 
@@ -64,8 +65,10 @@ def start(
     comment: Annotated[str, typer.Option(help="Why; kept in the signed statement.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Start a rollout (a signed decision). Exit 3 if the version's stage may
-    not serve there, or a rollout is already in progress."""
+    """Start a rollout (a signed decision).
+
+    Exit 3 if the version's stage may not serve there, or a rollout is
+    already in progress."""
     from cmi_console.services import deployments
 
     out = deployments.deploy(
@@ -145,9 +148,10 @@ def list_(
                 r["version"],
                 r["strategy"],
                 r["status"],
-                shares_text(r["shares"]),
+                shares_text(r["shares"])
+                + (f"; v{r['version']} mirrored {r['mirror']}%" if r["mirror"] else ""),
                 r["created_by"],
-                r["created_at"],
+                shown(r["created_at"]),
             ]
             for r in rows
         ],
@@ -191,8 +195,10 @@ def manifest(
     env: EnvOpt,
     fmt: Annotated[str, typer.Option("--format", help="json or kserve.")] = "json",
 ) -> None:
-    """What the serving layer needs now. `kserve` is a KServe v1beta1
-    InferenceService (JSON, which kubectl accepts) with canaryTrafficPercent."""
+    """What the serving layer needs now, as JSON.
+
+    `kserve` is a KServe v1beta1 InferenceService (JSON, which kubectl
+    accepts) with canaryTrafficPercent."""
     from cmi_console.services import deployments
 
     common.print_json(deployments.manifest(common.context(), model, env, fmt))
@@ -204,6 +210,7 @@ def rollback(
     reason: ReasonOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Back to the previous serving version at once (a signed decision): ends
-    the rollout in progress, or undoes the last completed one."""
+    """Back to the previous serving version at once (a signed decision).
+
+    Ends the rollout in progress, or undoes the last completed one."""
     _act("rollback", model, env, reason, as_json)

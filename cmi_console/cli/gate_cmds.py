@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 
 JsonOpt = common.JsonOpt
 ToOpt = Annotated[str, typer.Option("--to", help="Target stage.")]
@@ -141,7 +142,7 @@ def queue(
                 r["to_stage"],
                 r["environment"],
                 r["requested_by"],
-                r["created_at"][:16],
+                shown(r["created_at"]),
                 r["approvals"],
                 ", ".join(r["unmet"]) or "-",
                 "can decide" if r["you_can_decide"] else r["why_not"],
@@ -389,7 +390,7 @@ def validation_list(ref: str, as_json: JsonOpt = False) -> None:
                 r["status"],
                 r["result_sha256"][:16],
                 r["run_by"],
-                r["finished_at"],
+                shown(r["finished_at"]),
             ]
             for r in rows
         ],

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 
 app = typer.Typer(
     help="Event hook deliveries (hooks are declared in the policy).", no_args_is_help=True
@@ -31,7 +32,7 @@ def _table(rows: list[dict[str, Any]], as_json: bool) -> None:
                 r["status"],
                 r["attempts"],
                 r["last_error"],
-                r["updated_at"],
+                shown(r["updated_at"]),
             ]
             for r in rows
         ],

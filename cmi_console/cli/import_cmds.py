@@ -19,9 +19,11 @@ def mlflow(
     model: Annotated[str | None, typer.Option(help="Only this registered model.")] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
-    """Registered models, versions (tags, aliases, legacy stages as tags), their
-    runs and local artifacts, through MLflow's client (pip install
-    'cmi-console[mlflow]'). Audited; importing twice changes nothing."""
+    """Import an MLflow registry and its runs; importing twice changes nothing.
+
+    Registered models, versions (tags, aliases, legacy stages as tags), their
+    runs and local artifacts, read through MLflow's client (pip install
+    'cmi-console[mlflow]'). Audited."""
     from cmi_console.services.mlflow_import import import_mlflow
 
     report = import_mlflow(common.context(), tracking_uri, model)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 
 app = typer.Typer(help="Incidents and their investigation.", no_args_is_help=True)
 JsonOpt = common.JsonOpt
@@ -56,8 +57,10 @@ def link(
     window: Annotated[int | None, typer.Option(help="A monitoring window id.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Link an incident to a version, a log entry, a validation run, a
-    deployment or a monitoring window."""
+    """Link an incident to a version, entry, validation, deployment or window.
+
+    The target is a version, a log entry, a validation run, a deployment or a
+    monitoring window."""
     from cmi_console.core.errors import BadInput
     from cmi_console.services import incidents
 
@@ -110,7 +113,7 @@ def list_(
                 r["severity"],
                 r["status"],
                 r["kind"],
-                r["occurred_at"][:19] + "Z",
+                shown(r["occurred_at"]),
                 r["title"],
             ]
             for r in rows
@@ -142,10 +145,10 @@ def timeline(
         common.print_json(t)
         return
     common.table(
-        f"incident {incident}: {t['incident']['title']} ({t['from'][:19]}Z to {t['to'][:19]}Z)",
+        f"incident {incident}: {t['incident']['title']} ({shown(t['from'])} to {shown(t['to'])})",
         ["time", "seq", "kind", "actor", "subject", "what"],
         [
-            [e["time"][:19] + "Z", e["seq"], e["kind"], e["actor"], e["subject"], e["summary"]]
+            [shown(e["time"]), e["seq"], e["kind"], e["actor"], e["subject"], e["summary"]]
             for e in t["events"]
         ],
     )

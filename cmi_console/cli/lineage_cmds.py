@@ -23,8 +23,10 @@ def lineage(
     depth: Annotated[int, typer.Option(help="How many steps to follow.")] = 10,
     fmt: Annotated[str, typer.Option("--format", help="tree, json, dot or mermaid.")] = "tree",
 ) -> None:
-    """The lineage graph of a version: datasets, recipes, runs, validations,
-    decisions, successors and incidents."""
+    """The lineage graph of a version.
+
+    Its datasets, recipes, runs, validations, decisions, successors and
+    incidents."""
     from cmi_console.core.errors import BadInput
     from cmi_console.services import lineage as lin
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 from cmi_console.core.deployments import shares_text
 
 app = typer.Typer(help="Monitoring windows, alerts and retraining triggers.", no_args_is_help=True)
@@ -131,7 +132,7 @@ def status(
     c = common.console()
     for s in out["serving"]:
         shares = shares_text(s["shares"]) or "nothing"
-        c.print(f"{s['environment']}: serving {shares} since {s['since']}", markup=False)
+        c.print(f"{s['environment']}: serving {shares} since {shown(s['since'])}", markup=False)
     common.table(
         "windows",
         ["#", "name", "env", "rows", "versions", "drift", "roc_auc", "accuracy", "labels"],
@@ -178,8 +179,10 @@ def evaluate(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Apply the policy's triggers (age, performance, drift) and the canary's
-    auto-rollback and auto-advance criteria."""
+    """Apply the policy's triggers and the canary's criteria.
+
+    The triggers are age, performance and drift; a canary may roll back or
+    advance on its own."""
     from cmi_console.services import monitoring
 
     out = monitoring.evaluate(common.context(), model, env, retrain=retrain)
@@ -223,7 +226,7 @@ def alerts(as_json: JsonOpt = False) -> None:
                 a["kind"],
                 a["message"],
                 ",".join(map(str, a["windows"])),
-                a["created_at"],
+                shown(a["created_at"]),
             ]
             for a in rows
         ],
@@ -244,8 +247,10 @@ def close_alert(
 
 @app.command("zombies")
 def zombies(as_json: JsonOpt = False) -> None:
-    """Deployed versions with no monitoring for the policy's zombie_days, no
-    owner, or only retired successors. Exit 1 if there are any."""
+    """Deployed versions nobody watches; exit 1 if there are any.
+
+    No monitoring for the policy's zombie_days, no owner, or only retired
+    successors."""
     from cmi_console.services import monitoring
 
     rows = monitoring.zombies(common.context())

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 
 app = typer.Typer(help="Policies as code: stages, gates, tiers, suites.", no_args_is_help=True)
 JsonOpt = common.JsonOpt
@@ -122,7 +123,7 @@ def history(
                 r["sha256"][:16],
                 r["source"],
                 "yes" if r["active"] else "",
-                r["activated_at"],
+                shown(r["activated_at"]),
                 r["activated_by"],
             ]
             for r in rows

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 
 datasets = typer.Typer(help="Datasets: content-hashed, profiled, versioned.", no_args_is_help=True)
 runs = typer.Typer(help="Training runs: params, metrics, environment, data.", no_args_is_help=True)
@@ -224,7 +225,7 @@ def model_show(name: str, as_json: JsonOpt = False) -> None:
                 v["status"],
                 v["author"],
                 v["artifact_sha256"][:12],
-                v["created_at"][:19],
+                shown(v["created_at"]),
             ]
             for v in view["versions"]
         ],
@@ -275,7 +276,7 @@ def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
                 r["status"],
                 r["author"],
                 " ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())),
-                r["created_at"][:19],
+                shown(r["created_at"]),
             ]
             for r in rows
         ],

@@ -31,8 +31,10 @@ def train(recipe: Path, as_json: JsonOpt = False) -> None:
 
 
 def reproduce(ref: str, as_json: JsonOpt = False) -> None:
-    """Retrain REF from its recorded recipe and data; exit 1 unless the artifact
-    hash and the metrics match (metrics within 1e-9)."""
+    """Retrain REF from its recorded recipe and data, and compare.
+
+    Exit 1 unless the artifact hash and the metrics match (metrics within
+    1e-9)."""
     from cmi_console.services import training
 
     out = training.reproduce(common.context(), ref)
@@ -57,8 +59,10 @@ def ci(
     comment: gate_cmds.CommentOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """What CI runs on every commit: train, register, validate against the first
-    gate's suite, and if it passes, open the promotion request to that gate.
+    """What CI runs on every commit: train, register, validate, request.
+
+    It validates against the first gate's suite and, if that passes, opens the
+    promotion request to that gate.
 
     Exit 0 when the request is open, 1 when validation failed, 2 on bad input,
     3 when denied.

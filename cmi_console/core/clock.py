@@ -47,3 +47,8 @@ def add(moment: str, *, days: float = 0, hours: float = 0) -> str:
     from datetime import timedelta
 
     return format_time(instant(moment) + timedelta(days=days, hours=hours))
+
+
+def shown(moment: str | None) -> str:
+    """A format_time string as people read it in a table: to the second, UTC, with its Z."""
+    return f"{moment[:19]}Z" if moment else "-"
