@@ -14,6 +14,7 @@ HEADER = """# Command reference
 
 `cmi [--home DIR] [--db URL] [--as NAME] COMMAND ...` — the three global options may
 stand anywhere on the line (environment: `CMI_HOME`, `CMI_DATABASE_URL`, `CMI_USER`).
+`cmi --version` prints `cmi-console X.Y.Z`.
 
 Exit codes for every command: **0** ok · **1** a check or gate failed · **2** bad input
 or usage (one line on stderr, nothing written) · **3** denied (role, segregation of

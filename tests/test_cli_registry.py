@@ -6,6 +6,7 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from conftest import Workspace
 
 
@@ -184,3 +185,25 @@ def test_json_output_is_valid_for_read_commands(populated: Workspace) -> None:
         r = populated.cli(*args, "--json")
         assert r.code == 0, (args, r.err)
         json.loads(r.out)
+
+
+def test_version_is_the_installed_distributions(ws: Workspace) -> None:
+    from importlib.metadata import version
+
+    r = ws.cli("--version", as_=None)
+    assert r.code == 0 and r.out == f"cmi-console {version('cmi-console')}\n", r
+
+
+def test_progress_bars_stay_off_stdout(
+    populated: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # piped (as in CI): no bar at all, stdout holds the result alone
+    r = populated.cli("audit", "verify")
+    assert r.code == 0 and r.out.startswith("ok: ") and r.out.count("\n") == 1, r
+    assert r.err == ""
+    # on a terminal the bar draws on stderr while the suite runs, and is gone after
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # Rich: treat stderr as a terminal
+    monkeypatch.setenv("TTY_INTERACTIVE", "1")
+    r = populated.cli("validate", "cancer:1", "--suite", "staging", as_="alice")
+    assert r.code == 0 and "checked " in r.err and "checked " not in r.out, r
+    assert "validation run #1 of cancer:1" in r.out, r.out

@@ -59,6 +59,28 @@ app.add_typer(monitor_cmds.app, name="monitor")
 app.add_typer(hook_cmds.app, name="hooks")
 app.add_typer(import_cmds.app, name="import")
 app.command("rollback")(deploy_cmds.rollback)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from cmi_console import __version__
+
+        typer.echo(f"cmi-console {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 gate_cmds.register(app)
 training_cmds.register(app)
 lineage_cmds.register(app)

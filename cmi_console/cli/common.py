@@ -156,11 +156,22 @@ def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
 
 
 def with_progress(label: str, quiet: bool, run: Any) -> Any:
-    """Call `run(progress)` under a transient Rich progress bar (none when quiet)."""
-    if quiet:
+    """Call `run(update)` under a transient Rich progress bar on stderr, where
+    `update(done, total, description=None)` moves it. `update` is None when quiet
+    or when stderr is no terminal: a CI log gets no bar's remains, and stdout
+    holds the result alone."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if quiet or not err.is_terminal:
         return run(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), transient=True) as bar:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(label, total=None)
-        return run(lambda done, total: bar.update(task, completed=done, total=total))
+
+        def update(done: int, total: int | None, description: str | None = None) -> None:
+            bar.update(task, completed=done, total=total, description=description or label)
+
+        return run(update)

@@ -308,10 +308,16 @@ def validate(
     from cmi_console.services import validations
 
     ctx = common.context()
-    if as_json:
-        run = validations.validate(ctx, ref, suite=suite, seed=seed, data=data)
-    else:
-        run = _validate_with_progress(ctx, ref, suite, seed, data)
+
+    def validate(update: Any) -> dict[str, Any]:
+        def progress(done: int, total: int, result: Any) -> None:
+            update(done, total, f"checked {result.label}: {result.status}" if result else None)
+
+        return validations.validate(
+            ctx, ref, suite=suite, seed=seed, data=data, progress=progress if update else None
+        )
+
+    run = common.with_progress("validating", as_json, validate)
     write_reports(run, junit, markdown)
     if as_json:
         common.print_json(run)
@@ -346,29 +352,6 @@ def show_run(run: dict[str, Any], ref: str) -> None:
         ],
     )
     typer.echo(f"result sha256 {run['result_sha256']}")
-
-
-def _validate_with_progress(
-    ctx: Any, ref: str, suite: str | None, seed: int, data: Path | None
-) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from cmi_console.services import validations
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=common.console(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("validating", total=None)
-
-        def progress(done: int, total: int, result: Any) -> None:
-            label = f"checked {result.label}: {result.status}" if result else "validating"
-            bar.update(task, completed=done, total=total, description=label)
-
-        return validations.validate(ctx, ref, suite=suite, seed=seed, data=data, progress=progress)
 
 
 @validation_app.command("list")
