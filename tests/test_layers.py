@@ -1,5 +1,5 @@
 """The layering of DESIGN.md, enforced: import-linter contracts, and `cmi audit log`
-does not pay for pandas, scikit-learn or Textual."""
+does not pay for pandas, scikit-learn, Textual or the other command groups."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def test_audit_log_does_not_import_heavy_libraries(ws: Workspace) -> None:
         "names = ('pandas', 'sklearn', 'textual', 'skops', 'alembic', 'pydantic')\n"
         "heavy = [m for m in names if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
+        # a group's call builds that group alone, not every command of the CLI
+        "cmds = [m for m in sys.modules if m.startswith('cmi_console.cli.') and "
+        "m.endswith('_cmds')]\n"
+        "print('COMMANDS', cmds)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr
+    assert "COMMANDS ['cmi_console.cli.audit_cmds']" in r.stdout, r.stdout + r.stderr

@@ -1,64 +1,49 @@
 """The `cmi` command. Every failure is one line on stderr and a documented exit code:
-0 ok, 1 check failed, 2 bad input, 3 denied, 4 integrity violation."""
+0 ok, 1 check failed, 2 bad input, 3 denied, 4 integrity violation.
+
+`main` builds only what a call needs: Typer makes every command's parameters
+before it runs one (~0.1 s of a 1 s start on this VM, and the imports of
+every command module), so `cmi audit log` builds the `audit` group alone.
+`app`, the whole tree, is made on first use (docs, `cmi --help`, root commands).
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cmi_console.cli import (
-    audit_cmds,
-    common,
-    deploy_cmds,
-    gate_cmds,
-    history_cmds,
-    hook_cmds,
-    identity_cmds,
-    import_cmds,
-    incident_cmds,
-    lineage_cmds,
-    monitor_cmds,
-    policy_cmds,
-    registry_cmds,
-    training_cmds,
-)
+from cmi_console.cli import common
 
 INTERNAL_ERROR = 70
 
-app = typer.Typer(
-    name="cmi",
-    help=(
-        "Governance and audit console for continuous model integration.\n\n"
-        "Global options (anywhere on the line): --home DIR (CMI_HOME), "
-        "--db URL (CMI_DATABASE_URL), --as NAME (CMI_USER)."
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-app.add_typer(audit_cmds.app, name="audit")
-app.add_typer(identity_cmds.users, name="user")
-app.add_typer(identity_cmds.role_app, name="role")
-app.add_typer(identity_cmds.key_app, name="key")
-app.add_typer(registry_cmds.datasets, name="dataset")
-app.add_typer(registry_cmds.runs, name="run")
-app.add_typer(registry_cmds.models, name="model")
-app.add_typer(registry_cmds.versions, name="version")
-app.add_typer(registry_cmds.aliases, name="alias")
-app.add_typer(policy_cmds.app, name="policy")
-app.add_typer(db_app, name="db")
-app.add_typer(history_cmds.app, name="registry")
-app.add_typer(incident_cmds.app, name="incident")
-app.add_typer(deploy_cmds.app, name="deploy")
-app.add_typer(monitor_cmds.app, name="monitor")
-app.add_typer(hook_cmds.app, name="hooks")
-app.add_typer(import_cmds.app, name="import")
-app.command("rollback")(deploy_cmds.rollback)
+# the groups, in the order `cmi --help` lists them: name -> (module in
+# cmi_console.cli, attribute holding its Typer)
+GROUPS: dict[str, tuple[str, str]] = {
+    "audit": ("audit_cmds", "app"),
+    "user": ("identity_cmds", "users"),
+    "role": ("identity_cmds", "role_app"),
+    "key": ("identity_cmds", "key_app"),
+    "dataset": ("registry_cmds", "datasets"),
+    "run": ("registry_cmds", "runs"),
+    "model": ("registry_cmds", "models"),
+    "version": ("registry_cmds", "versions"),
+    "alias": ("registry_cmds", "aliases"),
+    "policy": ("policy_cmds", "app"),
+    "db": ("workspace_cmds", "db_app"),
+    "registry": ("history_cmds", "app"),
+    "incident": ("incident_cmds", "app"),
+    "deploy": ("deploy_cmds", "app"),
+    "monitor": ("monitor_cmds", "app"),
+    "hooks": ("hook_cmds", "app"),
+    "import": ("import_cmds", "app"),
+    "gate": ("gate_cmds", "gate_app"),
+    "validation": ("gate_cmds", "validation_app"),
+}
 
 
 def _print_version(wanted: bool) -> None:
@@ -69,8 +54,7 @@ def _print_version(wanted: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _root(
+def _root_options(
     version: Annotated[
         bool,
         typer.Option(
@@ -81,93 +65,59 @@ def _root(
     pass
 
 
-gate_cmds.register(app)
-training_cmds.register(app)
-lineage_cmds.register(app)
-
-
-@app.command()
-def init(
-    admin: Annotated[str, typer.Option(help="Name of the first admin principal.")] = "admin",
-    display_name: Annotated[str, typer.Option(help="The admin's full name.")] = "",
-) -> None:
-    """Create a workspace: database, artifact store, witness dir, log key, first admin.
-
-    The admin's key is encrypted with CMI_KEY_PASSPHRASE when it is set.
-    """
-    from cmi_console.services.setup import init_workspace
-    from cmi_console.store.workspace import default_home
-
-    home = common.settings.home or default_home()
-    secret = os.environ.get("CMI_KEY_PASSPHRASE")
-    ctx = init_workspace(
-        home,
-        admin=admin,
-        db=common.settings.db,
-        passphrase=secret.encode() if secret else None,
-        display_name=display_name,
+def _root() -> typer.Typer:
+    root = typer.Typer(
+        name="cmi",
+        help=(
+            "Governance and audit console for continuous model integration.\n\n"
+            "Global options (anywhere on the line): --home DIR (CMI_HOME), "
+            "--db URL (CMI_DATABASE_URL), --as NAME (CMI_USER)."
+        ),
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
     )
-    typer.echo(f"workspace created at {home}")
-    typer.echo(f"  database  {ctx.workspace.database_url.split('@')[-1]}")
-    typer.echo(f"  admin     {admin} (key {ctx.workspace.principal_key_path(admin)})")
-    if not secret:
-        typer.echo("  note: the admin key is not encrypted; set CMI_KEY_PASSPHRASE to encrypt keys")
+    root.callback()(_root_options)
+    return root
 
 
-@app.command()
-def demo(
-    reset: Annotated[bool, typer.Option("--reset", help="Rebuild the demo from scratch.")] = False,
-    no_open: Annotated[
-        bool, typer.Option("--no-open", help="Only build and summarize; do not open the console.")
-    ] = False,
-) -> None:
-    """Build (once) and open a populated demo workspace (default ./cmi-demo).
-
-    On a terminal it opens the console; piped, it prints the summary only.
-    """
-    from cmi_console.services import demo as demo_service
-
-    home = common.settings.home or Path("cmi-demo")
-    summary = demo_service.ensure_demo(home, reset=reset)
-    demo_service.print_summary(summary)
-    if sys.stdout.isatty() and sys.stdin.isatty() and not no_open:
-        from cmi_console.services.context import Context
-        from cmi_console.tui.app import run
-
-        os.environ.setdefault("CMI_KEY_PASSPHRASE", demo_service.DEMO_PASSPHRASE)
-        run(Context.open(home, None, common.settings.actor))
+def _group(name: str) -> typer.Typer:
+    module, attribute = GROUPS[name]
+    return getattr(importlib.import_module(f"cmi_console.cli.{module}"), attribute)
 
 
-@app.command()
-def tui() -> None:
-    """Open the reviewer console (also: `cmi` with no command)."""
-    from cmi_console.tui.app import run
-
-    run(common.context())
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply pending migrations."""
-    from cmi_console.store.schema import upgrade
-
-    ctx = common.context(check_schema=False)
-    before, after = upgrade(ctx.engine)
-    if before == after:
-        typer.echo(f"schema already at {after}")
-    else:
-        typer.echo(f"schema upgraded from {before or 'empty'} to {after}")
+def _with_group(name: str) -> typer.Typer:
+    """The root with one group: what `cmi NAME ...` needs."""
+    root = _root()
+    root.add_typer(_group(name), name=name)
+    return root
 
 
-@db_app.command("status")
-def db_status() -> None:
-    """Show the schema revision and whether it is current."""
-    from cmi_console.store.schema import HEAD_REVISION, current_revision
+@functools.cache
+def _whole() -> typer.Typer:
+    from cmi_console.cli import (
+        deploy_cmds,
+        gate_cmds,
+        lineage_cmds,
+        training_cmds,
+        workspace_cmds,
+    )
 
-    ctx = common.context(check_schema=False)
-    rev = current_revision(ctx.engine)
-    state = "current" if rev == HEAD_REVISION else "needs `cmi db upgrade`"
-    typer.echo(f"schema {rev or 'empty'} (this cmi: {HEAD_REVISION}) - {state}")
+    root = _root()
+    for name in GROUPS:
+        root.add_typer(_group(name), name=name)
+    root.command("rollback")(deploy_cmds.rollback)
+    gate_cmds.register(root)
+    training_cmds.register(root)
+    lineage_cmds.register(root)
+    workspace_cmds.register(root)
+    return root
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole command tree, built on first use
+        return _whole()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _fail(message: str, code: int) -> None:
@@ -199,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     args = common.extract_globals(list(sys.argv[1:] if argv is None else argv))
     if not args:  # `cmi` alone opens the console
         args = ["tui"]
+    app = _with_group(args[0]) if args[0] in GROUPS else _whole()
     try:
         result = app(args=args, prog_name="cmi", standalone_mode=False)
     except CmiError as exc:

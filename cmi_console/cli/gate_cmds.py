@@ -388,9 +388,8 @@ def validation_show(run: int, as_json: JsonOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Top-level gate commands (`cmi approve ...`, not `cmi gate approve ...`)."""
+    """Top-level gate commands (`cmi approve ...`, not `cmi gate approve ...`); the
+    `gate` and `validation` groups are in cli.app.GROUPS."""
     for fn in (request, withdraw, queue, approve, reject, promote, retire, validate):
         app.command(fn.__name__)(fn)
     app.command("break-glass")(break_glass)
-    app.add_typer(gate_app, name="gate")
-    app.add_typer(validation_app, name="validation")
