@@ -40,8 +40,8 @@ def _window_line(w: dict[str, Any]) -> None:
                 highlight=False,
             )
             continue
-        shown = ", ".join(f"{k} {_fmt(val)}" for k, val in sorted(summ.items()))
-        c.print(f"  v{v}: {shown}", markup=False, highlight=False)
+        facts = ", ".join(f"{k} {_fmt(val)}" for k, val in sorted(summ.items()))
+        c.print(f"  v{v}: {facts}", markup=False, highlight=False)
 
 
 def _window_out(window: dict[str, Any], as_json: bool) -> None:

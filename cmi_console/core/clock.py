@@ -49,6 +49,10 @@ def add(moment: str, *, days: float = 0, hours: float = 0) -> str:
     return format_time(instant(moment) + timedelta(days=days, hours=hours))
 
 
-def shown(moment: str | None) -> str:
-    """A format_time string as people read it in a table: to the second, UTC, with its Z."""
-    return f"{moment[:19]}Z" if moment else "-"
+def shown(moment: str | None, *, minute: bool = False) -> str:
+    """A format_time string as people read it: to the second, UTC, with its Z
+    (`2026-11-27T15:53:00Z`), or for a narrow column to the minute
+    (`2026-11-27 15:53`)."""
+    if not moment:
+        return "-"
+    return f"{moment[:10]} {moment[11:16]}" if minute else f"{moment[:19]}Z"

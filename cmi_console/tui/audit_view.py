@@ -15,6 +15,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from cmi_console.core.clock import shown
+
 PAGE = 200
 SIGNED = Style(color="green")
 CURSOR = Style(reverse=True)
@@ -22,9 +24,8 @@ CURSOR = Style(reverse=True)
 
 def format_entry(e: dict[str, Any]) -> str:
     mark = "✔" if "sig" in e else " "
-    return (
-        f"{e['seq']:>8}  {e['time'][:19]}  {mark} {e['actor']:<10} {e['action']:<20} {e['subject']}"
-    )
+    when = shown(e["time"])
+    return f"{e['seq']:>8}  {when}  {mark} {e['actor']:<10} {e['action']:<20} {e['subject']}"
 
 
 class AuditLogView(ScrollView, can_focus=True):

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import DataTable, Static
 
+from cmi_console.core.clock import shown
 from cmi_console.tui.base import DataScreen, fill
 
 # exact actions, not prefixes: an equality on the indexed action column comes
@@ -105,7 +106,10 @@ class DashboardScreen(DataScreen):
         fill(
             self.query_one("#recent", DataTable),
             [
-                (str(e["seq"]), [e["time"][:16], e["actor"], e["action"], e["subject"]])
+                (
+                    str(e["seq"]),
+                    [shown(e["time"], minute=True), e["actor"], e["action"], e["subject"]],
+                )
                 for e in data["recent"]
             ],
         )
@@ -159,5 +163,5 @@ class DashboardScreen(DataScreen):
         verify = getattr(self.app, "verify_status", "not verified yet")
         self.query_one("#health", Static).update(
             f"Log: {head['size']} entries · last checkpoint at {head['checkpoint_size']} "
-            f"({(head['checkpoint_time'] or '-')[:19]}) · {verify}"
+            f"({shown(head['checkpoint_time'])}) · {verify}"
         )

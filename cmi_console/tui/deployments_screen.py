@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Label, Static
 
+from cmi_console.core.clock import shown
 from cmi_console.core.deployments import shares_text
 from cmi_console.core.errors import CmiError
 from cmi_console.tui.base import DataScreen, fill
@@ -100,7 +101,7 @@ class DeploymentsScreen(DataScreen):
                         )
                         if r["open"]
                         else "-",
-                        r["since"][:16].replace("T", " "),
+                        shown(r["since"], minute=True),
                     ],
                 )
                 for key, r in sorted(self.rows.items())
@@ -129,7 +130,7 @@ class DeploymentsScreen(DataScreen):
                 (
                     str(h["event"]),
                     [
-                        h["at"][:16].replace("T", " "),
+                        shown(h["at"], minute=True),
                         h["deployment"],
                         h["action"],
                         h["status"],

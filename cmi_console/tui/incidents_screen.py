@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
+from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.tui.base import DataScreen, fill
 
@@ -44,7 +45,7 @@ class IncidentsScreen(DataScreen):
                         i["severity"],
                         i["status"],
                         i["kind"],
-                        i["occurred_at"][:16].replace("T", " "),
+                        shown(i["occurred_at"], minute=True),
                         i["title"],
                     ],
                 )
@@ -92,7 +93,7 @@ class InvestigationScreen(DataScreen):
         closed = f" · closed by {i['closed_by']}: {i['root_cause']}" if i["closed_at"] else ""
         self.query_one("#summary", Static).update(
             f"incident {i['incident']} · {i['model']} · {i['severity']} · {i['status']} · "
-            f"{i['title']} · happened {i['occurred_at'][:19]}Z{closed} · "
+            f"{i['title']} · happened {shown(i['occurred_at'])}{closed} · "
             f"{len(i['notes'])} note(s), {len(i['links'])} link(s)"
         )
         fill(
@@ -101,7 +102,7 @@ class InvestigationScreen(DataScreen):
                 (
                     str(n),
                     [
-                        e["time"][:19].replace("T", " "),
+                        shown(e["time"]),
                         "" if e["seq"] is None else e["seq"],
                         e["kind"],
                         e["actor"],
@@ -126,7 +127,7 @@ class InvestigationScreen(DataScreen):
         except CmiError as exc:
             text = exc.message
         else:
-            lines = [f"registry as of {when[:19]}Z", ""]
+            lines = [f"registry as of {shown(when)}", ""]
             for m in state["models"]:
                 serving = {v: slot for slot, v in m["serving"].items()}
                 for v in m["versions"]:

@@ -7,6 +7,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Select, Sparkline, Static
 
+from cmi_console.core.clock import shown
 from cmi_console.services.registry import stage_label
 from cmi_console.tui.base import DataScreen, fill
 
@@ -116,7 +117,7 @@ class ModelScreen(DataScreen):
                         v["status"],
                         v["author"],
                         " ".join(f"{k}={val:.4g}" for k, val in sorted(v["metrics"].items())),
-                        v["created_at"][:16],
+                        shown(v["created_at"], minute=True),
                     ],
                 )
                 for v in reversed(self.versions)

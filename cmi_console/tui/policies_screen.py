@@ -7,6 +7,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Select, Static
 
+from cmi_console.core.clock import shown
 from cmi_console.tui.base import DataScreen, fill
 
 
@@ -34,24 +35,24 @@ class PoliciesScreen(DataScreen):
         ctx = self.session.ctx
         names = [m["name"] for m in registry.list_models(ctx)]
         model = self.model if self.model in names else (names[0] if names else None)
-        shown = policies.show(ctx, model) if model else None
-        return names, model, shown, policies.history(ctx)
+        effective = policies.show(ctx, model) if model else None
+        return names, model, effective, policies.history(ctx)
 
     def show(self, data: Any) -> None:
-        names, model, shown, history = data
+        names, model, effective, history = data
         select = self.query_one("#model", Select)
         if model != self.model:
             self.model = model
             select.set_options([(n, n) for n in names])
             if model:
                 select.value = model
-        if shown:
-            sources = ", ".join(f"{k} {v[:12]}" for k, v in shown["sources"].items())
+        if effective:
+            sources = ", ".join(f"{k} {v[:12]}" for k, v in effective["sources"].items())
             self.query_one("#summary", Static).update(
-                f"{model}: tier {shown['tier']} · effective policy {shown['sha256'][:16]} "
+                f"{model}: tier {effective['tier']} · effective policy {effective['sha256'][:16]} "
                 f"· from {sources}"
             )
-            stages = shown["policy"]["stages"]
+            stages = effective["policy"]["stages"]
             fill(
                 self.query_one("#stages", DataTable),
                 [
@@ -62,7 +63,8 @@ class PoliciesScreen(DataScreen):
                             ", ".join(s["from"]) or "-",
                             s["suite"] or "-",
                             ", ".join(
-                                f"{r} x{n}" for r, n in shown["required_approvals"][name].items()
+                                f"{r} x{n}"
+                                for r, n in effective["required_approvals"][name].items()
                             )
                             or "-",
                             f"{s['approval_expiry_days']}d" if s["approval_expiry_days"] else "-",
@@ -83,7 +85,7 @@ class PoliciesScreen(DataScreen):
                         h["sha256"][:16],
                         h["source"],
                         "yes" if h["active"] else "",
-                        h["activated_at"][:16],
+                        shown(h["activated_at"], minute=True),
                         h["activated_by"],
                     ],
                 )

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
+from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.tui.base import DataScreen, fill
 
@@ -56,7 +57,7 @@ class ReviewQueueScreen(DataScreen):
                         q["version"],
                         q["to_stage"],
                         q["requested_by"],
-                        q["created_at"][:16],
+                        shown(q["created_at"], minute=True),
                         q["approvals"],
                         "can decide" if q["you_can_decide"] else "-",
                     ],

@@ -18,6 +18,7 @@ from textual.widgets import (
     Tree,
 )
 
+from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.services.registry import stage_label
 from cmi_console.tui.base import DataScreen, fill
@@ -137,7 +138,7 @@ class VersionScreen(DataScreen):
             "artifact": f"{v['artifact_sha256']} ({v['artifact_format']}, "
             f"{v['artifact_size']} bytes)",
             "author": v["author"],
-            "created": v["created_at"],
+            "created": shown(v["created_at"]),
             "run": v["run"] or "-",
             **_recipe_facts(data["run"]),
             "datasets": ", ".join(
@@ -185,7 +186,7 @@ class VersionScreen(DataScreen):
         fill(
             self.query_one("#entries", DataTable),
             [
-                (str(e["seq"]), [e["seq"], e["time"][:19], e["actor"], e["action"]])
+                (str(e["seq"]), [e["seq"], shown(e["time"]), e["actor"], e["action"]])
                 for e in data["entries"]
             ],
         )
@@ -223,8 +224,8 @@ class VersionScreen(DataScreen):
         facts = {"value": result.get("value"), "threshold": result.get("threshold")}
         facts.update(result.get("details") or {})
         for key, value in facts.items():
-            shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-            table.add_row(key, "-" if shown is None else str(shown), key=key)
+            text = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+            table.add_row(key, "-" if text is None else str(text), key=key)
 
     def _monitoring(self, number: int, status: dict[str, Any]) -> None:
         """One row per window of this version, and its metrics over them."""
