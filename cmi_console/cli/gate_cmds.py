@@ -309,7 +309,7 @@ def validate(
 
     ctx = common.context()
 
-    def validate(update: Any) -> dict[str, Any]:
+    def run_suite(update: Any) -> dict[str, Any]:
         def progress(done: int, total: int, result: Any) -> None:
             update(done, total, f"checked {result.label}: {result.status}" if result else None)
 
@@ -317,7 +317,7 @@ def validate(
             ctx, ref, suite=suite, seed=seed, data=data, progress=progress if update else None
         )
 
-    run = common.with_progress("validating", as_json, validate)
+    run = common.with_progress("validating", as_json, run_suite)
     write_reports(run, junit, markdown)
     if as_json:
         common.print_json(run)
