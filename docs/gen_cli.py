@@ -20,7 +20,10 @@ Exit codes for every command: **0** ok · **1** a check or gate failed · **2** 
 or usage (one line on stderr, nothing written) · **3** denied (role, segregation of
 duties, missing key or signature, a gate that does not pass) · **4** integrity violation
 (tampered log, artifact hash mismatch, unsafe artifact) · **70** internal error (a bug;
-`CMI_DEBUG=1` shows the traceback).
+`CMI_DEBUG=1` shows the traceback). Numbers on the line (ids, seqs, versions) go up
+to 9223372036854775807, the databases' 64-bit integers; a larger one is bad input. An
+error message shows control characters from its input escaped (`\\n`, `\\x1b`), so it
+stays one line.
 """
 
 

@@ -21,7 +21,9 @@ def test_put_and_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["../../etc/passwd", "/etc/passwd", "ab" * 31 + "/x", "A" * 64, ""]
+    # a digest and a newline: "$" would have taken it
+    "name",
+    ["../../etc/passwd", "/etc/passwd", "ab" * 31 + "/x", "A" * 64, "", "a" * 64 + "\n"],
 )
 def test_names_cannot_escape_the_store(tmp_path: Path, name: str) -> None:
     with pytest.raises(BadInput):

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
+BIG = "9" * 23  # beyond 2**63 - 1
+
 
 def log_size(ws: Workspace) -> int:
     return len(ws.cli("audit", "log", "-n", "10000", "--json").json())
@@ -54,6 +56,26 @@ def log_size(ws: Workspace) -> int:
         (["audit", "consistency", "{bad_note}"], "no blank line"),
         (["role", "grant", "alice", "risk-oficer"], "unknown role 'risk-oficer'"),
         (["user", "add", "Bad Name", "--role", "developer"], "not a valid principal name"),
+        # "$" matched before a final newline: these were taken as names
+        (["model", "create", "evil\n"], "model: 'evil\\n' is not a valid name"),
+        (["user", "add", "mallory\n", "--role", "developer"], "not a valid principal name"),
+        (["alias", "set", "cancer", "champion\n", "1"], "is not a valid name"),
+        # an escape sequence in input is shown, never sent to the terminal
+        (["model", "create", "x\x1b[2J"], "'x\\x1b[2J' is not a valid name"),
+        # numbers beyond the databases' 64-bit integers were internal errors
+        (["audit", "show", BIG], f"Invalid value for 'seq': {BIG} is too large"),
+        (["alias", "set", "cancer", "champion", BIG], "is too large"),
+        (["incident", "show", BIG], "is too large"),
+        (["validation", "show", BIG], "is too large"),
+        (["audit", "log", "--before", BIG], "'--before': " + BIG + " is too large"),
+        (["version", "show", "cancer:" + BIG], "version number is too large"),
+        # digits str.isdigit() takes: int() refused "²" and read "١" as 1
+        (["version", "show", "cancer:\u00b2"], "version must be a positive integer"),
+        (["version", "show", "cancer:\u0661"], "version must be a positive integer"),
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--dataset", "x:\u00b2"],
+            "version must be a positive integer",
+        ),
     ],
 )
 def test_one_line_exit_2_nothing_written(

@@ -49,7 +49,15 @@ def test_wrong_key_fails() -> None:
 
 
 @pytest.mark.parametrize(
-    "note", ["", "a\nb\n", "o\nx\nAA==\n\n\u2014 o AA==\n", "o\n1\nAA==\n\n- o AA==\n"]
+    "note",
+    [
+        "",
+        "a\nb\n",
+        "o\nx\nAA==\n\n\u2014 o AA==\n",
+        "o\n1\nAA==\n\n- o AA==\n",
+        # digits int() refuses though str.isdigit() takes them
+        "o\n\u00b2\n" + "A" * 43 + "=\n\n\u2014 o AA==\n",
+    ],
 )
 def test_malformed_notes_are_bad_input(note: str) -> None:
     with pytest.raises(BadInput):

@@ -114,6 +114,15 @@ def test_workers_must_be_positive(ws: Workspace) -> None:
 
 
 @pytest.mark.usefixtures("small_chunks")
+def test_never_more_workers_than_chunks(ws: Workspace) -> None:
+    ctx = ws.ctx()
+    build(ctx, 4)
+    report = verify_mod.verify(ctx, workers=500)
+    chunks = -(-report.entries // verify_mod.CHUNK)
+    assert report.ok and report.notes == [] and report.workers == chunks < 500
+
+
+@pytest.mark.usefixtures("small_chunks")
 def test_workers_never_import_from_the_working_directory(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

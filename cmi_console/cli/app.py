@@ -120,9 +120,41 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# control characters from user input (a name with a newline, an escape
+# sequence in a file) are shown escaped: the message stays one line and
+# cannot drive the terminal
+_VISIBLE = {c: repr(chr(c))[1:-1] for c in [*range(32), 127]}
+
+
 def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"cmi: {message}\n")
+    sys.stderr.write(f"cmi: {message.translate(_VISIBLE)}\n")
     sys.exit(code)
+
+
+def _bounded(command: Any) -> Any:
+    """Every integer typed on the line must fit the databases' 64-bit
+    integers: a larger one is bad input, named on its option, not a driver's
+    overflow deep inside (an internal error before)."""
+    from cmi_console.core.names import MAX_INTEGER
+
+    def within(then: Any) -> Any:
+        def check(ctx: Any, param: Any, value: Any) -> Any:
+            for number in value if isinstance(value, list | tuple) else (value,):
+                if isinstance(number, int) and abs(number) > MAX_INTEGER:
+                    param.type.fail(f"{number} is too large (at most {MAX_INTEGER})", param, ctx)
+            return value if then is None else then(ctx, param, value)
+
+        return check
+
+    commands = [command]
+    while commands:
+        cmd = commands.pop()
+        commands.extend(getattr(cmd, "commands", {}).values())
+        for param in cmd.params:
+            # IntParamType or its IntRange, of whichever click Typer carries
+            if any(k.__name__ == "IntParamType" for k in type(param.type).__mro__):
+                param.callback = within(param.callback)
+    return command
 
 
 def _usage_error(exc: Any) -> None:
@@ -151,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         args = ["tui"]
     app = _with_group(args[0]) if args[0] in GROUPS else _whole()
     try:
-        result = app(args=args, prog_name="cmi", standalone_mode=False)
+        command = _bounded(typer.main.get_command(app))
+        result = command.main(args=args, prog_name="cmi", standalone_mode=False)
     except CmiError as exc:
         _fail(exc.message, exc.exit_code)
     except typer.Exit as exc:

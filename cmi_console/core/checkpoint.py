@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cmi_console.core import keys
+from cmi_console.core import keys, names
 from cmi_console.core.errors import BadInput, IntegrityError
 
 _DASH = "\u2014 "
@@ -84,7 +84,7 @@ def parse(note: str, where: str = "checkpoint") -> tuple[Checkpoint, list[tuple[
     if len(lines) < 3:
         raise BadInput(f"{where}: needs origin, size and root lines")
     origin, size_s, root_s = lines[:3]
-    if not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")):
+    if not names.is_decimal(size_s) or (size_s != "0" and size_s.startswith("0")):
         raise BadInput(f"{where}:2: size is not a decimal number")
     try:
         root = base64.b64decode(root_s, validate=True)

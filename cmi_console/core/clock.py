@@ -18,13 +18,13 @@ def utc_now() -> str:
     return format_time(datetime.now(UTC))
 
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_time(text: str, where: str = "time") -> str:
     """Normalize a user-given instant (ISO 8601; date only means midnight UTC)."""
     raw = text.strip()
-    if _DATE_ONLY.match(raw):
+    if _DATE_ONLY.fullmatch(raw):
         raw += "T00:00:00"
     if raw.endswith(("Z", "z")):
         raw = raw[:-1] + "+00:00"

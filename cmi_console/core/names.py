@@ -6,13 +6,24 @@ import re
 
 from cmi_console.core.errors import BadInput
 
-_PRINCIPAL = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
+# matched whole with fullmatch: "$" also matches before a final newline, so
+# "^...$" took "evil\n" as a name (into subjects, paths and printed lines)
+_PRINCIPAL = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}")
+# the largest integer a user may type where the databases keep one (SQLite's
+# INTEGER is 64 bits; a larger number made the driver overflow)
+MAX_INTEGER = 2**63 - 1
+
+
+def is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" (which int() refuses)
+    and "١" (which int() reads as 1)."""
+    return text.isascii() and text.isdigit()
 
 
 def principal(name: str, where: str = "principal") -> str:
-    if not _PRINCIPAL.match(name):
+    if not _PRINCIPAL.fullmatch(name):
         raise BadInput(
             f"{where}: '{name[:80]}' is not a valid principal name "
             "(lowercase letter, then up to 63 of a-z 0-9 . _ -)"
@@ -21,7 +32,7 @@ def principal(name: str, where: str = "principal") -> str:
 
 
 def entity(name: str, where: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise BadInput(
             f"{where}: '{name[:80]}' is not a valid name "
             "(letter or digit, then up to 99 of A-Z a-z 0-9 . _ -)"
@@ -30,6 +41,6 @@ def entity(name: str, where: str) -> str:
 
 
 def key(name: str, where: str) -> str:
-    if not _KEY.match(name):
+    if not _KEY.fullmatch(name):
         raise BadInput(f"{where}: '{name[:80]}' is not a valid key (A-Z a-z 0-9 . _ : / -)")
     return name

@@ -29,9 +29,7 @@ def parse_version_ref(text: str, where: str = "version") -> VersionRef:
     names.entity(model, where)
     if not sep:
         return VersionRef(model)
-    if not ver.isdigit() or int(ver) < 1:
-        raise BadInput(f"{where}: '{text}': version must be a positive integer")
-    return VersionRef(model, int(ver))
+    return VersionRef(model, _version_number(ver, text, where))
 
 
 def parse_dataset_ref(text: str, where: str = "--dataset") -> tuple[str, int | None]:
@@ -39,9 +37,15 @@ def parse_dataset_ref(text: str, where: str = "--dataset") -> tuple[str, int | N
     names.entity(name, where)
     if not sep:
         return name, None
-    if not ver.isdigit() or int(ver) < 1:
-        raise BadInput(f"{where}: '{text}': version must be a positive integer")
-    return name, int(ver)
+    return name, _version_number(ver, text, where)
+
+
+def _version_number(ver: str, text: str, where: str) -> int:
+    if not names.is_decimal(ver) or int(ver) < 1:
+        raise BadInput(f"{where}: '{text[:120]}': version must be a positive integer")
+    if int(ver) > names.MAX_INTEGER:
+        raise BadInput(f"{where}: '{text[:120]}': version number is too large")
+    return int(ver)
 
 
 def parse_pair(text: str, where: str) -> tuple[str, str]:

@@ -267,6 +267,9 @@ class _Verifier:
         seqs are exactly 0..total-1; otherwise here, by position, which also
         finds entries missing from the middle."""
         workers = self.workers if self.workers is not None else min(os.cpu_count() or 1, 8)
+        # one process per chunk at most: `--workers 1000` on a log of 62 chunks
+        # had started 1,000 interpreters, most of them with nothing to do
+        workers = min(workers, -(-total // CHUNK))
         if workers > 1 and total >= PARALLEL_FROM and _dense(conn, total):
             self.report.workers = workers
             yield from verify_worker.scan_in_workers(
