@@ -21,9 +21,11 @@ or usage (one line on stderr, nothing written) · **3** denied (role, segregatio
 duties, missing key or signature, a gate that does not pass) · **4** integrity violation
 (tampered log, artifact hash mismatch, unsafe artifact) · **70** internal error (a bug;
 `CMI_DEBUG=1` shows the traceback). Numbers on the line (ids, seqs, versions) go up
-to 9223372036854775807, the databases' 64-bit integers; a larger one is bad input. An
-error message shows control characters from its input escaped (`\\n`, `\\x1b`), so it
-stays one line.
+to 9223372036854775807, the databases' 64-bit integers; a larger one is bad input.
+Text from users and files (descriptions, comments, reasons, a file's column names) is
+printed with its control characters escaped (`\\x1b`, `\\u202e`), so it cannot recolour,
+hide or reorder what you read; an error message also escapes line breaks (`\\n`), so it
+stays one line. `--json` keeps such text exactly as stored.
 """
 
 

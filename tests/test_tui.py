@@ -149,6 +149,30 @@ async def test_models_filter_model_and_version_screens(home: Path) -> None:
         assert isinstance(app.screen, ModelScreen)
 
 
+async def test_text_from_users_reaches_the_screen_without_control_sequences(home: Path) -> None:
+    # Textual strips only BEL, BS, VT, FF and CR: an ESC in a description went
+    # to the terminal as a live escape sequence
+    from cmi_console.services import registry
+
+    ctx = Context.open(home, None, "alice")
+    registry.create_model(ctx, "hostile", "x\x1b[2J\x1b[31mred \u202eevil")
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        cells = " ".join(str(c) for c in table.get_row("hostile"))
+        assert "\x1b" not in cells and "\\x1b[2J" in cells and "\\u202eevil" in cells
+        table.move_cursor(row=[str(k.value) for k in table.rows].index("hostile"))
+        table.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ModelScreen) and app.screen.model == "hostile"
+        title = str(app.screen.query_one("#title", Static).render())
+        assert "\x1b" not in title and "\u202e" not in title and "\\x1b[31mred" in title
+
+
 async def test_approving_from_the_queue_signs_the_statement_shown(home: Path) -> None:
     app = app_for(home, "nina")
     async with app.run_test(size=SIZE) as pilot:

@@ -120,14 +120,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# control characters from user input (a name with a newline, an escape
-# sequence in a file) are shown escaped: the message stays one line and
-# cannot drive the terminal
-_VISIBLE = {c: repr(chr(c))[1:-1] for c in [*range(32), 127]}
-
-
 def _fail(message: str, code: int) -> None:
-    sys.stderr.write(f"cmi: {message.translate(_VISIBLE)}\n")
+    # control characters from the input (a name with a newline, an escape
+    # sequence in a file) are shown escaped: one line, and no terminal tricks
+    from cmi_console.core.printable import printable
+
+    sys.stderr.write(f"cmi: {printable(message, one_line=True)}\n")
     sys.exit(code)
 
 

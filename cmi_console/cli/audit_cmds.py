@@ -113,7 +113,7 @@ def verify(
         "verifying", as_json or quiet, lambda p: run_verify(ctx, p, workers)
     )
     for note in report.notes:
-        typer.echo(f"note: {note}", err=True)
+        common.echo(f"note: {note}", err=True)
     if as_json:
         common.print_json(report.as_json())
     elif report.ok:
@@ -124,11 +124,11 @@ def verify(
         )
     else:
         first = report.findings[0]
-        typer.echo(f"integrity violation: {first}", err=True)
+        common.echo(f"integrity violation: {first}", err=True)
         for f in report.findings[1:20]:
-            typer.echo(f"  also {f}", err=True)
+            common.echo(f"  also {f}", err=True)
         if len(report.findings) > 20:
-            typer.echo(f"  ... {len(report.findings) - 20} more", err=True)
+            common.echo(f"  ... {len(report.findings) - 20} more", err=True)
     if not report.ok:
         raise typer.Exit(4)
 
@@ -141,7 +141,7 @@ def checkpoint_cmd(
     from cmi_console.services import audit
 
     note = audit.checkpoint_now(common.context(), out)
-    typer.echo(note, nl=False)
+    common.echo(note, nl=False)
 
 
 @app.command("prove")
@@ -268,12 +268,12 @@ def verify_bundle(
             )
         )
         if report.log_key != "pinned":
-            typer.echo(
+            common.echo(
                 "note: the log key was taken from the bundle; pin it with --log-key", err=True
             )
     else:
-        typer.echo(f"bundle rejected: {report.problems[0]}", err=True)
+        common.echo(f"bundle rejected: {report.problems[0]}", err=True)
         for p in report.problems[1:20]:
-            typer.echo(f"  also {p}", err=True)
+            common.echo(f"  also {p}", err=True)
     if not report.ok:
         raise typer.Exit(4)

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cmi_console.core.printable import printable
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 if TYPE_CHECKING:
@@ -81,13 +83,27 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def echo(text: str, err: bool = False, nl: bool = True) -> None:
+    """Text for people, its control characters shown escaped (core.printable)."""
+    typer.echo(printable(text), err=err, nl=nl)
+
+
 def console() -> Any:
     from rich.console import Console
+
+    class PrintableConsole(Console):
+        """Strings printed show their control characters escaped; tables get
+        their cells from `table` and `kv`, which do the same (before layout,
+        so the columns fit what is shown)."""
+
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            shown = [printable(o) if isinstance(o, str) else o for o in objects]
+            super().print(*shown, **kwargs)
 
     # emoji off: subjects like "version:cancer:1" must not turn into pictures
     # piped output is read by people in CI logs: do not squeeze it into 80 columns
     width = None if sys.stdout.isatty() else 160
-    return Console(emoji=False, highlight=False, width=width)
+    return PrintableConsole(emoji=False, highlight=False, width=width)
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
@@ -98,7 +114,7 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*[Text("" if v is None else str(v)) for v in r])
+        t.add_row(*[Text("" if v is None else printable(str(v))) for v in r])
     console().print(t)
 
 
@@ -112,7 +128,7 @@ def kv(title: str, data: dict[str, Any]) -> None:
     for k, v in data.items():
         if isinstance(v, dict | list):
             v = json.dumps(v, sort_keys=True) if v else "-"
-        t.add_row(k, Text("" if v is None else str(v)))
+        t.add_row(k, Text("" if v is None else printable(str(v))))
     console().print(t)
 
 

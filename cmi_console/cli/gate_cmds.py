@@ -40,7 +40,7 @@ def render_report(report: Any) -> None:
                 for a in data["approvals"]
             ],
         )
-    typer.echo(
+    common.echo(
         f"policy {data['policy_sha256'][:16]}  validation "
         f"{(data['validation_sha256'] or 'none')[:16]}"
     )
@@ -93,7 +93,7 @@ def statement(
     if as_json:
         common.print_json(st)
     else:
-        typer.echo(statements.render(st))
+        common.echo(statements.render(st))
 
 
 def request(
@@ -106,7 +106,7 @@ def request(
     if as_json:
         common.print_json(data)
     else:
-        typer.echo(
+        common.echo(
             f"request #{data['request']}: {data['model']}:{data['version']} "
             f"{data['from_stage']} -> {data['to_stage']} ({data['environment']})"
         )
@@ -184,8 +184,8 @@ def _decide(
     if as_json:
         common.print_json(data)
         return
-    typer.echo(f"{decision} #{data['decision']} signed with key {data['key'][:16]}:")
-    typer.echo(statements.render(data["statement"]))
+    common.echo(f"{decision} #{data['decision']} signed with key {data['key'][:16]}:")
+    common.echo(statements.render(data["statement"]))
 
 
 def approve(
@@ -232,9 +232,9 @@ def promote(
     if as_json:
         common.print_json(data)
         return
-    typer.echo(f"{data['version']} is now in {data['stage']} ({data['environment']})")
+    common.echo(f"{data['version']} is now in {data['stage']} ({data['environment']})")
     if data["archived"] is not None:
-        typer.echo(f"  previous version {data['archived']} moved to archived")
+        common.echo(f"  previous version {data['archived']} moved to archived")
 
 
 def retire(
@@ -257,10 +257,10 @@ def retire(
     if as_json:
         common.print_json(data)
         return
-    typer.echo(f"{data['version']} retired; archive {data['archive_sha256'][:16]}")
+    common.echo(f"{data['version']} retired; archive {data['archive_sha256'][:16]}")
     if data["successor"]:
-        typer.echo(f"  successor {data['successor']}")
-    typer.echo(f"  notify: {', '.join(data['notify']) or 'no consumers listed'}")
+        common.echo(f"  successor {data['successor']}")
+    common.echo(f"  notify: {', '.join(data['notify']) or 'no consumers listed'}")
 
 
 def break_glass(
@@ -284,10 +284,10 @@ def break_glass(
         common.print_json(data)
         return
     if data["status"] == "pending":
-        typer.echo(f"break-glass #{data['break_glass']} signed by {data['signed_by'][0]}")
-        typer.echo(f"  waiting: {data['needs']}")
+        common.echo(f"break-glass #{data['break_glass']} signed by {data['signed_by'][0]}")
+        common.echo(f"  waiting: {data['needs']}")
         return
-    typer.echo(
+    common.echo(
         f"break-glass #{data['break_glass']} executed by {', '.join(data['signed_by'])}: "
         f"{data['version']} is in {data['stage']}; incident #{data['incident']} opened"
     )
@@ -351,7 +351,7 @@ def show_run(run: dict[str, Any], ref: str) -> None:
             for r in run["results"]
         ],
     )
-    typer.echo(f"result sha256 {run['result_sha256']}")
+    common.echo(f"result sha256 {run['result_sha256']}")
 
 
 @validation_app.command("list")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.printable import printable
 
 FORMATS = ("tree", "json", "dot", "mermaid")
 
@@ -39,17 +40,17 @@ def lineage(
     if fmt == "json":
         common.print_json(graph)
     elif fmt == "dot":
-        typer.echo(lin.as_dot(graph), nl=False)
+        common.echo(lin.as_dot(graph), nl=False)
     elif fmt == "mermaid":
-        typer.echo(lin.as_mermaid(graph), nl=False)
+        common.echo(lin.as_mermaid(graph), nl=False)
     else:
         from rich.text import Text
         from rich.tree import Tree
 
         lines = lin.tree_lines(graph)
-        root = Tree(Text(lines[0][1]))
+        root = Tree(Text(printable(lines[0][1])))
         stack = [root]
         for level, label in lines[1:]:
             del stack[level:]
-            stack.append(stack[-1].add(Text(label)))
+            stack.append(stack[-1].add(Text(printable(label))))
         common.console().print(root)

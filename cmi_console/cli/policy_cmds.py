@@ -38,7 +38,7 @@ def check(
         common.print_json(results)
         return
     for r in results:
-        typer.echo(f"ok  {r['file']}  {r['scope']}  tier {r['tier']}  sha256 {r['sha256'][:16]}")
+        common.echo(f"ok  {r['file']}  {r['scope']}  tier {r['tier']}  sha256 {r['sha256'][:16]}")
 
 
 def _optional_context():  # type: ignore[no-untyped-def]
@@ -97,7 +97,7 @@ def activate(path: Path, as_json: JsonOpt = False) -> None:
         common.print_json(data)
         return
     old = (data["old_sha256"] or "none")[:16]
-    typer.echo(
+    common.echo(
         f"activated {data['source']} for {data['scope']}: {old} -> {data['new_sha256'][:16]}"
     )
 

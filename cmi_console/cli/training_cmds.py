@@ -23,11 +23,11 @@ def train(recipe: Path, as_json: JsonOpt = False) -> None:
     if as_json:
         common.print_json(view)
         return
-    typer.echo(
+    common.echo(
         f"{view['model']}:{view['version']} registered from {recipe} "
         f"(run {view['run']}, artifact {view['artifact_sha256'][:16]})"
     )
-    typer.echo("  " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(view["metrics"].items())))
+    common.echo("  " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(view["metrics"].items())))
 
 
 def reproduce(ref: str, as_json: JsonOpt = False) -> None:
@@ -41,13 +41,13 @@ def reproduce(ref: str, as_json: JsonOpt = False) -> None:
     if as_json:
         common.print_json(out)
     else:
-        typer.echo(
+        common.echo(
             f"{out['version']}: artifact {'matches' if out['artifact_match'] else 'DIFFERS'} "
             f"({out['reproduced_sha256'][:16]}), metrics "
             f"{'match' if out['metrics_match'] else 'DIFFER'}"
         )
         for k, d in out["metric_differences"].items():
-            typer.echo(f"  {k}: recorded {d['recorded']}, now {d['now']}")
+            common.echo(f"  {k}: recorded {d['recorded']}, now {d['now']}")
     if not (out["artifact_match"] and out["metrics_match"]):
         raise typer.Exit(1)
 
@@ -77,11 +77,11 @@ def ci(
     else:
         gate_cmds.show_run(run, out["version"])
         if out["request"]:
-            typer.echo(
+            common.echo(
                 f"request #{out['request']['request']}: {out['version']} -> {out['to_stage']}"
             )
         else:
-            typer.echo(f"{out['version']}: validation failed; no request opened")
+            common.echo(f"{out['version']}: validation failed; no request opened")
     if out["request"] is None:
         raise typer.Exit(1)
 

@@ -39,11 +39,13 @@ def init(
         passphrase=secret.encode() if secret else None,
         display_name=display_name,
     )
-    typer.echo(f"workspace created at {home}")
-    typer.echo(f"  database  {ctx.workspace.database_url.split('@')[-1]}")
-    typer.echo(f"  admin     {admin} (key {ctx.workspace.principal_key_path(admin)})")
+    common.echo(f"workspace created at {home}")
+    common.echo(f"  database  {ctx.workspace.database_url.split('@')[-1]}")
+    common.echo(f"  admin     {admin} (key {ctx.workspace.principal_key_path(admin)})")
     if not secret:
-        typer.echo("  note: the admin key is not encrypted; set CMI_KEY_PASSPHRASE to encrypt keys")
+        common.echo(
+            "  note: the admin key is not encrypted; set CMI_KEY_PASSPHRASE to encrypt keys"
+        )
 
 
 def demo(
@@ -84,9 +86,9 @@ def db_upgrade() -> None:
     ctx = common.context(check_schema=False)
     before, after = upgrade(ctx.engine)
     if before == after:
-        typer.echo(f"schema already at {after}")
+        common.echo(f"schema already at {after}")
     else:
-        typer.echo(f"schema upgraded from {before or 'empty'} to {after}")
+        common.echo(f"schema upgraded from {before or 'empty'} to {after}")
 
 
 @db_app.command("status")
@@ -97,4 +99,4 @@ def db_status() -> None:
     ctx = common.context(check_schema=False)
     rev = current_revision(ctx.engine)
     state = "current" if rev == HEAD_REVISION else "needs `cmi db upgrade`"
-    typer.echo(f"schema {rev or 'empty'} (this cmi: {HEAD_REVISION}) - {state}")
+    common.echo(f"schema {rev or 'empty'} (this cmi: {HEAD_REVISION}) - {state}")

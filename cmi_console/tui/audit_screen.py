@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from cmi_console.core.clock import parse_time
 from cmi_console.core.errors import BadInput, CmiError
+from cmi_console.core.printable import printable
 from cmi_console.tui.audit_view import AuditLogView
 from cmi_console.tui.base import DataScreen
 from cmi_console.tui.reviews import ActionDialog
@@ -118,7 +119,8 @@ class AuditScreen(DataScreen):
         except CmiError as exc:
             lines.append(f"inclusion: {exc.message}")
         lines.append(body.decode()[:3000])
-        self.app.call_from_thread(self.query_one("#entry", Static).update, "\n".join(lines))
+        shown = printable("\n".join(lines))
+        self.app.call_from_thread(self.query_one("#entry", Static).update, shown)
 
     def action_export(self) -> None:
         self.app.push_screen(ExportDialog())

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
 from cmi_console.core.errors import CmiError
+from cmi_console.core.printable import printable
 
 POLL_SECONDS = 1.0  # the log head is polled; a change anywhere reloads the screen
 
@@ -85,7 +86,9 @@ def fill(table: DataTable[Any], rows: list[tuple[str, list[Any]]]) -> None:
         keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
     table.clear()
     for key, cells in rows:
-        table.add_row(*["" if c is None else str(c) for c in cells], key=key)
+        # a cell may hold a user's or a file's text: never a control sequence
+        shown = ["" if c is None else printable(str(c), one_line=True) for c in cells]
+        table.add_row(*shown, key=key)
     keys = [k for k, _ in rows]
     if keep in keys:
         table.move_cursor(row=keys.index(keep))

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Static
 
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
+from cmi_console.core.printable import printable
 from cmi_console.tui.base import DataScreen, fill
 
 
@@ -91,11 +92,12 @@ class InvestigationScreen(DataScreen):
         i = data["incident"]
         self.model, self.events = i["model"], data["events"]
         closed = f" · closed by {i['closed_by']}: {i['root_cause']}" if i["closed_at"] else ""
-        self.query_one("#summary", Static).update(
+        summary = (
             f"incident {i['incident']} · {i['model']} · {i['severity']} · {i['status']} · "
             f"{i['title']} · happened {shown(i['occurred_at'])}{closed} · "
             f"{len(i['notes'])} note(s), {len(i['links'])} link(s)"
         )
+        self.query_one("#summary", Static).update(printable(summary, one_line=True))
         fill(
             self.query_one("#timeline", DataTable),
             [

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Select, Sparkline, Static
 
 from cmi_console.core.clock import shown
+from cmi_console.core.printable import printable
 from cmi_console.services.registry import stage_label
 from cmi_console.tui.base import DataScreen, fill
 
@@ -97,7 +98,7 @@ class ModelScreen(DataScreen):
         self.versions = sorted(versions, key=lambda v: v["version"])
         self.query_one("#title", Static).update(
             f"Model {model['name']} · {model['status']} · tier {model['risk_tier']}"
-            f" · owner {model['owner']} · {model['description']}"
+            f" · owner {model['owner']} · {printable(model['description'], one_line=True)}"
         )
         metrics = sorted({k for v in self.versions for k in v["metrics"]})
         select = self.query_one("#metric", Select)

@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
+from cmi_console.core.printable import printable
 from cmi_console.tui.base import DataScreen, fill
 
 
@@ -210,7 +211,7 @@ class DecisionDialog(ActionDialog):
 
     def _show(self, statement: dict[str, Any] | None, text: str) -> None:
         self.statement = statement
-        self.query_one("#statement", Static).update(text)
+        self.query_one("#statement", Static).update(printable(text))
         self.query_one("#sign", Button).disabled = statement is None
 
     def on_input_changed(self, event: Input.Changed) -> None:

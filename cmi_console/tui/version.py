@@ -20,6 +20,7 @@ from textual.widgets import (
 
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
+from cmi_console.core.printable import printable
 from cmi_console.services.registry import stage_label
 from cmi_console.tui.base import DataScreen, fill
 
@@ -152,7 +153,7 @@ class VersionScreen(DataScreen):
         if v["break_glass"]:
             overview["BREAK-GLASS"] = "promoted by an emergency break-glass; see its incident"
         self.query_one("#overview-text", Static).update(
-            "\n".join(f"{k:<12} {val}" for k, val in overview.items())
+            "\n".join(f"{k:<12} {printable(str(v), one_line=True)}" for k, v in overview.items())
         )
         runs = data["runs"]
         if runs:
@@ -210,7 +211,7 @@ class VersionScreen(DataScreen):
             table.add_columns("column", "kind", "method", "score", "threshold", "drifted")
             for c in sorted(columns, key=lambda c: (not c["drifted"], c["column"])):
                 table.add_row(
-                    c["column"],
+                    printable(c["column"], one_line=True),  # a header of the user's file
                     c["kind"],
                     c["method"],
                     f"{c['score']:.4g}",
@@ -225,7 +226,8 @@ class VersionScreen(DataScreen):
         facts.update(result.get("details") or {})
         for key, value in facts.items():
             text = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-            table.add_row(key, "-" if text is None else str(text), key=key)
+            cell = "-" if text is None else printable(str(text), one_line=True)
+            table.add_row(key, cell, key=key)
 
     def _monitoring(self, number: int, status: dict[str, Any]) -> None:
         """One row per window of this version, and its metrics over them."""
