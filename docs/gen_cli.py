@@ -26,6 +26,10 @@ Text from users and files (descriptions, comments, reasons, a file's column name
 printed with its control characters escaped (`\\x1b`, `\\u202e`), so it cannot recolour,
 hide or reorder what you read; an error message also escapes line breaks (`\\n`), so it
 stays one line. `--json` keeps such text exactly as stored.
+Free text has limits, the same on SQLite and PostgreSQL: a description, comment or
+reason 2,000 characters, an incident note or root cause 4,000, a title 300, a tag value
+500; longer is bad input naming the field (`models.description: at most 2000
+characters (5000 given)`).
 """
 
 

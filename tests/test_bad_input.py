@@ -8,6 +8,7 @@ import pytest
 from conftest import Workspace
 
 BIG = "9" * 23  # beyond 2**63 - 1
+DEEP_JSON = "[" * 5000 + "]" * 5000
 
 
 def log_size(ws: Workspace) -> int:
@@ -52,9 +53,30 @@ def log_size(ws: Workspace) -> int:
         (["dataset", "register", "{art}", "--name", "x"], "unsupported data format"),
         (["audit", "log", "--since", "yesterday"], "--since: 'yesterday' is not an ISO 8601 time"),
         (["audit", "log", "-n", "0"], "--limit"),
+        # the other way round, the query quietly found nothing
+        (
+            ["audit", "log", "--since", "2026-11-20", "--until", "2026-11-10"],
+            "--until: 2026-11-10T00:00:00.000000Z is not after --since",
+        ),
         (["audit", "prove", "999"], "not in the signed log"),
         (["audit", "consistency", "{bad_note}"], "no blank line"),
         (["role", "grant", "alice", "risk-oficer"], "unknown role 'risk-oficer'"),
+        # nesting deeper than the parsers' recursion: internal errors before
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--metrics", DEEP_JSON],
+            "--metrics: invalid JSON: nested too deeply",
+        ),
+        (["policy", "check", "{deep_toml}"], "invalid TOML: nested too deeply"),
+        # longer than the column: PostgreSQL refused it as an internal error,
+        # SQLite stored it
+        (
+            ["model", "create", "long", "--description", "x" * 2001],
+            "models.description: at most 2000 characters (2001 given)",
+        ),
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--tag", "k=" + "v" * 501],
+            "version_tags.value: at most 500 characters (501 given)",
+        ),
         (["user", "add", "Bad Name", "--role", "developer"], "not a valid principal name"),
         # "$" matched before a final newline: these were taken as names
         (["model", "create", "evil\n"], "model: 'evil\\n' is not a valid name"),
@@ -86,7 +108,12 @@ def test_one_line_exit_2_nothing_written(
     bad_csv.write_bytes(b'a,b\n1,"unterminated\n')
     bad_note = tmp_path / "note"
     bad_note.write_text("not a checkpoint")
-    args = [a.format(art=art, bad_csv=bad_csv, bad_note=bad_note, folder=tmp_path) for a in args]
+    deep_toml = tmp_path / "deep.toml"
+    deep_toml.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    args = [
+        a.format(art=art, bad_csv=bad_csv, bad_note=bad_note, folder=tmp_path, deep_toml=deep_toml)
+        for a in args
+    ]
     before = log_size(populated)
     store = sorted(p.name for p in (populated.home / "artifacts").rglob("*") if p.is_file())
     actor = "root" if args[0] in {"role", "user"} else "alice"
@@ -155,3 +182,12 @@ def test_database_password_is_never_printed(
     w = Workspace(tmp_path / "w", "postgresql+psycopg://u:hunter2@127.0.0.1:1/none", capsys)
     r = w.cli("audit", "log")
     assert r.code == 2 and "hunter2" not in r.err + r.out
+
+
+def test_a_file_that_is_no_database_is_one_line(ws: Workspace, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a SQLite database, just some bytes" * 100)
+    w = Workspace(ws.home, f"sqlite:///{junk}", ws.capsys)
+    r = w.cli("audit", "log")
+    assert r.code == 2 and "cannot open (file is not a database)" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1

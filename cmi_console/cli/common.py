@@ -166,6 +166,8 @@ def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise BadInput(f"{source}: invalid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise BadInput(f"{source}: must be a JSON object")
     return value

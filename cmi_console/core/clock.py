@@ -37,6 +37,13 @@ def parse_time(text: str, where: str = "time") -> str:
     return format_time(moment)
 
 
+def check_window(since: str | None, until: str | None) -> None:
+    """--since and --until (normalized) that leave something between them:
+    the other way round, a query quietly found nothing."""
+    if since is not None and until is not None and until <= since:
+        raise BadInput(f"--until: {until} is not after --since {since}")
+
+
 def instant(moment: str) -> datetime:
     """A format_time string as an aware datetime."""
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))

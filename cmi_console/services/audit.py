@@ -10,6 +10,7 @@ from sqlalchemy import LargeBinary, and_, column, select
 from sqlalchemy import table as light_table
 
 from cmi_console.core import merkle
+from cmi_console.core.clock import check_window
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
 from cmi_console.services.context import Context
 from cmi_console.store.engine import escape_like, is_sqlite, write_transaction
@@ -71,6 +72,7 @@ def _filtered(
         stmt = stmt.where(_like_prefix(E.c.action, action, sqlite))
     if subject:
         stmt = stmt.where(_like_prefix(E.c.subject, subject, sqlite))
+    check_window(since, until)
     if since:
         stmt = stmt.where(E.c.time >= since)
     if until:

@@ -261,6 +261,7 @@ class Tx:
         return ids
 
     def update(self, tbl: Table, row_id: int, values: dict[str, Any]) -> None:
+        _check_lengths(tbl, values)
         driver.update_row(self.conn, tbl, row_id, values)
         self.changes.append({"t": tbl.name, "op": "update", "id": row_id, "row": values})
 
@@ -344,4 +345,25 @@ def complete_row(tbl: Table, values: dict[str, Any]) -> dict[str, Any]:
     for name, value in row.items():
         if value is _REQUIRED:
             raise TypeError(f"{tbl.name}.{name} needs a value")
+    _check_lengths(tbl, row)
     return row
+
+
+_LIMITS: dict[str, tuple[tuple[str, int], ...]] = {}
+
+
+def _check_lengths(tbl: Table, values: dict[str, Any]) -> None:
+    """Text longer than its column (VARCHAR(n)) is bad input on every backend:
+    PostgreSQL refused it (an internal error) while SQLite kept it, so the
+    same call worked on one and failed on the other."""
+    limits = _LIMITS.get(tbl.name)
+    if limits is None:
+        limits = _LIMITS[tbl.name] = tuple(
+            (c.name, c.type.length)
+            for c in tbl.columns
+            if isinstance(getattr(c.type, "length", None), int)
+        )
+    for name, limit in limits:
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            raise BadInput(f"{tbl.name}.{name}: at most {limit} characters ({len(value)} given)")

@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import select
 
 from cmi_console.core import bundle, checkpoint, entries, merkle, model_card, names
+from cmi_console.core.clock import check_window
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.refs import model_subjects
 from cmi_console.services import registry, validations
@@ -127,6 +128,7 @@ def export(
     """Write the bundle to `out` (atomically: a partial file never appears)."""
     if model is not None:
         names.entity(model, "--model")
+    check_window(since, until)
     if out.exists():
         raise BadInput(f"{out}: already exists; choose a new file name")
     if not out.parent.is_dir():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
 from cmi_console.core.errors import BadInput, SchemaOutdated
 
@@ -31,7 +31,7 @@ def require_current(engine: Engine) -> None:
     """Refuse to run on a database whose schema is not this program's."""
     try:
         rev = current_revision(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # also a file that is no SQLite database at all
         raise BadInput(f"database: cannot open ({exc.orig})") from None
     if rev == HEAD_REVISION:
         return
