@@ -257,3 +257,65 @@ def test_checking_a_bundle_restores_the_collector(governed: Workspace, subset: P
         assert bundle.verify(subset).ok and not gc.isenabled()
     finally:
         gc.enable()
+
+
+# every JSON value a hostile bundle may put where the verifier expects another
+SHAPES: list[Any] = [None, [], {}, "x", -1, 2**70, 1.5, [[]], {"a": {}}]
+
+
+def _mutations(files: dict[str, bytes]) -> list[tuple[str, dict[str, bytes]]]:
+    """Each JSON document of the bundle (a .jsonl file's first line) replaced
+    by every shape, and each of its top-level values too."""
+    out = []
+    for name, data in sorted(files.items()):
+        if not name.endswith((".json", ".jsonl")):
+            continue
+        lines = data.split(b"\n") if name.endswith(".jsonl") else [data]
+        doc = orjson.loads(lines[0])
+        variants = [(name, shape) for shape in SHAPES]
+        if isinstance(doc, dict):
+            variants += [
+                (f"{name}:{k}", {**doc, k: s}) for k in sorted(doc) for s in SHAPES if s != doc[k]
+            ]
+            # one level down: an object's members, a list's first object's members
+            for k, inner in sorted(doc.items()):
+                first = inner[0] if isinstance(inner, list) and inner else None
+                if isinstance(inner, dict):
+                    variants += [
+                        (f"{name}:{k}.{j}", {**doc, k: {**inner, j: s}})
+                        for j in sorted(inner)
+                        for s in SHAPES
+                        if s != inner[j]
+                    ]
+                elif isinstance(first, dict):
+                    variants += [
+                        (f"{name}:{k}[0].{j}", {**doc, k: [{**first, j: s}, *inner[1:]]})
+                        for j in sorted(first)
+                        for s in SHAPES
+                        if s != first[j]
+                    ]
+        for label, new in variants:
+            edited = dict(files)
+            edited[name] = b"\n".join([json.dumps(new).encode(), *lines[1:]])
+            out.append((label, edited))
+    return out
+
+
+def test_hostile_shapes_are_reported_never_a_crash(governed: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "full.zip"
+    export(governed, path)
+    files = members(path)
+    cases = _mutations(files)
+    assert len(cases) > 100
+    crashed = []
+    for i, (label, edited) in enumerate(cases):
+        hostile = tmp_path / f"hostile-{i}.zip"
+        # the manifest's own hashes fixed where it is still an object of files
+        rewrite(hostile, edited, fix_hashes=not label.startswith(bundle.MANIFEST))
+        try:
+            report = bundle.verify(hostile, pinned_key=vkey(governed))
+        except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes
+            crashed.append(f"{label}: {type(exc).__name__}: {exc}")
+            continue
+        assert not report.ok, label
+    assert crashed == [], "\n".join(crashed)

@@ -348,3 +348,28 @@ def test_hostile_changes_are_findings_not_a_crash(populated: Workspace) -> None:
     kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
     bad = {("bad-change", 5), ("bad-change", 6), ("bad-change", 7)}
     assert bad | {("checkpoint-mismatch", 5)} <= kinds
+
+
+@pytest.mark.usefixtures("scan")
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("action", ["role.grant"]),  # unhashable: a set lookup raised
+        ("action", {"a": 1}),
+        ("actor", ["root"]),
+        ("sig", "x"),
+        ("sig", {"alg": "ed25519", "key": ["k"], "value": 5}),
+        ("data", [1, 2]),
+        ("seq", "seven"),
+        ("time", 5),
+        ("subject", None),
+    ],
+)
+def test_hostile_entry_fields_are_findings_not_a_crash(
+    populated: Workspace, field: str, value: Any
+) -> None:
+    # an attacker who recomputes the hashes can put any JSON in any field
+    tamper.rewrite_from(populated, 5, lambda obj: obj.update({field: value}))
+    r = populated.cli("audit", "verify", "--json")
+    assert r.code == 4, r.out + r.err
+    assert any(f.get("seq") == 5 for f in r.json()["findings"])

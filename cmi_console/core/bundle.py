@@ -85,6 +85,19 @@ def verify(path: Path, pinned_key: str | None = None, previous: str | None = Non
         return _Check(archive, pinned_key, previous).run()
 
 
+def _manifest_shape(manifest: Any) -> str | None:
+    """What is wrong with the manifest's shape, if anything: the checks after
+    this one read it as an object with an object of files and a scope."""
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        return "files is not an object of file names and SHA-256 digests"
+    if not isinstance(manifest.get("scope", {}), dict):
+        return "scope is not an object"
+    return None
+
+
 class _Check:
     def __init__(self, archive: zipfile.ZipFile, pinned: str | None, previous: str | None):
         self.zip = archive
@@ -114,6 +127,10 @@ class _Check:
         except (orjson.JSONDecodeError, UnicodeDecodeError, BadInput) as exc:
             self.problem("malformed", MANIFEST + " / " + LOG_KEY, str(exc))
             return self.report
+        shape = _manifest_shape(manifest)
+        if shape is not None:
+            self.problem("malformed", MANIFEST, shape)
+            return self.report
         if self.pinned is not None:
             pin_origin, pin_public = checkpoint.parse_verifier_key(self.pinned)
             self.report.log_key = "pinned"
@@ -126,7 +143,11 @@ class _Check:
             signature = keys.unb64(raw_sig.decode().strip(), "manifest signature")
         except (BadInput, UnicodeDecodeError):
             signature = b""
-        if not keys.verify(public, signature, manifest_message(manifest)):
+        try:
+            message = manifest_message(manifest)
+        except ValueError:  # e.g. an integer beyond 2**53: no canonical form
+            message = b""
+        if not message or not keys.verify(public, signature, message):
             self.problem("manifest-signature", SIGNATURE, "does not verify with the log key")
         self.report.origin, self.report.scope = origin, manifest.get("scope", {})
         self._files(manifest.get("files", {}))
@@ -177,6 +198,9 @@ class _Check:
             rows = orjson.loads(raw) if raw is not None else []
         except orjson.JSONDecodeError:
             self.problem("malformed", PRINCIPALS, "not JSON")
+            rows = []
+        if not isinstance(rows, list):
+            self.problem("malformed", PRINCIPALS, "not a JSON list of keys")
             rows = []
         return {k["key_id"]: k for k in rows if isinstance(k, dict) and "key_id" in k}
 

@@ -60,7 +60,9 @@ DECISION_ACTIONS = frozenset(
 
 def claims_decision(entry: dict[str, Any]) -> bool:
     """A decision, or an entry that says it is signed: its signature is checked."""
-    return entry.get("action") in DECISION_ACTIONS or "sig" in entry
+    action = entry.get("action")
+    # a forged entry's action may be a list: membership of a set would raise
+    return (isinstance(action, str) and action in DECISION_ACTIONS) or "sig" in entry
 
 
 def build(
