@@ -273,6 +273,13 @@ def _mutations(files: dict[str, bytes]) -> list[tuple[str, dict[str, bytes]]]:
         lines = data.split(b"\n") if name.endswith(".jsonl") else [data]
         doc = orjson.loads(lines[0])
         variants = [(name, shape) for shape in SHAPES]
+        if isinstance(doc, list) and doc and isinstance(doc[0], dict):  # a list of records
+            variants += [
+                (f"{name}[0].{k}", [{**doc[0], k: s}, *doc[1:]])
+                for k in sorted(doc[0])
+                for s in SHAPES
+                if s != doc[0][k]
+            ]
         if isinstance(doc, dict):
             variants += [
                 (f"{name}:{k}", {**doc, k: s}) for k in sorted(doc) for s in SHAPES if s != doc[k]

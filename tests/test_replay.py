@@ -62,3 +62,19 @@ def test_every_bad_change_is_named_and_the_rest_still_applies() -> None:
     # a second insert overwrites, as the table would hold the later row
     assert st.tables["models"] == {1: {"id": 1, "name": "c"}, 4: {"id": 4, "name": "d"}}
     assert st.apply("nope") == ["changes is not a list"]  # type: ignore[arg-type]
+
+
+SHAPES: list[Any] = [None, [], {}, "x", -1, 2**70, 1.5, [[]], {"a": {}}, True]
+
+
+def test_any_json_in_any_field_of_a_change_is_a_problem_or_applies_never_a_crash() -> None:
+    # a forged table name that is a list or an object was a dict lookup that raised
+    good = {"t": "models", "op": "insert", "id": 1, "row": {"name": "a"}}
+    for field in [*good, "extra"]:
+        for shape in SHAPES:
+            for op in ("insert", "update", "delete"):
+                st = Recording()
+                change = {**good, "op": op, field: shape}
+                problems = st.apply([change]) + st.apply([{**change, "op": "update"}])
+                assert all(isinstance(p, str) for p in problems)
+    assert Recording().apply([{**good, "t": ["models"]}]) == ["unknown table ['models']"]

@@ -373,3 +373,29 @@ def test_hostile_entry_fields_are_findings_not_a_crash(
     r = populated.cli("audit", "verify", "--json")
     assert r.code == 4, r.out + r.err
     assert any(f.get("seq") == 5 for f in r.json()["findings"])
+
+
+@pytest.mark.usefixtures("scan")
+def test_a_forged_decision_no_signer_could_have_made_is_a_finding(populated: Workspace) -> None:
+    # canonical JSON writes 2**60 as an integer that has no canonical form once
+    # read back: the signed message could not be built, and verify crashed
+    tamper.rewrite_from(populated, 2, lambda obj: obj["data"].update(big=float(2**60)))
+    kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
+    assert ("signature-invalid", 2) in kinds
+
+
+@pytest.mark.parametrize("roles", [[["reviewer"]], 5, {"reviewer": 1}])
+def test_a_statement_whose_roles_are_not_names_is_a_finding(
+    populated: Workspace, roles: Any
+) -> None:
+    from gate_helpers import add_staff, to_staging
+
+    to_staging(add_staff(populated), 1)
+    seq = next(
+        r.seq
+        for r in tamper.rows(populated)
+        if "statement" in (tamper.body(populated, r.seq).get("data") or {})
+    )
+    tamper.rewrite_from(populated, seq, lambda obj: obj["data"]["statement"].update(roles=roles))
+    kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
+    assert ("statement-invalid", seq) in kinds

@@ -202,7 +202,8 @@ class _Check:
         if not isinstance(rows, list):
             self.problem("malformed", PRINCIPALS, "not a JSON list of keys")
             rows = []
-        return {k["key_id"]: k for k in rows if isinstance(k, dict) and "key_id" in k}
+        listed = [k for k in rows if isinstance(k, dict) and isinstance(k.get("key_id"), str)]
+        return {k["key_id"]: k for k in listed}
 
     def _lines(self, name: str) -> Iterator[tuple[int, bytes]]:
         if name not in self.names:
@@ -290,17 +291,18 @@ class _Check:
         if key is None or key.get("principal") != obj.get("actor"):
             self.problem("signature-invalid", where, "signed with a key not listed for its actor")
             return
-        if str(key.get("created_at")) > time or (key.get("revoked_at") or "~") <= time:
+        if str(key.get("created_at")) > time or str(key.get("revoked_at") or "~") <= time:
             self.problem("signature-invalid", where, "the key was not valid at the entry's time")
-        public = keys.unb64(str(key.get("public_key")), "public key")
         try:
+            public = keys.unb64(str(key.get("public_key")), "public key")
             raw = keys.unb64(str(sig.get("value")), "signature")
-        except BadInput:
-            raw = b""
+            message = entries.signed_message(obj)
+        except (BadInput, ValueError):  # a listed key or an entry no signer could have made
+            public, raw, message = b"", b"", b""
         self.report.signatures += 1
         # checked here, not on a thread pool as `audit verify` does: this pass
         # keeps the GIL busy, and handing it back and forth cost more (measured)
-        if not keys.verify(public, raw, entries.signed_message(obj)):
+        if not message or not keys.verify(public, raw, message):
             self.problem("signature-invalid", where, "the decision signature does not verify")
         data = obj.get("data") or {}
         if not isinstance(data, dict) or "statement" not in data:
@@ -309,7 +311,10 @@ class _Check:
         if signer is None or signer.get("principal") != obj.get("actor"):
             self.problem("statement-invalid", where, "statement signed with a key not the actor's")
             return
-        signer_public = keys.unb64(str(signer.get("public_key")), "public key")
+        try:
+            signer_public = keys.unb64(str(signer.get("public_key")), "public key")
+        except BadInput:
+            signer_public = b""
         if not statements.verify(signer_public, data["statement"], str(data.get("signature"))):
             self.problem("statement-invalid", where, "the signed statement does not verify")
 

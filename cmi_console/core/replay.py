@@ -36,7 +36,8 @@ class RegistryState:
                 problems.append("a change is not an object with an integer id and an object row")
                 continue
             name = change.get("t")
-            rows = tables.get(name)  # type: ignore[arg-type]
+            # a forged name may be a list or an object: no dict lookup with it
+            rows = tables.get(name) if isinstance(name, str) else None
             if rows is None:
                 problems.append(f"unknown table {name!r}")
                 continue

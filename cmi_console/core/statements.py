@@ -104,12 +104,15 @@ def sign(private: Ed25519PrivateKey, statement: dict[str, Any]) -> str:
     return keys.b64(keys.sign(private, message(statement)))
 
 
-def verify(public: bytes, statement: dict[str, Any], signature: str) -> bool:
+def verify(public: bytes, statement: Any, signature: str) -> bool:
     try:
         raw = keys.unb64(signature, "signature")
-    except BadInput:  # a malformed signature is simply not valid
+        signed = message(statement)
+    # a malformed signature is simply not valid; nor is a statement canonical
+    # JSON cannot write (a forger's number beyond 2**53)
+    except (BadInput, ValueError):
         return False
-    return keys.verify(public, raw, message(statement))
+    return keys.verify(public, raw, signed)
 
 
 def render(statement: dict[str, Any]) -> str:

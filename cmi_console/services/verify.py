@@ -304,7 +304,11 @@ class _Verifier:
                 except BadInput:
                     raw = b""
                 self.report.signatures += 1
-                self.signatures.check(seq, key[1], raw, entries.signed_message(obj))
+                message = _signed_message(obj)
+                if message is None:
+                    self.find("signature-invalid", NO_CANONICAL_FORM, seq=seq)
+                else:
+                    self.signatures.check(seq, key[1], raw, message)
             need = roles.DECISION_ROLES.get(str(obj.get("action")))
             if not genesis and need and not need & self.state.roles(str(actor)):
                 held = " or ".join(sorted(need))
@@ -328,7 +332,11 @@ class _Verifier:
             self.find("statement-invalid", "statement signed with a key not the actor's", seq=seq)
         elif not statements.verify(key[1], st, str(data.get("signature"))):
             self.find("statement-invalid", "statement signature does not verify", seq=seq)
-        claimed = set(st.get("roles") or ())
+        listed = st.get("roles") or []
+        if not isinstance(listed, list) or not all(isinstance(r, str) for r in listed):
+            self.find("statement-invalid", "the statement's roles are not a list of names", seq=seq)
+            return
+        claimed = set(listed)
         if claimed - self.state.roles(str(actor)):
             extra = ", ".join(sorted(claimed - self.state.roles(str(actor))))
             self.find("unauthorized", f"{actor} claimed role(s) {extra} not held then", seq=seq)
@@ -441,6 +449,18 @@ class _Verifier:
         missing = ids[done:] if seen is None else sorted(set(expected) - seen)
         for rid in missing:
             self.find("row-missing", "the log created this row; it is gone", table=name, row_id=rid)
+
+
+NO_CANONICAL_FORM = "the entry has no canonical form (a number beyond 2**53), so nothing signed it"
+
+
+def _signed_message(entry: dict[str, Any]) -> bytes | None:
+    """What a decision's signature must cover, or None when a forged entry
+    holds a value canonical JSON cannot write (no signer could have signed it)."""
+    try:
+        return entries.signed_message(entry)
+    except ValueError:
+        return None
 
 
 def _decode_json(row: tuple[Any, ...], texts: list[int]) -> tuple[Any, ...]:
