@@ -399,3 +399,73 @@ def test_a_statement_whose_roles_are_not_names_is_a_finding(
     tamper.rewrite_from(populated, seq, lambda obj: obj["data"]["statement"].update(roles=roles))
     kinds = {(f["kind"], f.get("seq")) for f in findings(populated)}
     assert ("statement-invalid", seq) in kinds
+
+
+# any JSON a forger may put where verify expects another kind of value
+# (canonical JSON writes 2**60 as an integer that cannot be written back)
+FORGED_SHAPES: list[Any] = [None, [], {}, "x", -1, float(2**60), 1.5, [[]], {"a": {}}, True]
+
+
+def _forgeries(entry: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(label, edit) for every field of the entry, and one level down, replaced
+    by every shape."""
+    out = []
+    for k, value in sorted(entry.items()):
+        if k == "prev":  # rewrite_from sets it, as the careful attacker does
+            continue
+        out += [(k, (k, None, s)) for s in FORGED_SHAPES if s != value]
+        inner = value[0] if isinstance(value, list) and value else value
+        if isinstance(inner, dict):
+            out += [
+                (f"{k}.{j}", (k, j, s))
+                for j in sorted(inner)
+                for s in FORGED_SHAPES
+                if s != inner[j]
+            ]
+    return out
+
+
+def _forge(obj: dict[str, Any], edit: tuple[str, str | None, Any]) -> None:
+    key, sub, shape = edit
+    if sub is None:
+        obj[key] = shape
+    elif isinstance(obj[key], list):
+        obj[key][0] = {**obj[key][0], sub: shape}
+    else:
+        obj[key] = {**obj[key], sub: shape}
+
+
+def test_any_forged_field_is_a_finding_never_a_crash(
+    populated: Workspace, tmp_path: Any, db_url: str | None
+) -> None:
+    if db_url is not None:
+        pytest.skip("the SQLite file is copied back between forgeries; the checks are the same")
+    import sqlite3
+
+    from cmi_console.services.verify import verify
+
+    def copy(source: Any, target: Any) -> None:
+        # through SQLite's backup API: other connections of this process stay valid
+        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+            src.backup(dst)
+
+    db = populated.sqlite_path
+    pristine = tmp_path / "pristine.db"
+    copy(db, pristine)
+    # a signed decision (a user added, with its key) and a registration's changes
+    cases = [(seq, *f) for seq in (2, 6) for f in _forgeries(tamper.body(populated, seq))]
+    assert len(cases) > 150
+    crashed = []
+    for seq, label, edit in cases:
+        copy(pristine, db)
+        tamper.rewrite_from(populated, seq, lambda obj, edit=edit: _forge(obj, edit))
+        ctx = populated.ctx()
+        try:
+            report = verify(ctx, workers=1)
+        except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes
+            crashed.append(f"entry {seq} {label}: {type(exc).__name__}: {exc}")
+            continue
+        finally:
+            ctx.engine.dispose()
+        assert not report.ok, (seq, label)
+    assert crashed == [], "\n".join(crashed)
