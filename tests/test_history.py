@@ -96,3 +96,29 @@ def test_audit_diff_groups_what_changed_by_subject(governed: Workspace) -> None:
 def test_audit_diff_needs_increasing_instants(populated: Workspace) -> None:
     r = populated.cli("audit", "diff", "2026-02-01", "2026-01-01")
     assert r.code == 2 and "must be after" in r.err
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda obj: obj.update(changes="nope"),
+        lambda obj: obj.update(changes=[{"t": ["models"], "op": "insert", "id": 9, "row": {}}]),
+        lambda obj: obj.update(changes=[5]),
+        # a well-formed change whose row lacks the version's columns
+        lambda obj: obj["changes"][0].update(row={"model_id": 1}),
+    ],
+)
+def test_time_travel_over_a_forged_entry_says_so(populated: Workspace, forge: Any) -> None:
+    # both answers are rebuilt from the log alone: a malformed entry must stop
+    # them with a pointer to `audit verify` (exit 4), not crash them
+    import tamper
+
+    tamper.rewrite_from(populated, 6, forge)
+    as_of = ["registry", "as-of", "2099-01-01"]
+    for args in (as_of, ["audit", "diff", "2000-01-01", "2099-01-01"]):
+        r = populated.cli(*args)
+        if r.code == 0:  # a well-formed change: diff lists it, as-of must not
+            assert args[0] == "audit", r.out
+            continue
+        assert r.code == 4 and "run `cmi audit verify`" in r.err, (args, r.code, r.err)
+        assert len(r.err.strip().splitlines()) == 1

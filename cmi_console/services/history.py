@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.errors import BadInput, IntegrityError, NotFound
 from cmi_console.core.replay import RegistryState
 from cmi_console.services.context import Context
 from cmi_console.store.driver import stream_rows
@@ -27,18 +27,53 @@ def state_at(ctx: Context, when: str) -> tuple[RegistryState, int, str | None]:
     applied, last = 0, None
     with ctx.read() as conn:
         for part in stream_rows(
-            conn, "SELECT time, body FROM audit_entries WHERE time <= ? ORDER BY seq", (when,)
+            conn, "SELECT seq, time, body FROM audit_entries WHERE time <= ? ORDER BY seq", (when,)
         ):
-            for time_, body in part:
-                state.apply(orjson.loads(bytes(body)).get("changes", ()))
+            for seq, time_, body in part:
+                problems = state.apply(_changes(seq, body))
+                if problems:
+                    raise _not_well_formed(seq, problems[0])
                 applied, last = applied + 1, time_
     return state, applied, last
+
+
+def _changes(seq: int, body: bytes) -> list[dict[str, Any]]:
+    """An entry's changes, checked: the answer is built from the log alone, so
+    a malformed (forged) entry must stop it with a finding, not crash it."""
+    try:
+        entry = orjson.loads(bytes(body))
+    except orjson.JSONDecodeError:
+        entry = None
+    changes = entry.get("changes", []) if isinstance(entry, dict) else None
+    if not isinstance(changes, list) or not all(
+        isinstance(c, dict) and {"t", "op", "id"} <= c.keys() for c in changes
+    ):
+        raise _not_well_formed(seq, "its changes are not a list of changes")
+    return changes
+
+
+def _not_well_formed(seq: int, why: str) -> IntegrityError:
+    return IntegrityError(f"entry {seq}: {why}; the log is not well-formed: run `cmi audit verify`")
 
 
 def as_of(ctx: Context, when: str, model: str | None = None) -> dict[str, Any]:
     """Which version was in which stage (and environment) at `when`."""
     state, applied, last = state_at(ctx, when)
-    t = state.tables
+    try:
+        return _as_of(state.tables, when, model, applied, last)
+    except (KeyError, TypeError, AttributeError):  # a logged row without its columns
+        raise IntegrityError(
+            f"the rows the log built by {when} are not well-formed: run `cmi audit verify`"
+        ) from None
+
+
+def _as_of(
+    t: dict[str, dict[int, dict[str, Any]]],
+    when: str,
+    model: str | None,
+    applied: int,
+    last: str | None,
+) -> dict[str, Any]:
     models = {m["id"]: m for m in t["models"].values()}
     if model is not None and model not in {m["name"] for m in models.values()}:
         raise NotFound(f"model '{model}' did not exist at {when}")
@@ -104,7 +139,7 @@ def diff(ctx: Context, start: str, end: str) -> dict[str, Any]:
             (start, end),
         ):
             for seq, time_, actor, action, subject, body in part:
-                changes = orjson.loads(bytes(body)).get("changes", ())
+                changes = _changes(seq, body)
                 subjects[subject].append(
                     {
                         "seq": seq,
