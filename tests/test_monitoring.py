@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, Workspace
@@ -267,6 +268,11 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
         ),
         "badclass.csv": (frame.assign(prediction="yes"), "prediction: 'yes' is not a class"),
         "badlabel.csv": (frame.assign(prediction=0, default=7), "default: '7' is not a class"),
+        # internal errors before: an infinite value reached the drift tests
+        "inf.csv": (
+            frame.assign(prediction=0, income=frame["income"].where(frame.index != 2, np.inf)),
+            ":4: income: 'inf' is not a finite number",
+        ),
     }
     for name, (f, message) in cases.items():
         path = tmp_path / name
@@ -287,6 +293,22 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
         as_="alice",
     )
     assert r.code == 2 and "unknown environment" in r.err
+    # an empty cell the serving model (a logistic regression) takes no NaN for
+    empty = tmp_path / "empty.csv"
+    frame.assign(income=frame["income"].where(frame.index != 3)).to_csv(empty, index=False)
+    r = watched.cli(
+        "monitor",
+        "ingest",
+        "credit",
+        "--env",
+        "production",
+        "--window",
+        str(empty),
+        "--predict",
+        as_="alice",
+    )
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "empty.csv: version 1 cannot score these rows: Input X contains NaN" in r.err
     assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
     w = ingest(watched, week(1))  # a good window, then bad labels for it
     labels = tmp_path / "labels.csv"
@@ -425,3 +447,15 @@ def test_incidents_and_time_travel_see_deployments_and_windows(watched: Workspac
     assert {"deployment", "window", "alert", "incident"} <= {
         node["kind"] for node in up["nodes"].values()
     }
+
+
+def test_a_window_whose_labels_are_all_one_class_is_measured(
+    watched: Workspace, tmp_path: Path
+) -> None:
+    # ROC AUC is not defined there (scikit-learn says NaN): it is left out, as
+    # an inapplicable metric is; the NaN had made ingest an internal error
+    frame = pd.read_csv(week(1))
+    good = tmp_path / "all-good.csv"
+    frame[frame["default"] == 0].head(200).to_csv(good, index=False)
+    summary = ingest(watched, good)["summary"]["1"]
+    assert "roc_auc" not in summary and summary["accuracy"] >= 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,9 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     for c in spec.features:  # a number the model expects must be a number
         if is_numeric_dtype(spec.reference[c]) and not is_numeric_dtype(frame[c]):
             _first_bad(frame[c], pd.to_numeric(frame[c], errors="coerce"), where, "a number")
+        if is_numeric_dtype(frame[c]):  # an empty cell is missing; inf is no value at all
+            finite = frame[c].replace([float("inf"), float("-inf")], float("nan"))
+            _first_bad(frame[c], finite, where, "a finite number")
     if "timestamp" in frame:
         stamps = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True)
         _first_bad(frame["timestamp"], stamps, where, "a time")
@@ -206,7 +210,7 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     if "prediction" not in frame:
         if not predict:
             raise BadInput(f"{where}: no 'prediction' column; add one, or pass --predict")
-        frame = _predict(frame, spec, s, models)
+        frame = _predict(frame, spec, s, models, where)
     elif "version" not in frame:
         frame = frame.assign(version=s.primary)
     for col in ["prediction"] + ([spec.target] if spec.target in frame else []):
@@ -245,7 +249,7 @@ def _first_bad(raw: Any, parsed: Any, where: str, what: str) -> None:
         raise BadInput(f"{where}:{line}: {raw.name}: '{raw.iloc[row]}' is not {what}")
 
 
-def _predict(frame: Any, spec: Any, s: Serving, models: Any) -> Any:
+def _predict(frame: Any, spec: Any, s: Serving, models: Any, where: str) -> Any:
     """Rows go to versions as the traffic shares say (a seeded, stable split);
     a shadow also scores every row with the candidate."""
     import numpy as np
@@ -267,9 +271,15 @@ def _predict(frame: Any, spec: Any, s: Serving, models: Any) -> Any:
     for v, sub in frame.groupby("version", sort=True):
         est = models(int(v))
         X = sub[spec.features]
-        sub = sub.assign(prediction=est.predict(X))
-        if spec.binary:
-            sub = sub.assign(score=np.round(est.predict_proba(X)[:, 1], 6))
+        try:
+            with warnings.catch_warnings():  # what goes wrong is said below, once
+                warnings.simplefilter("ignore")
+                sub = sub.assign(prediction=est.predict(X))
+                if spec.binary:
+                    sub = sub.assign(score=np.round(est.predict_proba(X)[:, 1], 6))
+        except ValueError as exc:  # e.g. empty cells a model takes no NaN for
+            why = str(exc).strip().splitlines()[0]
+            raise BadInput(f"{where}: version {v} cannot score these rows: {why}") from None
         parts.append(sub)
     return pd.concat(parts).sort_index(kind="stable")
 

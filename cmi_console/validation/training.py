@@ -4,6 +4,7 @@ the same model bytes (store.model_files.dumps) and the same metrics."""
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,13 +123,23 @@ def predictions(model: Any, X: Any, task: str) -> tuple[Any, Any | None]:
 
 
 def all_metrics(task: str, y: Any, pred: Any, proba: Any | None) -> dict[str, float]:
+    """Every metric that is defined on these rows. One that is not applicable
+    (brier on a multi-class model) or not defined (ROC AUC when every label is
+    one class, which scikit-learn answers with NaN and a warning) is left out:
+    a NaN has no JSON form, and a window of only good loans is no error."""
+    import warnings
+
     names = CLASSIFICATION if task == "classification" else REGRESSION
     out = {}
     for name in names:
         try:
-            out[name] = round(metric(name, y, pred, proba), 10)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an undefined metric is left out instead
+                value = round(metric(name, y, pred, proba), 10)
         except ValueError:
-            continue  # e.g. brier on a multi-class model: not applicable
+            continue
+        if math.isfinite(value):
+            out[name] = value
     return out
 
 
