@@ -354,6 +354,22 @@ def test_a_failed_train_leaves_nothing_behind(ws: Workspace, tmp_path: Path) -> 
     assert ok(ws.cli("dataset", "list", "--json")).json() == []
 
 
+def test_data_the_estimator_cannot_take_is_one_line(ws: Workspace, tmp_path: Path) -> None:
+    # an empty cell for a logistic regression was an internal error (exit 70)
+    ok(ws.cli("model", "create", "cancer"))
+    recipe = cancer_recipe(tmp_path)
+    data = tmp_path / "data" / "cancer.csv"
+    lines = data.read_text().splitlines()
+    first = lines[5].split(",")
+    lines[5] = ",".join(["", *first[1:]])
+    data.write_text("\n".join(lines) + "\n")
+    before = log_head(ws)
+    r = ws.cli("train", str(recipe))
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert "LogisticRegression: cannot train on this data: Input X contains NaN" in r.err
+    assert log_head(ws) == before
+
+
 @pytest.mark.parametrize("ties", [True, False])
 def test_bootstrap_auc_by_weights_equals_sklearn_on_the_resample(ties: bool) -> None:
     from sklearn.metrics import roc_auc_score

@@ -164,7 +164,13 @@ def fit(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Trained:
     parts = split(recipe, frame, holdout)
     target = recipe.data.target
     model = build(recipe, parts.train[features])
-    model.fit(parts.train[features], parts.train[target])
-    pred, proba = predictions(model, parts.holdout[features], recipe.task)
+    try:
+        model.fit(parts.train[features], parts.train[target])
+        pred, proba = predictions(model, parts.holdout[features], recipe.task)
+    except ValueError as exc:  # e.g. empty cells for an estimator that takes no NaN
+        why = str(exc).strip().splitlines()[0]
+        raise BadInput(
+            f"estimator {recipe.estimator.class_}: cannot train on this data: {why}"
+        ) from None
     scores = all_metrics(recipe.task, parts.holdout[target], pred, proba)
     return Trained(model, dumps(model), scores, features)
