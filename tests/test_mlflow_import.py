@@ -102,3 +102,23 @@ def test_import_of_one_model_and_bad_input(ws: Workspace, tmp_path: Path) -> Non
     size = audit.count(ws.ctx())
     denied = ws.cli("import", "mlflow", "--tracking-uri", uri, "--model", "cancer", as_="bob")
     assert denied.code == 3 and audit.count(ws.ctx()) == size
+
+
+def test_a_store_mlflow_cannot_read_is_one_line_and_nothing_is_created(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    size = audit.count(ws.ctx())
+    # MLflow's client creates a missing SQLite store, tables and all
+    missing = tmp_path / "nothing-here.db"
+    r = ws.cli("import", "mlflow", "--tracking-uri", f"sqlite:///{missing}", as_="alice")
+    assert r.code == 2 and "no such MLflow database" in r.err, r.err
+    assert not missing.exists()
+    # a model the store lacks, and a store this MLflow refuses to open, were
+    # internal errors (an MlflowException)
+    uri, _runs = build_store(tmp_path)
+    r = ws.cli("import", "mlflow", "--tracking-uri", uri, "--model", "nope", as_="alice")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    r = ws.cli("import", "mlflow", "--tracking-uri", (tmp_path / "art").as_uri(), as_="alice")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert audit.count(ws.ctx()) == size

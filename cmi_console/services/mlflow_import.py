@@ -38,7 +38,26 @@ def _client(tracking_uri: str) -> Any:
         raise BadInput(
             "cmi import mlflow needs MLflow's client: pip install 'cmi-console[mlflow]'"
         ) from None
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if tracking_uri.startswith("sqlite:"):
+        # MLflow creates a missing SQLite store, tables and all: an import
+        # must read what exists, never leave a new database behind
+        from sqlalchemy.engine import make_url
+
+        database = make_url(tracking_uri).database
+        if not database or not Path(database).is_file():
+            raise BadInput(f"--tracking-uri: {database or tracking_uri}: no such MLflow database")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    except MlflowException as exc:  # e.g. a file store this MLflow no longer opens
+        raise _unusable(tracking_uri, exc) from None
+
+
+def _unusable(tracking_uri: str, exc: Any) -> BadInput:
+    """MLflow's own reason, its first sentence: one line."""
+    first = str(exc.message).strip().split(". ")[0].rstrip(".")
+    return BadInput(f"--tracking-uri {tracking_uri}: {first}")
 
 
 def _key(raw: str) -> str | None:
@@ -91,11 +110,16 @@ def _model_file(folder: Path) -> Path | None:
 
 
 def import_mlflow(ctx: Context, tracking_uri: str, model: str | None = None) -> dict[str, Any]:
-    client = _client(tracking_uri)
-    if model is not None:
-        found = [client.get_registered_model(model)]
-    else:
-        found = list(client.search_registered_models())
+    client = _client(tracking_uri)  # first: it says when MLflow is not installed
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if model is not None:
+            found = [client.get_registered_model(model)]
+        else:
+            found = list(client.search_registered_models())
+    except MlflowException as exc:  # a store MLflow will not read, a model it lacks
+        raise _unusable(tracking_uri, exc) from None
     report: dict[str, Any] = {"models": [], "skipped": []}
     for rm in sorted(found, key=lambda r: r.name):
         report["models"].append(_import_model(ctx, client, rm, report["skipped"]))
