@@ -326,3 +326,26 @@ def test_hostile_shapes_are_reported_never_a_crash(governed: Workspace, tmp_path
             continue
         assert not report.ok, label
     assert crashed == [], "\n".join(crashed)
+
+
+def test_zip_bombs_are_reported_not_read_into_memory(
+    governed: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "full.zip"
+    export(governed, path)
+    files = members(path)
+    # a real one: 65 MiB of spaces that pack into a few hundred kilobytes
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, b" " * (65 << 20) if name == bundle.MANIFEST else data)
+    assert bomb.stat().st_size < 2 << 20
+    report = bundle.verify(bomb, pinned_key=vkey(governed)).as_json()
+    assert ("too-large", bundle.MANIFEST) in kinds(report)
+    # the same rule for every file read whole, and for a line of the log
+    monkeypatch.setattr(bundle, "MAX_MEMBER", 100)
+    assert ("too-large", bundle.MANIFEST) in kinds(bundle.verify(path).as_json())
+    monkeypatch.setattr(bundle, "MAX_MEMBER", 64 << 20)
+    monkeypatch.setattr(bundle, "MAX_LINE", 50)
+    found = kinds(bundle.verify(path, pinned_key=vkey(governed)).as_json())
+    assert ("too-large", f"{bundle.ENTRIES} line 1") in found

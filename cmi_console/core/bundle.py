@@ -32,6 +32,11 @@ ENTRIES, PROOFS, CHECKPOINT = "log/entries.jsonl", "log/proofs.jsonl", "log/chec
 CONSISTENCY, LOG_KEY, PRINCIPALS = "log/consistency.json", "keys/log.vkey", "keys/principals.json"
 DECISIONS = "decisions.jsonl"
 MAX_PROBLEMS = 200
+# a file the check reads whole (manifest, keys, checkpoint, a report) is small,
+# and a .jsonl line is one entry: a zip member that unpacks past these is a
+# zip bomb, not a bundle, and is reported instead of read into memory
+MAX_MEMBER = 64 << 20
+MAX_LINE = 16 << 20
 
 
 def manifest_message(manifest: dict[str, Any]) -> bytes:
@@ -114,6 +119,10 @@ class _Check:
     def read(self, name: str) -> bytes | None:
         if name not in self.names:
             self.problem("missing-file", name, "the bundle does not contain this file")
+            return None
+        size = self.zip.getinfo(name).file_size  # zipfile never unpacks past it
+        if size > MAX_MEMBER:
+            self.problem("too-large", name, f"unpacks to {size} bytes; no bundle file is that big")
             return None
         return self.zip.read(name)
 
@@ -209,9 +218,24 @@ class _Check:
         if name not in self.names:
             self.problem("missing-file", name, "the bundle does not contain this file")
             return
+        # split from 1 MiB reads: twice as fast as iterating the member's lines,
+        # and a line that never ends cannot pull the whole member into memory
+        number, rest = 0, b""
         with self.zip.open(name) as fh:
-            for number, line in enumerate(fh, start=1):
-                yield number, line.rstrip(b"\n")
+            while chunk := fh.read(1 << 20):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    number += 1
+                    if len(line) > MAX_LINE:
+                        self.problem("too-large", f"{name} line {number}", "longer than any entry")
+                        return
+                    yield number, line
+                if len(rest) > MAX_LINE:  # a line that has not ended yet
+                    self.problem("too-large", f"{name} line {number + 1}", "longer than any entry")
+                    return
+        if rest:
+            yield number + 1, rest
 
     def _proofs(self) -> Iterator[tuple[int, list[bytes]]]:
         """(seq, path) in file order; read alongside the entries, never all at once
@@ -332,16 +356,22 @@ class _Check:
 
     def _validation_reports(self, by_seq: dict[int, dict[str, Any]]) -> None:
         for name in sorted(n for n in self.names if n.startswith("validation/")):
+            raw = self.read(name)
+            if raw is None:
+                continue
             try:
-                report = orjson.loads(self.zip.read(name))
+                report = orjson.loads(raw)
                 entry = by_seq.get(int(report["seq"]))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.problem("malformed", name, "not a validation report")
                 continue
+            changes = (entry or {}).get("changes")
             rows = [
-                {"id": c.get("id"), **c.get("row", {})}
-                for c in (entry or {}).get("changes", ())
-                if c.get("t") == "validation_runs"
+                {"id": c.get("id"), **c["row"]}
+                for c in (changes if isinstance(changes, list) else [])
+                if isinstance(c, dict)
+                and c.get("t") == "validation_runs"
+                and isinstance(c.get("row"), dict)
             ]
             if report.get("run") not in rows:
                 self.problem("report-mismatch", name, "differs from the run its entry logged")
@@ -351,8 +381,11 @@ class _Check:
             if self.previous is not None:
                 self.problem("missing-file", CONSISTENCY, "no proof from the previous checkpoint")
             return
+        raw = self.read(CONSISTENCY)
+        if raw is None:
+            return
         try:
-            doc = orjson.loads(self.zip.read(CONSISTENCY))
+            doc = orjson.loads(raw)
             old = checkpoint.verify(doc["previous"], origin, public, where=CONSISTENCY)
             proof = [bytes.fromhex(h) for h in doc["proof"]]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
