@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -88,8 +89,9 @@ def echo(text: str, err: bool = False, nl: bool = True) -> None:
     typer.echo(printable(text), err=err, nl=nl)
 
 
-def console() -> Any:
-    from rich.console import Console
+@functools.cache
+def _console_class() -> Any:
+    from rich.console import Console  # imported late: most commands print no table
 
     class PrintableConsole(Console):
         """Strings printed show their control characters escaped; tables get
@@ -100,10 +102,14 @@ def console() -> Any:
             shown = [printable(o) if isinstance(o, str) else o for o in objects]
             super().print(*shown, **kwargs)
 
+    return PrintableConsole
+
+
+def console() -> Any:
     # emoji off: subjects like "version:cancer:1" must not turn into pictures
     # piped output is read by people in CI logs: do not squeeze it into 80 columns
     width = None if sys.stdout.isatty() else 160
-    return PrintableConsole(emoji=False, highlight=False, width=width)
+    return _console_class()(emoji=False, highlight=False, width=width)
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:

@@ -103,6 +103,14 @@ def _manifest_shape(manifest: Any) -> str | None:
     return None
 
 
+def _public_key(listed: dict[str, Any]) -> bytes:
+    """A listed key's bytes; b"" (which verifies nothing) when not base64."""
+    try:
+        return keys.unb64(str(listed.get("public_key")), "public key")
+    except BadInput:
+        return b""
+
+
 class _Check:
     def __init__(self, archive: zipfile.ZipFile, pinned: str | None, previous: str | None):
         self.zip = archive
@@ -317,12 +325,11 @@ class _Check:
             return
         if str(key.get("created_at")) > time or str(key.get("revoked_at") or "~") <= time:
             self.problem("signature-invalid", where, "the key was not valid at the entry's time")
+        message, public = entries.verifiable_message(obj), _public_key(key)
         try:
-            public = keys.unb64(str(key.get("public_key")), "public key")
             raw = keys.unb64(str(sig.get("value")), "signature")
-            message = entries.signed_message(obj)
-        except (BadInput, ValueError):  # a listed key or an entry no signer could have made
-            public, raw, message = b"", b"", b""
+        except BadInput:
+            raw = b""
         self.report.signatures += 1
         # checked here, not on a thread pool as `audit verify` does: this pass
         # keeps the GIL busy, and handing it back and forth cost more (measured)
@@ -335,11 +342,9 @@ class _Check:
         if signer is None or signer.get("principal") != obj.get("actor"):
             self.problem("statement-invalid", where, "statement signed with a key not the actor's")
             return
-        try:
-            signer_public = keys.unb64(str(signer.get("public_key")), "public key")
-        except BadInput:
-            signer_public = b""
-        if not statements.verify(signer_public, data["statement"], str(data.get("signature"))):
+        if not statements.verify(
+            _public_key(signer), data["statement"], str(data.get("signature"))
+        ):
             self.problem("statement-invalid", where, "the signed statement does not verify")
 
     def _decisions(self, by_seq: dict[int, dict[str, Any]]) -> None:

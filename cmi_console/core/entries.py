@@ -99,6 +99,16 @@ def signed_message(entry: dict[str, Any]) -> bytes:
     return SIGNATURE_DOMAIN + canonical_bytes(unsigned)
 
 
+def verifiable_message(entry: dict[str, Any]) -> bytes | None:
+    """signed_message for a checker: None when a forged entry holds a value
+    canonical JSON cannot write (a number beyond 2**53), which no signer could
+    have signed."""
+    try:
+        return signed_message(entry)
+    except ValueError:
+        return None
+
+
 def encode(entry: dict[str, Any]) -> tuple[bytes, bytes]:
     """Return (canonical bytes, leaf hash)."""
     body = canonical_bytes(entry)

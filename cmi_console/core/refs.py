@@ -41,11 +41,12 @@ def parse_dataset_ref(text: str, where: str = "--dataset") -> tuple[str, int | N
 
 
 def _version_number(ver: str, text: str, where: str) -> int:
-    if not names.is_decimal(ver) or int(ver) < 1:
+    number = int(ver) if names.is_decimal(ver) else 0
+    if number < 1:
         raise BadInput(f"{where}: '{text[:120]}': version must be a positive integer")
-    if int(ver) > names.MAX_INTEGER:
+    if number > names.MAX_INTEGER:
         raise BadInput(f"{where}: '{text[:120]}': version number is too large")
-    return int(ver)
+    return number
 
 
 def parse_pair(text: str, where: str) -> tuple[str, str]:

@@ -304,9 +304,13 @@ class _Verifier:
                 except BadInput:
                     raw = b""
                 self.report.signatures += 1
-                message = _signed_message(obj)
+                message = entries.verifiable_message(obj)
                 if message is None:
-                    self.find("signature-invalid", NO_CANONICAL_FORM, seq=seq)
+                    self.find(
+                        "signature-invalid",
+                        "no canonical form (a number beyond 2**53): nothing signed it",
+                        seq=seq,
+                    )
                 else:
                     self.signatures.check(seq, key[1], raw, message)
             need = roles.DECISION_ROLES.get(str(obj.get("action")))
@@ -449,18 +453,6 @@ class _Verifier:
         missing = ids[done:] if seen is None else sorted(set(expected) - seen)
         for rid in missing:
             self.find("row-missing", "the log created this row; it is gone", table=name, row_id=rid)
-
-
-NO_CANONICAL_FORM = "the entry has no canonical form (a number beyond 2**53), so nothing signed it"
-
-
-def _signed_message(entry: dict[str, Any]) -> bytes | None:
-    """What a decision's signature must cover, or None when a forged entry
-    holds a value canonical JSON cannot write (no signer could have signed it)."""
-    try:
-        return entries.signed_message(entry)
-    except ValueError:
-        return None
 
 
 def _decode_json(row: tuple[Any, ...], texts: list[int]) -> tuple[Any, ...]:
