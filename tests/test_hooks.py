@@ -189,11 +189,17 @@ def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
         ("[hooks.x]\nevents = ['gate.aproved']\nurl = 'http://127.0.0.1:1/'\n", "names no event"),
         ("[hooks.x]\nevents = ['gate.*']\n", "exactly one of url and command"),
         ("[hooks.x]\nevents = ['gate.*']\nurl = 'ftp://x'\n", "http:// or https://"),
+        # a password in the URL would sit in the policy's audited text
+        (
+            "[hooks.x]\nevents = ['gate.*']\nurl = 'https://ci:hunter2@example.org/h'\n",
+            "must not hold credentials",
+        ),
     ):
         policy = tmp_path / "bad.toml"
         policy.write_text('model = "cancer"\n' + bad)
         r = ws.cli("policy", "activate", str(policy))
         assert r.code == 2 and message in r.err and "hooks.x" in r.err, r.err
+        assert "hunter2" not in r.err
     activate(ws, tmp_path, webhook(free_port(), '["gate.*"]'))
     shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
     assert shown["sha256"] == before  # a webhook does not make approvals stale

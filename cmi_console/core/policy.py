@@ -400,6 +400,10 @@ class Hook(_Strict):
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        if value is not None and "@" in value.split("/", 3)[2]:
+            # the policy's text is hashed into the log and shown by `policy
+            # show`: a secret has no place in it (secret_env signs deliveries)
+            raise ValueError("must not hold credentials (user:password@); use secret_env")
         return value
 
     @field_validator("command")
