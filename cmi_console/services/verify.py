@@ -305,14 +305,10 @@ class _Verifier:
                     raw = b""
                 self.report.signatures += 1
                 message = entries.verifiable_message(obj)
-                if message is None:
-                    self.find(
-                        "signature-invalid",
-                        "no canonical form (a number beyond 2**53): nothing signed it",
-                        seq=seq,
-                    )
-                else:
+                if message is not None:
                     self.signatures.check(seq, key[1], raw, message)
+                else:  # a number beyond 2**53 has no canonical form: nothing signed it
+                    self.find("signature-invalid", "the entry has no canonical form", seq=seq)
             need = roles.DECISION_ROLES.get(str(obj.get("action")))
             if not genesis and need and not need & self.state.roles(str(actor)):
                 held = " or ".join(sorted(need))
