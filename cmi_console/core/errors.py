@@ -43,3 +43,10 @@ class IntegrityError(CmiError):
     """Tampered log, artifact hash mismatch (exit 4)."""
 
     exit_code = 4
+
+
+def first_line(exc: BaseException) -> str:
+    """A library's reason in one line: the first line of its message, or its
+    type when it gave none (pandas and scikit-learn write several lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from cmi_console.core import clock, roles
 from cmi_console.core import deployments as dm
 from cmi_console.core.canonical import canonical_bytes
-from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.errors import BadInput, NotFound, first_line
 from cmi_console.core.policy import Criteria, Effective
 from cmi_console.services import deployments, lineage, registry
 from cmi_console.services.context import Context, Tx
@@ -278,8 +278,9 @@ def _predict(frame: Any, spec: Any, s: Serving, models: Any, where: str) -> Any:
                 if spec.binary:
                     sub = sub.assign(score=np.round(est.predict_proba(X)[:, 1], 6))
         except ValueError as exc:  # e.g. empty cells a model takes no NaN for
-            why = str(exc).strip().splitlines()[0]
-            raise BadInput(f"{where}: version {v} cannot score these rows: {why}") from None
+            raise BadInput(
+                f"{where}: version {v} cannot score these rows: {first_line(exc)}"
+            ) from None
         parts.append(sub)
     return pd.concat(parts).sort_index(kind="stable")
 

@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import artifact_format, names, roles
-from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.errors import BadInput, NotFound, first_line
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
 from cmi_console.services import lineage
 from cmi_console.services.context import Context, Tx, complete_row
@@ -242,8 +242,7 @@ def _read_frame(path: Path, fmt: str) -> Any:
             return pd.read_csv(path)
         return pd.read_parquet(path)
     except Exception as exc:  # pandas raises many types for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"{path}: cannot read as {fmt}: {first}") from None
+        raise BadInput(f"{path}: cannot read as {fmt}: {first_line(exc)}") from None
 
 
 def dataset_row(conn: Connection, ref: str) -> Any:

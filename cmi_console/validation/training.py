@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmi_console.core.errors import BadInput
+from cmi_console.core.errors import BadInput, first_line
 from cmi_console.core.recipe import Recipe
 
 
@@ -19,7 +19,7 @@ def read_frame(path: Path) -> Any:
     try:
         return pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
     except Exception as exc:  # pandas raises many types for bad files
-        raise BadInput(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
+        raise BadInput(f"{path}: cannot read: {first_line(exc)}") from None
 
 
 def feature_columns(recipe: Recipe, frame: Any, where: str = "recipe") -> list[str]:
@@ -168,9 +168,8 @@ def fit(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Trained:
         model.fit(parts.train[features], parts.train[target])
         pred, proba = predictions(model, parts.holdout[features], recipe.task)
     except ValueError as exc:  # e.g. empty cells for an estimator that takes no NaN
-        why = str(exc).strip().splitlines()[0]
         raise BadInput(
-            f"estimator {recipe.estimator.class_}: cannot train on this data: {why}"
+            f"estimator {recipe.estimator.class_}: cannot train on this data: {first_line(exc)}"
         ) from None
     scores = all_metrics(recipe.task, parts.holdout[target], pred, proba)
     return Trained(model, dumps(model), scores, features)
