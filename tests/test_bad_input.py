@@ -51,6 +51,9 @@ def log_size(ws: Workspace) -> int:
         (["version", "search", "--metric", "auc~1"], "is not KEY>=NUMBER"),
         (["dataset", "register", "{bad_csv}", "--name", "x"], "cannot read as csv"),
         (["dataset", "register", "{art}", "--name", "x"], "unsupported data format"),
+        # pandas renamed the second 'a' to 'a.1': the schema named a column
+        # the file does not have
+        (["dataset", "register", "{dup_csv}", "--name", "x"], "column 'a' appears more than once"),
         (["audit", "log", "--since", "yesterday"], "--since: 'yesterday' is not an ISO 8601 time"),
         (["audit", "log", "-n", "0"], "--limit"),
         # the other way round, the query quietly found nothing
@@ -106,12 +109,21 @@ def test_one_line_exit_2_nothing_written(
     art = tmp_path / "m1.skops"
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_bytes(b'a,b\n1,"unterminated\n')
+    dup_csv = tmp_path / "dup.csv"
+    dup_csv.write_bytes(b"a,b,a\n1,2,3\n")
     bad_note = tmp_path / "note"
     bad_note.write_text("not a checkpoint")
     deep_toml = tmp_path / "deep.toml"
     deep_toml.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
     args = [
-        a.format(art=art, bad_csv=bad_csv, bad_note=bad_note, folder=tmp_path, deep_toml=deep_toml)
+        a.format(
+            art=art,
+            bad_csv=bad_csv,
+            dup_csv=dup_csv,
+            bad_note=bad_note,
+            folder=tmp_path,
+            deep_toml=deep_toml,
+        )
         for a in args
     ]
     before = log_size(populated)

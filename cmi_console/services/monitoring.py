@@ -10,7 +10,6 @@ auto-advance criteria, as signed deployment decisions.
 from __future__ import annotations
 
 import hashlib
-import io
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from cmi_console.services import deployments, lineage, registry
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import active_roles, require_role
 from cmi_console.services.policies import effective_for, effective_for_many
+from cmi_console.store import data_files
 from cmi_console.store.artifacts import require_file
 from cmi_console.store.tables import Alert, MonitoringWindow, RetrainRequest, table
 
@@ -172,10 +172,8 @@ def _spec(ctx: Context, model: Any, policy: Effective, s: Serving, rows: dict[in
 
 
 def _read(path: Path, where: str) -> Any:
-    from cmi_console.validation.training import read_frame
-
     require_file(path, where)
-    return read_frame(path)
+    return data_files.read_path(path)
 
 
 def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, where: str) -> Any:
@@ -308,11 +306,7 @@ def _store_frame(ctx: Context, frame: Any) -> tuple[str, str]:
 
 
 def _load_frame(ctx: Context, sha: str, fmt: str) -> Any:
-    import pandas as pd
-
-    blob = ctx.workspace.artifacts.read(sha)
-    buf = io.BytesIO(blob)
-    return pd.read_parquet(buf) if fmt == "parquet" else pd.read_csv(buf)
+    return data_files.read(ctx.workspace.artifacts.read(sha), fmt, f"window data {sha[:12]}")
 
 
 def _result(

@@ -11,13 +11,13 @@ from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import artifact_format, names, roles
-from cmi_console.core.errors import BadInput, NotFound, first_line
+from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
 from cmi_console.services import lineage
 from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import effective_for
-from cmi_console.store import driver
+from cmi_console.store import data_files, driver
 from cmi_console.store.artifacts import hash_file, require_file
 from cmi_console.store.tables import (
     Alias,
@@ -43,7 +43,6 @@ TAGS = table(VersionTag)
 ALIASES = table(Alias)
 
 RETIRED = "retired"  # the status (and stage) of a retired version
-DATA_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 METRIC_OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__"}
 
 
@@ -234,17 +233,6 @@ def show_model(ctx: Context, name: str) -> dict[str, Any]:
 # --- datasets -------------------------------------------------------------
 
 
-def _read_frame(path: Path, fmt: str) -> Any:
-    import pandas as pd
-
-    try:
-        if fmt == "csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
-    except Exception as exc:  # pandas raises many types for bad files
-        raise BadInput(f"{path}: cannot read as {fmt}: {first_line(exc)}") from None
-
-
 def dataset_row(conn: Connection, ref: str) -> Any:
     name, version = parse_dataset_ref(ref)
     stmt = select(DATASETS).where(DATASETS.c.name == name)
@@ -276,11 +264,9 @@ def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
     """Hash, profile and store a data file. The same content twice is a no-op."""
     names.entity(name, "--name")
     require_file(path)
-    fmt = DATA_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise BadInput(f"{path}: unsupported data format (use .csv or .parquet)")
+    fmt = data_files.format_of(path)
     digest, _size = hash_file(path)
-    frame = _read_frame(path, fmt)
+    frame = data_files.read(path, fmt, str(path))
     columns = [{"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()]
     with ctx.read() as conn:
         latest = conn.execute(

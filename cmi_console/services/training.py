@@ -14,6 +14,7 @@ from cmi_console.core import recipe as rcp
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.services import registry
 from cmi_console.services.context import Context
+from cmi_console.store import data_files
 from cmi_console.store.artifacts import require_file
 
 # Metrics are recomputed from the same bytes on the same data; anything beyond
@@ -89,11 +90,11 @@ def _fit_and_register(
     code: dict[str, Any] | None,
     where: str,
 ) -> dict[str, Any]:
-    from cmi_console.validation.training import fit, read_frame
+    from cmi_console.validation.training import fit
 
     recipe_sha = rcp.sha256_of(raw)
-    frame = read_frame(data_path)
-    holdout = read_frame(holdout_path) if holdout_path else None
+    frame = data_files.read_path(data_path)
+    holdout = data_files.read_path(holdout_path) if holdout_path else None
     result = fit(recipe, frame, holdout)
     # datasets, run and version land together or not at all (one transaction)
     with ctx.batch():
@@ -172,18 +173,11 @@ def recipe_of(
 
 
 def frames(data: dict[str, tuple[bytes, str]]) -> tuple[Any, Any | None]:
-    import io
+    def load(role: str) -> Any:
+        blob, fmt = data[role]
+        return data_files.read(blob, fmt, f"the recipe's {role} dataset")
 
-    import pandas as pd
-
-    def load(item: tuple[bytes, str]) -> Any:
-        blob, fmt = item
-        buf = io.BytesIO(blob)
-        return pd.read_parquet(buf) if fmt == "parquet" else pd.read_csv(buf)
-
-    train = load(data["train"])
-    holdout = load(data["holdout"]) if "holdout" in data else None
-    return train, holdout
+    return load("train"), load("holdout") if "holdout" in data else None
 
 
 def reproduce(ctx: Context, ref: str) -> dict[str, Any]:

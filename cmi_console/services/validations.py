@@ -187,13 +187,14 @@ def _evaluation_source(ctx: Context, ref: str, data: Path | None) -> Callable[[]
 
     def build() -> Any:
         from cmi_console.services.training import frames, recipe_of
+        from cmi_console.store import data_files
         from cmi_console.validation.subject import Evaluation
-        from cmi_console.validation.training import feature_columns, read_frame, split
+        from cmi_console.validation.training import feature_columns, split
 
         recipe, _raw, blobs = recipe_of(ctx, ref)
         train, holdout = frames(blobs)
         parts = split(recipe, train, holdout)
-        current = read_frame(data) if data is not None else parts.holdout
+        current = data_files.read_path(data) if data is not None else parts.holdout
         return Evaluation(
             reference=parts.train,
             current=current,

@@ -6,20 +6,10 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cmi_console.core.errors import BadInput, first_line
 from cmi_console.core.recipe import Recipe
-
-
-def read_frame(path: Path) -> Any:
-    import pandas as pd
-
-    try:
-        return pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
-    except Exception as exc:  # pandas raises many types for bad files
-        raise BadInput(f"{path}: cannot read: {first_line(exc)}") from None
 
 
 def feature_columns(recipe: Recipe, frame: Any, where: str = "recipe") -> list[str]:

@@ -1,0 +1,55 @@
+"""Data files (CSV or Parquet) read one way for every command: a file the
+user names and a data file kept in the artifact store alike."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from cmi_console.core.errors import BadInput, first_line
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def format_of(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise BadInput(f"{path}: unsupported data format (use .csv or .parquet)")
+    return fmt
+
+
+def read_path(path: Path) -> Any:
+    return read(path, format_of(path), str(path))
+
+
+def read(source: Path | bytes, fmt: str, where: str) -> Any:
+    """The file as a DataFrame; BadInput, naming `where`, if it is not one."""
+    import pandas as pd
+
+    src = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        frame = pd.read_parquet(src) if fmt == "parquet" else pd.read_csv(src)
+    except Exception as exc:  # pandas raises many types for bad files
+        raise BadInput(f"{where}: cannot read as {fmt}: {first_line(exc)}") from None
+    names = _csv_header(source, where) if fmt == "csv" else [str(c) for c in frame.columns]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            # a schema snapshot, a feature list or a drift report that names
+            # this column would not say which of the two it means
+            raise BadInput(f"{where}: column '{name}' appears more than once")
+        seen.add(name)
+    return frame
+
+
+def _csv_header(source: Path | bytes, where: str) -> list[str]:
+    """The header as written: pandas renames a repeated name ('a', 'a.1')."""
+    raw = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+    with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as text:
+        try:
+            # pandas takes the first non-blank line as the header, as here
+            return next((row for row in csv.reader(text) if row), [])
+        except csv.Error as exc:  # e.g. a header field past csv's size limit
+            raise BadInput(f"{where}: header: {exc}") from None

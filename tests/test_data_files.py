@@ -1,0 +1,81 @@
+"""Data files are read one way: a file named on the line, or bytes kept in the
+artifact store; repeated column names are refused in both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cmi_console.core.errors import BadInput
+from cmi_console.store import data_files
+
+
+@pytest.mark.parametrize(
+    "text, columns",
+    [
+        ("a,b\n1,2\n", ["a", "b"]),
+        # a real column may be called 'a.1'; only a repeated name is refused
+        ("a,a.1\n1,2\n", ["a", "a.1"]),
+        # pandas skips blank lines before the header, and so does the check
+        ("\n\na,b\n1,2\n", ["a", "b"]),
+        ("\ufeffa,b\n1,2\n", ["a", "b"]),
+        ('"a,b",c\n1,2\n', ["a,b", "c"]),
+    ],
+)
+def test_csv_read_from_a_path_and_from_bytes_alike(
+    tmp_path: Path, text: str, columns: list[str]
+) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text(text, encoding="utf-8")
+    assert list(data_files.read_path(path).columns) == columns
+    assert list(data_files.read(path.read_bytes(), "csv", "stored").columns) == columns
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("a,b,a\n1,2,3\n", "a"),
+        ("\n\nx,y,y\n1,2,3\n", "y"),
+        ('"a,b",c,"a,b"\n1,2,3\n', "a,b"),
+    ],
+)
+def test_a_repeated_csv_column_is_refused(tmp_path: Path, text: str, name: str) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BadInput, match=f"^{path}: column '{name}' appears more than once$"):
+        data_files.read_path(path)
+    with pytest.raises(BadInput, match=f"^stored: column '{name}' appears more than once$"):
+        data_files.read(path.read_bytes(), "csv", "stored")
+
+
+def test_parquet_reads_and_a_repeated_column_is_refused(tmp_path: Path) -> None:
+    good = tmp_path / "good.parquet"
+    pd.DataFrame({"a": [1], "b": [2]}).to_parquet(good)
+    assert list(data_files.read_path(good).columns) == ["a", "b"]
+    dup = tmp_path / "dup.pq"
+    pq.write_table(pa.table([[1], [2]], names=["a", "a"]), dup)
+    with pytest.raises(BadInput, match=f"^{dup}: "):
+        data_files.read_path(dup)
+
+
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("d.txt", b"a,b\n1,2\n", "unsupported data format"),
+        ("d.csv", b"", "cannot read as csv"),
+        ("d.parquet", b"a,b\n1,2\n", "cannot read as parquet"),
+        # csv's field limit: a line, not a traceback
+        ("d.csv", b"x" * 200_000 + b",b\n1,2\n", "header: field larger than field limit"),
+    ],
+)
+def test_unreadable_files_are_bad_input(
+    tmp_path: Path, name: str, content: bytes, words: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(BadInput, match=words):
+        data_files.read_path(path)
