@@ -153,3 +153,13 @@ def test_latency_is_measured_and_kept_out_of_the_result_hash(
 
     doc = {"results": [{"kind": "k", "status": "pass", "value": 1}]}
     assert digest(doc) != digest({"results": [{"kind": "k", "status": "fail", "value": 1}]})
+
+
+def test_relative_change_from_zero_keeps_its_sign() -> None:
+    from cmi_console.validation.model_checks import relative_change
+
+    assert relative_change(0.05, 0.5) == pytest.approx(0.1)
+    assert relative_change(-0.05, -0.5) == pytest.approx(-0.1)  # r2 may be negative
+    assert relative_change(0.1, 0.0) == float("inf")
+    assert relative_change(-0.1, 0.0) == float("-inf")
+    assert relative_change(0.0, 0.0) == 0.0

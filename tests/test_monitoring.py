@@ -273,6 +273,8 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
             frame.assign(prediction=0, income=frame["income"].where(frame.index != 2, np.inf)),
             ":4: income: 'inf' is not a finite number",
         ),
+        # an internal error before ("No objects to concatenate")
+        "norows.csv": (frame.head(0).assign(prediction=0), "norows.csv: no rows"),
     }
     for name, (f, message) in cases.items():
         path = tmp_path / name
@@ -459,3 +461,17 @@ def test_a_window_whose_labels_are_all_one_class_is_measured(
     frame[frame["default"] == 0].head(200).to_csv(good, index=False)
     summary = ingest(watched, good)["summary"]["1"]
     assert "roc_auc" not in summary and summary["accuracy"] >= 0
+
+
+def test_a_feature_empty_throughout_is_scored_and_named_as_drifted(
+    watched: Workspace, tmp_path: Path
+) -> None:
+    # pandas reads an empty column as numbers: the model's category encoder
+    # raised TypeError (an internal error), and the drift tests had no values
+    path = tmp_path / "no-employment.csv"
+    pd.read_csv(week(1)).assign(employment=None).to_csv(path, index=False)
+    w = monitoring.show_window(watched.ctx(), "credit", ingest(watched, path)["window"])
+    columns = {c["column"]: c for c in w["metrics"]["drift"]["columns"]}
+    assert columns["employment"]["method"] == "no-values" and columns["employment"]["drifted"]
+    assert [c for c, d in columns.items() if d["method"] == "no-values"] == ["employment"]
+    assert verify(watched.ctx()).ok

@@ -165,7 +165,9 @@ def test_a_threshold_on_the_interval_fails_with_exit_1(trained: Workspace) -> No
     assert res["status"] == "fail" and "interval" in res["explanation"]
 
 
-def test_drift_and_fairness_on_the_credit_data(ws: Workspace, tmp_path: Path) -> None:
+@pytest.fixture
+def credit(ws: Workspace, tmp_path: Path) -> Workspace:
+    """credit:1, a gradient-boosted model of data/credit.csv (sensitive: sex)."""
     ok(ws.cli("model", "create", "credit"))
     policy = tmp_path / "default.toml"
     policy.write_text(POLICY)
@@ -180,13 +182,18 @@ def test_drift_and_fairness_on_the_credit_data(ws: Workspace, tmp_path: Path) ->
         "params = { n_estimators = 60, max_depth = 2 }\n"
     )
     ok(ws.cli("train", str(recipe)))
+    return ws
+
+
+def test_drift_and_fairness_on_the_credit_data(credit: Workspace, tmp_path: Path) -> None:
+    ws = credit
     drifted = ws.cli(
         "validate",
         "credit:1",
         "--suite",
         "full",
         "--data",
-        str(tmp_path / "data" / "credit-2026q3.csv"),
+        str(REPO / "data" / "credit-2026q3.csv"),
         "--json",
     )
     out = drifted.json()
@@ -201,6 +208,22 @@ def test_drift_and_fairness_on_the_credit_data(ws: Workspace, tmp_path: Path) ->
     robust = ok(ws.cli("validate", "credit:1", "--suite", "robust", "--json")).json()
     [r] = robust["results"]
     assert r["status"] == "pass" and set(r["value"]["drops"]) == {"noise", "missing", "swap"}
+
+
+@pytest.mark.parametrize("rows", [50, 2000])  # the small-sample tests and the distances
+def test_a_column_without_values_on_one_side_has_drifted(rows: int) -> None:
+    # scipy raised ("Distribution can't be empty") or answered NaN
+    from cmi_console.validation.drift import column_drift
+
+    rng = np.random.default_rng(3)
+    numbers = pd.Series(rng.normal(size=rows))
+    words = pd.Series(rng.choice(["a", "b", "c"], rows))
+    empty = pd.Series([np.nan] * 40)
+    for ref in (numbers, words):
+        gone = column_drift("x", ref, empty)
+        assert (gone.method, gone.score, gone.drifted) == ("no-values", 1.0, True)
+        assert column_drift("x", empty, ref.head(40)).drifted
+    assert not column_drift("x", empty, empty).drifted
 
 
 def test_drift_statistics_match_scipy() -> None:
@@ -389,3 +412,102 @@ def test_bootstrap_auc_by_weights_equals_sklearn_on_the_resample(ties: bool) -> 
                 assert got is None
                 continue
             assert got == pytest.approx(roc_auc_score(y[idx], score[idx]), abs=1e-12)
+
+
+def _cancer_rows() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer(as_frame=True).frame.head(80)
+
+
+def _with_first(frame: pd.DataFrame, column: str, value: object) -> pd.DataFrame:
+    values = frame[column].astype(object).tolist()
+    return frame.assign(**{column: [value, *values[1:]]})
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda f: f.iloc[0:0], "cur.csv: no rows"),
+        (lambda f: f.drop(columns=["mean radius"]), "missing feature column(s) mean radius"),
+        (
+            lambda f: _with_first(f, "mean radius", "big"),
+            "cur.csv:2: mean radius: 'big' is not a number",
+        ),
+        (lambda f: _with_first(f, "mean area", "inf"), "mean area: 'inf' is not a finite number"),
+        (lambda f: _with_first(f, "target", 7), "target: '7' is not a class of the model (0, 1)"),
+        (lambda f: _with_first(f, "target", "yes"), "target: 'yes' is not a class of the model"),
+        (lambda f: _with_first(f, "target", None), "cur.csv:2: target: '' is not a label"),
+        (
+            lambda f: f.rename(columns={"mean area": "mean radius"}),
+            "'mean radius' appears more than once",
+        ),
+    ],
+)
+def test_given_data_that_does_not_fit_the_model_is_bad_input(
+    trained: Workspace, tmp_path: Path, change: object, words: str
+) -> None:
+    """Each of these had been recorded as a run of check errors, or (a label
+    outside the classes) had crashed it; nothing may be written."""
+    path = tmp_path / "cur.csv"
+    change(_cancer_rows()).to_csv(path, index=False)  # type: ignore[operator]
+    before = log_head(trained)
+    runs = ok(trained.cli("validation", "list", "cancer:1", "--json")).json()
+    r = trained.cli("validate", "cancer:1", "--suite", "full", "--data", str(path))
+    assert r.code == 2, (r.code, r.err)
+    assert words in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert log_head(trained) == before
+    assert ok(trained.cli("validation", "list", "cancer:1", "--json")).json() == runs
+
+
+def test_data_for_a_version_without_a_recipe_is_bad_input(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "cur.csv"
+    _cancer_rows().to_csv(path, index=False)
+    before = log_head(populated)
+    r = populated.cli("validate", "cancer:1", "--data", str(path), as_="root")
+    assert r.code == 2 and "was not trained from a recipe" in r.err, r.err
+    assert log_head(populated) == before
+
+
+def test_labels_of_one_class_are_an_error_result_not_a_crash(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    # ROC AUC is undefined there: scikit-learn's NaN had made the run
+    # unhashable (internal error, exit 70) and its warning reached stderr
+    rows = _cancer_rows()
+    path = tmp_path / "benign.csv"
+    rows[rows.target == 1].to_csv(path, index=False)
+    r = trained.cli("validate", "cancer:1", "--suite", "full", "--data", str(path), "--json")
+    assert r.code == 1, (r.code, r.err)
+    perf = next(x for x in r.json()["results"] if x["kind"] == "performance")
+    assert perf["status"] == "error"
+    assert "roc_auc is not defined on these rows (every label is 1)" in perf["explanation"]
+    assert "Warning" not in r.err and r.err.strip() == ""
+
+
+def test_unlabelled_data_is_checked_for_drift_and_scoring_checks_say_why(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    path = tmp_path / "unlabelled.csv"
+    _cancer_rows().drop(columns=["target"]).to_csv(path, index=False)
+    r = trained.cli("validate", "cancer:1", "--suite", "full", "--data", str(path), "--json")
+    by = {x["kind"]: x for x in r.json()["results"]}
+    assert by["performance"]["status"] == "error"
+    assert "no 'target' column: no labels to score against" in by["performance"]["explanation"]
+    assert by["drift"]["status"] in ("pass", "fail") and by["drift"]["value"] is not None
+
+
+def test_library_warnings_are_kept_with_the_result_not_printed(
+    credit: Workspace, tmp_path: Path
+) -> None:
+    # 1e308 overflows where the boosted trees cast their input to float32:
+    # numpy's warning had been printed around the CLI's output
+    frame = pd.read_csv(REPO / "data" / "credit-2026q3.csv").head(300)
+    path = tmp_path / "huge.csv"
+    frame.assign(age=1e308).to_csv(path, index=False)
+    r = credit.cli("validate", "credit:1", "--suite", "full", "--data", str(path), "--json")
+    assert r.code in (0, 1) and r.err.strip() == "", r.err
+    kept = [w for x in r.json()["results"] for w in x["details"].get("warnings", [])]
+    assert "RuntimeWarning: overflow encountered in cast" in kept, r.json()["results"]

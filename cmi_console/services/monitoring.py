@@ -123,6 +123,7 @@ def _spec(ctx: Context, model: Any, policy: Effective, s: Serving, rows: dict[in
     """What a window is measured against: the primary version's recipe, its
     training split as reference, and each version's predictions on it."""
     from cmi_console.services.training import frames, recipe_of
+    from cmi_console.validation.conformance import known_classes
     from cmi_console.validation.monitoring import WindowSpec
     from cmi_console.validation.training import feature_columns, split
 
@@ -138,7 +139,7 @@ def _spec(ctx: Context, model: Any, policy: Effective, s: Serving, rows: dict[in
     parts = split(recipe, train, holdout)
     features = feature_columns(recipe, train)
     models = _Models(ctx, model.name, rows, policy.policy.allow_pickle)
-    classes = sorted(train[recipe.data.target].dropna().unique().tolist(), key=str)
+    classes = known_classes(train[recipe.data.target])
     reference = parts.train
     import pandas as pd
 
@@ -180,20 +181,13 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     """Check the window's columns, and with `predict`, score it with the
     deployed versions as the serving layer would have."""
     import pandas as pd
-    from pandas.api.types import is_numeric_dtype
 
-    missing = [c for c in spec.features if c not in frame.columns]
-    if missing:
-        raise BadInput(f"{where}: missing feature column(s) {', '.join(missing)}")
-    for c in spec.features:  # a number the model expects must be a number
-        if is_numeric_dtype(spec.reference[c]) and not is_numeric_dtype(frame[c]):
-            _first_bad(frame[c], pd.to_numeric(frame[c], errors="coerce"), where, "a number")
-        if is_numeric_dtype(frame[c]):  # an empty cell is missing; inf is no value at all
-            finite = frame[c].replace([float("inf"), float("-inf")], float("nan"))
-            _first_bad(frame[c], finite, where, "a finite number")
+    from cmi_console.validation.conformance import check_classes, check_features, first_bad
+
+    frame = check_features(frame, spec.features, spec.reference, where)
     if "timestamp" in frame:
         stamps = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True)
-        _first_bad(frame["timestamp"], stamps, where, "a time")
+        first_bad(frame["timestamp"], stamps, where, "a time")
     if "version" in frame:
         try:
             frame["version"] = frame["version"].astype(int)
@@ -212,7 +206,7 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     elif "version" not in frame:
         frame = frame.assign(version=s.primary)
     for col in ["prediction"] + ([spec.target] if spec.target in frame else []):
-        _check_classes(frame[col], spec.classes, where)
+        check_classes(frame[col], spec.classes, where)
     if "score" in frame:
         scores = pd.to_numeric(frame["score"], errors="coerce")
         if scores.isna().any() or ((scores < 0) | (scores > 1)).any():
@@ -220,31 +214,6 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     if spec.target in frame and frame[spec.target].isna().all():
         frame = frame.drop(columns=[spec.target])
     return frame
-
-
-def _check_classes(values: Any, classes: list[Any], where: str) -> None:
-    """Predictions and labels of a classifier must be classes it knows."""
-    if not classes:
-        return
-    known = {str(c) for c in classes}
-    present = values.dropna()
-    stray = present[~present.astype(str).isin(known)]
-    if len(stray):
-        raise BadInput(
-            f"{where}: {values.name}: '{stray.iloc[0]}' is not a class of the model "
-            f"({', '.join(sorted(known))})"
-        )
-
-
-def _first_bad(raw: Any, parsed: Any, where: str, what: str) -> None:
-    """One line naming the first value that did not parse, with its CSV line."""
-    import numpy as np
-
-    bad = (parsed.isna() & raw.notna()).to_numpy()
-    if bad.any():
-        row = int(np.argmax(bad))
-        line = row + 2  # +1 for the header, +1 one-based
-        raise BadInput(f"{where}:{line}: {raw.name}: '{raw.iloc[row]}' is not {what}")
 
 
 def _predict(frame: Any, spec: Any, s: Serving, models: Any, where: str) -> Any:
@@ -428,6 +397,7 @@ def labels(
     ctx: Context, model_name: str, window_id: int, path: Path, *, key: str | None = None
 ) -> dict[str, Any]:
     """Attach labels that arrived late, and measure the window again."""
+    from cmi_console.validation.conformance import check_classes
     from cmi_console.validation.monitoring import analyse
 
     actor = ctx.require_actor()
@@ -444,7 +414,7 @@ def labels(
     given = _read(path, where)
     if spec.target not in given.columns:
         raise BadInput(f"{where}: no '{spec.target}' column (the model's target)")
-    _check_classes(given[spec.target], spec.classes, where)
+    check_classes(given[spec.target], spec.classes, where)
     frame = _attach(frame, given, spec.target, key, where)
     metrics = analyse(frame, spec)
     from cmi_console.store.artifacts import hash_file

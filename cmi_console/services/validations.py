@@ -110,6 +110,15 @@ def validate(
             .join(DATASETS, DATASETS.c.id == VERSION_DATASETS.c.dataset_id)
             .where(VERSION_DATASETS.c.version_id == v.id)
         ).all()
+    inputs: dict[str, Any] = {}
+    current = None
+    if data is not None:
+        from cmi_console.store import data_files
+        from cmi_console.store.artifacts import hash_file, require_file
+
+        require_file(data, "--data")
+        inputs["current"] = {"file": data.name, "sha256": hash_file(data)[0]}
+        current = data_files.read_path(data)
     store = ctx.workspace.artifacts
     subject = Subject(
         model=model.name,
@@ -123,16 +132,23 @@ def validate(
             r.role: {"name": r.name, "version": r.version, "sha256": r.content_sha256}
             for r in links
         },
-        evaluation_source=_evaluation_source(ctx, ref, data),
+        evaluation_source=_evaluation_source(ctx, ref, current),
         champion=lambda stage: _champion(ctx, model, v.id, stage, policy.policy.allow_pickle),
         reproduce=lambda: _reproduce(ctx, ref),
     )
-    inputs: dict[str, Any] = {"datasets": subject.datasets}
+    inputs = {"datasets": subject.datasets, **inputs}
     if data is not None:
-        from cmi_console.store.artifacts import hash_file, require_file
+        # a file that does not fit the model is bad input, not a run of errors
+        from cmi_console.validation.conformance import check_current
 
-        require_file(data, "--data")
-        inputs["current"] = {"file": data.name, "sha256": hash_file(data)[0]}
+        try:
+            evaluation = subject.evaluation()
+        except NotFound:
+            raise BadInput(
+                f"--data: {ref} was not trained from a recipe (cmi train): there is no "
+                "training data to compare it with"
+            ) from None
+        check_current(evaluation, f"--data: {data}")
     started = ctx.clock()
     results = run_suite(specs, subject, progress, cancel)
     document = {
@@ -181,23 +197,21 @@ def validate(
     return {"run": run_id, "status": status, "result_sha256": result_sha, **document}
 
 
-def _evaluation_source(ctx: Context, ref: str, data: Path | None) -> Callable[[], Any]:
+def _evaluation_source(ctx: Context, ref: str, current: Any | None) -> Callable[[], Any]:
     """Builds, on first use, the data the checks compare: the recipe's training
-    split as reference and its holdout (or `data`) as current."""
+    split as reference and its holdout (or the given `current`) as current."""
 
     def build() -> Any:
         from cmi_console.services.training import frames, recipe_of
-        from cmi_console.store import data_files
         from cmi_console.validation.subject import Evaluation
         from cmi_console.validation.training import feature_columns, split
 
         recipe, _raw, blobs = recipe_of(ctx, ref)
         train, holdout = frames(blobs)
         parts = split(recipe, train, holdout)
-        current = data_files.read_path(data) if data is not None else parts.holdout
         return Evaluation(
             reference=parts.train,
-            current=current,
+            current=parts.holdout if current is None else current,
             target=recipe.data.target,
             features=feature_columns(recipe, train),
             sensitive=list(recipe.data.sensitive),

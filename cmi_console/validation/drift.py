@@ -14,6 +14,7 @@ DISTANCE_THRESHOLD = 0.1
 P_THRESHOLD = 0.05
 PSI_THRESHOLD = 0.1
 CATEGORICAL_MAX_UNIQUE = 5
+NO_VALUES = "no-values"  # the method of a column empty on one side (score: 1.0)
 
 
 @dataclass
@@ -81,6 +82,10 @@ def column_drift(
     ref, cur = ref.dropna(), cur.dropna()
     numeric = _is_numeric(ref)
     kind = "numeric" if numeric else "categorical"
+    if len(ref) == 0 or len(cur) == 0:
+        # no values on one side: no test applies (they raise, or answer NaN),
+        # and a column that is empty in only one of them has changed
+        return ColumnDrift(name, kind, NO_VALUES, 1.0, 1.0, len(ref) != len(cur))
     if method == "psi":
         t = threshold or PSI_THRESHOLD
         score = psi(ref, cur, numeric)

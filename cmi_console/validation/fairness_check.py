@@ -48,7 +48,7 @@ def run(spec: FairnessCheck, subject: Subject) -> CheckResult:
     if not attributes:
         raise ValueError("no sensitive attribute: set data.sensitive in the recipe")
     model = subject.load_model()
-    y = ev.current[ev.target]
+    y = ev.labels()
     pred, proba = predictions(model, ev.current[ev.features], ev.task)
     classes = sorted(set(y.tolist()))
     if len(classes) != 2:

@@ -3,6 +3,7 @@ champion comparison and reproducibility."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from cmi_console.core.policy import (
@@ -26,7 +27,7 @@ def default_metric(task: str, configured: str | None) -> str:
 
 def _score(model: Any, ev: Evaluation, frame: Any, name: str) -> float:
     pred, proba = predictions(model, frame[ev.features], ev.task)
-    return metric(name, frame[ev.target], pred, proba)
+    return metric(name, ev.labels(frame), pred, proba)
 
 
 def _result(spec: Any, ok: bool, text: str, value: Any, threshold: Any) -> CheckResult:
@@ -52,7 +53,7 @@ def expected_calibration_error(y_true: Any, p_positive: Any, bins: int) -> float
 def run_calibration(spec: CalibrationCheck, subject: Subject) -> CheckResult:
     ev = subject.evaluation()
     model = subject.load_model()
-    y = ev.current[ev.target]
+    y = ev.labels()
     classes = sorted(set(y.tolist()))
     if ev.task != "classification" or len(classes) != 2:
         raise ValueError("calibration needs a binary classifier")
@@ -157,6 +158,14 @@ def run_robustness(spec: RobustnessCheck, subject: Subject) -> CheckResult:
     )
 
 
+def relative_change(change: float, base: float) -> float:
+    """`change` as a share of `base`; from 0, a gain is infinitely large and
+    so is a loss (a loss from 0 had counted as an infinite gain)."""
+    if base:
+        return change / abs(base)
+    return math.copysign(math.inf, change) if change else 0.0
+
+
 def run_champion(spec: ChampionCheck, subject: Subject) -> CheckResult:
     import numpy as np
 
@@ -167,14 +176,14 @@ def run_champion(spec: ChampionCheck, subject: Subject) -> CheckResult:
         ok = spec.missing_champion == "pass"
         return _result(spec, ok, f"no version in {spec.stage} to compare with", None, threshold)
     ref, champion = found
-    X, y = ev.current[ev.features], np.asarray(ev.current[ev.target])
+    X, y = ev.current[ev.features], np.asarray(ev.labels())
     cand_pred, cand_proba = predictions(subject.load_model(), X, ev.task)
     champ_pred, champ_proba = predictions(champion, X, ev.task)
     cand = metric(spec.metric, y, cand_pred, cand_proba)
     champ = metric(spec.metric, y, champ_pred, champ_proba)
     sign = 1.0 if spec.higher_is_better else -1.0
     change = sign * (cand - champ)
-    relative = change / abs(champ) if champ else float("inf")
+    relative = relative_change(change, champ)
     problems = []
     if spec.min_absolute_change is not None and change < spec.min_absolute_change:
         problems.append(f"change {change:+.4f} < {spec.min_absolute_change}")

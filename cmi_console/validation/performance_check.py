@@ -80,7 +80,7 @@ class _AucByWeights:
 def run(spec: PerformanceCheck, subject: Subject) -> CheckResult:
     ev = subject.evaluation()
     model = subject.load_model()
-    X, y = ev.current[ev.features], ev.current[ev.target]
+    X, y = ev.current[ev.features], ev.labels()
     pred, proba = predictions(model, X, ev.task)
     values: dict[str, Any] = {}
     problems: list[str] = []

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 
+from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.policy import CheckSpec
 from cmi_console.validation import (
     artifact_check,
@@ -18,6 +20,7 @@ from cmi_console.validation.results import ERROR, CheckResult
 from cmi_console.validation.subject import Subject
 
 CheckFn = Callable[[CheckSpec, Subject], CheckResult]
+MAX_WARNINGS = 5  # distinct ones kept per check
 
 # kind -> implementation; core.policy.CHECK_SPECS holds the same kinds' settings
 CHECKS: dict[str, CheckFn] = {
@@ -52,13 +55,37 @@ def run_suite(
             raise Cancelled(f"cancelled after {i} of {len(specs)} checks")
         if progress:
             progress(i, len(specs), None)
+        results.append(_run_one(spec, subject))
+        if progress:
+            progress(i + 1, len(specs), results[-1])
+    return results
+
+
+def _run_one(spec: CheckSpec, subject: Subject) -> CheckResult:
+    # the libraries' warnings (an overflow in a cast, an undefined metric) are
+    # part of the evidence: kept with the result, never printed over the CLI's
+    # one line or the console's screen
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             result = CHECKS[spec.kind](spec, subject)
         except Exception as exc:  # a check that breaks is an error result, never a pass
             result = CheckResult(
                 spec.label, spec.kind, ERROR, f"{type(exc).__name__}: {exc}", spec.blocking
             )
-        results.append(result)
-        if progress:
-            progress(i + 1, len(specs), result)
-    return results
+    said = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    if said:
+        result.details = {**result.details, "warnings": said[:MAX_WARNINGS]}
+    try:
+        canonical_bytes(result.as_json())
+    except ValueError as exc:
+        # e.g. a NaN measured: the run could be neither hashed nor recorded
+        return CheckResult(
+            spec.label,
+            spec.kind,
+            ERROR,
+            f"measured a value that cannot be recorded: {exc}",
+            spec.blocking,
+            details=result.details,
+        )
+    return result

@@ -19,6 +19,14 @@ class Evaluation:
     sensitive: list[str]
     task: str
 
+    def labels(self, frame: Any | None = None) -> Any:
+        """The labels of `frame` (default: the current data), which checks that
+        score the model need; a given file may come without them."""
+        data = self.current if frame is None else frame
+        if self.target not in data:
+            raise ValueError(f"the data has no '{self.target}' column: no labels to score against")
+        return data[self.target]
+
 
 @dataclass
 class Subject:

@@ -70,7 +70,23 @@ REGRESSION = ("rmse", "mae", "r2")
 
 
 def metric(name: str, y: Any, pred: Any, proba: Any | None) -> float:
-    """One metric as scikit-learn computes it; binary metrics use the positive class."""
+    """One metric as scikit-learn computes it; binary metrics use the positive
+    class. ValueError if it is not applicable (brier on a multi-class model) or
+    not defined on these rows: scikit-learn answers ROC AUC on labels of one
+    class with NaN and a warning, and a NaN has no JSON form."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said once, below
+        value = _computed(name, y, pred, proba)
+    if not math.isfinite(value):
+        labels = {str(v) for v in getattr(y, "tolist", lambda: list(y))()}
+        why = f" (every label is {labels.pop()})" if len(labels) == 1 else ""
+        raise ValueError(f"{name} is not defined on these rows{why}")
+    return value
+
+
+def _computed(name: str, y: Any, pred: Any, proba: Any | None) -> float:
     from sklearn import metrics as skm
 
     binary = proba is not None and proba.shape[1] == 2
@@ -113,23 +129,15 @@ def predictions(model: Any, X: Any, task: str) -> tuple[Any, Any | None]:
 
 
 def all_metrics(task: str, y: Any, pred: Any, proba: Any | None) -> dict[str, float]:
-    """Every metric that is defined on these rows. One that is not applicable
-    (brier on a multi-class model) or not defined (ROC AUC when every label is
-    one class, which scikit-learn answers with NaN and a warning) is left out:
-    a NaN has no JSON form, and a window of only good loans is no error."""
-    import warnings
-
+    """Every metric that is defined on these rows; one that is not (see
+    `metric`) is left out: a window of only good loans is no error."""
     names = CLASSIFICATION if task == "classification" else REGRESSION
     out = {}
     for name in names:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # an undefined metric is left out instead
-                value = round(metric(name, y, pred, proba), 10)
+            out[name] = round(metric(name, y, pred, proba), 10)
         except ValueError:
             continue
-        if math.isfinite(value):
-            out[name] = value
     return out
 
 

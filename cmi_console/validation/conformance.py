@@ -1,0 +1,90 @@
+"""Does a data file fit the model: the columns it was trained on, numbers
+where it took numbers, and labels among the classes it knows. A monitoring
+window and validation's `--data` are checked this way before anything is
+measured, so a bad file is one line naming its first bad value, and nothing
+is recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cmi_console.core.errors import BadInput
+from cmi_console.validation.subject import Evaluation
+
+
+def known_classes(labels: Any) -> list[Any]:
+    """The classes a classifier trained on these labels knows."""
+    return sorted(labels.dropna().unique().tolist(), key=str)
+
+
+def check_features(frame: Any, features: list[str], reference: Any, where: str) -> Any:
+    """`frame` with rows and the model's features, numbers where it took
+    numbers; returned with a feature that is empty throughout typed as the
+    model knew it (pandas reads an empty column as numbers, which a
+    category encoder cannot take)."""
+    import pandas as pd
+    from pandas.api.types import is_numeric_dtype
+
+    if len(frame) == 0:
+        raise BadInput(f"{where}: no rows")
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{where}: missing feature column(s) {', '.join(missing)}")
+    for c in features:  # a number the model expects must be a number
+        if is_numeric_dtype(reference[c]) and not is_numeric_dtype(frame[c]):
+            first_bad(frame[c], pd.to_numeric(frame[c], errors="coerce"), where, "a number")
+        if not is_numeric_dtype(reference[c]) and frame[c].isna().all():
+            frame = frame.assign(**{c: frame[c].astype(reference[c].dtype)})
+        elif is_numeric_dtype(frame[c]):
+            _check_finite(frame[c], where)
+    return frame
+
+
+def check_classes(values: Any, classes: list[Any], where: str) -> None:
+    """Predictions and labels of a classifier must be classes it knows."""
+    if not classes:
+        return
+    known = {str(c) for c in classes}
+    present = values.dropna()
+    stray = present[~present.astype(str).isin(known)]
+    if len(stray):
+        raise BadInput(
+            f"{where}: {values.name}: '{stray.iloc[0]}' is not a class of the model "
+            f"({', '.join(sorted(known))})"
+        )
+
+
+def check_current(ev: Evaluation, where: str) -> None:
+    """Validation's given data (`ev.current`, typed as `check_features` says):
+    rows, the model's features, and, if it has the target column, a label on
+    every row (checks score the model against them)."""
+    import pandas as pd
+
+    data = ev.current = check_features(ev.current, ev.features, ev.reference, where)
+    if ev.target not in data:
+        return  # unlabelled: checks that need labels say so
+    labels = data[ev.target]
+    if labels.isna().any():
+        first_bad(labels.where(labels.notna(), ""), labels, where, "a label")
+    if ev.task == "classification":
+        check_classes(labels, known_classes(ev.reference[ev.target]), where)
+    else:
+        first_bad(labels, pd.to_numeric(labels, errors="coerce"), where, "a number")
+        _check_finite(pd.to_numeric(labels), where)
+
+
+def _check_finite(values: Any, where: str) -> None:
+    # an empty cell is a missing value; inf is no value at all
+    finite = values.replace([float("inf"), float("-inf")], float("nan"))
+    first_bad(values, finite, where, "a finite number")
+
+
+def first_bad(raw: Any, parsed: Any, where: str, what: str) -> None:
+    """One line naming the first value that did not parse, with its CSV line."""
+    import numpy as np
+
+    bad = (parsed.isna() & raw.notna()).to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        line = row + 2  # +1 for the header, +1 one-based
+        raise BadInput(f"{where}:{line}: {raw.name}: '{raw.iloc[row]}' is not {what}")
