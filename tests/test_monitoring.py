@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, Workspace
+from conftest import REPO, Result, Workspace
 from gate_helpers import ok
 from test_deployments import serving  # noqa: F401  (the fixture)
 
@@ -107,6 +107,38 @@ def test_late_labels_update_performance(watched: Workspace, tmp_path: Path) -> N
     )
     assert bad.code == 2 and "10 labels for a window of 1000 rows" in bad.err
     assert verify(watched.ctx()).ok
+
+
+def test_late_labels_join_the_labels_given_at_ingest(watched: Workspace, tmp_path: Path) -> None:
+    """A window ingested with half its labels, the rest joined on a key: the
+    key join had set the first half's labels to nothing."""
+    from sklearn.metrics import accuracy_score
+
+    frame = pd.read_csv(week(2)).reset_index(names="id")
+    half = len(frame) // 2
+    inputs = tmp_path / "inputs.csv"
+    frame.assign(default=frame["default"].where(frame.index < half)).to_csv(inputs, index=False)
+    w = ingest(watched, inputs)["window"]
+
+    def attach(name: str, part: pd.DataFrame) -> Result:
+        path = tmp_path / name
+        part.to_csv(path, index=False)
+        args = ["--window", str(w), "--file", str(path), "--key", "id", "--json"]
+        return watched.cli("monitor", "labels", "credit", *args, as_="alice")
+
+    both = ok(attach("rest.csv", frame[["id", "default"]].tail(len(frame) - half))).json()
+    shown = monitoring.show_window(watched.ctx(), "credit", w)
+    stored = monitoring._load_frame(watched.ctx(), shown["data_sha256"], "parquet")
+    assert both["summary"]["1"]["accuracy"] == pytest.approx(
+        accuracy_score(frame["default"], stored["prediction"]), abs=1e-9
+    )
+    # a file that labels nothing is refused, not recorded as a new measurement
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    none = attach("none.csv", frame[["id"]].assign(id=frame["id"] + 10_000, default=0))
+    assert none.code == 2 and "none of its 1000 keys is in the window" in none.err
+    empty = attach("empty.csv", frame[["id"]].assign(default=None))
+    assert empty.code == 2 and "default: no labels (the column is empty)" in empty.err
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
 
 
 def _alerts(ws: Workspace, kind: str) -> list[dict]:  # type: ignore[type-arg]

@@ -450,31 +450,44 @@ def labels(
 
 def _attach(frame: Any, given: Any, target: str, key: str | None, where: str) -> Any:
     """Labels join on `key`, else by position: one per window row, or one per
-    input when every version scored the same inputs (a shadow)."""
+    input when every version scored the same inputs (a shadow). Labels
+    attached before stay where the file has none (they arrive in pieces)."""
     import numpy as np
+    import pandas as pd
 
+    labels = given[target]
+    if labels.isna().all():
+        raise BadInput(f"{where}: {target}: no labels (the column is empty)")
     if key is not None:
         for side, f in (("labels file", given), ("window", frame)):
             if key not in f.columns:
                 raise BadInput(f"--key: the {side} has no column '{key}'")
         if given[key].duplicated().any():
             raise BadInput(f"{where}: {key}: duplicate keys")
-        mapping = dict(zip(given[key], given[target], strict=True))
-        return frame.assign(**{target: frame[key].map(mapping)})
-    if len(given) == len(frame):
-        return frame.assign(**{target: given[target].to_numpy()})
-    sizes = frame.groupby("version").size()
-    if (sizes == len(given)).all():
-        out = frame.copy()
-        values = np.empty(len(frame), dtype=given[target].dtype)
-        for _v, idx in frame.groupby("version").indices.items():
-            values[idx] = given[target].to_numpy()
-        out[target] = values
-        return out
-    raise BadInput(
-        f"{where}: {len(given)} labels for a window of {len(frame)} rows; "
-        "give one per row, or join with --key"
-    )
+        known = given[labels.notna()]
+        new = frame[key].map(dict(zip(known[key], known[target], strict=True)))
+        if new.isna().all():
+            raise BadInput(f"{where}: {key}: none of its {len(known)} keys is in the window")
+    elif len(given) == len(frame):
+        new = pd.Series(labels.to_numpy(), index=frame.index)
+    else:
+        groups = frame.groupby("version").indices
+        inputs = {len(idx) for idx in groups.values()}
+        if inputs != {len(given)}:
+            shape = f"{len(frame)} rows"
+            if len(inputs) == 1 and len(groups) > 1:
+                shape = f"{inputs.pop()} inputs ({len(frame)} rows: each version scored them)"
+            raise BadInput(
+                f"{where}: {len(given)} labels for a window of {shape}; "
+                "give one per row, or join with --key"
+            )
+        values = np.empty(len(frame), dtype=labels.dtype)
+        for idx in groups.values():
+            values[idx] = labels.to_numpy()
+        new = pd.Series(values, index=frame.index)
+    if target in frame:
+        new = new.where(new.notna(), frame[target])
+    return frame.assign(**{target: new})
 
 
 def _window(conn: Connection, model: Any, window_id: int) -> Any:

@@ -44,14 +44,21 @@ def check_classes(values: Any, classes: list[Any], where: str) -> None:
     """Predictions and labels of a classifier must be classes it knows."""
     if not classes:
         return
-    known = {str(c) for c in classes}
+    known = {_as_class(c) for c in classes}
     present = values.dropna()
-    stray = present[~present.astype(str).isin(known)]
+    stray = present[~present.map(_as_class).isin(known)]
     if len(stray):
         raise BadInput(
             f"{where}: {values.name}: '{stray.iloc[0]}' is not a class of the model "
             f"({', '.join(sorted(known))})"
         )
+
+
+def _as_class(value: Any) -> str:
+    # a column of integer labels with an empty cell is read as floats: 1.0 is 1
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def check_current(ev: Evaluation, where: str) -> None:
