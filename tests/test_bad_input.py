@@ -70,6 +70,9 @@ def log_size(ws: Workspace) -> int:
             "--metrics: invalid JSON: nested too deeply",
         ),
         (["policy", "check", "{deep_toml}"], "invalid TOML: nested too deeply"),
+        # TOML's nan and inf: an internal error (no JSON form), and a threshold
+        # of nan compares false both ways
+        (["policy", "check", "{nan_toml}"], "checks[0].min.roc_auc: nan is not a finite number"),
         # longer than the column: PostgreSQL refused it as an internal error,
         # SQLite stored it
         (
@@ -115,6 +118,11 @@ def test_one_line_exit_2_nothing_written(
     bad_note.write_text("not a checkpoint")
     deep_toml = tmp_path / "deep.toml"
     deep_toml.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    nan_toml = tmp_path / "nan.toml"
+    nan_toml.write_text(
+        'format = 1\nmodel = "cancer"\n[suites.x]\n[[suites.x.checks]]\n'
+        'kind = "performance"\nmin = { roc_auc = nan }\n'
+    )
     args = [
         a.format(
             art=art,
@@ -123,6 +131,7 @@ def test_one_line_exit_2_nothing_written(
             bad_note=bad_note,
             folder=tmp_path,
             deep_toml=deep_toml,
+            nan_toml=nan_toml,
         )
         for a in args
     ]

@@ -11,6 +11,7 @@ Errors name the file and the key path, e.g.
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -483,11 +484,28 @@ def read_toml(path: Path, label: str | None = None) -> dict[str, Any]:
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        content = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{where}: invalid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses once per level of nesting
         raise BadInput(f"{where}: invalid TOML: nested too deeply") from None
+    _refuse_non_finite(content, where)
+    return content
+
+
+def _refuse_non_finite(content: dict[str, Any], where: str) -> None:
+    """TOML has nan and inf; JSON, and so the audited content, has neither
+    (a threshold of nan would also compare false both ways, so pass anything).
+    Walked with a stack: the nesting may be as deep as tomllib allowed."""
+    stack: list[tuple[str, Any]] = [("", content)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadInput(f"{where}: {path}: {value} is not a finite number")
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else k, v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
