@@ -48,6 +48,12 @@ def log_size(ws: Workspace) -> int:
             "dataset 'ghost' does not exist",
         ),
         (["version", "show", "cancer:zero"], "version must be a positive integer"),
+        # the second delete of one tag had been recorded in the log: verify
+        # then reported the log and the tables at odds
+        (["version", "tag", "cancer:1", "--remove", "c", "--remove", "c"], "'c' given twice"),
+        (["version", "tag", "cancer:1", "--tag", "c=2", "--remove", "c"], "also set by --tag"),
+        (["version", "tag", "cancer:1", "--tag", "k=1", "--tag", "k=2"], "--tag: 'k' given twice"),
+        (["version", "search", "--tag", "k=1", "--tag", "k=2"], "--tag: 'k' given twice"),
         (["version", "search", "--metric", "auc~1"], "is not KEY>=NUMBER"),
         (["dataset", "register", "{bad_csv}", "--name", "x"], "cannot read as csv"),
         (["dataset", "register", "{art}", "--name", "x"], "unsupported data format"),

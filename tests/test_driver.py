@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import Workspace
+from gate_helpers import ok
 from sqlalchemy import bindparam, select
 
 from cmi_console.store import driver
@@ -73,6 +74,30 @@ def test_update_and_delete_touch_one_row(populated: Workspace) -> None:
             conn.execute(select(TAGS.c.key, TAGS.c.value).where(TAGS.c.id.in_([a, b]))).all()
         )
     assert left == {"ua": "changed"}
+
+
+@pytest.mark.parametrize("op", ["update", "delete"])
+def test_a_change_to_a_missing_row_fails_the_whole_transaction(
+    populated: Workspace, op: str
+) -> None:
+    """The entry records every change a Tx makes: one that touched no row had
+    been recorded all the same, and the log then disagreed with the tables
+    (a repeated `--remove` did it: verify reported bad-change)."""
+    from cmi_console.services.verify import verify
+
+    ctx = populated.ctx("alice")
+    head = ok(populated.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    missing = f"{op} version_tags row 999999: no such row"
+    with pytest.raises(driver.NoSuchRow, match=missing), ctx.write() as tx:
+        tx.insert(TAGS, {"version_id": 1, "key": "kept", "value": "no"})
+        if op == "update":
+            tx.update(TAGS, 999_999, {"value": "x"})
+        else:
+            tx.delete(TAGS, 999_999)
+        tx.record("version.tag", "version:cancer:1", {})
+    assert ok(populated.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+    assert "kept" not in ok(populated.cli("version", "show", "cancer:1", "--json")).json()["tags"]
+    assert verify(populated.ctx()).ok
 
 
 def test_statements_join_the_callers_transaction(ws: Workspace) -> None:

@@ -23,9 +23,9 @@ JsonOpt = common.JsonOpt
 
 
 def _pairs(items: list[str] | None, where: str) -> dict[str, str]:
-    from cmi_console.core.refs import parse_pair
+    from cmi_console.core.refs import parse_pairs
 
-    return dict(parse_pair(i, where) for i in items or [])
+    return parse_pairs(items or [], where)
 
 
 def _dataset_roles(items: list[str] | None) -> dict[str, str]:
@@ -335,13 +335,13 @@ def version_search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find versions by tag, metric and stage."""
-    from cmi_console.core.refs import parse_pair
+    from cmi_console.core.refs import parse_pairs
     from cmi_console.services import registry
 
     rows = registry.search_versions(
         common.context(),
         model=model,
-        tags=[parse_pair(t, "--tag") for t in tag or []],
+        tags=list(parse_pairs(tag or [], "--tag").items()),
         metrics=[registry.parse_metric_filter(m) for m in metric or []],
         stage=stage,
         limit=limit,

@@ -57,6 +57,17 @@ def parse_pair(text: str, where: str) -> tuple[str, str]:
     return names.key(key.strip(), where), value.strip()
 
 
+def parse_pairs(texts: list[str], where: str) -> dict[str, str]:
+    """KEY=VALUE, repeatable; a key given twice is ambiguous (which value?)."""
+    out: dict[str, str] = {}
+    for text in texts:
+        key, value = parse_pair(text, where)
+        if key in out:
+            raise BadInput(f"{where}: '{key}' given twice")
+        out[key] = value
+    return out
+
+
 def model_subjects(model: str) -> tuple[frozenset[str], str]:
     """The log subjects about a model: the exact ones, and the prefix every
     one of its versions' subjects starts with (export scope, incident timeline)."""

@@ -71,6 +71,8 @@ def _segments(values: list[str]) -> list[str]:
         if not sep or not value:
             raise BadInput(f"--segments[{i}]: '{seg}' is not KEY=VALUE")
         names.key(key, f"--segments[{i}]")
+        if any(s.startswith(f"{key}=") for s in out):
+            raise BadInput(f"--segments[{i}]: '{key}' given twice")
         out.append(f"{key}={value}")
     return sorted(out)
 

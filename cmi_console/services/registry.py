@@ -706,6 +706,11 @@ def tag_version(
 ) -> dict[str, Any]:
     if not tags and not remove:
         raise BadInput("version tag: give --tag KEY=VALUE or --remove KEY")
+    for i, key in enumerate(remove):
+        if key in remove[:i]:
+            raise BadInput(f"--remove: '{key}' given twice")
+        if key in tags:
+            raise BadInput(f"--remove: '{key}' is also set by --tag")
     with ctx.write() as tx:
         _writer(tx)
         v = version_row(tx.conn, ref)

@@ -231,7 +231,7 @@ def update_row(conn: Connection, tbl: Table, row_id: int, values: dict[str, Any]
             .values(_typed(tbl, columns))
         ),
     )
-    execute(conn, prepared, {**values, "row_id_": row_id})
+    _one_row(execute(conn, prepared, {**values, "row_id_": row_id}), "update", tbl, row_id)
 
 
 def delete_row(conn: Connection, tbl: Table, row_id: int) -> None:
@@ -239,4 +239,16 @@ def delete_row(conn: Connection, tbl: Table, row_id: int) -> None:
         ("delete", tbl.name),
         lambda: delete(tbl).where(tbl.c.id == bindparam("row_id_", type_=tbl.c.id.type)),
     )
-    execute(conn, prepared, {"row_id_": row_id})
+    _one_row(execute(conn, prepared, {"row_id_": row_id}), "delete", tbl, row_id)
+
+
+class NoSuchRow(LookupError):
+    """An update or delete found no row: a bug in the caller, never input."""
+
+
+def _one_row(cursor: Any, op: str, tbl: Table, row_id: int) -> None:
+    # the audit entry records this change: one that did not happen would make
+    # the log disagree with the tables (a repeated delete had done so), so the
+    # whole transaction fails instead
+    if cursor.rowcount != 1:
+        raise NoSuchRow(f"{op} {tbl.name} row {row_id}: no such row")
