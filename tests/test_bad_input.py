@@ -54,6 +54,15 @@ def log_size(ws: Workspace) -> int:
         (["version", "tag", "cancer:1", "--tag", "c=2", "--remove", "c"], "also set by --tag"),
         (["version", "tag", "cancer:1", "--tag", "k=1", "--tag", "k=2"], "--tag: 'k' given twice"),
         (["version", "search", "--tag", "k=1", "--tag", "k=2"], "--tag: 'k' given twice"),
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--dataset", "cancer"]
+            + ["--dataset", "train=cancer:1"],
+            "--dataset: 'train' given twice",
+        ),
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--dataset", "a b=cancer"],
+            "--dataset: 'a b' is not a valid key",
+        ),
         (["version", "search", "--metric", "auc~1"], "is not KEY>=NUMBER"),
         (["dataset", "register", "{bad_csv}", "--name", "x"], "cannot read as csv"),
         (["dataset", "register", "{art}", "--name", "x"], "unsupported data format"),

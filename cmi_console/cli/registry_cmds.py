@@ -29,14 +29,9 @@ def _pairs(items: list[str] | None, where: str) -> dict[str, str]:
 
 
 def _dataset_roles(items: list[str] | None) -> dict[str, str]:
-    """`--dataset NAME[:V]` (role train) or `--dataset ROLE=NAME[:V]`."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        role, sep, ref = item.partition("=")
-        if not sep:
-            role, ref = "train", item
-        out[role] = ref
-    return out
+    """`--dataset NAME[:V]` (role train) or `--dataset ROLE=NAME[:V]`; one
+    dataset a role."""
+    return _pairs([i if "=" in i else f"train={i}" for i in items or []], "--dataset")
 
 
 @datasets.command("register")
