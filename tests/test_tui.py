@@ -173,6 +173,45 @@ async def test_text_from_users_reaches_the_screen_without_control_sequences(home
         assert "\x1b" not in title and "\u202e" not in title and "\\x1b[31mred" in title
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "closes[/]nothing",  # Rich's MarkupError stopped the console
+        "[link=https://e.x]a[/link]",  # a live link
+        "a[bold]list[/bold]",
+    ],
+)
+async def test_text_from_users_is_shown_as_written_never_as_markup(home: Path, text: str) -> None:
+    """A DataTable cell, a Tree label and a notification each read a str as
+    Rich markup: a description, an incident title and a name in an error."""
+    from textual.widgets import Tree
+
+    from cmi_console.services import incidents, registry
+
+    registry.create_model(Context.open(home, None, "alice"), "marked", text)
+    ctx = Context.open(home, None, "ada")
+    incident = incidents.open_incident(ctx, "credit-risk", text)["incident"]
+    incidents.link(ctx, incident, "version", "credit-risk:2")
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert text in app.export_screenshot()
+        app.notify(f"no such model '{text}'")
+        await pilot.pause()
+        assert text in app.export_screenshot()
+        app.push_screen(VersionScreen("credit-risk:2"))
+        await settle(pilot)
+        app.screen.query_one(TabbedContent).active = "lineage"
+        await settle(pilot)
+        led_to = app.screen.query_one("#tree", Tree).root.children[1]
+        led_to.expand()
+        await settle(pilot)
+        assert any(text in c.label.plain for c in led_to.children), led_to.children
+        assert text in app.export_screenshot()
+
+
 async def test_approving_from_the_queue_signs_the_statement_shown(home: Path) -> None:
     app = app_for(home, "nina")
     async with app.run_test(size=SIZE) as pilot:
@@ -578,7 +617,7 @@ async def test_deployments_screen_shows_traffic_and_rolls_back_signed(home: Path
         table.move_cursor(row=keys.index("wine-cultivar@production"))
         await settle(pilot)
         history = screen.query_one("#history", DataTable)
-        assert [history.get_row_at(r)[2] for r in range(history.row_count)][:2] == [
+        assert [str(history.get_row_at(r)[2]) for r in range(history.row_count)][:2] == [
             "advance",
             "start",
         ]
@@ -591,7 +630,7 @@ async def test_deployments_screen_shows_traffic_and_rolls_back_signed(home: Path
         assert isinstance(app.screen, DeploymentsScreen)
         await settle(pilot)
         wine = table.get_row_at(keys.index("wine-cultivar@production"))
-        assert "v1 100%" in wine[2] and wine[4] == "-"
+        assert "v1 100%" in wine[2] and str(wine[4]) == "-"
     ctx = Context.open(home, None, None)
     assert deployments.serving(ctx, "wine-cultivar", "production")[0]["shares"] == {"1": 100}
     (entry,) = audit.query(
@@ -623,7 +662,7 @@ async def test_monitoring_tab_and_dashboard_alerts(home: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         alerts = app.screen.query_one("#alerts", DataTable)
-        kinds = [alerts.get_row_at(r)[0] for r in range(alerts.row_count)]
+        kinds = [str(alerts.get_row_at(r)[0]) for r in range(alerts.row_count)]
         assert "alert: performance" in kinds and "zombie" in kinds
         app.push_screen(VersionScreen("credit-risk:2"))
         await settle(pilot)
@@ -631,7 +670,7 @@ async def test_monitoring_tab_and_dashboard_alerts(home: Path) -> None:
         await settle(pilot)
         windows = app.screen.query_one("#windows", DataTable)
         assert windows.row_count == 7
-        assert windows.get_row_at(6)[8] == "v3 undecided"  # the shadow comparison
+        assert str(windows.get_row_at(6)[8]) == "v3 undecided"  # the shadow comparison
         trends = str(app.screen.query_one("#trends", Static).render())
         assert "roc_auc" in trends and "▁" in trends
         assert "ALERT" in str(app.screen.query_one("#serving", Static).render())
@@ -664,7 +703,7 @@ async def test_validation_tab_drills_into_drift_per_column(home: Path) -> None:
         checks.move_cursor(row=labels.index("drift"))
         await settle(pilot)
         detail = app.screen.query_one("#check-detail", DataTable)
-        rows = [detail.get_row_at(r) for r in range(detail.row_count)]
+        rows = [[str(c) for c in detail.get_row_at(r)] for r in range(detail.row_count)]
         drifted = {r[0] for r in rows if r[5] == "DRIFTED"}
         assert drifted and drifted <= {"income", "debt_ratio"}
         assert len(rows) == 8  # every feature, drifted first

@@ -9,8 +9,10 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.notifications import SeverityLevel
 
 from cmi_console.core.errors import CmiError, Denied
+from cmi_console.core.printable import printable
 from cmi_console.services.context import Context
 from cmi_console.tui.audit_screen import AuditScreen
 from cmi_console.tui.dashboard import DashboardScreen
@@ -71,6 +73,23 @@ class CmiApp(App[None]):
         Binding("t", "toggle_theme", "Light/dark", id="cmi.theme"),
         Binding("q", "quit", "Quit", id="cmi.quit"),
     ]
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notification is plain text, whatever a widget asks: messages
+        carry names, file paths and a verify finding's view of a tampered entry,
+        and Rich markup in them raised MarkupError or styled the text."""
+        del markup
+        super().notify(
+            printable(message), title=title, severity=severity, timeout=timeout, markup=False
+        )
 
     def __init__(
         self, ctx: Context, *, passphrase: bytes | None = None, verify: bool = True

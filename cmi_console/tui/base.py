@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
@@ -13,6 +14,15 @@ from textual.widgets import DataTable, Footer, Header
 
 from cmi_console.core.errors import CmiError
 from cmi_console.core.printable import printable
+
+
+def as_written(text: str) -> Text:
+    """A user's or a file's text for a table cell or a tree label: never a
+    control sequence, and never Rich markup, which both widgets read a str
+    as ("[/]" in a description raised MarkupError and stopped the console;
+    "[link=...]" put a live link on the screen)."""
+    return Text(printable(text, one_line=True), end="")
+
 
 POLL_SECONDS = 1.0  # the log head is polled; a change anywhere reloads the screen
 
@@ -86,9 +96,7 @@ def fill(table: DataTable[Any], rows: list[tuple[str, list[Any]]]) -> None:
         keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
     table.clear()
     for key, cells in rows:
-        # a cell may hold a user's or a file's text: never a control sequence
-        shown = ["" if c is None else printable(str(c), one_line=True) for c in cells]
-        table.add_row(*shown, key=key)
+        table.add_row(*(as_written("" if c is None else str(c)) for c in cells), key=key)
     keys = [k for k, _ in rows]
     if keep in keys:
         table.move_cursor(row=keys.index(keep))

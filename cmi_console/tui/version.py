@@ -22,7 +22,7 @@ from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.core.printable import printable
 from cmi_console.services.registry import stage_label
-from cmi_console.tui.base import DataScreen, fill
+from cmi_console.tui.base import DataScreen, as_written, fill
 
 
 def _recipe_facts(run: dict[str, Any] | None) -> dict[str, str]:
@@ -209,25 +209,36 @@ class VersionScreen(DataScreen):
                 f"{result['label']}: drift per column (enter on a check shows it here)"
             )
             table.add_columns("column", "kind", "method", "score", "threshold", "drifted")
-            for c in sorted(columns, key=lambda c: (not c["drifted"], c["column"])):
-                table.add_row(
-                    printable(c["column"], one_line=True),  # a header of the user's file
-                    c["kind"],
-                    c["method"],
-                    f"{c['score']:.4g}",
-                    f"{c['threshold']:g}",
-                    "DRIFTED" if c["drifted"] else "",
-                    key=c["column"],
-                )
+            drift = sorted(columns, key=lambda c: (not c["drifted"], c["column"]))
+            fill(  # a column's name is a header of the user's file
+                table,
+                [
+                    (
+                        c["column"],
+                        [
+                            c["column"],
+                            c["kind"],
+                            c["method"],
+                            f"{c['score']:.4g}",
+                            f"{c['threshold']:g}",
+                            "DRIFTED" if c["drifted"] else "",
+                        ],
+                    )
+                    for c in drift
+                ],
+            )
             return
         self.query_one("#check-title", Static).update(f"{result['label']}: details")
         table.add_columns("key", "value")
         facts = {"value": result.get("value"), "threshold": result.get("threshold")}
         facts.update(result.get("details") or {})
+        if result.get("warnings"):
+            facts["warnings"] = result["warnings"]
+        rows = []
         for key, value in facts.items():
             text = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-            cell = "-" if text is None else printable(str(text), one_line=True)
-            table.add_row(key, cell, key=key)
+            rows.append((key, [key, "-" if text is None else str(text)]))
+        fill(table, rows)
 
     def _monitoring(self, number: int, status: dict[str, Any]) -> None:
         """One row per window of this version, and its metrics over them."""
@@ -294,10 +305,10 @@ class VersionScreen(DataScreen):
         """Two branches, loaded one step at a time as they are expanded."""
         tree: Tree[tuple[str, str]] = self.query_one("#tree", Tree)
         label = f"version {v['model']}:{v['version']} ({v['stage']})"
-        if str(tree.root.label) == label and tree.root.children:
+        if tree.root.label.plain == label and tree.root.children:
             return  # already built: keep what the reviewer expanded
         tree.clear()
-        tree.root.set_label(label)
+        tree.root.set_label(as_written(label))
         for direction, title in (("up", "came from"), ("down", "led to")):
             branch = tree.root.add(title, data=(key, direction))
             branch.allow_expand = True
@@ -324,12 +335,13 @@ class VersionScreen(DataScreen):
         far = "src" if direction == "up" else "dst"
         for e in sorted(step["edges"], key=lambda e: e[far]):
             child = node.add(
-                f"{e['relation']}: {step['nodes'][e[far]]['label']}", data=(e[far], direction)
+                as_written(f"{e['relation']}: {step['nodes'][e[far]]['label']}"),
+                data=(e[far], direction),
             )
             child.allow_expand = True
         if not step["edges"]:
             node.allow_expand = False
-            node.set_label(f"{node.label} (nothing further)")
+            node.set_label(as_written(f"{node.label.plain} (nothing further)"))
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[tuple[str, str]]) -> None:
         """enter on a node opens it: a version or an incident in its own screen."""

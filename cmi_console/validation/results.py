@@ -24,11 +24,17 @@ class CheckResult:
     # a measurement that varies between identical runs (timings): kept in the
     # run, left out of its result hash
     volatile: bool = False
+    # what numpy, scipy or scikit-learn warned while the check ran: kept in
+    # the run, left out of its hash (another thread's warning may land here)
+    warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
+        # results without them hash as they always did
         if not self.volatile:
-            del out["volatile"]  # results without it hash as they always did
+            del out["volatile"]
+        if not self.warnings:
+            del out["warnings"]
         return out
 
 
@@ -46,11 +52,16 @@ def digest(document: dict[str, Any]) -> str:
     """The hash of a run: SHA-256 of the RFC 8785 form of its result document,
     which approvals bind (docs/policies.md, "Validation results"). A volatile
     result contributes what was asked of it (kind, label, threshold,
-    blocking), not what was measured, so identical inputs keep one hash."""
+    blocking), not what was measured, so identical inputs keep one hash;
+    a result's `warnings` never count."""
     stable = {
         **document,
         "results": [
-            {k: v for k, v in r.items() if k not in MEASURED} if r.get("volatile") else r
+            {
+                k: v
+                for k, v in r.items()
+                if k != "warnings" and not (r.get("volatile") and k in MEASURED)
+            }
             for r in document.get("results", [])
         ],
     }

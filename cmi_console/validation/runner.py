@@ -62,11 +62,15 @@ def run_suite(
 
 
 def _run_one(spec: CheckSpec, subject: Subject) -> CheckResult:
-    # the libraries' warnings (an overflow in a cast, an undefined metric) are
-    # part of the evidence: kept with the result, never printed over the CLI's
-    # one line or the console's screen
+    # the libraries' warnings about the data (numpy's overflow in a cast,
+    # scikit-learn's undefined metric) are evidence: kept with the result.
+    # None is printed over the CLI's one line or the console's screen, and
+    # warnings about code (deprecations) or about garbage collection
+    # (ResourceWarning, whenever it runs) are not kept
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", RuntimeWarning)
+        warnings.simplefilter("always", UserWarning)
         try:
             result = CHECKS[spec.kind](spec, subject)
         except Exception as exc:  # a check that breaks is an error result, never a pass
@@ -74,8 +78,7 @@ def _run_one(spec: CheckSpec, subject: Subject) -> CheckResult:
                 spec.label, spec.kind, ERROR, f"{type(exc).__name__}: {exc}", spec.blocking
             )
     said = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    if said:
-        result.details = {**result.details, "warnings": said[:MAX_WARNINGS]}
+    result.warnings = said[:MAX_WARNINGS]
     try:
         canonical_bytes(result.as_json())
     except ValueError as exc:
@@ -87,5 +90,6 @@ def _run_one(spec: CheckSpec, subject: Subject) -> CheckResult:
             f"measured a value that cannot be recorded: {exc}",
             spec.blocking,
             details=result.details,
+            warnings=result.warnings,
         )
     return result
