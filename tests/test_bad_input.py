@@ -77,6 +77,16 @@ def log_size(ws: Workspace) -> int:
             "--until: 2026-11-10T00:00:00.000000Z is not after --since",
         ),
         (["audit", "prove", "999"], "not in the signed log"),
+        # found only after the run (or the checkpoint) had been recorded
+        (
+            ["validate", "cancer:1", "--junit", "{folder}/no/j.xml"],
+            "--junit: {folder}/no/j.xml: no such directory",
+        ),
+        (
+            ["validate", "cancer:1", "--markdown", "{folder}"],
+            "--markdown: {folder}: is a directory",
+        ),
+        (["audit", "checkpoint", "--out", "{folder}"], "--out: {folder}: is a directory"),
         (["audit", "consistency", "{bad_note}"], "no blank line"),
         (["role", "grant", "alice", "risk-oficer"], "unknown role 'risk-oficer'"),
         # nesting deeper than the parsers' recursion: internal errors before
@@ -155,7 +165,7 @@ def test_one_line_exit_2_nothing_written(
     actor = "root" if args[0] in {"role", "user"} else "alice"
     r = populated.cli(*args, as_=actor)
     assert r.code == 2, (r.code, r.err)
-    assert words in r.err, r.err
+    assert words.replace("{folder}", str(tmp_path)) in r.err, r.err
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
     assert log_size(populated) == before
     if "--artifact" not in args:

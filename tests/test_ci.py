@@ -86,3 +86,17 @@ def test_ci_fails_with_exit_1_and_opens_no_request(ws: Workspace, tmp_path: Path
     failure = next(c for c in suite.iter("testcase") if c.get("name") == "performance")
     assert failure.find("failure") is not None
     assert ok(ws.cli("queue", "--json")).json() == []
+
+
+def test_a_report_path_that_cannot_be_written_stops_ci_before_it_trains(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # it was found after the version, the run and the request had been written
+    from gate_helpers import log_head
+
+    repo = setup(ws, tmp_path, 0.9)
+    before = log_head(ws)
+    missing = tmp_path / "no" / "junit.xml"
+    r = ws.cli("ci", str(repo / "cancer.toml"), "--junit", str(missing), as_="ci-bot")
+    assert r.code == 2 and f"--junit: {missing}: no such directory" in r.err, r.err
+    assert log_head(ws) == before

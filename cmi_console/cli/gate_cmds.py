@@ -307,6 +307,7 @@ def validate(
     """Run a validation suite on a version and record it; exit 1 if a blocking check fails."""
     from cmi_console.services import validations
 
+    check_report_paths(junit, markdown)
     ctx = common.context()
 
     def run_suite(update: Any) -> dict[str, Any]:
@@ -325,6 +326,15 @@ def validate(
         show_run(run, ref)
     if run["status"] != "pass":
         raise typer.Exit(1)
+
+
+def check_report_paths(junit: Path | None, markdown: Path | None) -> None:
+    """Before the run: a report that cannot be written must not leave it recorded."""
+    from cmi_console.store.artifacts import require_writable
+
+    for option, path in (("--junit", junit), ("--markdown", markdown)):
+        if path is not None:
+            require_writable(path, option)
 
 
 def write_reports(run: dict[str, Any], junit: Path | None, markdown: Path | None) -> None:

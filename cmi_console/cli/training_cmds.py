@@ -69,6 +69,7 @@ def ci(
     """
     from cmi_console.services import ci as ci_service
 
+    gate_cmds.check_report_paths(junit, markdown)
     out = ci_service.run(common.context(), recipe, comment)
     run = out["validation"]
     gate_cmds.write_reports(run, junit, markdown)

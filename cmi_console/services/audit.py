@@ -13,6 +13,7 @@ from cmi_console.core import merkle
 from cmi_console.core.clock import check_window
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
 from cmi_console.services.context import Context
+from cmi_console.store.artifacts import require_writable
 from cmi_console.store.engine import escape_like, is_sqlite, write_transaction
 from cmi_console.store.workspace import write_atomic
 
@@ -205,6 +206,8 @@ def consistency(ctx: Context, old_note: str, where: str) -> dict[str, Any]:
 
 def checkpoint_now(ctx: Context, out: Path | None = None) -> str:
     """The signed checkpoint of the whole log, also written to the witness dir."""
+    if out is not None:
+        require_writable(out, "--out")
     with write_transaction(ctx.engine) as conn:
         sealed = _ledger().seal(conn, ctx.note_signer(), ctx.clock())
         if sealed is None:

@@ -28,6 +28,7 @@ from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.refs import model_subjects
 from cmi_console.services import registry, validations
 from cmi_console.services.context import Context
+from cmi_console.store.artifacts import require_writable
 from cmi_console.store.driver import stream_rows
 from cmi_console.store.engine import escape_like
 from cmi_console.store.tables import Decision, PromotionRequest, Retirement, table
@@ -131,8 +132,7 @@ def export(
     check_window(since, until)
     if out.exists():
         raise BadInput(f"{out}: already exists; choose a new file name")
-    if not out.parent.is_dir():
-        raise BadInput(f"{out.parent}: no such directory")
+    require_writable(out, "--out")
     ws = ctx.workspace
     origin, public = ws.origin, ws.log_public()
     old = checkpoint.verify(previous, origin, public, where="--previous") if previous else None

@@ -21,6 +21,7 @@ from cmi_console.core.refs import model_subjects
 from cmi_console.services import history, lineage, registry
 from cmi_console.services.context import Context
 from cmi_console.services.identity import active_roles, require_enabled, require_role
+from cmi_console.store.artifacts import require_writable
 from cmi_console.store.driver import stream_rows
 from cmi_console.store.tables import (
     Deployment,
@@ -348,8 +349,7 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
     """Write the investigation report as Markdown (.md) or HTML (.html)."""
     if out.suffix not in (".md", ".html"):
         raise BadInput(f"--out: {out.name} must end in .md or .html")
-    if not out.parent.is_dir():
-        raise BadInput(f"--out: {out.parent} is not a directory")
+    require_writable(out, "--out")
     t = timeline(ctx, incident_id)
     i = t["incident"]
     state = history.as_of(ctx, i["occurred_at"], i["model"])

@@ -38,6 +38,20 @@ def require_file(path: Path, where: str = "") -> None:
         raise BadInput(f"{prefix}{path}: {what}")
 
 
+def require_writable(path: Path, where: str = "") -> None:
+    """BadInput unless a file can be written at `path`. Checked before the
+    work whose result goes there: a bad --out, found after a validation run
+    or a checkpoint had been recorded, left them written."""
+    prefix = f"{where}: " if where else ""
+    if path.is_dir():
+        raise BadInput(f"{prefix}{path}: is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        raise BadInput(f"{prefix}{path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BadInput(f"{prefix}{path}: not writable")
+
+
 def hash_file(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
