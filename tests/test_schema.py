@@ -23,6 +23,33 @@ def test_an_older_schema_is_refused_with_the_fix(ws: Workspace) -> None:
     assert r.code == 2
 
 
+def test_a_newer_schema_is_refused_by_every_command_and_by_upgrade(ws: Workspace) -> None:
+    ctx = ws.ctx()
+    with ctx.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    ctx.engine.dispose()
+    r = ws.cli("audit", "log")
+    assert r.code == 2 and "schema revision 9999 is newer than this cmi" in r.err
+    # Alembic's "Can't locate revision" had been an internal error
+    r = ws.cli("db", "upgrade")
+    assert r.code == 2 and "9999 is not one this cmi knows" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1
+
+
+def test_tables_without_their_revision_are_refused_not_created_again(ws: Workspace) -> None:
+    ctx = ws.ctx()
+    with ctx.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    ctx.engine.dispose()
+    for args in (("audit", "log"), ("db", "upgrade")):
+        # upgrade had tried to create the tables again: an internal error
+        r = ws.cli(*args)
+        assert r.code == 2 and "cmi's tables but no schema revision" in r.err, (args, r.err)
+    with ctx.engine.connect() as conn:  # the log is still there, untouched
+        assert conn.execute(text("SELECT count(*) FROM audit_entries")).scalar() > 0
+    ctx.engine.dispose()
+
+
 def test_db_status_and_upgrade(ws: Workspace) -> None:
     r = ws.cli("db", "status")
     assert r.code == 0 and "current" in r.out

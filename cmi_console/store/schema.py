@@ -36,6 +36,7 @@ def require_current(engine: Engine) -> None:
     if rev == HEAD_REVISION:
         return
     if rev is None:
+        _refuse_unrevisioned(engine)
         raise BadInput("database: no cmi schema here; run `cmi init` (or `cmi db upgrade`)")
     if rev < HEAD_REVISION:
         raise SchemaOutdated(
@@ -49,10 +50,22 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
     """Run pending migrations in one transaction. Returns (before, after)."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
 
     before = current_revision(engine)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    if before is None:
+        _refuse_unrevisioned(engine)
+    else:
+        try:
+            ScriptDirectory.from_config(cfg).get_revision(before)
+        except CommandError:  # Alembic's "Can't locate revision": an internal error
+            raise BadInput(
+                f"database: schema revision {before} is not one this cmi knows (it knows up "
+                f"to {HEAD_REVISION}); a newer cmi wrote it: use that one"
+            ) from None
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)
@@ -60,6 +73,17 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
 
     refresh_statistics(engine)
     return before, current_revision(engine)
+
+
+def _refuse_unrevisioned(engine: Engine) -> None:
+    """cmi's tables without Alembic's record of their revision: creating the
+    schema again failed as an internal error, and nothing says which
+    migrations the tables have had."""
+    if "audit_entries" in inspect(engine).get_table_names():
+        raise BadInput(
+            "database: it holds cmi's tables but no schema revision (the alembic_version "
+            "table is missing); restore it from a backup"
+        )
 
 
 def alembic_head() -> str | None:
