@@ -219,6 +219,26 @@ def test_init_refuses_an_existing_workspace_and_changes_nothing(ws: Workspace) -
     assert {p: p.stat().st_mtime_ns for p in ws.home.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize(
+    "where, words",
+    [
+        ("afile", "exists and is not a directory"),
+        ("afile/sub", "cannot create (Not a directory)"),  # an internal error before
+        ("busy", "directory is not empty"),
+    ],
+)
+def test_init_where_no_workspace_can_be_made_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, words: str
+) -> None:
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "kept").write_text("x")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    r = Workspace(tmp_path / where, None, capsys).cli("init", "--admin", "ada", as_=None)
+    assert r.code == 2 and words in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
 def test_database_password_is_never_printed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -49,7 +49,10 @@ def init_workspace(
         config["database_url"] = db
     ws = Workspace(home=home, db_override=db, config=config)
     created_home = not home.exists()
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{home}: cannot create ({exc.strerror})") from None
     engine = make_engine(ws.database_url)
     try:
         if schema.has_tables(engine):
