@@ -75,6 +75,9 @@ def test_an_incident_is_opened_annotated_linked_and_closed(governed: Workspace) 
         (["open", "cancer", "--title", "t", "--at", "yesterday"], "ISO 8601"),
         (["note", "99", "x"], "incident 99 does not exist"),
         (["link", "1", "--entry", "1", "--version", "cancer:1"], "exactly one"),
+        # "in one line": a line break ran on into tables and lineage graphs
+        (["open", "cancer", "--title", "two\nlines"], "--title: must be one line of text"),
+        (["open", "cancer", "--title", "esc\x1b[2J"], "--title: must be one line of text"),
     ],
 )
 def test_bad_incident_input_is_one_line_and_writes_nothing(

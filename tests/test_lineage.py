@@ -125,6 +125,21 @@ def test_dot_mermaid_and_tree_name_every_node(ws: Workspace) -> None:
     assert "upstream (came from)" in tree and "downstream (led to)" in tree
 
 
+def test_a_label_cannot_break_out_of_its_node_in_dot_or_mermaid() -> None:
+    from cmi_console.services.lineage import as_dot, as_mermaid
+
+    hostile = 'x"];\nevil [shape=box label="pwn'
+    g = {
+        "root": "version:1",
+        "nodes": {"version:1": {"label": hostile}, "incident:2": {"label": "ok"}},
+        "edges": [{"src": "version:1", "dst": "incident:2", "relation": "incident"}],
+    }
+    for text in (as_dot(g), as_mermaid(g)):
+        # one line a node, one an edge, plus the header (and dot's two)
+        assert len(text.splitlines()) == (6 if text.startswith("digraph") else 4), text
+        assert not any(line.startswith("evil") for line in text.splitlines())
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

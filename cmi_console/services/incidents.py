@@ -17,6 +17,7 @@ from sqlalchemy import select, text
 
 from cmi_console.core import clock, documents, names, roles
 from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.printable import printable
 from cmi_console.core.refs import model_subjects
 from cmi_console.services import history, lineage, registry
 from cmi_console.services.context import Context
@@ -63,6 +64,9 @@ def open_incident(
     names.entity(model, "MODEL")
     if not title.strip() or len(title) > 300:
         raise BadInput("--title: must be 1 to 300 characters")
+    if printable(title, one_line=True) != title:
+        # a line break ran on into the lineage graphs and the tables a title heads
+        raise BadInput(f"--title: must be one line of text: {printable(title, one_line=True)}")
     if severity not in SEVERITIES:
         raise BadInput(f"--severity: '{severity}' is not one of {', '.join(SEVERITIES)}")
     with ctx.write() as tx:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, text
 
 from cmi_console.core.errors import BadInput
+from cmi_console.core.printable import printable
 from cmi_console.services.context import Context, Tx
 from cmi_console.store.tables import (
     Alert,
@@ -205,6 +206,7 @@ def _label(
 
 def as_dot(graph: dict[str, Any]) -> str:
     def q(s: str) -> str:
+        s = printable(s, one_line=True)  # a label's line break or ESC, shown as escapes
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     lines = ["digraph lineage {", "  rankdir=LR;"]
@@ -221,7 +223,9 @@ def as_mermaid(graph: dict[str, Any]) -> str:
     ids = {key: f"n{i}" for i, key in enumerate(sorted(graph["nodes"]))}
 
     def label(s: str) -> str:
-        return s.replace('"', "'")
+        # a line break ended the node's definition: what followed was read as
+        # mermaid; a quote ended the label
+        return printable(s, one_line=True).replace('"', "'")
 
     lines = ["flowchart LR"]
     for key, node in sorted(graph["nodes"].items()):
