@@ -302,6 +302,38 @@ def test_a_hostile_pickle_is_never_executed(ws: Workspace, tmp_path: Path) -> No
     assert json.dumps(res)  # the result is plain JSON
 
 
+def test_a_skops_zip_bomb_is_refused_before_it_is_unpacked(ws: Workspace, tmp_path: Path) -> None:
+    """A real model whose schema.json is padded to just past the cap: 256 KB
+    on disk. skops would have read (and parsed) every unpacked byte."""
+    import io
+    import zipfile
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from cmi_console.store.model_files import MAX_SCHEMA, dumps
+
+    X, y = load_breast_cancer(return_X_y=True)
+    src = zipfile.ZipFile(io.BytesIO(dumps(LogisticRegression(max_iter=5000).fit(X, y))))
+    art = tmp_path / "bomb.skops"
+    with zipfile.ZipFile(art, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in src.namelist():
+            if name != "schema.json":
+                z.writestr(name, src.read(name))
+                continue
+            with z.open(name, "w", force_zip64=True) as w:
+                w.write(src.read(name))
+                for _ in range(MAX_SCHEMA >> 20):
+                    w.write(b" " * (1 << 20))
+    assert art.stat().st_size < 1 << 20
+    ok(ws.cli("model", "create", "bomb"))
+    ok(ws.cli("version", "register", "bomb", "--artifact", str(art)))
+    r = ws.cli("validate", "bomb:1", "--suite", "staging", "--json")
+    assert r.code == 1, r.err
+    res = r.json()["results"][0]
+    assert res["status"] == "fail" and "refused: a skops file may unpack to" in res["explanation"]
+
+
 CONTRACT = """
 [suites.data]
 [[suites.data.checks]]

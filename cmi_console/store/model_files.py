@@ -56,6 +56,31 @@ def dumps(model: Any) -> bytes:
     return out.getvalue()
 
 
+# What a skops file may unpack to. skops reads schema.json whole (and parses
+# it) and each array whole: a few MB of deflated zeros that unpack to many GB
+# would take a validator's memory before any type check ran.
+MAX_SCHEMA = 256 << 20
+MAX_UNPACKED = 8 << 30
+
+
+def _refuse_bombs(data: bytes, where: str) -> None:
+    from cmi_console.core.errors import IntegrityError
+
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise IntegrityError(f"{where}: not a readable skops file ({exc})") from None
+    # zipfile reads no member past its declared size (a larger one fails its
+    # CRC), so the declared sizes bound what loading can take
+    schema = sum(m.file_size for m in members if m.filename == "schema.json")
+    total = sum(m.file_size for m in members)
+    if schema > MAX_SCHEMA or total > MAX_UNPACKED:
+        raise IntegrityError(
+            f"{where}: unpacks to {total:,} bytes (schema.json {schema:,}); refused: a "
+            f"skops file may unpack to {MAX_UNPACKED:,} bytes, its schema to {MAX_SCHEMA:,}"
+        )
+
+
 # Types outside skops' defaults that scikit-learn models legitimately hold.
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
@@ -78,6 +103,7 @@ def loads(data: bytes, fmt: str, *, allow_pickle: bool = False, where: str = "ar
         raise IntegrityError(f"{where}: is not a model file cmi can load safely ({fmt})")
     import skops.io as sio
 
+    _refuse_bombs(data, where)
     try:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # a damaged or hostile zip: never load it
