@@ -507,3 +507,31 @@ def test_a_feature_empty_throughout_is_scored_and_named_as_drifted(
     assert columns["employment"]["method"] == "no-values" and columns["employment"]["drifted"]
     assert [c for c, d in columns.items() if d["method"] == "no-values"] == ["employment"]
     assert verify(watched.ctx()).ok
+
+
+def test_parquet_windows_with_values_of_the_wrong_kind(watched: Workspace, tmp_path: Path) -> None:
+    """Parquet carries types CSV cannot: each of these was an internal error
+    (a list is unhashable, a category of numbers met an encoder of text, and
+    pandas read datetimes as nanoseconds, so they passed as numbers)."""
+    frame = pd.read_csv(week(1))
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    bad = {
+        "list.parquet": (
+            frame.assign(employment=[[x] for x in frame["employment"]]),
+            ":2: employment: '['",
+        ),
+        "time.parquet": (frame.assign(age=pd.Timestamp("2020-01-01")), ":2: age: '2020-01-01"),
+    }
+    for name, (f, message) in bad.items():
+        path = tmp_path / name
+        f.to_parquet(path)
+        args = ["--env", "production", "--window", str(path), "--predict"]
+        r = watched.cli("monitor", "ingest", "credit", *args, as_="alice")
+        assert r.code == 2 and message in r.err and r.err.count("\n") == 1, (name, r.err)
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+    # codes stored as numbers in a column the model took as text are categories
+    codes = tmp_path / "codes.parquet"
+    frame.assign(region=1.5).to_parquet(codes)
+    w = monitoring.show_window(watched.ctx(), "credit", ingest(watched, codes)["window"])
+    region = next(c for c in w["metrics"]["drift"]["columns"] if c["column"] == "region")
+    assert region["kind"] == "categorical" and region["drifted"]

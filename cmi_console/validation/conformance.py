@@ -18,26 +18,42 @@ def known_classes(labels: Any) -> list[Any]:
 
 
 def check_features(frame: Any, features: list[str], reference: Any, where: str) -> Any:
-    """`frame` with rows and the model's features, numbers where it took
-    numbers; returned with a feature that is empty throughout typed as the
-    model knew it (pandas reads an empty column as numbers, which a
-    category encoder cannot take)."""
+    """`frame` with rows and the model's features, each of the kind the model
+    took: numbers (finite, or missing) where it took numbers, text (or
+    missing) where it took categories. Returned with a category column of
+    numbers as their text and one empty throughout typed as the model knew
+    it (pandas reads those as numbers, which a category encoder refused)."""
     import pandas as pd
-    from pandas.api.types import is_numeric_dtype
+    from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype, is_timedelta64_dtype
 
     if len(frame) == 0:
         raise BadInput(f"{where}: no rows")
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise BadInput(f"{where}: missing feature column(s) {', '.join(missing)}")
-    for c in features:  # a number the model expects must be a number
-        if is_numeric_dtype(reference[c]) and not is_numeric_dtype(frame[c]):
-            first_bad(frame[c], pd.to_numeric(frame[c], errors="coerce"), where, "a number")
-        if not is_numeric_dtype(reference[c]) and frame[c].isna().all():
-            frame = frame.assign(**{c: frame[c].astype(reference[c].dtype)})
-        elif is_numeric_dtype(frame[c]):
+    for c in features:
+        col = frame[c]
+        if is_numeric_dtype(reference[c]):  # a number the model expects must be a number
+            if is_datetime64_any_dtype(col) or is_timedelta64_dtype(col):
+                col = col.astype(object)  # to_numeric would take their nanoseconds
+            if not is_numeric_dtype(col):
+                parsed = pd.to_numeric(col, errors="coerce")
+                first_bad(col, parsed, where, "a number")
+                frame = frame.assign(**{c: parsed})
             _check_finite(frame[c], where)
+        elif col.isna().all():
+            frame = frame.assign(**{c: col.astype(reference[c].dtype)})
+        elif is_numeric_dtype(col):  # codes read as numbers: the model knew text
+            frame = frame.assign(**{c: col.map(lambda v: v if pd.isna(v) else str(v))})
+        else:
+            text = col.map(lambda v: v if _is_text_or_missing(v) else None)
+            first_bad(col, text, where, "text (a category)")
     return frame
+
+
+def _is_text_or_missing(value: Any) -> bool:
+    # a list, a dict, bytes or an array in a category column cannot be encoded
+    return isinstance(value, str) or value is None or (isinstance(value, float) and value != value)
 
 
 def check_classes(values: Any, classes: list[Any], where: str) -> None:
