@@ -429,6 +429,28 @@ def test_data_the_estimator_cannot_take_is_one_line(ws: Workspace, tmp_path: Pat
     assert log_head(ws) == before
 
 
+def test_training_data_without_labels_or_with_lists_is_one_line(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # an empty label failed the split, and a list in a feature the encoder:
+    # both internal errors
+    ok(ws.cli("model", "create", "cancer"))
+    recipe = cancer_recipe(tmp_path)
+    data = tmp_path / "data" / "cancer.csv"
+    frame = pd.read_csv(data)
+    frame.assign(target=frame["target"].where(frame.index != 3)).to_csv(data, index=False)
+    before = log_head(ws)
+    r = ws.cli("train", str(recipe))
+    assert r.code == 2 and f"{data}:5: target: '' is not a label" in r.err, r.err
+    parquet = tmp_path / "data" / "cancer.parquet"
+    frame.assign(**{"mean radius": [[v] for v in frame["mean radius"]]}).to_parquet(parquet)
+    recipe.write_text(recipe.read_text().replace("cancer.csv", "cancer.parquet"))
+    r = ws.cli("train", str(recipe))
+    assert r.code == 2 and "cannot train on this data" in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert log_head(ws) == before
+
+
 @pytest.mark.parametrize("ties", [True, False])
 def test_bootstrap_auc_by_weights_equals_sklearn_on_the_resample(ties: bool) -> None:
     from sklearn.metrics import roc_auc_score

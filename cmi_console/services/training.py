@@ -90,11 +90,17 @@ def _fit_and_register(
     code: dict[str, Any] | None,
     where: str,
 ) -> dict[str, Any]:
+    from cmi_console.validation.conformance import require_labels
     from cmi_console.validation.training import fit
 
     recipe_sha = rcp.sha256_of(raw)
     frame = data_files.read_path(data_path)
     holdout = data_files.read_path(holdout_path) if holdout_path else None
+    target = recipe.data.target
+    for data, path in ((frame, data_path), (holdout, holdout_path)):
+        if data is not None and target in data:  # else fit names the missing column
+            # an empty label had failed the split as an internal error
+            require_labels(data[target], str(path))
     result = fit(recipe, frame, holdout)
     # datasets, run and version land together or not at all (one transaction)
     with ctx.batch():

@@ -70,6 +70,12 @@ def check_classes(values: Any, classes: list[Any], where: str) -> None:
         )
 
 
+def require_labels(labels: Any, where: str) -> None:
+    """A label on every row: training and scoring take no empty one."""
+    if labels.isna().any():
+        first_bad(labels.where(labels.notna(), ""), labels, where, "a label")
+
+
 def _as_class(value: Any) -> str:
     # a column of integer labels with an empty cell is read as floats: 1.0 is 1
     if isinstance(value, float) and value.is_integer():
@@ -87,8 +93,7 @@ def check_current(ev: Evaluation, where: str) -> None:
     if ev.target not in data:
         return  # unlabelled: checks that need labels say so
     labels = data[ev.target]
-    if labels.isna().any():
-        first_bad(labels.where(labels.notna(), ""), labels, where, "a label")
+    require_labels(labels, where)
     if ev.task == "classification":
         check_classes(labels, known_classes(ev.reference[ev.target]), where)
     else:

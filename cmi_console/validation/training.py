@@ -165,7 +165,7 @@ def fit(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Trained:
     try:
         model.fit(parts.train[features], parts.train[target])
         pred, proba = predictions(model, parts.holdout[features], recipe.task)
-    except ValueError as exc:  # e.g. empty cells for an estimator that takes no NaN
+    except (ValueError, TypeError) as exc:  # e.g. empty cells it takes no NaN for
         raise BadInput(
             f"estimator {recipe.estimator.class_}: cannot train on this data: {first_line(exc)}"
         ) from None
