@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import Workspace
+from gate_helpers import ok
 
 from cmi_console.core.errors import BadInput, IntegrityError
+from cmi_console.services.context import Context
 from cmi_console.store.artifacts import ArtifactStore
 
 
@@ -104,3 +107,44 @@ def test_a_large_file_is_stored_whole_and_read_only_for_everyone(tmp_path: Path)
     assert store.read(digest) == data
     assert os.stat(store.path_for(digest)).st_mode & 0o777 == 0o444
     assert list((tmp_path / "store" / "tmp").iterdir()) == []  # no temporary left behind
+
+
+def test_verify_artifacts_names_the_rows_whose_files_are_gone_or_changed(
+    populated: Workspace,
+) -> None:
+    """The log cannot see the store: plain verify passes, `--artifacts`
+    re-hashes every file a row names. A missing file had been bad input
+    (exit 2) on read; it is an integrity violation like a changed one."""
+    ctx = populated.ctx()
+    store = ctx.workspace.artifacts
+    versions = ok(populated.cli("version", "list", "cancer", "--json")).json()
+    by_number = {v["version"]: v["artifact_sha256"] for v in versions}
+    gone, changed = store.path_for(by_number[1]), store.path_for(by_number[2])
+    os.chmod(gone.parent, 0o755)
+    gone.unlink()
+    os.chmod(changed, 0o644)
+    changed.write_bytes(b"not the model")
+    assert ok(populated.cli("audit", "verify")).code == 0
+    r = populated.cli("audit", "verify", "--artifacts", "--json")
+    assert r.code == 4
+    found = {(f["kind"], f["table"], f["row_id"]) for f in r.json()["findings"]}
+    rows = {v["version"]: v["id"] for v in _version_rows(ctx)}
+    assert found == {
+        ("artifact-missing", "model_versions", rows[1]),
+        ("artifact-altered", "model_versions", rows[2]),
+    }
+    with pytest.raises(IntegrityError, match="missing from the store"):
+        store.read(by_number[1])
+
+
+def _version_rows(ctx: Context) -> list[dict[str, int]]:
+    from sqlalchemy import select
+
+    from cmi_console.store.tables import ModelVersion, table
+
+    versions = table(ModelVersion)
+    with ctx.read() as conn:
+        return [
+            {"version": v, "id": i}
+            for i, v in conn.execute(select(versions.c.id, versions.c.version))
+        ]

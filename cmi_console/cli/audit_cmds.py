@@ -101,17 +101,26 @@ def verify(
             help="Processes that scan the log (default: one per core; 1: scan in this process).",
         ),
     ] = None,
+    artifacts: Annotated[
+        bool,
+        typer.Option(
+            "--artifacts", help="Also re-hash every artifact the registry names (reads them all)."
+        ),
+    ] = False,
 ) -> None:
     """Check chain, tree, checkpoints, witness, signatures and registry state.
 
     Exit 4 on any fault, naming the first bad entry or row.
     """
+    from cmi_console.services.verify import check_artifacts
     from cmi_console.services.verify import verify as run_verify
 
     ctx = common.context()
     report = common.with_progress(
         "verifying", as_json or quiet, lambda p: run_verify(ctx, p, workers)
     )
+    if artifacts:
+        check_artifacts(ctx, report)
     for note in report.notes:
         common.echo(f"note: {note}", err=True)
     if as_json:
@@ -119,8 +128,9 @@ def verify(
     elif report.ok:
         common.console().print(
             f"[green]ok[/green]: {report.entries} entries, {report.signatures} signatures, "
-            f"{report.checkpoints} checkpoints, {report.rows} registry rows; "
-            f"root {report.root[:16]}, witness at {report.witness_size}"
+            f"{report.checkpoints} checkpoints, {report.rows} registry rows"
+            + ("" if report.artifacts is None else f", {report.artifacts} artifacts")
+            + f"; root {report.root[:16]}, witness at {report.witness_size}"
         )
     else:
         first = report.findings[0]

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cmi_console.core.errors import BadInput, IntegrityError, NotFound
+from cmi_console.core.errors import BadInput, IntegrityError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")  # whole: fullmatch, never "$" (it takes a final "\n")
 _CHUNK = 1 << 20
@@ -159,7 +159,9 @@ class ArtifactStore:
         """The artifact's bytes, after checking they still hash to `digest`."""
         path = self.path_for(digest)
         if not path.exists():
-            raise NotFound(f"artifact {digest}: not in the store ({self.root})")
+            # every caller reads an artifact the registry names: its loss is
+            # an integrity violation, as a changed file is (exit 4, not 2)
+            raise IntegrityError(f"artifact {digest}: missing from the store ({self.root})")
         data = path.read_bytes()
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
@@ -169,8 +171,15 @@ class ArtifactStore:
         return data
 
     def is_intact(self, digest: str) -> bool:
+        return self.fault(digest) is None
+
+    def fault(self, digest: str) -> str | None:
+        """None if the artifact is there and hashes to `digest`; else
+        'missing' or 'altered'."""
         path = self.path_for(digest)
-        return path.exists() and hash_file(path)[0] == digest
+        if not path.is_file():
+            return "missing"
+        return None if hash_file(path)[0] == digest else "altered"
 
 
 def _syncfs() -> Any:
