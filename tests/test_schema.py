@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conftest import Workspace
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from cmi_console.store import schema
 
@@ -12,11 +13,17 @@ def test_head_constant_matches_alembic() -> None:
     assert schema.alembic_head() == schema.HEAD_REVISION
 
 
+def _behind_cmis_back(ws: Workspace, sql: str) -> Engine:
+    """Run `sql` on the workspace's database; its engine, disposed."""
+    engine = ws.ctx().engine
+    with engine.begin() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+    return engine
+
+
 def test_an_older_schema_is_refused_with_the_fix(ws: Workspace) -> None:
-    ctx = ws.ctx()
-    with ctx.engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
-    ctx.engine.dispose()
+    _behind_cmis_back(ws, "UPDATE alembic_version SET version_num = '0000'")
     r = ws.cli("audit", "log")
     assert r.code == 2 and "run `cmi db upgrade`" in r.err
     r = ws.cli("model", "create", "x")
@@ -24,10 +31,7 @@ def test_an_older_schema_is_refused_with_the_fix(ws: Workspace) -> None:
 
 
 def test_a_newer_schema_is_refused_by_every_command_and_by_upgrade(ws: Workspace) -> None:
-    ctx = ws.ctx()
-    with ctx.engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    ctx.engine.dispose()
+    _behind_cmis_back(ws, "UPDATE alembic_version SET version_num = '9999'")
     r = ws.cli("audit", "log")
     assert r.code == 2 and "schema revision 9999 is newer than this cmi" in r.err
     # Alembic's "Can't locate revision" had been an internal error
@@ -37,17 +41,14 @@ def test_a_newer_schema_is_refused_by_every_command_and_by_upgrade(ws: Workspace
 
 
 def test_tables_without_their_revision_are_refused_not_created_again(ws: Workspace) -> None:
-    ctx = ws.ctx()
-    with ctx.engine.begin() as conn:
-        conn.execute(text("DROP TABLE alembic_version"))
-    ctx.engine.dispose()
+    engine = _behind_cmis_back(ws, "DROP TABLE alembic_version")
     for args in (("audit", "log"), ("db", "upgrade")):
         # upgrade had tried to create the tables again: an internal error
         r = ws.cli(*args)
         assert r.code == 2 and "cmi's tables but no schema revision" in r.err, (args, r.err)
-    with ctx.engine.connect() as conn:  # the log is still there, untouched
+    with engine.connect() as conn:  # the log is still there, untouched
         assert conn.execute(text("SELECT count(*) FROM audit_entries")).scalar() > 0
-    ctx.engine.dispose()
+    engine.dispose()
 
 
 def test_db_status_and_upgrade(ws: Workspace) -> None:
