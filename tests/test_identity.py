@@ -43,6 +43,20 @@ def test_denied_with_exit_3_and_nothing_written(
     assert entries(ws) == before
 
 
+@pytest.mark.parametrize("key", ["root", "log"])
+def test_a_private_key_others_can_read_is_not_used(ws: Workspace, key: str) -> None:
+    """As ssh refuses such a key: mode 0644 had been signed with as usual."""
+    path = ws.home / "keys" / f"{key}.key"
+    path.chmod(0o644)
+    before = entries(ws)
+    r = ws.cli("user", "add", "alice", "--role", "developer")  # a signed decision
+    assert r.code == 3, r.err
+    assert f"{path}: private key is open to others (mode 0644)" in r.err
+    assert entries(ws) == before
+    path.chmod(0o600)
+    assert ws.cli("user", "add", "alice", "--role", "developer").code == 0
+
+
 def test_revoked_role_no_longer_counts(ws: Workspace) -> None:
     assert ws.cli("user", "add", "alice", "--role", "developer").code == 0
     assert ws.cli("model", "create", "m1", as_="alice").code == 0
@@ -93,6 +107,8 @@ def test_user_with_their_own_public_key_signs_with_their_own_private_key(
     assert not (ws.home / "keys" / "dana.key").exists()
     assert ws.cli("role", "grant", "root", "developer", as_="dana").code == 3  # no key yet
     (ws.home / "keys" / "dana.key").write_bytes(keys.private_pem(private, None))
+    assert ws.cli("role", "grant", "root", "developer", as_="dana").code == 3  # 0644
+    (ws.home / "keys" / "dana.key").chmod(0o600)
     assert ws.cli("role", "grant", "root", "developer", as_="dana").code == 0
     assert ws.cli("audit", "verify").code == 0
     bad = tmp_path / "bad.pub"

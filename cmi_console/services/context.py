@@ -97,11 +97,12 @@ class Context:
 
     def private_key(self, name: str) -> Ed25519PrivateKey:
         from cmi_console.core import keys
+        from cmi_console.store.workspace import read_private
 
         if name not in self._signers:
             path = self.workspace.principal_key_path(name)
             try:
-                pem = path.read_bytes()
+                pem = read_private(path)
             except OSError:
                 raise Denied(f"{name}: no private key at {path}; cannot sign") from None
             secret = self.passphrase(str(path)) if keys.pem_is_encrypted(pem) else None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cmi_console.core import names
-from cmi_console.core.errors import BadInput
+from cmi_console.core.errors import BadInput, Denied
 from cmi_console.store.artifacts import ArtifactStore
 from cmi_console.store.witness import Witness
 
@@ -40,6 +40,21 @@ def write_private(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def read_private(path: Path) -> bytes:
+    """A secret file's bytes, refused (exit 3) if others may read it, as ssh
+    refuses such a key: a key others can read is a key others may use."""
+    import stat
+
+    with path.open("rb") as fh:
+        mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+        if mode & 0o077:
+            raise Denied(
+                f"{path}: private key is open to others (mode {mode:04o}); "
+                f"`chmod 600` it, and treat it as leaked if anyone may have read it"
+            )
+        return fh.read()
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -106,7 +121,7 @@ class Workspace:
 
         path = self.keys_dir / "log.key"
         try:
-            pem = path.read_bytes()
+            pem = read_private(path)
         except OSError:
             raise BadInput(f"{path}: the workspace log key is missing") from None
         return keys.load_private(pem, None, str(path))
