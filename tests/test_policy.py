@@ -214,3 +214,39 @@ def test_tier_changes_are_signed_and_restricted(populated: Workspace) -> None:
     entry = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
     assert entry["action"] == "model.tier" and "sig" in entry
     assert ok(ws.cli("model", "show", "cancer", "--json")).json()["risk_tier"] == "low"
+
+
+def test_a_policy_that_strands_versions_or_requests_is_refused(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    """Dropping a stage that versions are in left them unable to move (not
+    even to `retired`), and one open request to it made `cmi queue` fail for
+    everyone ("--to: unknown stage")."""
+    ws = populated
+    no_development = (
+        DEFAULT.replace('initial_stage = "development"', 'initial_stage = "staging"')
+        .replace('[stages.staging]\nfrom = ["development"]\n', "[stages.staging]\n")
+        .replace("[stages.development]\n", "")
+        .replace('"development", ', "")
+    )
+    path = write(tmp_path, "default.toml", no_development)
+    head = log_head(ws)
+    r = ws.cli("policy", "activate", str(path))
+    assert r.code == 2 and "no 'development' for cancer, where 2 version(s) are" in r.err, r.err
+    assert "(e.g. cancer:1)" in r.err and log_head(ws) == head
+
+    no_staging = DEFAULT.replace('from = ["staging"]', 'from = ["development"]')
+    no_staging = no_staging.replace('"staging", ', "").replace('shadow_stages = ["production"]', "")
+    cut = no_staging.index("[stages.staging]")
+    no_staging = no_staging[:cut] + no_staging[no_staging.index("[stages.production]") :]
+    cut = no_staging.index("[environments.staging]")
+    no_staging = no_staging[:cut] + no_staging[no_staging.index("[environments.production]") :]
+    request = ok(ws.cli("request", "cancer:1", "--to", "staging", "--json", as_="alice"))
+    path = write(tmp_path, "default.toml", no_staging)
+    head = log_head(ws)
+    r = ws.cli("policy", "activate", str(path))
+    assert r.code == 2 and "no 'staging' for cancer, which open request #" in r.err, r.err
+    assert log_head(ws) == head
+    ok(ws.cli("withdraw", str(request.json()["request"]), as_="alice"))
+    ok(ws.cli("policy", "activate", str(path)))
+    assert ok(ws.cli("queue", "--json")).json() == []

@@ -158,6 +158,7 @@ def activate_document(
             raise NotFound(f"{label}: model: model '{scope}' does not exist")
     else:
         _check_overrides_against(tx.conn, raw)
+    _check_nothing_stranded(tx.conn, raw, scope, label)
     new_sha = pol.sha256_of(raw)
     old = _active(tx.conn, scope)
     if old is not None and old.sha256 == new_sha:
@@ -184,6 +185,60 @@ def activate_document(
     }
     tx.record("policy.activate", f"policy:{scope}", data)
     return data
+
+
+def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, label: str) -> None:
+    """Every stage a version is in, or an open request asks for, must stay in
+    the policy of its model: a version left in a dropped stage could be
+    neither promoted nor retired, and one open request to it stopped the
+    review queue for everyone."""
+    from sqlalchemy import func
+
+    from cmi_console.store.tables import ModelVersion, PromotionRequest
+
+    versions, requests = table(ModelVersion), table(PromotionRequest)
+    active = active_rows(conn)
+    if scope != DEFAULT_SCOPE and DEFAULT_SCOPE not in active:
+        return  # no model policy takes effect without a default
+    default = raw if scope == DEFAULT_SCOPE else active[DEFAULT_SCOPE].content
+    models = conn.execute(
+        select(MODELS) if scope == DEFAULT_SCOPE else select(MODELS).where(MODELS.c.name == scope)
+    ).all()
+    by_id = {m.id: m for m in models}
+    stages: dict[tuple[str | None, str | None], Any] = {}
+
+    def stages_of(model: Any) -> Any:
+        override = raw if scope == model.name else getattr(active.get(model.name), "content", None)
+        key = (model.name if override is not None else None, model.risk_tier)
+        if key not in stages:
+            stages[key] = pol.effective(default, override, model.risk_tier, {}).policy.stages
+        return stages[key]
+
+    occupied = select(
+        versions.c.model_id, versions.c.stage, func.count(), func.min(versions.c.version)
+    ).group_by(versions.c.model_id, versions.c.stage)
+    asked = (
+        select(requests.c.id, requests.c.to_stage, versions.c.model_id, versions.c.version)
+        .join(versions, versions.c.id == requests.c.version_id)
+        .where(requests.c.status == "open")
+    )
+    if scope != DEFAULT_SCOPE:
+        occupied = occupied.where(versions.c.model_id.in_(list(by_id)))
+        asked = asked.where(versions.c.model_id.in_(list(by_id)))
+    for model_id, stage, count, first in conn.execute(occupied):
+        name = by_id[model_id].name
+        if stage not in stages_of(by_id[model_id]):
+            raise BadInput(
+                f"{label}: stages: no '{stage}' for {name}, where {count} version(s) are "
+                f"(e.g. {name}:{first}); move them first, or keep the stage"
+            )
+    for request_id, stage, model_id, number in conn.execute(asked):
+        name = by_id[model_id].name
+        if stage not in stages_of(by_id[model_id]):
+            raise BadInput(
+                f"{label}: stages: no '{stage}' for {name}, which open request #{request_id} "
+                f"({name}:{number}) asks for; withdraw it first, or keep the stage"
+            )
 
 
 def _check_overrides_against(conn: Connection, default: dict[str, Any]) -> None:
