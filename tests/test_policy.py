@@ -242,6 +242,11 @@ def test_a_policy_that_strands_versions_or_requests_is_refused(
     cut = no_staging.index("[environments.staging]")
     no_staging = no_staging[:cut] + no_staging[no_staging.index("[environments.production]") :]
     request = ok(ws.cli("request", "cancer:1", "--to", "staging", "--json", as_="alice"))
+    elsewhere = DEFAULT.replace('environments = ["staging"]\n', 'environments = ["default"]\n')
+    cut = elsewhere.index("[environments.staging]")
+    elsewhere = elsewhere[:cut] + elsewhere[elsewhere.index("[environments.production]") :]
+    r = ws.cli("policy", "activate", str(write(tmp_path, "elsewhere.toml", elsewhere)))
+    assert r.code == 2 and "stages.staging: no environment 'staging' for cancer" in r.err, r.err
     path = write(tmp_path, "default.toml", no_staging)
     head = log_head(ws)
     r = ws.cli("policy", "activate", str(path))

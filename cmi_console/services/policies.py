@@ -188,10 +188,10 @@ def activate_document(
 
 
 def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, label: str) -> None:
-    """Every stage a version is in, or an open request asks for, must stay in
-    the policy of its model: a version left in a dropped stage could be
-    neither promoted nor retired, and one open request to it stopped the
-    review queue for everyone."""
+    """Every stage a version is in, or an open request asks for (with its
+    environment), must stay in the policy of its model: a version left in a
+    dropped stage could be neither promoted nor retired, and one open request
+    to it stopped the review queue for everyone."""
     from sqlalchemy import func
 
     from cmi_console.store.tables import ModelVersion, PromotionRequest
@@ -214,11 +214,23 @@ def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, l
             stages[key] = pol.effective(default, override, model.risk_tier, {}).policy.stages
         return stages[key]
 
+    def refuse_request(request_id: int, model: str, number: int, what: str) -> None:
+        raise BadInput(
+            f"{label}: {what} for {model}, which open request #{request_id} ({model}:{number}) "
+            "asks for; withdraw it first, or keep it"
+        )
+
     occupied = select(
         versions.c.model_id, versions.c.stage, func.count(), func.min(versions.c.version)
     ).group_by(versions.c.model_id, versions.c.stage)
     asked = (
-        select(requests.c.id, requests.c.to_stage, versions.c.model_id, versions.c.version)
+        select(
+            requests.c.id,
+            requests.c.to_stage,
+            requests.c.environment,
+            versions.c.model_id,
+            versions.c.version,
+        )
         .join(versions, versions.c.id == requests.c.version_id)
         .where(requests.c.status == "open")
     )
@@ -232,13 +244,12 @@ def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, l
                 f"{label}: stages: no '{stage}' for {name}, where {count} version(s) are "
                 f"(e.g. {name}:{first}); move them first, or keep the stage"
             )
-    for request_id, stage, model_id, number in conn.execute(asked):
-        name = by_id[model_id].name
-        if stage not in stages_of(by_id[model_id]):
-            raise BadInput(
-                f"{label}: stages: no '{stage}' for {name}, which open request #{request_id} "
-                f"({name}:{number}) asks for; withdraw it first, or keep the stage"
-            )
+    for request_id, stage, env, model_id, number in conn.execute(asked):
+        name, known = by_id[model_id].name, stages_of(by_id[model_id])
+        if stage not in known:
+            refuse_request(request_id, name, number, f"stages: no '{stage}'")
+        if env is not None and env not in known[stage].environments:
+            refuse_request(request_id, name, number, f"stages.{stage}: no environment '{env}'")
 
 
 def _check_overrides_against(conn: Connection, default: dict[str, Any]) -> None:
