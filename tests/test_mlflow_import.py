@@ -122,3 +122,37 @@ def test_a_store_mlflow_cannot_read_is_one_line_and_nothing_is_created(
     r = ws.cli("import", "mlflow", "--tracking-uri", (tmp_path / "art").as_uri(), as_="alice")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
     assert audit.count(ws.ctx()) == size
+
+
+def test_a_version_whose_source_lies_outside_the_store_is_not_copied_in(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Whoever may register a version in MLflow chooses its source: a path to
+    someone else's file (here, a stand-in for /etc/shadow), directly or by a
+    link inside the artifact location, had been copied into our store, 0444."""
+    import hashlib
+
+    from mlflow import MlflowClient
+
+    uri, _runs = build_store(tmp_path)
+    secret = tmp_path / "private" / "model.pkl"
+    secret.parent.mkdir()
+    secret.write_bytes(b"\x80\x04" + b"not yours" * 100)
+    linked = tmp_path / "art" / "innocent"
+    linked.mkdir()
+    (linked / "model.pkl").symlink_to(secret)
+    client = MlflowClient(tracking_uri=uri)
+    client.create_registered_model("leak")
+    for source in (str(secret.parent), secret.as_uri(), str(linked)):
+        client.create_model_version("leak", source=source)
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    report = ok(ws.cli("import", "mlflow", "--tracking-uri", uri, "--json", as_="alice")).json()
+    assert {m["model"]: m["imported"] for m in report["models"]}["leak"] == 0
+    outside = [s for s in report["skipped"] if "outside the store's artifact locations" in s]
+    # MLflow's own copy refuses the link (an MlflowException): skipped too
+    assert len(outside) == 2 and all(str(secret.parent) in s for s in outside), report["skipped"]
+    assert sum(s.startswith("leak version") for s in report["skipped"]) == 3
+    digest = hashlib.sha256(secret.read_bytes()).hexdigest()
+    assert not ws.ctx().workspace.artifacts.path_for(digest).exists()
+    # the store's own artifacts still come in
+    assert {m["model"]: m["imported"] for m in report["models"]}["cancer"] == 2

@@ -17,7 +17,7 @@ import re
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from sqlalchemy import select
 
@@ -86,8 +86,43 @@ def _imported(ctx: Context, model: str) -> dict[str, int]:
     return {value: number for value, number in rows}
 
 
-def _local_dir(client: Any, source: str, tmp: Path) -> Path | None:
-    """The model's directory when its artifacts are local files, else None."""
+class _Skipped(Exception):
+    """Why a version's artifact is not imported (the version is skipped)."""
+
+
+def _local_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return Path(uri) if parsed.scheme == "" else None
+
+
+def _artifact_roots(client: Any) -> list[Path]:
+    """Where the store keeps artifacts: its experiments' local locations."""
+    from mlflow.entities import ViewType
+
+    roots, token = [], None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ALL, page_token=token)
+        roots += [p.resolve() for e in page if (p := _local_path(e.artifact_location))]
+        token = page.token
+        if not token:
+            return roots
+
+
+def _inside(path: Path, roots: list[Path]) -> Path:
+    # resolved: a symbolic link inside a root may point anywhere
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise _Skipped(f"artifact {resolved} is outside the store's artifact locations")
+    return resolved
+
+
+def _artifact_file(client: Any, source: str, tmp: Path, roots: list[Path]) -> Path:
+    """A local copy of the version's model file. Its source must lie inside
+    the store's artifact locations: anyone who may register a model version
+    in MLflow chooses its source, and a path such as /etc/shadow would have
+    been copied into our store (0444)."""
     from mlflow.artifacts import download_artifacts
 
     uri = source
@@ -96,9 +131,18 @@ def _local_dir(client: Any, source: str, tmp: Path) -> Path | None:
     elif source.startswith("runs:/"):
         run_id, _, path = source.removeprefix("runs:/").partition("/")
         uri = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{path}"
-    if urlparse(uri).scheme not in ("", "file"):
-        return None
-    return Path(download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
+    local = _local_path(uri)
+    if local is None:
+        raise _Skipped(f"artifact is not a local file ({source})")
+    origin = _inside(local, roots)  # before the copy: it could be all of /etc
+    folder = Path(download_artifacts(artifact_uri=uri, dst_path=str(tmp)))
+    if not folder.is_dir():
+        return folder
+    artifact = _model_file(folder)
+    if artifact is None:
+        raise _Skipped(f"no model file in {source}")
+    _inside(origin / artifact.relative_to(folder), roots)  # the copy followed links
+    return artifact
 
 
 def _model_file(folder: Path) -> Path | None:
@@ -118,15 +162,18 @@ def import_mlflow(ctx: Context, tracking_uri: str, model: str | None = None) -> 
             found = [client.get_registered_model(model)]
         else:
             found = list(client.search_registered_models())
+        roots = _artifact_roots(client)
     except MlflowException as exc:  # a store MLflow will not read, a model it lacks
         raise _unusable(tracking_uri, exc) from None
     report: dict[str, Any] = {"models": [], "skipped": []}
     for rm in sorted(found, key=lambda r: r.name):
-        report["models"].append(_import_model(ctx, client, rm, report["skipped"]))
+        report["models"].append(_import_model(ctx, client, rm, report["skipped"], roots))
     return report
 
 
-def _import_model(ctx: Context, client: Any, rm: Any, skipped: list[str]) -> dict[str, Any]:
+def _import_model(
+    ctx: Context, client: Any, rm: Any, skipped: list[str], roots: list[Path]
+) -> dict[str, Any]:
     name = rm.name
     try:
         names.entity(name, "model")
@@ -146,7 +193,7 @@ def _import_model(ctx: Context, client: Any, rm: Any, skipped: list[str]) -> dic
         for v in versions:
             if str(v.version) in done:
                 continue
-            number = _import_version(ctx, client, name, v, skipped)
+            number = _import_version(ctx, client, name, v, skipped, roots)
             if number is not None:
                 done[str(v.version)] = number
                 out["imported"] += 1
@@ -165,7 +212,9 @@ def _import_model(ctx: Context, client: Any, rm: Any, skipped: list[str]) -> dic
     return out
 
 
-def _import_version(ctx: Context, client: Any, name: str, v: Any, skipped: list[str]) -> int | None:
+def _import_version(
+    ctx: Context, client: Any, name: str, v: Any, skipped: list[str], roots: list[Path]
+) -> int | None:
     where = f"{name} version {v.version}"
     run_key, metrics = None, {}
     if v.run_id:
@@ -187,16 +236,12 @@ def _import_version(ctx: Context, client: Any, name: str, v: Any, skipped: list[
         tags.setdefault(key, str(value)[:500])
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            folder = _local_dir(client, v.source or "", Path(tmp))
+            artifact = _artifact_file(client, v.source or "", Path(tmp), roots)
+        except _Skipped as exc:
+            skipped.append(f"{where}: {exc}")
+            return None
         except Exception as exc:  # MLflow raises many kinds for a missing artifact
             skipped.append(f"{where}: artifact not readable ({type(exc).__name__})")
-            return None
-        if folder is None:
-            skipped.append(f"{where}: artifact is not a local file ({v.source})")
-            return None
-        artifact = _model_file(folder) if folder.is_dir() else folder
-        if artifact is None:
-            skipped.append(f"{where}: no model file in {v.source}")
             return None
         view = registry.register_version(
             ctx,
