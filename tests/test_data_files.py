@@ -24,6 +24,8 @@ from cmi_console.store import data_files
         ("\n\na,b\n1,2\n", ["a", "b"]),
         ("\ufeffa,b\n1,2\n", ["a", "b"]),
         ('"a,b",c\n1,2\n', ["a,b", "c"]),
+        # unnamed columns are named by their place, so not ambiguous
+        (",,a\n1,2,3\n", ["Unnamed: 0", "Unnamed: 1", "a"]),
     ],
 )
 def test_csv_read_from_a_path_and_from_bytes_alike(

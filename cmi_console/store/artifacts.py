@@ -158,7 +158,7 @@ class ArtifactStore:
     def read(self, digest: str) -> bytes:
         """The artifact's bytes, after checking they still hash to `digest`."""
         path = self.path_for(digest)
-        if not path.exists():
+        if not path.is_file():
             # every caller reads an artifact the registry names: its loss is
             # an integrity violation, as a changed file is (exit 4, not 2)
             raise IntegrityError(f"artifact {digest}: missing from the store ({self.root})")

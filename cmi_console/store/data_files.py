@@ -36,7 +36,7 @@ def read(source: Path | bytes, fmt: str, where: str) -> Any:
     names = _csv_header(source, where) if fmt == "csv" else [str(c) for c in frame.columns]
     seen: set[str] = set()
     for name in names:
-        if name in seen:
+        if name in seen and name:  # pandas names empty ones by place: "Unnamed: 3"
             # a schema snapshot, a feature list or a drift report that names
             # this column would not say which of the two it means
             raise BadInput(f"{where}: column '{name}' appears more than once")
