@@ -450,8 +450,9 @@ def labels(
 
 def _attach(frame: Any, given: Any, target: str, key: str | None, where: str) -> Any:
     """Labels join on `key`, else by position: one per window row, or one per
-    input when every version scored the same inputs (a shadow). Labels
-    attached before stay where the file has none (they arrive in pieces)."""
+    input when every version scored the same inputs (a shadow). The labels
+    the window came with stay where the file has none; a labels file given
+    before is replaced (the window is measured on its data and this file)."""
     import numpy as np
     import pandas as pd
 
