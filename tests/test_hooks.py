@@ -187,7 +187,11 @@ def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
     before = ok(ws.cli("policy", "show", "cancer", "--json")).json()["sha256"]
     for bad, message in (
         ("[hooks.x]\nevents = ['gate.aproved']\nurl = 'http://127.0.0.1:1/'\n", "names no event"),
-        ("[hooks.x]\nevents = ['gate.*']\n", "exactly one of url and command"),
+        ("[hooks.x]\nevents = ['gate.*']\n", "exactly one of url, url_env and command"),
+        (
+            "[hooks.x]\nevents = ['gate.*']\nurl = 'http://h/'\nurl_env = 'CMI_TEST_HOOK_URL'\n",
+            "exactly one of url, url_env and command",
+        ),
         ("[hooks.x]\nevents = ['gate.*']\nurl = 'ftp://x'\n", "http:// or https://"),
         # a password in the URL would sit in the policy's audited text
         (
@@ -220,3 +224,37 @@ def test_the_secret_never_reaches_the_log_or_the_outbox(hooked: Workspace, tmp_p
         for table_name in ("audit_entries", "hook_deliveries", "policies"):
             for row in conn.execute(text(f"SELECT * FROM {table_name}")):  # noqa: S608 (fixed names)
                 assert SECRET not in str(row), table_name
+
+
+def test_a_secret_url_comes_from_the_environment_and_is_stored_nowhere(
+    hooked: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack's and Teams' webhook URLs are their secret: in `url` it would
+    sit in the policy's audited text. `url_env` names the variable instead."""
+    ws = hooked
+    receiver = Receiver(ws)
+    secret_url = f"http://127.0.0.1:{receiver.port}/services/T000/B000/XXXXSECRETXXXX"
+    hook = webhook(receiver.port, '["validation.*"]').replace(
+        f"url = 'http://127.0.0.1:{receiver.port}/cmi'", "url_env = 'CMI_TEST_HOOK_URL'"
+    )
+    try:
+        activate(ws, tmp_path, hook)
+        monkeypatch.delenv("CMI_TEST_HOOK_URL", raising=False)
+        ok(ws.cli("validate", "cancer:1", "--suite", "staging", as_="alice"))
+        (failed,) = hooks.list_deliveries(ws.ctx())
+        assert failed["status"] == "failed"
+        assert "environment variable CMI_TEST_HOOK_URL is not set" in failed["last_error"]
+        monkeypatch.setenv("CMI_TEST_HOOK_URL", secret_url)
+        ok(ws.cli("hooks", "redeliver", "--failed", as_="root"))
+    finally:
+        receiver.close()
+    (call,) = receiver.calls
+    assert call["committed"] and call["headers"]["x-cmi-signature"]
+    with ws.ctx().engine.connect() as conn:
+        from sqlalchemy import text
+
+        for table_name in ("audit_entries", "hook_deliveries", "policies"):
+            for row in conn.execute(text(f"SELECT * FROM {table_name}")):  # noqa: S608 (fixed names)
+                assert "XXXXSECRETXXXX" not in str(row), table_name
+    shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
+    assert shown["hooks"]["ci"]["url_env"] == "CMI_TEST_HOOK_URL"

@@ -376,10 +376,12 @@ class Monitoring(_Strict):
 class Hook(_Strict):
     """Where an event goes after its transaction commits: a local command (the
     event JSON on stdin) or an HTTP POST signed with HMAC-SHA256 (the secret
-    comes from the environment variable `secret_env`, never from the policy)."""
+    comes from the environment variable `secret_env`, never from the policy).
+    A URL that is itself a secret (Slack's, Teams') comes from `url_env`."""
 
     events: list[str] = Field(min_length=1)
     url: str | None = None
+    url_env: str | None = None
     command: list[str] | None = None
     secret_env: str | None = None
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
@@ -399,12 +401,10 @@ class Hook(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        if value is not None and "@" in value.split("/", 3)[2]:
-            # the policy's text is hashed into the log and shown by `policy
-            # show`: a secret has no place in it (secret_env signs deliveries)
-            raise ValueError("must not hold credentials (user:password@); use secret_env")
+        if value is not None:
+            problem = url_problem(value)
+            if problem:
+                raise ValueError(problem)
         return value
 
     @field_validator("command")
@@ -415,7 +415,20 @@ class Hook(_Strict):
         return value
 
     def target(self) -> str:
+        if self.url_env is not None:
+            return f"${self.url_env}"  # the name, never the secret URL
         return self.url or " ".join(self.command or [])
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook's, or None."""
+    if not url.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    if "@" in url.split("/", 3)[2]:
+        # the policy's text is hashed into the log and shown by `policy
+        # show`: a secret has no place in it (secret_env signs deliveries)
+        return "must not hold credentials (user:password@); use url_env or secret_env"
+    return None
 
 
 class Suite(_Strict):
@@ -616,10 +629,11 @@ def _check_references(p: Policy, label: str) -> None:
                         f"unknown or terminal stage '{stage_name}'",
                     )
     for hname, hook in p.hooks.items():
-        if (hook.url is None) == (hook.command is None):
-            raise bad(f"hooks.{hname}", "give exactly one of url and command")
-        if hook.secret_env is not None and hook.url is None:
-            raise bad(f"hooks.{hname}.secret_env", "only a webhook (url) is signed")
+        given = [k for k in ("url", "url_env", "command") if getattr(hook, k) is not None]
+        if len(given) != 1:
+            raise bad(f"hooks.{hname}", "give exactly one of url, url_env and command")
+        if hook.secret_env is not None and hook.command is not None:
+            raise bad(f"hooks.{hname}.secret_env", "only a webhook (url, url_env) is signed")
     for sname, suite in p.suites.items():
         seen: set[str] = set()
         try:

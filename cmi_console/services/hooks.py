@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from cmi_console.core import hooks
 from cmi_console.core.errors import BadInput, NotFound
-from cmi_console.core.policy import Hook
+from cmi_console.core.policy import Hook, url_problem
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import require_role
 from cmi_console.services.policies import effective_for
@@ -148,8 +148,16 @@ def _send(hook: Hook, d: Any, body: bytes) -> str | None:
         if not secret:
             return f"the secret's environment variable {hook.secret_env} is not set"
         headers[hooks.SIGNATURE_HEADER] = hooks.signature(secret.encode(), body)
-    assert hook.url is not None
-    request = urllib.request.Request(hook.url, data=body, headers=headers, method="POST")
+    url = hook.url
+    if hook.url_env is not None:  # read at each attempt, never stored
+        url = os.environ.get(hook.url_env)
+        if not url:
+            return f"the URL's environment variable {hook.url_env} is not set"
+        problem = url_problem(url)
+        if problem:
+            return f"the URL in {hook.url_env} {problem}"
+    assert url is not None
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=hook.timeout_seconds) as response:
             if not 200 <= response.status < 300:
