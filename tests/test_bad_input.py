@@ -88,6 +88,12 @@ def log_size(ws: Workspace) -> int:
         ),
         (["audit", "checkpoint", "--out", "{folder}"], "--out: {folder}: is a directory"),
         (["audit", "consistency", "{bad_note}"], "no blank line"),
+        # read until memory ran out (a device), or blocked (a FIFO)
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--metrics", "@/dev/zero"],
+            "--metrics: /dev/zero: not a regular file",
+        ),
+        (["audit", "consistency", "/dev/zero"], "CHECKPOINT_FILE: /dev/zero: not a regular file"),
         (["role", "grant", "alice", "risk-oficer"], "unknown role 'risk-oficer'"),
         # nesting deeper than the parsers' recursion: internal errors before
         (
@@ -237,6 +243,17 @@ def test_init_where_no_workspace_can_be_made_is_one_line(
     r = Workspace(tmp_path / where, None, capsys).cli("init", "--admin", "ada", as_=None)
     assert r.code == 2 and words in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_a_document_named_on_the_line_has_a_size_limit(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    from cmi_console.cli.common import MAX_ARG_FILE
+
+    big = tmp_path / "metrics.json"
+    big.write_bytes(b" " * (MAX_ARG_FILE + 1))
+    r = populated.cli("run", "record", "--metrics", f"@{big}", as_="alice")
+    assert r.code == 2 and f"--metrics: {big}: larger than 16 MiB" in r.err, r.err
 
 
 def test_database_password_is_never_printed(
