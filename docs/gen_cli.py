@@ -30,7 +30,7 @@ Free text has limits, the same on SQLite and PostgreSQL: a description, comment 
 reason 2,000 characters, an incident note or root cause 4,000, a title 300, a tag value
 500; longer is bad input naming the field (`models.description: at most 2000
 characters (5000 given)`). A file named for a small document (`@FILE` for JSON, a
-checkpoint, a key) must be a regular file of at most 16 MiB.
+checkpoint, a key, a policy, a recipe) must be a regular file of at most 16 MiB.
 """
 
 

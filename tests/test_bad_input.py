@@ -104,6 +104,7 @@ def log_size(ws: Workspace) -> int:
         # TOML's nan and inf: an internal error (no JSON form), and a threshold
         # of nan compares false both ways
         (["policy", "check", "{nan_toml}"], "checks[0].min.roc_auc: nan is not a finite number"),
+        (["policy", "check", "/dev/zero"], "/dev/zero: not a regular file"),
         # longer than the column: PostgreSQL refused it as an internal error,
         # SQLite stored it
         (
@@ -248,10 +249,10 @@ def test_init_where_no_workspace_can_be_made_is_one_line(
 def test_a_document_named_on_the_line_has_a_size_limit(
     populated: Workspace, tmp_path: Path
 ) -> None:
-    from cmi_console.cli.common import MAX_ARG_FILE
+    from cmi_console.core.small_files import MAX_DOCUMENT
 
     big = tmp_path / "metrics.json"
-    big.write_bytes(b" " * (MAX_ARG_FILE + 1))
+    big.write_bytes(b" " * (MAX_DOCUMENT + 1))
     r = populated.cli("run", "record", "--metrics", f"@{big}", as_="alice")
     assert r.code == 2 and f"--metrics: {big}: larger than 16 MiB" in r.err, r.err
 

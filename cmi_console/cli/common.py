@@ -146,26 +146,11 @@ def show(title: str, data: dict[str, Any], as_json: bool) -> None:
         kv(title, data)
 
 
-# What a small document named on the line (JSON, a checkpoint, a key) may
-# weigh: `--metrics @/dev/zero` read until memory ran out, and a FIFO blocked
-MAX_ARG_FILE = 16 << 20
-
-
 def read_text_arg(path: Path, where: str) -> str:
     """The text of a file named on the command line; one clear line if unreadable."""
-    from cmi_console.core.errors import BadInput
-    from cmi_console.store.artifacts import require_file
+    from cmi_console.core.small_files import read_document
 
-    require_file(path, where)
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_ARG_FILE + 1)
-        if len(data) > MAX_ARG_FILE:
-            raise BadInput(f"{where}: {path}: larger than {MAX_ARG_FILE >> 20} MiB")
-        return data.decode()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise BadInput(f"{where}: cannot read {path} ({reason})") from None
+    return read_document(path, f"{where}: {path}")
 
 
 def load_json_arg(text: str | None, where: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from cmi_console.core import names
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.errors import BadInput
 from cmi_console.core.roles import ROLES
+from cmi_console.core.small_files import read_document
 
 FORMAT = 1
 ARCHIVED = "archived"  # where a replaced version of an exclusive stage goes
@@ -486,13 +487,7 @@ def sha256_of(content: Mapping[str, Any]) -> str:
 
 def read_toml(path: Path, label: str | None = None) -> dict[str, Any]:
     where = label or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{where}: cannot read ({exc})") from None
-    return parse_toml(text, where)
+    return parse_toml(read_document(path, where), where)
 
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:
