@@ -163,3 +163,28 @@ def test_relative_change_from_zero_keeps_its_sign() -> None:
     assert relative_change(0.1, 0.0) == float("inf")
     assert relative_change(-0.1, 0.0) == float("-inf")
     assert relative_change(0.0, 0.0) == 0.0
+
+
+@pytest.mark.parametrize("where", ["value", "details"])
+def test_a_check_that_measures_nan_is_an_error_result_the_run_can_record(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The runner's guard, for any check kind a release adds: wherever a NaN
+    sits in the result (value or details), the run stays hashable."""
+    from cmi_console.core.canonical import canonical_bytes
+    from cmi_console.core.policy import CHECK_SPECS
+    from cmi_console.validation import runner
+    from cmi_console.validation.results import PASS, CheckResult
+    from cmi_console.validation.subject import Subject
+
+    def measures_nan(spec: object, _subject: object) -> CheckResult:
+        nan = float("nan")
+        value, details = (nan, {}) if where == "value" else (1, {"score": nan})
+        return CheckResult("artifact", "artifact", PASS, "ok", value=value, details=details)
+
+    monkeypatch.setitem(runner.CHECKS, "artifact", measures_nan)
+    spec = CHECK_SPECS["artifact"].model_validate({"kind": "artifact"})
+    subject = Subject("m", 1, "0" * 64, "skops", read_artifact=lambda: b"")
+    (result,) = runner.run_suite([spec], subject)
+    assert result.status == "error" and "cannot be recorded" in result.explanation
+    canonical_bytes(result.as_json())

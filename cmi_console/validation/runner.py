@@ -89,7 +89,6 @@ def _run_one(spec: CheckSpec, subject: Subject) -> CheckResult:
             ERROR,
             f"measured a value that cannot be recorded: {exc}",
             spec.blocking,
-            details=result.details,
-            warnings=result.warnings,
+            warnings=result.warnings,  # not its details: the value may sit there
         )
     return result
