@@ -150,7 +150,7 @@ def read_text_arg(path: Path, where: str) -> str:
     """The text of a file named on the command line; one clear line if unreadable."""
     from cmi_console.core.small_files import read_document
 
-    return read_document(path, f"{where}: {path}")
+    return read_document(path, where)
 
 
 def load_json_arg(text: str | None, where: str) -> dict[str, Any]:

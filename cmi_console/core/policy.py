@@ -485,9 +485,8 @@ def sha256_of(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(dict(content))).hexdigest()
 
 
-def read_toml(path: Path, label: str | None = None) -> dict[str, Any]:
-    where = label or str(path)
-    return parse_toml(read_document(path, where), where)
+def read_toml(path: Path) -> dict[str, Any]:
+    return parse_toml(read_document(path), str(path))
 
 
 def parse_toml(text: str, where: str) -> dict[str, Any]:

@@ -24,12 +24,12 @@ from cmi_console.core import deployments as dm
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.errors import BadInput, NotFound, first_line
 from cmi_console.core.policy import Criteria, Effective
+from cmi_console.core.small_files import require_file
 from cmi_console.services import deployments, lineage, registry
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import active_roles, require_role
 from cmi_console.services.policies import effective_for, effective_for_many
 from cmi_console.store import data_files
-from cmi_console.store.artifacts import require_file
 from cmi_console.store.tables import Alert, MonitoringWindow, RetrainRequest, table
 
 WINDOWS, ALERTS, RETRAINS = table(MonitoringWindow), table(Alert), table(RetrainRequest)

@@ -13,12 +13,13 @@ from sqlalchemy.engine import Connection
 from cmi_console.core import artifact_format, names, roles
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
+from cmi_console.core.small_files import require_file
 from cmi_console.services import lineage
 from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import effective_for
 from cmi_console.store import data_files, driver
-from cmi_console.store.artifacts import hash_file, require_file
+from cmi_console.store.artifacts import hash_file
 from cmi_console.store.tables import (
     Alias,
     Dataset,

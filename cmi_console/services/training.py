@@ -12,10 +12,10 @@ from sqlalchemy import select
 from cmi_console.core import environment
 from cmi_console.core import recipe as rcp
 from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.small_files import require_file
 from cmi_console.services import registry
 from cmi_console.services.context import Context
 from cmi_console.store import data_files
-from cmi_console.store.artifacts import require_file
 
 # Metrics are recomputed from the same bytes on the same data; anything beyond
 # float noise is a real difference.

@@ -113,8 +113,9 @@ def validate(
     inputs: dict[str, Any] = {}
     current = None
     if data is not None:
+        from cmi_console.core.small_files import require_file
         from cmi_console.store import data_files
-        from cmi_console.store.artifacts import hash_file, require_file
+        from cmi_console.store.artifacts import hash_file
 
         require_file(data, "--data")
         inputs["current"] = {"file": data.name, "sha256": hash_file(data)[0]}

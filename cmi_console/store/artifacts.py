@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cmi_console.core.errors import BadInput, IntegrityError
+from cmi_console.core.small_files import require_file
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")  # whole: fullmatch, never "$" (it takes a final "\n")
 _CHUNK = 1 << 20
@@ -28,14 +29,6 @@ def check_digest(digest: str) -> str:
     if not _SHA256.fullmatch(digest):
         raise BadInput(f"artifact: '{digest[:80]}' is not a SHA-256 hex digest")
     return digest
-
-
-def require_file(path: Path, where: str = "") -> None:
-    """BadInput unless `path` is a regular file, saying which it is not."""
-    prefix = f"{where}: " if where else ""
-    if not path.is_file():
-        what = "not a regular file" if path.exists() else "no such file"
-        raise BadInput(f"{prefix}{path}: {what}")
 
 
 def require_writable(path: Path, where: str = "") -> None:
