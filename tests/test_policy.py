@@ -198,6 +198,45 @@ def test_effective_policy_merges_the_model_override_and_the_tier(
     assert log_head(ws) == before
 
 
+def test_every_view_of_a_model_shows_the_tier_its_gates_apply(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    """A tier given by the model's policy file (`tier = ...`) governs its gates,
+    but the model list, the dashboard's counts and the exported model card
+    read the column `cmi model tier` sets and said "default" (no such tier)."""
+    import zipfile
+
+    from cmi_console.services import registry
+
+    ws = add_staff(populated)
+    ok(ws.cli("model", "create", "plain", as_="alice"))
+    override = write(
+        tmp_path,
+        "cancer.toml",
+        'format = 1\nmodel = "cancer"\ntier = "high"\n[stages.production]\n'
+        'approvals = [{ role = "reviewer", count = 1 }, { role = "risk-officer", count = 1 }]\n',
+    )
+    ok(ws.cli("policy", "activate", str(override), as_="rita"))
+    assert ok(ws.cli("policy", "show", "cancer", "--json")).json()["tier"] == "high"
+
+    def tiers() -> tuple[dict[str, str], str, dict[str, int]]:
+        listed = {m["name"]: m["risk_tier"] for m in ok(ws.cli("model", "list", "--json")).json()}
+        shown = ok(ws.cli("model", "show", "cancer", "--json")).json()["risk_tier"]
+        return listed, shown, registry.stage_summary(ws.ctx())["tiers"]
+
+    assert tiers() == ({"cancer": "high", "plain": "medium"}, "high", {"high": 1, "medium": 1})
+    bundle = tmp_path / "b.zip"
+    ok(ws.cli("audit", "export", "--out", str(bundle), "--model", "cancer", "-q", as_="rita"))
+    with zipfile.ZipFile(bundle) as z:
+        cards = [z.read(n).decode() for n in z.namelist() if n.endswith(".md") and "card" in n]
+    assert cards and all("Risk tier: high." in c for c in cards)
+
+    # the tier `cmi model tier` sets wins over the file's, everywhere alike
+    ok(ws.cli("model", "tier", "cancer", "low", "--reason", "internal", as_="rita"))
+    ok(ws.cli("model", "tier", "plain", "high", "--reason", "patients", as_="rita"))
+    assert tiers() == ({"cancer": "low", "plain": "high"}, "low", {"high": 1, "low": 1})
+
+
 def test_tier_changes_are_signed_and_restricted(populated: Workspace) -> None:
     ws = add_staff(populated)
     r = ws.cli("model", "tier", "cancer", "low", "--reason", "x", as_="alice")

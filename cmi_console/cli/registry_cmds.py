@@ -188,7 +188,7 @@ def model_list(as_json: JsonOpt = False) -> None:
             [
                 r["name"],
                 r["status"],
-                r["risk_tier"] or "default",
+                r["risk_tier"] or "-",
                 r["owner"],
                 r["versions"],
                 r["latest"],

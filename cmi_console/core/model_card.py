@@ -25,7 +25,7 @@ def sections(card: dict[str, Any]) -> list[Section]:
     use = [card.get("model_description") or "No intended use recorded for the model."]
     if v.get("description"):
         use.append(f"This version: {v['description']}")
-    use.append(f"Risk tier: {card.get('tier') or 'default'}. Owner: {card.get('owner')}.")
+    use.append(f"Risk tier: {card.get('tier') or '-'}. Owner: {card.get('owner')}.")
     out.append(("Intended use", [("p", use)]))
     data = [["role", "dataset", "sha256"]] + [
         [d["role"], d["dataset"], d["sha256"]] for d in v.get("datasets", [])

@@ -26,7 +26,7 @@ from cmi_console.core import bundle, checkpoint, entries, merkle, model_card, na
 from cmi_console.core.clock import check_window
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.refs import model_subjects
-from cmi_console.services import registry, validations
+from cmi_console.services import policies, registry, validations
 from cmi_console.services.context import Context
 from cmi_console.store.artifacts import require_writable
 from cmi_console.store.driver import stream_rows
@@ -382,7 +382,7 @@ def _cards(ctx: Context, conn: Any, w: _Writer, subjects: set[str], model: str |
             "version": view,
             "model_description": m.description,
             "owner": m.owner,
-            "tier": m.risk_tier,
+            "tier": policies.tiers_of(conn, [m])[m.id],
             "run": run,
             "validations": [validations.run_view(r) for r in runs],
             "decisions": [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import policy as pol
@@ -67,6 +67,39 @@ def effective_for_many(conn: Connection, models: list[Any]) -> dict[int, pol.Eff
     active = select(POLICIES.c.scope, POLICIES.c.sha256).where(POLICIES.c.active.is_(True))
     hashes = dict(conn.execute(active).all())
     return {m.id: _effective(conn, m, hashes) for m in models}
+
+
+def tiers_of(conn: Connection, models: list[Any]) -> dict[int, str | None]:
+    """Each model's tier (by id) as its gates apply it: its own, else its model
+    policy's `tier`, else the default tier. The column alone is only the first."""
+    try:
+        return {mid: e.tier for mid, e in effective_for_many(conn, models).items()}
+    except BadInput:  # no active default policy (a workspace mid-upgrade): no tier applies
+        return {m.id: m.risk_tier for m in models}
+
+
+def tier_counts(conn: Connection) -> dict[str, int]:
+    """Models per tier as `tiers_of` sees them, at the cost of a count: of the
+    models without a tier of their own, only those with a policy of their own
+    can differ from the rest, so only they (and one of the rest) are read."""
+    counts: dict[str, int] = {}
+    untiered = 0
+    by_column = select(MODELS.c.risk_tier, func.count()).group_by(MODELS.c.risk_tier)
+    for tier, n in conn.execute(by_column):
+        if tier is None:
+            untiered = n
+        else:
+            counts[tier] = n
+    if untiered:
+        scoped = [s for s in active_rows(conn) if s != DEFAULT_SCOPE]
+        untiered_rows = select(MODELS).where(MODELS.c.risk_tier.is_(None))
+        own = conn.execute(untiered_rows.where(MODELS.c.name.in_(scoped))).all()
+        rest = conn.execute(untiered_rows.where(MODELS.c.name.not_in(scoped)).limit(1)).all()
+        tiers = tiers_of(conn, own + rest)
+        for m, n in [(m, 1) for m in own] + [(m, untiered - len(own)) for m in rest]:
+            tier = tiers[m.id] or "-"
+            counts[tier] = counts.get(tier, 0) + n
+    return dict(sorted(counts.items()))
 
 
 def _effective(conn: Connection, model: Any, hashes: dict[str, str]) -> pol.Effective:

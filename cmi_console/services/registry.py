@@ -17,7 +17,7 @@ from cmi_console.core.small_files import require_file
 from cmi_console.services import lineage
 from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
-from cmi_console.services.policies import effective_for
+from cmi_console.services.policies import effective_for, tier_counts, tiers_of
 from cmi_console.store import data_files, driver
 from cmi_console.store.artifacts import hash_file
 from cmi_console.store.tables import (
@@ -124,6 +124,7 @@ def list_models(ctx: Context) -> list[dict[str, Any]]:
                 )
             ).all()
         )
+        tiers = tiers_of(conn, models)
     out = []
     for m in models:
         stages = by_model.get(m.id, {})
@@ -133,7 +134,7 @@ def list_models(ctx: Context) -> list[dict[str, Any]]:
                 "description": m.description,
                 "owner": m.owner,
                 "status": model_status(stages),
-                "risk_tier": m.risk_tier,
+                "risk_tier": tiers[m.id],
                 "versions": sum(stages.values()),
                 "latest": latest.get(m.id),
                 "stages": stages,
@@ -159,12 +160,7 @@ def stage_summary(ctx: Context) -> dict[str, Any]:
                 .order_by(VERSIONS.c.stage)
             )
         ]
-        tiers = {
-            (tier or "default"): n
-            for tier, n in conn.execute(
-                select(MODELS.c.risk_tier, func.count()).group_by(MODELS.c.risk_tier)
-            )
-        }
+        tiers = tier_counts(conn)
     return {"stages": stages, "tiers": dict(sorted(tiers.items())), "models": sum(tiers.values())}
 
 
@@ -196,7 +192,7 @@ def model_status(stage_counts: dict[str, int]) -> str:
 def show_model(ctx: Context, name: str) -> dict[str, Any]:
     with ctx.read() as conn:
         m = model_row(conn, name)
-        tier = effective_for(conn, m).tier
+        tier = tiers_of(conn, [m])[m.id]
         versions = conn.execute(
             select(VERSIONS).where(VERSIONS.c.model_id == m.id).order_by(VERSIONS.c.version)
         ).all()

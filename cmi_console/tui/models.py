@@ -44,7 +44,7 @@ class ModelsScreen(DataScreen):
             cells = [
                 m["name"],
                 m["status"],
-                m["risk_tier"] or "default",
+                m["risk_tier"] or "-",
                 m["owner"],
                 m["versions"],
                 stages,
