@@ -46,3 +46,23 @@ def test_every_command_summary_is_one_line() -> None:
         return found
 
     assert wrapped(typer.main.get_command(app), "cmi") == []
+
+
+def test_every_option_says_what_it_does() -> None:
+    """docs/cli.md is generated from the help texts: an option without one was
+    a row with an empty meaning there and in `--help`."""
+    import typer
+
+    from cmi_console.cli.app import app
+
+    def silent(group: object, path: str) -> list[str]:
+        found = [
+            f"{path} {p.opts[0]}"
+            for p in getattr(group, "params", [])
+            if getattr(p, "param_type_name", "") == "option" and not (p.help or "").strip()
+        ]
+        for name, sub in getattr(group, "commands", {}).items():
+            found += silent(sub, f"{path} {name}")
+        return found
+
+    assert silent(typer.main.get_command(app), "cmi") == []

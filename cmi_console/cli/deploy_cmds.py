@@ -126,7 +126,7 @@ def complete(model: str, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt =
 @app.command("list")
 def list_(
     model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
-    env: Annotated[str | None, typer.Option("--env")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
     open_only: Annotated[bool, typer.Option("--open", help="Only rollouts in progress.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -160,7 +160,9 @@ def list_(
 
 @app.command("history")
 def history(
-    model: str, env: Annotated[str | None, typer.Option("--env")] = None, as_json: JsonOpt = False
+    model: str,
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Every traffic change: which version took which share, and when."""
     from cmi_console.services import deployments

@@ -118,7 +118,9 @@ def _spark(values: list[float | None]) -> str:
 @app.command("status")
 def status(
     model: str,
-    env: Annotated[str | None, typer.Option("--env")] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", help="Only windows from this environment.")
+    ] = None,
     version: Annotated[int | None, typer.Option(help="Only windows of this version.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -168,7 +170,7 @@ def status(
 @app.command("evaluate")
 def evaluate(
     model: str,
-    env: Annotated[str, typer.Option("--env")],
+    env: Annotated[str, typer.Option("--env", help="The environment whose windows are judged.")],
     retrain: Annotated[
         Path | None,
         typer.Option(

@@ -282,8 +282,8 @@ def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
 def version_list(
     model: str,
     stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
-    limit: Annotated[int, typer.Option("-n", "--limit")] = 100,
-    offset: Annotated[int, typer.Option()] = 0,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="At most this many versions.")] = 100,
+    offset: Annotated[int, typer.Option(help="Skip this many versions (paging).")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Versions of MODEL, newest first."""
@@ -326,7 +326,7 @@ def version_search(
     ] = None,
     metric: Annotated[list[str] | None, typer.Option(help="e.g. auc>=0.8 (repeatable).")] = None,
     stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
-    limit: Annotated[int, typer.Option("-n", "--limit")] = 100,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="At most this many versions.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """Find versions by tag, metric and stage."""
