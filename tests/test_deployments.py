@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, Workspace
-from gate_helpers import ok
+from gate_helpers import log_head, ok
 
 from cmi_console.core import deployments as dm
 from cmi_console.services import deployments, gates
@@ -154,6 +154,12 @@ def test_canary_rollout_is_signed_and_rollback_restores(serving: Workspace) -> N
     assert kserve["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert kserve["metadata"]["annotations"]["cmi-console/version"] == "2"
     ok(ws.cli("deploy", "advance", "credit", "--env", "production", as_="dora"))
+    # a share outside 1..100 is bad input, as at start (it was "denied", exit 3)
+    head = log_head(ws)
+    for share in ("101", "0", "-5"):
+        r = ws.cli("deploy", "advance", "credit", "--env", "production", "--traffic", share)
+        assert (r.code, r.err.strip()) == (2, "cmi: --traffic: must be 1..100"), r.err
+    assert log_head(ws) == head
     # only a deployer or an admin moves traffic (exit 3), and an A/B cannot start on top
     assert ws.cli("deploy", "advance", "credit", "--env", "production", as_="alice").code == 3
     r = ws.cli("deploy", "credit:2", "--env", "production", "--strategy", "ab", as_="dora")

@@ -258,6 +258,9 @@ def act(
         raise BadInput(f"action: '{action}' is not one of {', '.join(dm.ACTIONS)}")
     if to is not None and action != "advance":
         raise BadInput("--traffic: only advance takes a share")
+    problem = dm.traffic_problem("canary", to)  # only a canary advances to a share
+    if problem:
+        raise BadInput(f"--traffic: {problem}")
     with ctx.write() as tx:
         return act_in(tx, model_name, env, action, to=to, reason=reason)
 
