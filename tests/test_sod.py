@@ -123,6 +123,34 @@ def test_a_role_revoked_before_the_decision_does_not_decide(governed: Workspace)
     refused(ws, r, "sod.role-required", before)
 
 
+def test_an_approval_given_stands_and_an_admins_withdrawal_voids_it(governed: Workspace) -> None:
+    """As docs/policies.md says: an approval counts with the roles it was signed
+    with, whatever happens to its approver later; withdrawing the request is
+    how an admin voids it (a compromised account), and a new request starts
+    with no approvals."""
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    ok(ws.cli("role", "revoke", "bob", "reviewer"))
+    ok(ws.cli("user", "disable", "bob", "--reason", "account compromised", as_="sam"))
+
+    def approvals() -> dict[str, str]:
+        r = ws.cli("gate", "status", "cancer:1", "--to", "production", "--json")
+        assert r.code in (0, 1), r.err  # 1: the gate does not pass
+        g = r.json()
+        return {
+            c["condition"]: c["state"] for c in g["conditions"] if c["condition"].startswith("appr")
+        }
+
+    assert approvals() == {"approvals:reviewer": "met"}
+    queue = ok(ws.cli("queue", "--json")).json()
+    (request,) = [q["request"] for q in queue if q["version"] == "cancer:1"]
+    ok(ws.cli("withdraw", str(request), as_="sam"))  # not the requester: an admin
+    ok(ws.cli("request", "cancer:1", "--to", "production", as_="alice"))
+    assert approvals() == {"approvals:reviewer": "unmet"}
+    assert stage_of(ws, "cancer:1") == "staging"
+
+
 def test_an_approval_bound_to_an_old_policy_or_artifact_is_refused(governed: Workspace) -> None:
     ws = governed
     ready_for_production(ws, 1)
