@@ -179,6 +179,50 @@ def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Pat
     assert status["broken"]["status"] == "failed" and "exit 1" in status["broken"]["last_error"]
 
 
+def test_a_chatty_or_hanging_command_costs_no_memory_and_meets_its_timeout(
+    hooked: Workspace, tmp_path: Path
+) -> None:
+    """A command's output was captured whole (subprocess.run): 64 MB of it
+    stayed in the deciding process's memory. Only the end of stderr is kept
+    now; and a timeout kills what the command started as well."""
+    import tracemalloc
+
+    ws = hooked
+    chatty = (
+        "import sys\n"
+        "for _ in range(64): sys.stdout.buffer.write(b'o' * 2**20); "
+        "sys.stderr.buffer.write(b'e' * 2**20)\n"
+        "sys.stderr.write('\\nboom\\n'); sys.exit(3)"
+    )
+    pid_file = tmp_path / "grandchild.pid"
+    hanging = f"sleep 60 & echo $! > {pid_file}; exec sleep 60"
+    activate(
+        ws,
+        tmp_path,
+        "[hooks.chatty]\nevents = ['model.retired']\nretries = 1\n"
+        f"command = [{json.dumps(sys.executable)}, '-c', {json.dumps(chatty)}]\n"
+        "[hooks.hanging]\nevents = ['model.retired']\nretries = 1\ntimeout_seconds = 1\n"
+        f"command = ['sh', '-c', {json.dumps(hanging)}]\n",
+    )
+    tracemalloc.start()
+    try:
+        gates.request(ws.ctx("alice"), "cancer:2", "retired")
+        gates.decide(ws.ctx("rita"), "cancer:2", "retired", "approve")
+        tracemalloc.reset_peak()
+        gates.retire(ws.ctx("dora"), "cancer:2", "superseded")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB held while delivering"
+    status = {d["hook"]: d for d in hooks.list_deliveries(ws.ctx())}
+    chatty = status["chatty"]
+    assert (chatty["status"], chatty["last_error"]) == ("failed", "exit 3: boom")
+    assert status["hanging"]["status"] == "failed"
+    assert status["hanging"]["last_error"] == "timed out after 1 s"
+    grandchild = Path(f"/proc/{pid_file.read_text().strip()}/stat")
+    assert not grandchild.exists() or grandchild.read_text().split(") ")[1][0] == "Z"
+
+
 def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
     hooked: Workspace, tmp_path: Path
 ) -> None:

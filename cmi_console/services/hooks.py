@@ -11,8 +11,11 @@ and last error; the event itself is the log entry, so it is never lost:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -123,20 +126,7 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
 def _send(hook: Hook, d: Any, body: bytes) -> str | None:
     """One attempt; None on success, else what went wrong (no secret in it)."""
     if hook.command is not None:
-        try:
-            done = subprocess.run(
-                hook.command,
-                input=body,
-                capture_output=True,
-                timeout=hook.timeout_seconds,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{type(exc).__name__}: {exc}"[:500]
-        if done.returncode != 0:
-            tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            return f"exit {done.returncode}: {tail[0]}"[:500]
-        return None
+        return _run(hook.command, body, hook.timeout_seconds)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "cmi-console",
@@ -167,6 +157,60 @@ def _send(hook: Hook, d: Any, body: bytes) -> str | None:
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"{type(exc).__name__}: {reason}"[:500]
+    return None
+
+
+STDERR_KEPT = 64 * 1024  # of a command's stderr only the end is kept: its last line is the error
+
+
+def _run(command: list[str], body: bytes, timeout: float) -> str | None:
+    """Run a command hook with the event on stdin; None when it exits 0.
+
+    Its stdout is discarded and only the end of its stderr kept, as it is
+    read: capturing both whole (subprocess.run) held whatever the command
+    printed in memory, gigabytes for a chatty one. The event is written and
+    stderr read on threads, so a command that reads neither still meets the
+    timeout; on timeout its whole process group is killed."""
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    assert proc.stdin is not None and proc.stderr is not None
+    stdin, stderr = proc.stdin, proc.stderr
+    kept = bytearray()
+
+    def feed() -> None:
+        with contextlib.suppress(OSError), stdin:  # a command may exit without reading it
+            stdin.write(body)
+
+    def drain() -> None:
+        with stderr:
+            while chunk := stderr.read1(65536):
+                kept.extend(chunk)
+                del kept[:-STDERR_KEPT]
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (feed, drain)]
+    for t in threads:
+        t.start()
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return f"timed out after {timeout:g} s"
+    finally:
+        for t in threads:
+            t.join(1.0)  # a process it started may hold stderr open: its reader ends with it
+    if code != 0:
+        last = bytes(kept).decode(errors="replace").strip().splitlines()[-1:] or [""]
+        return f"exit {code}: {last[0]}"[:500]
     return None
 
 
