@@ -31,6 +31,10 @@ reason 2,000 characters, an incident note or root cause 4,000, a title 300, a ta
 500; longer is bad input naming the field (`models.description: at most 2000
 characters (5000 given)`). A file named for a small document (`@FILE` for JSON, a
 checkpoint, a key, a policy, a recipe) must be a regular file of at most 16 MiB.
+A JSON option holds only numbers canonical JSON records exactly: no NaN or
+infinity, no integer beyond 2**53 (the path is named: `--params: a.b[1]: inf has no
+JSON form`). A seed (`--seed`, a recipe's `seed`) is 0..4294967295, what numpy and
+scikit-learn take. `--limit` is 1..100000 and `--offset` at least 0.
 """
 
 

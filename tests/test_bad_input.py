@@ -95,6 +95,17 @@ def log_size(ws: Workspace) -> int:
         ),
         (["audit", "consistency", "/dev/zero"], "CHECKPOINT_FILE: /dev/zero: not a regular file"),
         (["role", "grant", "alice", "risk-oficer"], "unknown role 'risk-oficer'"),
+        # numbers canonical JSON cannot record: internal errors at the write
+        (["run", "record", "--params", '{{"a": NaN}}'], "--params: a: nan has no JSON form"),
+        (["run", "record", "--params", '{{"a": {{"b": [1, 1e400]}}}}'], "a.b[1]: inf has no"),
+        (["run", "record", "--code", '{{"n": 9007199254740993}}'], "n: 9007199254740993 is beyond"),
+        (["run", "record", "--seed", str(2**63 - 1)], "--seed: must be 0..4294967295"),
+        # a seed numpy and scikit-learn refuse failed inside a check, or passed unused
+        (["validate", "cancer:1", "--seed", "-1"], "--seed: must be 0..4294967295, not -1"),
+        (["incident", "timeline", "1", "--hours-before", "nan"], "--hours-before: must be"),
+        (["incident", "timeline", "1", "--hours-before", "-5"], "--hours-before: must be"),
+        # PostgreSQL refuses a negative OFFSET (an internal error); SQLite ignored it
+        (["version", "list", "cancer", "--offset", "-1"], "--offset: must not be negative"),
         # nesting deeper than the parsers' recursion: internal errors before
         (
             ["version", "register", "cancer", "--artifact", "{art}", "--metrics", DEEP_JSON],

@@ -155,6 +155,7 @@ def read_text_arg(path: Path, where: str) -> str:
 
 def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
     """A JSON object given inline or as @FILE."""
+    from cmi_console.core.canonical import unrepresentable
     from cmi_console.core.errors import BadInput
 
     if text is None:
@@ -172,6 +173,9 @@ def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
         raise BadInput(f"{source}: invalid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise BadInput(f"{source}: must be a JSON object")
+    problem = unrepresentable(value)
+    if problem:  # it would be recorded in canonical JSON, which has no form for it
+        raise BadInput(f"{source}: {problem.lstrip('.')}")
     return value
 
 

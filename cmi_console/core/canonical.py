@@ -117,6 +117,25 @@ def _big_ints_as_floats(obj: Any) -> Any:
     return obj
 
 
+def unrepresentable(obj: Any, path: str = "") -> str | None:
+    """Where a parsed JSON value holds a number canonical JSON cannot carry
+    exactly (NaN, infinity, an integer beyond 2**53), and what; else None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return f"{path or 'the value'}: {obj} has no JSON form"
+    if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) > 2**53 - 1:
+        return f"{path or 'the value'}: {obj} is beyond the integers JSON carries exactly (2**53)"
+    items = (
+        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    )
+    for key, value in items:
+        found = unrepresentable(
+            value, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
+        )
+        if found:
+            return found
+    return None
+
+
 def _has_non_finite(obj: Any) -> bool:
     # orjson silently writes NaN/inf as null; only walk when a null is present.
     if isinstance(obj, float):

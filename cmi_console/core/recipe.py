@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from cmi_console.core import seeds
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.errors import BadInput
 from cmi_console.core.policy import key_path, read_toml
@@ -82,7 +83,7 @@ class Recipe(_Strict):
     format: Literal[1] = 1
     model: str
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=seeds.MAX)
     data: Data
     split: Split = Field(default_factory=Split)
     estimator: Estimator

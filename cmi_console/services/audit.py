@@ -14,7 +14,7 @@ from cmi_console.core.clock import check_window
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
 from cmi_console.services.context import Context
 from cmi_console.store.artifacts import require_writable
-from cmi_console.store.engine import escape_like, is_sqlite, write_transaction
+from cmi_console.store.engine import check_page, escape_like, is_sqlite, write_transaction
 from cmi_console.store.workspace import write_atomic
 
 if TYPE_CHECKING:  # checkpoint pulls in cryptography: loaded by the commands that verify
@@ -95,10 +95,7 @@ def query(
 ) -> list[dict[str, Any]]:
     """Entries matching the filters (actor, action, subject, since, until,
     before, after), newest first unless `oldest_first`."""
-    if limit < 1 or limit > 100_000:
-        raise BadInput("--limit: must be between 1 and 100000")
-    if offset < 0:
-        raise BadInput("--offset: must not be negative")
+    check_page(limit, offset)
     stmt = _filtered(select(E.c.seq, E.c.hash, E.c.body), is_sqlite(ctx.engine), **filters)
     stmt = stmt.order_by(E.c.seq if oldest_first else E.c.seq.desc()).limit(limit).offset(offset)
     with ctx.read() as conn:

@@ -31,6 +31,7 @@ from cmi_console.core.policy import Hook, url_problem
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import require_role
 from cmi_console.services.policies import effective_for
+from cmi_console.store.engine import check_page
 from cmi_console.store.tables import AuditEntry, HookDelivery, table
 
 DELIVERIES, ENTRIES = table(HookDelivery), table(AuditEntry)
@@ -230,6 +231,7 @@ def list_deliveries(
 ) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
         raise BadInput(f"--status: '{status}' is not one of {', '.join(STATUSES)}")
+    check_page(limit)
     stmt = select(DELIVERIES).order_by(DELIVERIES.c.id.desc()).limit(limit)
     if status is not None:
         stmt = stmt.where(DELIVERIES.c.status == status)

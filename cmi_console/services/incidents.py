@@ -39,6 +39,7 @@ SEVERITIES = ("low", "medium", "high", "critical")
 LINK_KINDS = ("version", "entry", "validation", "deployment", "window")
 _LINKED = {"validation": ValidationRun, "deployment": Deployment, "window": MonitoringWindow}
 WINDOW_HOURS = 72.0  # the timeline starts this long before the incident happened
+MAX_HOURS_BEFORE = 24 * 366 * 100  # a century: past it the start is no date
 _ENTRY = text("SELECT seq, time, actor, action, subject, body FROM audit_entries WHERE seq = :seq")
 
 
@@ -239,6 +240,8 @@ def show(ctx: Context, incident_id: int) -> dict[str, Any]:
 
 def timeline(ctx: Context, incident_id: int, hours_before: float = WINDOW_HOURS) -> dict[str, Any]:
     """What happened around the incident, in time order (then log order)."""
+    if not 0 <= hours_before <= MAX_HOURS_BEFORE:  # also false for nan
+        raise BadInput(f"--hours-before: must be 0 to {MAX_HOURS_BEFORE} hours, not {hours_before}")
     incident = show(ctx, incident_id)
     model = incident["model"]
     start = clock.add(incident["occurred_at"], hours=-hours_before)

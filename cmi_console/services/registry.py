@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from cmi_console.core import artifact_format, names, roles
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
+from cmi_console.core.seeds import seed_problem
 from cmi_console.core.small_files import require_file
 from cmi_console.services import lineage
 from cmi_console.services.context import Context, Tx, complete_row
@@ -20,6 +21,7 @@ from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import effective_for, tier_counts, tiers_of
 from cmi_console.store import data_files, driver
 from cmi_console.store.artifacts import hash_file
+from cmi_console.store.engine import check_page
 from cmi_console.store.tables import (
     Alias,
     Dataset,
@@ -336,6 +338,9 @@ def record_run(
     `datasets` maps a role (train, holdout, ...) to a dataset reference.
     """
     metrics = check_metrics(metrics)
+    problem = seed_problem(seed) if seed is not None else None
+    if problem:
+        raise BadInput(f"--seed: {problem}")
     run_key = names.key(run_key, "--key") if run_key else f"run-{uuid.uuid4().hex[:12]}"
     with ctx.write() as tx:
         actor = _writer(tx)
@@ -646,8 +651,7 @@ def search_versions(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Versions matching every tag and metric condition, newest first."""
-    if not 1 <= limit <= 100_000:
-        raise BadInput("--limit: must be between 1 and 100000")
+    check_page(limit, offset)
     stmt = select(VERSIONS, MODELS.c.name.label("model_name")).join(
         MODELS, MODELS.c.id == VERSIONS.c.model_id
     )

@@ -15,6 +15,7 @@ from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.gates import ValidationFacts
 from cmi_console.core.policy import Effective
 from cmi_console.core.refs import parse_version_ref
+from cmi_console.core.seeds import seed_problem
 from cmi_console.services import lineage
 from cmi_console.services.context import Context
 from cmi_console.services.identity import require_role
@@ -88,6 +89,9 @@ def validate(
     from cmi_console.validation.subject import Subject
 
     actor = ctx.require_actor()
+    problem = seed_problem(seed)
+    if problem:
+        raise BadInput(f"--seed: {problem}")
     with ctx.read() as conn:
         require_role(conn, actor, roles.VALIDATION_RUNNERS, "run a validation suite")
         parsed = parse_version_ref(ref)

@@ -106,6 +106,18 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+MAX_PAGE = 100_000
+
+
+def check_page(limit: int, offset: int = 0) -> None:
+    """A listing's LIMIT and OFFSET, checked before the query: PostgreSQL
+    refuses a negative OFFSET (an internal error), where SQLite ignored it."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadInput(f"--limit: must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise BadInput("--offset: must not be negative")
+
+
 def refresh_statistics(engine: Engine) -> None:
     """Let SQLite's planner know the tables' shapes (PostgreSQL's autovacuum
     does this by itself). Without statistics SQLite took a metric range as
