@@ -153,6 +153,8 @@ def test_retirement_archives_by_hash_and_names_consumers(governed: Workspace) ->
     )
     ok(ws.cli("model", "consumers", "add", "cancer", "triage-ui", as_="alice"))
     to_production(ws, 1)
+    for alias, version in (("champion", "1"), ("stable", "1"), ("challenger", "2")):
+        ok(ws.cli("alias", "set", "cancer", alias, version, as_="alice"))
     r = ws.cli("retire", "cancer:1", "--reason", "old", as_="dora")
     assert r.code == 3 and "request" in r.err  # the policy wants approvals for `retired`
     ok(ws.cli("request", "cancer:1", "--to", "retired", as_="alice"))
@@ -172,6 +174,11 @@ def test_retirement_archives_by_hash_and_names_consumers(governed: Workspace) ->
         )
     ).json()
     assert out["successor"] == "cancer:2" and out["notify"] == ["billing", "triage-ui"]
+    # cancer@champion resolved to a version retired for good: its aliases go with it
+    assert out["aliases_removed"] == ["champion", "stable"]
+    assert ok(ws.cli("model", "show", "cancer", "--json")).json()["aliases"] == {"challenger": 2}
+    r = ws.cli("alias", "set", "cancer", "champion", "1", as_="alice")
+    assert (r.code, r.err.strip()) == (2, "cmi: cancer:1 is retired; an alias cannot name it")
     archive = out["archive"]
     assert (
         archive["artifact_sha256"]

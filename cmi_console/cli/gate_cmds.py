@@ -247,8 +247,9 @@ def retire(
 ) -> None:
     """Retire a version through the `retired` gate.
 
-    Its records are archived by hash, its consumers listed for notice, and it
-    can never be promoted or deployed again.
+    Its records are archived by hash, its consumers listed for notice, its
+    deployments ended and its aliases removed; it can never be promoted,
+    deployed or aliased again.
     """
     from cmi_console.services import gates
 
@@ -261,6 +262,8 @@ def retire(
     if data["successor"]:
         common.echo(f"  successor {data['successor']}")
     common.echo(f"  notify: {', '.join(data['notify']) or 'no consumers listed'}")
+    if data["aliases_removed"]:
+        common.echo(f"  aliases removed: {', '.join(data['aliases_removed'])}")
 
 
 def break_glass(

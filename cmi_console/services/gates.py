@@ -44,6 +44,7 @@ from cmi_console.services.registry import (
     RETIRED,
     RUNS,
     VERSIONS,
+    drop_aliases_of,
     model_row,
     version_row,
 )
@@ -551,6 +552,7 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
         if succ is not None:
             lineage.connect(tx, [(("version", g.row.id), ("version", succ.id), "succeeded-by")])
         ended = deployments.end_for_version(tx, g.row.id, reason)
+        aliases = drop_aliases_of(tx, g.row.id)
         tx.insert(
             RETIREMENTS,
             {
@@ -573,6 +575,7 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
             "archive_sha256": archive_sha,
             "notify": [c["name"] for c in consumers],
             "deployments_ended": ended,
+            "aliases_removed": aliases,
         }
         tx.record("version.retire", _subject(g), data)
     return {"version": g.version.ref, "archive": archive, **data}

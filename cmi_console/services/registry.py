@@ -753,6 +753,8 @@ def set_alias(ctx: Context, model: str, alias: str, version: int) -> dict[str, A
         _writer(tx)
         m = model_row(tx.conn, model)
         v = version_row(tx.conn, VersionRef(model, version), m)
+        if v.status == RETIRED:  # an alias names a version to use; this one never will be
+            raise BadInput(f"{model}:{version} is retired; an alias cannot name it")
         current = driver.first(tx.conn, _ALIAS, {"model_id": m.id, "alias": alias})
         previous = None
         if current is None:
@@ -768,6 +770,19 @@ def set_alias(ctx: Context, model: str, alias: str, version: int) -> dict[str, A
             {"alias": alias, "version": version, "previous": previous},
         )
     return {"model": model, "alias": alias, "version": version, "previous": previous}
+
+
+def drop_aliases_of(tx: Tx, version_id: int) -> list[str]:
+    """Delete the aliases naming a version that is being retired, so that
+    `MODEL@ALIAS` never resolves to a version retired for good."""
+    rows = tx.conn.execute(
+        select(ALIASES.c.id, ALIASES.c.alias)
+        .where(ALIASES.c.version_id == version_id)
+        .order_by(ALIASES.c.alias)
+    ).all()
+    for r in rows:
+        tx.delete(ALIASES, r.id)
+    return [r.alias for r in rows]
 
 
 def delete_alias(ctx: Context, model: str, alias: str) -> dict[str, Any]:
