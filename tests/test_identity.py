@@ -155,6 +155,11 @@ def test_key_rotation_add_then_revoke(ws: Workspace, tmp_path) -> None:  # type:
     shown = ws.cli("key", "add", "dev", "--public-key", public, "--json").json()
     assert len(shown["key_ids"]) == 2
     old = next(k for k in shown["key_ids"] if k != keys.key_id(keys.public_raw(new)))
+    # a prefix must say which key: '' matched every one (and revoked a lone key)
+    for prefix in ("", old[:7], "zz" + old[:10]):
+        r = ws.cli("key", "revoke", "dev", prefix)
+        assert r.code == 2 and "is not 8 to 64 hex digits of a key id" in r.err, r.err
+    assert len(ws.cli("user", "show", "dev", "--json").json()["key_ids"]) == 2
     out = ws.cli("key", "revoke", "dev", old[:12], "--json")
     assert out.code == 0 and out.json()["key_ids"] == [keys.key_id(keys.public_raw(new))]
     assert ws.cli("key", "revoke", "dev", old[:12]).code == 2  # already revoked

@@ -210,7 +210,7 @@ def approve(
 def reject(
     ref: str,
     to: ToOpt,
-    comment: Annotated[str, typer.Option("--comment", help="Why (required).")],
+    comment: Annotated[str, typer.Option("--comment", help="Why.")],
     env: EnvOpt = None,
     artifact: BindArtifact = None,
     policy: BindPolicy = None,

@@ -90,7 +90,7 @@ def show(name: str, as_json: JsonOpt = False) -> None:
 @users.command("disable")
 def disable(
     name: str,
-    reason: Annotated[str, typer.Option("--reason", help="Why (required).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Disable NAME: it can no longer act or decide (admin only, signed)."""
@@ -115,7 +115,7 @@ def key_add(
 
 @key_app.command("revoke")
 def key_revoke(name: str, key_id: str, as_json: JsonOpt = False) -> None:
-    """Revoke NAME's key whose id starts with KEY_ID (admin only, signed).
+    """Revoke NAME's key whose id starts with KEY_ID (8 to 64 hex digits) (admin only, signed).
 
     Decisions it signed before stay valid; nothing it signs later counts.
     """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,9 +289,18 @@ def add_key(ctx: Context, name: str, public_key_b64: str) -> PrincipalView:
     return get_user(ctx, name)
 
 
+KEY_PREFIX = re.compile(r"[0-9a-fA-F]{8,64}")
+
+
 def revoke_key(ctx: Context, name: str, key_prefix: str) -> PrincipalView:
     """Revoke a key: nothing signed with it later counts (decisions signed before stay valid)."""
     actor = ctx.require_actor()
+    # an empty prefix matched every key: `key revoke alice ''` revoked her only one
+    if not KEY_PREFIX.fullmatch(key_prefix):
+        raise BadInput(
+            f"KEY_ID: '{key_prefix}' is not 8 to 64 hex digits of a key id "
+            f"(`cmi user show {name}` lists them)"
+        )
     with ctx.write() as tx:
         require_role(tx.conn, actor, roles.DECISION_ROLES["key.revoke"], "revoke keys")
         target = principal_row(tx.conn, name)
@@ -302,8 +312,8 @@ def revoke_key(ctx: Context, name: str, key_prefix: str) -> PrincipalView:
             )
         ).all()
         if len(found) != 1:
-            what = "no unrevoked key" if not found else f"{len(found)} keys"
-            raise BadInput(f"{name}: {what} of {name} start with '{key_prefix}'")
+            what = "no unrevoked key of it starts" if not found else f"{len(found)} keys start"
+            raise BadInput(f"{name}: {what} with '{key_prefix}'")
         tx.update(KEYS, found[0].id, {"revoked_at": tx.time})
         tx.record("key.revoke", f"principal:{name}", {"user": name, "key": found[0].key_id})
     return get_user(ctx, name)
