@@ -114,7 +114,13 @@ def test_user_with_their_own_public_key_signs_with_their_own_private_key(
     bad = tmp_path / "bad.pub"
     bad.write_text("not base64!")
     r = ws.cli("user", "add", "erin", "--role", "developer", "--public-key", str(bad))
-    assert r.code == 2 and "public key" in r.err
+    assert r.code == 2 and "--public-key: not valid base64" in r.err
+    # another principal's key: an internal error (the unique key id) before
+    head = ws.cli("audit", "log", "-n", "1", "--json").json()[0]["seq"]
+    r = ws.cli("user", "add", "erin", "--role", "developer", "--public-key", str(pub))
+    assert r.code == 2 and "--public-key: key" in r.err and "is already registered" in r.err, r.err
+    assert ws.cli("audit", "log", "-n", "1", "--json").json()[0]["seq"] == head
+    assert ws.cli("user", "show", "erin").code == 2
 
 
 def test_disable_a_principal(ws: Workspace) -> None:

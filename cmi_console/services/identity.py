@@ -115,17 +115,35 @@ def insert_principal(tx: Tx, name: str, display_name: str, public: bytes) -> int
             "disabled": False,
         },
     )
+    insert_key(tx, pid, public)
+    return pid
+
+
+def public_key(text: str, where: str) -> bytes:
+    """An Ed25519 public key given as base64."""
+    public = keys.unb64(text.strip(), where)
+    if len(public) != 32:
+        raise BadInput(f"{where}: an Ed25519 public key is 32 bytes (base64)")
+    return public
+
+
+def insert_key(tx: Tx, principal_id: int, public: bytes) -> str:
+    """Register a public key; a key is one principal's, once (another's key
+    given as a new user's had been an internal error)."""
+    kid = keys.key_id(public)
+    if tx.conn.execute(select(KEYS.c.id).where(KEYS.c.key_id == kid)).first():
+        raise BadInput(f"--public-key: key {kid[:16]} is already registered")
     tx.insert(
         KEYS,
         {
-            "principal_id": pid,
-            "key_id": keys.key_id(public),
+            "principal_id": principal_id,
+            "key_id": kid,
             "public_key": keys.b64(public),
             "created_at": tx.time,
             "revoked_at": None,
         },
     )
-    return pid
+    return kid
 
 
 def insert_grant(tx: Tx, principal_id: int, role: str) -> None:
@@ -160,9 +178,7 @@ def add_user(
     if name == actor:
         raise Denied(f"{RULE_SELF_GRANT}: {actor}: nobody creates or grants roles to themselves")
     if public_key_b64 is not None:
-        public = keys.unb64(public_key_b64.strip(), "public key")
-        if len(public) != 32:
-            raise BadInput("public key: an Ed25519 public key is 32 bytes")
+        public = public_key(public_key_b64, "--public-key")
         key_path = None
     else:
         public = None
@@ -266,25 +282,11 @@ def disable_user(ctx: Context, name: str, reason: str) -> PrincipalView:
 def add_key(ctx: Context, name: str, public_key_b64: str) -> PrincipalView:
     """Register another public key for a principal (rotation: add, then revoke)."""
     actor = ctx.require_actor()
-    public = keys.unb64(public_key_b64.strip(), "--public-key")
-    if len(public) != 32:
-        raise BadInput("--public-key: an Ed25519 public key is 32 bytes (base64)")
+    public = public_key(public_key_b64, "--public-key")
     with ctx.write() as tx:
         require_role(tx.conn, actor, roles.DECISION_ROLES["key.add"], "add keys")
         target = principal_row(tx.conn, name)
-        kid = keys.key_id(public)
-        if tx.conn.execute(select(KEYS.c.id).where(KEYS.c.key_id == kid)).first():
-            raise BadInput(f"--public-key: key {kid[:16]} is already registered")
-        tx.insert(
-            KEYS,
-            {
-                "principal_id": target.id,
-                "key_id": kid,
-                "public_key": keys.b64(public),
-                "created_at": tx.time,
-                "revoked_at": None,
-            },
-        )
+        kid = insert_key(tx, target.id, public)
         tx.record("key.add", f"principal:{name}", {"user": name, "key": kid})
     return get_user(ctx, name)
 
