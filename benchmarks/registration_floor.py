@@ -75,7 +75,7 @@ def floor(home: Path, folder: Path, frames: int, n: int, *, artifacts: bool) -> 
     t0 = time.perf_counter()
     for i in range(n):
         if artifacts:
-            digest, _size = store.put_file(sources[i], sync=False)
+            digest = store.put_file(sources[i], sync=False).digest
             store.sync([digest])
         conn.execute("BEGIN IMMEDIATE")
         base = (i * frames) % (rows - frames)

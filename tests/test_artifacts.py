@@ -18,9 +18,9 @@ def test_put_and_read(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
     src = tmp_path / "a.bin"
     src.write_bytes(b"model bytes")
-    digest, size = store.put_file(src)
-    assert size == 11 and store.read(digest) == b"model bytes"
-    assert store.put_file(src) == (digest, size)  # idempotent
+    digest, size, created = store.put_file(src)
+    assert size == 11 and created and store.read(digest) == b"model bytes"
+    assert store.put_file(src) == (digest, size, False)  # idempotent
 
 
 @pytest.mark.parametrize(
@@ -37,14 +37,14 @@ def test_a_changed_file_is_an_integrity_violation(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
     src = tmp_path / "a.bin"
     src.write_bytes(b"model bytes")
-    digest, _ = store.put_file(src)
+    digest = store.put_file(src).digest
     path = store.path_for(digest)
     os.chmod(path, 0o644)
     path.write_bytes(b"evil bytes!")
     with pytest.raises(IntegrityError, match="hashes to"):
         store.read(digest)
     # registering the good file again heals the store
-    store.put_file(src)
+    assert store.put_file(src).created
     assert store.read(digest) == b"model bytes"
 
 
@@ -100,7 +100,7 @@ def test_a_large_file_is_stored_whole_and_read_only_for_everyone(tmp_path: Path)
     src.write_bytes(data)
     old = os.umask(0o077)  # a team's store must stay readable whatever the writer's umask
     try:
-        digest, size = store.put_file(src)
+        digest, size, _ = store.put_file(src)
     finally:
         os.umask(old)
     assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
@@ -148,3 +148,70 @@ def _version_rows(ctx: Context) -> list[dict[str, int]]:
             {"version": v, "id": i}
             for i, v in conn.execute(select(versions.c.id, versions.c.version))
         ]
+
+
+def _stored_files(ws: Workspace) -> set[str]:
+    root = ws.ctx().workspace.artifacts.root / "sha256"
+    return {p.name for p in root.glob("*/*")}
+
+
+def test_a_refused_write_leaves_no_file_of_its_own_in_the_store(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    """A registration refused inside its transaction (its artifact already
+    copied in, so that the file's fsync overlaps the transaction) left the
+    file behind, named by no row, for good; so did a failed batch."""
+    from cmi_console.services import registry
+
+    ws = populated
+    before = _stored_files(ws)
+    art = tmp_path / "new.bin"
+    art.write_bytes(b"a model nobody registers")
+    r = ws.cli("version", "register", "cancer", "--artifact", str(art), "--run", "nope")
+    assert r.code == 2 and "run 'nope' does not exist" in r.err
+    r = ws.cli("version", "register", "ghost", "--artifact", str(art))
+    assert r.code == 2 and "model 'ghost' does not exist" in r.err
+    assert _stored_files(ws) == before
+    # a batch that fails takes back every file it stored, its earlier calls' too
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"another model")
+    ctx = ws.ctx("alice")
+    with pytest.raises(BadInput), ctx.batch():
+        registry.register_version(ctx, "cancer", other)
+        registry.register_version(ctx, "ghost", art)
+    assert _stored_files(ws) == before
+    # a refused write of bytes a row already names keeps them
+    cancer_1 = ok(ws.cli("version", "show", "cancer:1", "--json")).json()["artifact_sha256"]
+    again = tmp_path / "again.skops"
+    again.write_bytes(ws.ctx().workspace.artifacts.read(cancer_1))
+    r = ws.cli("version", "register", "ghost", "--artifact", str(again))
+    assert r.code == 2 and _stored_files(ws) == before
+    assert ok(ws.cli("audit", "verify", "--artifacts")).code == 0
+
+
+def test_a_file_taken_between_its_copy_and_the_commit_is_stored_again(
+    populated: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writes of the same bytes: one copies the file in, the other finds
+    it there; the first is refused and removes it, under the write lock the
+    second is waiting for. The second, once it holds the lock, must store the
+    file again, or its row names a file the store no longer has."""
+    ws = populated
+    art = tmp_path / "new.bin"
+    art.write_bytes(b"a model two writers store at once")
+    real = ArtifactStore.put_file
+    taken: list[str] = []
+
+    def copy_then_lose_it(self: ArtifactStore, source: Path, *, sync: bool = True) -> object:
+        stored = real(self, source, sync=sync)
+        if not taken:  # the other write's clean-up runs right after this copy
+            taken.append(stored[0])
+            os.chmod(self.path_for(stored[0]).parent, 0o755)
+            self.path_for(stored[0]).unlink()
+        return stored
+
+    monkeypatch.setattr(ArtifactStore, "put_file", copy_then_lose_it)
+    out = ok(ws.cli("version", "register", "cancer", "--artifact", str(art), "--json")).json()
+    assert taken == [out["artifact_sha256"]]
+    assert ws.ctx().workspace.artifacts.read(taken[0]) == art.read_bytes()
+    assert ok(ws.cli("audit", "verify", "--artifacts")).code == 0

@@ -19,6 +19,7 @@ from cmi_console.core import clock, entries
 from cmi_console.core.errors import BadInput, Denied
 from cmi_console.core.hooks import event_for
 from cmi_console.store import driver, schema
+from cmi_console.store.artifacts import Stored
 from cmi_console.store.engine import (
     make_engine,
     read_transaction,
@@ -128,13 +129,23 @@ class Context:
             self._local.syncing = []
         return self._local.syncing  # type: ignore[no-any-return]
 
+    @property
+    def _stored(self) -> list[tuple[Stored, Path]]:
+        """This thread's artifacts stored since its last transaction ended: a
+        failed write removes the ones it put there and no row names."""
+        if not hasattr(self._local, "stored"):
+            self._local.stored = []
+        return self._local.stored  # type: ignore[no-any-return]
+
     def put_artifact(self, path: Path) -> tuple[str, int]:
         """Copy a file into the artifact store: durable before any commit names it.
 
         Inside `batch()` the fsync waits for the batch's commit, which syncs all
         of the batch's files at once."""
         store = self.workspace.artifacts
-        digest, size = store.put_file(path, sync=False)
+        stored = store.put_file(path, sync=False)
+        digest, size = stored.digest, stored.size
+        self._stored.append((stored, path))
         if self._open is None:
             # one call: the file's fsync runs while the transaction that names it
             # is built, and that transaction waits for it before it commits. Only
@@ -189,23 +200,31 @@ class Context:
         from cmi_console.services import ledger
 
         sealed: ledger.Seal | None = None
-        with write_transaction(self.engine) as conn:
-            opened = _Open(conn, ledger.Tail.read(conn))
-            self._open = opened
-            try:
-                yield opened
-                if opened.failed:
-                    raise RuntimeError("a call in this batch failed; the batch is rolled back")
-                pending = self._syncing
-                while pending:
-                    pending.pop(0).result()  # an fsync error stops the commit
-                self.workspace.artifacts.sync(opened.unsynced)
-                if opened.tail.leaves:
-                    sealed = ledger.seal(
-                        conn, self.note_signer(), self.clock(), opened.tail, self._last_seal
-                    )
-            finally:
-                self._open = None
+        stored = self._stored
+        try:
+            with write_transaction(self.engine) as conn:
+                opened = _Open(conn, ledger.Tail.read(conn))
+                self._open = opened
+                try:
+                    self._restore(opened, stored)
+                    yield opened
+                    if opened.failed:
+                        raise RuntimeError("a call in this batch failed; the batch is rolled back")
+                    pending = self._syncing
+                    while pending:
+                        pending.pop(0).result()  # an fsync error stops the commit
+                    self.workspace.artifacts.sync(opened.unsynced)
+                    if opened.tail.leaves:
+                        sealed = ledger.seal(
+                            conn, self.note_signer(), self.clock(), opened.tail, self._last_seal
+                        )
+                finally:
+                    self._open = None
+        except BaseException:
+            self._discard_unnamed([s.digest for s, _ in stored if s.created])
+            raise
+        finally:
+            stored.clear()
         if sealed is not None:
             self._last_seal = sealed
             # after commit: the witness must never be ahead of the database
@@ -216,6 +235,45 @@ class Context:
             from cmi_console.services import hooks
 
             hooks.deliver(self, opened.outbox)  # after commit, never inside it
+
+    def _restore(self, opened: _Open, stored: list[tuple[Stored, Path]]) -> None:
+        """Files stored before this transaction held the write lock may have
+        been removed since by a failed write's clean-up (same bytes, so the
+        same name): store them again before any row names them. A clean-up
+        removes files only under the write lock, so once it is held here,
+        what is in the store stays until the commit."""
+        store = self.workspace.artifacts
+        for i, (s, path) in enumerate(stored):
+            if not store.has(s.digest):
+                again = store.put_file(path, sync=False)
+                if again.digest != s.digest:
+                    raise BadInput(f"{path}: changed while it was being stored; try again")
+                opened.unsynced.append(again.digest)
+                stored[i] = (again, path)
+
+    def _discard_unnamed(self, digests: list[str]) -> None:
+        """After a failed write: remove the files it put in the store that no
+        committed row names (a registration refused after its artifact was
+        copied left the file behind). Under the write lock, so no other write
+        can name one meanwhile; one stored before it took the lock is stored
+        again by its `_restore`. Best effort: if this fails, the files stay,
+        as they did before, and the error being raised is the one to report."""
+        if not digests:
+            return
+        from cmi_console.store.tables import ARTIFACT_COLUMNS
+
+        wanted = sorted(set(digests))
+        try:
+            with write_transaction(self.engine) as conn:
+                named: set[str] = set()
+                for tbl, column in ARTIFACT_COLUMNS:
+                    col = tbl.c[column]
+                    named.update(conn.execute(select(col).where(col.in_(wanted))).scalars())
+                for digest in wanted:
+                    if digest not in named:
+                        self.workspace.artifacts.discard(digest)
+        except Exception:  # noqa: S110 (see the docstring)
+            pass
 
 
 @dataclass

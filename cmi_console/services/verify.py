@@ -468,18 +468,12 @@ def check_artifacts(ctx: Context, report: VerifyReport) -> None:
     cannot see the store: this is the check that can."""
     from sqlalchemy import select
 
-    from cmi_console.store.tables import Dataset, ModelVersion, MonitoringWindow, table
+    from cmi_console.store.tables import ARTIFACT_COLUMNS
 
-    columns = [
-        (table(ModelVersion), "artifact_sha256"),
-        (table(Dataset), "content_sha256"),
-        (table(MonitoringWindow), "data_sha256"),
-        (table(MonitoringWindow), "labels_sha256"),
-    ]
     store = ctx.workspace.artifacts
     faults: dict[str, str | None] = {}
     with ctx.read() as conn:
-        for tbl, column in columns:
+        for tbl, column in ARTIFACT_COLUMNS:
             stmt = select(tbl.c.id, tbl.c[column]).where(tbl.c[column].is_not(None))
             for row_id, digest in conn.execute(stmt.order_by(tbl.c.id)):
                 if digest not in faults:

@@ -14,7 +14,7 @@ import re
 import stat
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.small_files import require_file
@@ -55,6 +55,12 @@ def hash_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+class Stored(NamedTuple):
+    digest: str
+    size: int
+    created: bool  # this call put the file there (it was missing, or altered)
+
+
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -63,8 +69,8 @@ class ArtifactStore:
         check_digest(digest)
         return self.root / "sha256" / digest[:2] / digest
 
-    def put_file(self, source: Path, *, sync: bool = True) -> tuple[str, int]:
-        """Copy a file in, hashing as it streams. Returns (sha256, size).
+    def put_file(self, source: Path, *, sync: bool = True) -> Stored:
+        """Copy a file in, hashing as it streams.
 
         sync=False leaves the fsync to a later `sync()` (a batch makes all its
         files durable at once, before the commit that names them). Plain file
@@ -98,7 +104,8 @@ class ArtifactStore:
                 os.close(out)
             digest = h.hexdigest()
             final = self.path_for(digest)
-            if final.exists() and self.is_intact(digest):
+            created = not (final.exists() and self.is_intact(digest))
+            if not created:
                 os.unlink(tmp)
             else:
                 try:
@@ -112,7 +119,16 @@ class ArtifactStore:
             if tmp:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-        return digest, size
+        return Stored(digest, size, created)
+
+    def has(self, digest: str) -> bool:
+        """Whether the file is there (not re-hashed: for the hot path)."""
+        return os.path.exists(f"{self.root}/sha256/{digest[:2]}/{digest}")
+
+    def discard(self, digest: str) -> None:
+        """Remove a stored file that no row names (a failed write's)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path_for(digest))
 
     def _temporary(self) -> tuple[int, str]:
         """A new file in the store's tmp/ directory: (descriptor, path)."""
@@ -142,7 +158,10 @@ class ArtifactStore:
             finally:
                 os.close(fd)
         for digest in digests:
-            fd = os.open(self.path_for(digest), os.O_RDONLY)
+            try:
+                fd = os.open(self.path_for(digest), os.O_RDONLY)
+            except FileNotFoundError:  # a failed write's clean-up took it: it is stored again
+                continue
             try:
                 os.fsync(fd)
             finally:

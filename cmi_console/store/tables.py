@@ -518,3 +518,12 @@ REGISTRY_TABLES: dict[str, Table] = {
     )
 }
 metadata = SQLModel.metadata
+
+# Every column that names a file in the artifact store (`verify --artifacts`
+# re-hashes them; a failed write keeps the files one of them names).
+ARTIFACT_COLUMNS: tuple[tuple[Table, str], ...] = (
+    (table(ModelVersion), "artifact_sha256"),
+    (table(Dataset), "content_sha256"),
+    (table(MonitoringWindow), "data_sha256"),
+    (table(MonitoringWindow), "labels_sha256"),
+)
