@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
+from textual.widgets import Button, DataTable, Input, OptionList, Select, Static, TabbedContent
 
 from cmi_console.services import audit, demo, gates
 from cmi_console.services.context import Context
@@ -413,6 +413,8 @@ async def test_retire_dialog_shows_who_must_approve_then_retires(home: Path) -> 
         other.actor = "rita"
         other.passphrase = lambda _w: b"demo"
         gates.decide(other, "wine-cultivar:3", "retired", "approve", "ok")
+        other.actor = "alice"
+        registry.set_alias(other, "wine-cultivar", "candidate", 3)
         await pilot.press("R")
         await settle(pilot)
         assert "passes" in str(app.screen.query_one("#gate", Static).render())
@@ -421,8 +423,10 @@ async def test_retire_dialog_shows_who_must_approve_then_retires(home: Path) -> 
         await pilot.click("#retire")
         await settle(pilot)
         assert isinstance(app.screen, VersionScreen)
+        said = [n.message for n in app._notifications]
+        assert any("aliases removed: candidate" in m for m in said), said
     v = registry.show_version(Context.open(home, None, None), "wine-cultivar:3")
-    assert v["status"] == "retired"
+    assert v["status"] == "retired" and v["aliases"] == []
 
 
 def test_a_cancelled_run_records_nothing(home: Path) -> None:
@@ -504,7 +508,9 @@ async def test_incidents_and_the_investigation_view(home: Path) -> None:
         assert isinstance(app.screen, IncidentsScreen)
 
 
-async def test_export_dialog_writes_a_bundle_that_verifies(home: Path, tmp_path: Path) -> None:
+async def test_export_dialog_writes_a_bundle_that_verifies(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from textual.widgets import ProgressBar
 
     from cmi_console.core import bundle
@@ -520,10 +526,23 @@ async def test_export_dialog_writes_a_bundle_that_verifies(home: Path, tmp_path:
         await settle(pilot)
         dialog = app.screen
         assert isinstance(dialog, ExportDialog)
+        # a name alone lands in the console's working directory: the notice says where
+        monkeypatch.chdir(tmp_path)
+        for given, said in (("", "give the bundle a file name"), ("rel.zip", str(tmp_path))):
+            dialog.query_one("#out", Input).value = given
+            dialog.query_one("#export", Button).press()  # a toast may cover it from a click
+            await settle(pilot)
+            assert any(said in n.message for n in app._notifications), [
+                n.message for n in app._notifications
+            ]
+        await pilot.press("x")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, ExportDialog)
         dialog.query_one("#out", Input).value = str(out)
         dialog.query_one("#model", Input).value = "credit-risk"
         bar = dialog.query_one("#progress", ProgressBar)
-        await pilot.click("#export")
+        dialog.query_one("#export", Button).press()
         await settle(pilot)
         assert not isinstance(app.screen, ExportDialog)
         assert bar.total is not None and bar.progress == bar.total

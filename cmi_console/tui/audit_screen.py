@@ -182,7 +182,12 @@ class ExportDialog(ActionDialog):
             return
         from cmi_console.services import export
 
-        out = Path(self.query_one("#out", Input).value.strip()).expanduser()
+        text = self.query_one("#out", Input).value.strip()
+        if not text:
+            self.notify("give the bundle a file name", severity="error")
+            return
+        # the console's working directory is no place the reviewer chose: say where
+        out = Path(text).expanduser().absolute()
         model = self.query_one("#model", Input).value.strip() or None
         bar = self.query_one("#progress", ProgressBar)
 

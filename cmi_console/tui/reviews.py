@@ -333,5 +333,10 @@ class RetireDialog(ActionDialog):
             lambda: gates.retire(self.ctx, self.ref, reason, successor),
             lambda out: (
                 f"{self.ref} retired; notify: {', '.join(out['notify']) or 'no consumers listed'}"
+                + (
+                    f"; aliases removed: {', '.join(out['aliases_removed'])}"
+                    if out["aliases_removed"]
+                    else ""
+                )
             ),
         )
