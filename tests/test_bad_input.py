@@ -9,6 +9,7 @@ from conftest import Workspace
 
 BIG = "9" * 23  # beyond 2**63 - 1
 DEEP_JSON = "[" * 5000 + "]" * 5000
+LONG = "x" * 2001
 
 
 def log_size(ws: Workspace) -> int:
@@ -104,6 +105,25 @@ def log_size(ws: Workspace) -> int:
         (["validate", "cancer:1", "--seed", "-1"], "--seed: must be 0..4294967295, not -1"),
         (["incident", "timeline", "1", "--hours-before", "nan"], "--hours-before: must be"),
         (["incident", "timeline", "1", "--hours-before", "-5"], "--hours-before: must be"),
+        # a comment or reason kept only in an entry or a signed statement had no
+        # limit (100 KB were logged); the documented 2,000 applies to all of them
+        *(
+            (args + [flag, LONG], f"{flag}: at most 2000 characters (2001 given)")
+            for args, flag in (
+                (["request", "cancer:1", "--to", "staging"], "--comment"),
+                (["approve", "cancer:1", "--to", "staging"], "--comment"),
+                (["reject", "cancer:1", "--to", "staging"], "--comment"),
+                (["promote", "cancer:1", "--to", "staging"], "--comment"),
+                (["withdraw", "1"], "--comment"),
+                (["retire", "cancer:1"], "--reason"),
+                (["break-glass", "cancer:1", "--to", "staging"], "--reason"),
+                (["deploy", "start", "cancer:1", "--env", "staging"], "--comment"),
+                (["rollback", "cancer", "--env", "staging"], "--reason"),
+                (["monitor", "close-alert", "1"], "--comment"),
+                (["model", "tier", "cancer", "low"], "--reason"),
+                (["user", "disable", "alice"], "--reason"),
+            )
+        ),
         # PostgreSQL refuses a negative OFFSET (an internal error); SQLite ignored it
         (["version", "list", "cancer", "--offset", "-1"], "--offset: must not be negative"),
         # nesting deeper than the parsers' recursion: internal errors before

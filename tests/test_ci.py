@@ -100,3 +100,7 @@ def test_a_report_path_that_cannot_be_written_stops_ci_before_it_trains(
     r = ws.cli("ci", str(repo / "cancer.toml"), "--junit", str(missing), as_="ci-bot")
     assert r.code == 2 and f"--junit: {missing}: no such directory" in r.err, r.err
     assert log_head(ws) == before
+    # so is a comment too long for the request it would open
+    r = ws.cli("ci", str(repo / "cancer.toml"), "--comment", "x" * 2001, as_="ci-bot")
+    assert r.code == 2 and "--comment: at most 2000 characters (2001 given)" in r.err, r.err
+    assert log_head(ws) == before

@@ -44,3 +44,14 @@ def key(name: str, where: str) -> str:
     if not _KEY.fullmatch(name):
         raise BadInput(f"{where}: '{name[:80]}' is not a valid key (A-Z a-z 0-9 . _ : / -)")
     return name
+
+
+# A comment or a reason that lives only in a log entry or a signed statement
+# (JSON, no column to bound it): the same limit as the descriptions' columns
+TEXT_MAX = 2000
+
+
+def free_text(value: str, where: str, limit: int = TEXT_MAX) -> str:
+    if len(value) > limit:
+        raise BadInput(f"{where}: at most {limit} characters ({len(value)} given)")
+    return value

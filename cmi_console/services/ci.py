@@ -7,20 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cmi_console.core import names
+from cmi_console.core import recipe as rcp
 from cmi_console.core.errors import BadInput
 from cmi_console.services import gates, policies, registry, training, validations
 from cmi_console.services.context import Context
 
 
 def run(ctx: Context, recipe: Path, comment: str = "") -> dict[str, Any]:
+    # what would refuse the run is checked before anything is trained or written
+    names.free_text(comment, "--comment")
+    model = rcp.load(recipe)[0].model
+    _gate(ctx, model, None)
     version = training.train(ctx, recipe)
     ref = f"{version['model']}:{version['version']}"
-    with ctx.read() as conn:
-        eff = policies.effective_for(conn, registry.model_row(conn, version["model"]))
-    gate = validations.next_gate(eff, version["stage"])
-    if gate is None or gate[1] is None:
-        raise BadInput(f"{ref}: the policy has no gate with a suite after {version['stage']}")
-    to_stage, suite = gate
+    to_stage, suite = _gate(ctx, model, version["stage"])
     result = validations.validate(ctx, ref, suite=suite)
     request = None
     if result["status"] == "pass":
@@ -35,3 +36,15 @@ def run(ctx: Context, recipe: Path, comment: str = "") -> dict[str, Any]:
         "request": request,
         "code": version["code"],
     }
+
+
+def _gate(ctx: Context, model: str, stage: str | None) -> tuple[str, str]:
+    """The gate a new version of `model` goes to next from `stage` (default:
+    the policy's initial stage), and its suite."""
+    with ctx.read() as conn:
+        eff = policies.effective_for(conn, registry.model_row(conn, model))
+    stage = stage or eff.policy.initial_stage
+    gate = validations.next_gate(eff, stage)
+    if gate is None or gate[1] is None:
+        raise BadInput(f"{model}: the policy has no gate with a suite after {stage}")
+    return gate[0], gate[1]

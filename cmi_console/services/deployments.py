@@ -170,6 +170,7 @@ def deploy(
 ) -> dict[str, Any]:
     if strategy not in dm.STRATEGIES:
         raise BadInput(f"--strategy: '{strategy}' is not one of {', '.join(dm.STRATEGIES)}")
+    names.free_text(comment, "--comment")
     problem = dm.traffic_problem(strategy, traffic)
     if problem:
         raise BadInput(f"--traffic: {problem}")
@@ -258,6 +259,7 @@ def act(
         raise BadInput(f"action: '{action}' is not one of {', '.join(dm.ACTIONS)}")
     if to is not None and action != "advance":
         raise BadInput("--traffic: only advance takes a share")
+    names.free_text(reason, "--reason")
     problem = dm.traffic_problem("canary", to)  # only a canary advances to a share
     if problem:
         raise BadInput(f"--traffic: {problem}")

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from cmi_console.core import clock, roles, statements
+from cmi_console.core import clock, names, roles, statements
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.errors import BadInput, Denied, NotFound
 from cmi_console.core.gates import (
@@ -254,6 +254,7 @@ def _subject(g: Gathered) -> str:
 def request(
     ctx: Context, ref: str, to_stage: str, env: str | None = None, comment: str = ""
 ) -> dict[str, Any]:
+    names.free_text(comment, "--comment")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         require_role(tx.conn, actor, roles.REQUESTERS, "request a stage change")
@@ -291,6 +292,7 @@ def request(
 
 
 def withdraw(ctx: Context, request_id: int, comment: str = "") -> dict[str, Any]:
+    names.free_text(comment, "--comment")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         row = tx.conn.execute(select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
@@ -331,6 +333,7 @@ def decide(
         raise BadInput(f"decision: must be approve or reject, not {decision!r}")
     if decision == "reject" and not comment.strip():
         raise BadInput("--comment: a rejection needs a comment")
+    names.free_text(comment, "--comment")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         g = _gather(tx.conn, ref, to_stage, env)
@@ -441,6 +444,7 @@ def status(ctx: Context, ref: str, to_stage: str, env: str | None = None) -> Gat
 def promote(
     ctx: Context, ref: str, to_stage: str, env: str | None = None, comment: str = ""
 ) -> dict[str, Any]:
+    names.free_text(comment, "--comment")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         g = _gather(tx.conn, ref, to_stage, env)
@@ -508,6 +512,7 @@ def _execute(
 def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) -> dict[str, Any]:
     if not reason.strip():
         raise BadInput("--reason: a retirement needs a reason")
+    names.free_text(reason, "--reason")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         g = _gather(tx.conn, ref, RETIRED, None)
@@ -632,6 +637,7 @@ def break_glass(
     second, different admin signs and it executes; an incident is opened."""
     if not reason.strip():
         raise BadInput("--reason: a break-glass needs a reason")
+    names.free_text(reason, "--reason")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         require_role(tx.conn, actor, roles.DECISION_ROLES["break-glass.sign"], "break glass")
@@ -842,8 +848,6 @@ def _can_decide(
 
 
 def add_consumer(ctx: Context, model: str, name: str, contact: str = "") -> dict[str, Any]:
-    from cmi_console.core import names
-
     names.key(name, "consumer")
     with ctx.write() as tx:
         actor = ctx.require_actor()

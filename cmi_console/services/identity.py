@@ -265,6 +265,7 @@ def disable_user(ctx: Context, name: str, reason: str) -> PrincipalView:
     actor = ctx.require_actor()
     if not reason.strip():
         raise BadInput("--reason: disabling a principal needs a reason")
+    names.free_text(reason, "--reason")
     if name == actor:
         raise Denied(f"{actor}: nobody disables themselves; ask another admin")
     with ctx.write() as tx:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from cmi_console.core import clock, roles
+from cmi_console.core import clock, names, roles
 from cmi_console.core import deployments as dm
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.errors import BadInput, NotFound, first_line
@@ -646,6 +646,7 @@ def open_alerts(ctx: Context, limit: int = 20) -> list[dict[str, Any]]:
 def close_alert(ctx: Context, alert_id: int, comment: str) -> dict[str, Any]:
     if not comment.strip():
         raise BadInput("--comment: say why the alert is closed")
+    names.free_text(comment, "--comment")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         require_role(tx.conn, actor, roles.MONITORS | {"risk-officer"}, "close alerts")

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 
+from cmi_console.core import names, roles
 from cmi_console.core import policy as pol
-from cmi_console.core import roles
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import require_role
@@ -342,6 +342,7 @@ def set_tier(ctx: Context, model: str, tier: str, reason: str) -> dict[str, Any]
 
     if not reason.strip():
         raise BadInput("--reason: a tier change needs a reason")
+    names.free_text(reason, "--reason")
     with ctx.write() as tx:
         actor = tx.ctx.require_actor()
         require_role(tx.conn, actor, roles.DECISION_ROLES["model.tier"], "change a risk tier")
