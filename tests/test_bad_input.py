@@ -124,6 +124,16 @@ def log_size(ws: Workspace) -> int:
                 (["user", "disable", "alice"], "--reason"),
             )
         ),
+        # --segments are read as every KEY=VALUE option is (a value was unbounded)
+        *(
+            (["deploy", "start", "cancer:1", "--env", "staging", "--strategy", "ab"] + seg, words)
+            for seg, words in (
+                (["--segments", "k=" + "v" * 501], "--segments: k: at most 500 characters"),
+                (["--segments", "k=1", "--segments", "k=2"], "--segments: 'k' given twice"),
+                (["--segments", "k="], "--segments: 'k=' has no value"),
+                (["--segments", "=v"], "--segments: '' is not a valid key"),
+            )
+        ),
         # PostgreSQL refuses a negative OFFSET (an internal error); SQLite ignored it
         (["version", "list", "cancer", "--offset", "-1"], "--offset: must not be negative"),
         # nesting deeper than the parsers' recursion: internal errors before

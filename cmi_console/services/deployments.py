@@ -14,7 +14,7 @@ from cmi_console.core import deployments as dm
 from cmi_console.core import names, roles, statements
 from cmi_console.core.errors import BadInput, Denied, NotFound
 from cmi_console.core.policy import Effective
-from cmi_console.core.refs import parse_version_ref
+from cmi_console.core.refs import parse_pairs, parse_version_ref
 from cmi_console.services import lineage, validations
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import active_roles, require_role
@@ -65,16 +65,14 @@ def _state(m: Any) -> dm.State:
 
 
 def _segments(values: list[str]) -> list[str]:
-    out = []
-    for i, seg in enumerate(values):
-        key, sep, value = seg.partition("=")
-        if not sep or not value:
-            raise BadInput(f"--segments[{i}]: '{seg}' is not KEY=VALUE")
-        names.key(key, f"--segments[{i}]")
-        if any(s.startswith(f"{key}=") for s in out):
-            raise BadInput(f"--segments[{i}]: '{key}' given twice")
-        out.append(f"{key}={value}")
-    return sorted(out)
+    """KEY=VALUE routing rules, as every KEY=VALUE option reads them; a value
+    is as long as a tag's may be (it went unbounded into the statement)."""
+    pairs = parse_pairs(values, "--segments")
+    for key, value in pairs.items():
+        if not value:
+            raise BadInput(f"--segments: '{key}=' has no value")
+        names.free_text(value, f"--segments: {key}", limit=500)
+    return sorted(f"{key}={value}" for key, value in pairs.items())
 
 
 def _statement(
