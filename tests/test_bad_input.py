@@ -124,6 +124,8 @@ def log_size(ws: Workspace) -> int:
                 (["user", "disable", "alice"], "--reason"),
             )
         ),
+        # it quietly listed nothing
+        (["incident", "list", "--status", "shut"], "--status: 'shut' is not one of open, closed"),
         # --segments are read as every KEY=VALUE option is (a value was unbounded)
         *(
             (["deploy", "start", "cancer:1", "--env", "staging", "--strategy", "ab"] + seg, words)

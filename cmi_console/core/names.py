@@ -55,3 +55,10 @@ def free_text(value: str, where: str, limit: int = TEXT_MAX) -> str:
     if len(value) > limit:
         raise BadInput(f"{where}: at most {limit} characters ({len(value)} given)")
     return value
+
+
+def one_of(value: str, choices: tuple[str, ...], where: str) -> str:
+    """A value from a fixed set (a strategy, a status, a severity)."""
+    if value not in choices:
+        raise BadInput(f"{where}: '{value[:80]}' is not one of {', '.join(choices)}")
+    return value

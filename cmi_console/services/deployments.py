@@ -166,8 +166,7 @@ def deploy(
     segments: list[str] | None = None,
     comment: str = "",
 ) -> dict[str, Any]:
-    if strategy not in dm.STRATEGIES:
-        raise BadInput(f"--strategy: '{strategy}' is not one of {', '.join(dm.STRATEGIES)}")
+    names.one_of(strategy, dm.STRATEGIES, "--strategy")
     names.free_text(comment, "--comment")
     problem = dm.traffic_problem(strategy, traffic)
     if problem:
@@ -253,8 +252,7 @@ def act(
     reason: str = "",
 ) -> dict[str, Any]:
     """advance | pause | resume | complete | rollback, as one signed decision."""
-    if action not in dm.ACTIONS:
-        raise BadInput(f"action: '{action}' is not one of {', '.join(dm.ACTIONS)}")
+    names.one_of(action, dm.ACTIONS, "action")
     if to is not None and action != "advance":
         raise BadInput("--traffic: only advance takes a share")
     names.free_text(reason, "--reason")
@@ -514,8 +512,7 @@ def history(ctx: Context, model_name: str, env: str | None = None) -> list[dict[
 
 def manifest(ctx: Context, model_name: str, env: str, fmt: str = "json") -> dict[str, Any]:
     """What a serving layer needs to route `env` now."""
-    if fmt not in MANIFEST_FORMATS:
-        raise BadInput(f"--format: '{fmt}' is not one of {', '.join(MANIFEST_FORMATS)}")
+    names.one_of(fmt, MANIFEST_FORMATS, "--format")
     with ctx.read() as conn:
         model = model_row(conn, model_name)
         rules = effective_for(conn, model).environment(env)

@@ -25,7 +25,7 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from cmi_console.core import hooks
+from cmi_console.core import hooks, names
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.policy import Hook, url_problem
 from cmi_console.services.context import Context, Tx
@@ -229,8 +229,8 @@ def _finish(ctx: Context, delivery_id: int, status: str, attempts: int, error: s
 def list_deliveries(
     ctx: Context, *, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    if status is not None and status not in STATUSES:
-        raise BadInput(f"--status: '{status}' is not one of {', '.join(STATUSES)}")
+    if status is not None:
+        names.one_of(status, STATUSES, "--status")
     check_page(limit)
     stmt = select(DELIVERIES).order_by(DELIVERIES.c.id.desc()).limit(limit)
     if status is not None:

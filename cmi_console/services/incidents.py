@@ -36,6 +36,7 @@ from cmi_console.store.tables import (
 
 INCIDENTS, NOTES, LINKS = table(Incident), table(IncidentNote), table(IncidentLink)
 SEVERITIES = ("low", "medium", "high", "critical")
+STATUSES = ("open", "closed")
 LINK_KINDS = ("version", "entry", "validation", "deployment", "window")
 _LINKED = {"validation": ValidationRun, "deployment": Deployment, "window": MonitoringWindow}
 WINDOW_HOURS = 72.0  # the timeline starts this long before the incident happened
@@ -68,8 +69,7 @@ def open_incident(
     if printable(title, one_line=True) != title:
         # a line break ran on into the lineage graphs and the tables a title heads
         raise BadInput(f"--title: must be one line of text: {printable(title, one_line=True)}")
-    if severity not in SEVERITIES:
-        raise BadInput(f"--severity: '{severity}' is not one of {', '.join(SEVERITIES)}")
+    names.one_of(severity, SEVERITIES, "--severity")
     with ctx.write() as tx:
         actor = _reporter(ctx, tx.conn)
         m = registry.model_row(tx.conn, model)
@@ -116,8 +116,7 @@ def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
     """Point the incident at a version (MODEL:VERSION), a log entry (SEQ), a
     validation run, a deployment or a monitoring window (ID); the target must
     exist."""
-    if kind not in LINK_KINDS:
-        raise BadInput(f"link kind '{kind}' is not one of {', '.join(LINK_KINDS)}")
+    names.one_of(kind, LINK_KINDS, "link kind")
     with ctx.write() as tx:
         actor = _reporter(ctx, tx.conn)
         _row(tx.conn, incident_id)
@@ -214,8 +213,8 @@ def list_incidents(
     ctx: Context, *, status: str | None = None, model: str | None = None
 ) -> list[dict[str, Any]]:
     stmt = select(INCIDENTS).order_by(INCIDENTS.c.id.desc())
-    if status is not None:
-        stmt = stmt.where(INCIDENTS.c.status == status)
+    if status is not None:  # an unknown status had quietly listed nothing
+        stmt = stmt.where(INCIDENTS.c.status == names.one_of(status, STATUSES, "--status"))
     with ctx.read() as conn:
         if model is not None:
             stmt = stmt.where(INCIDENTS.c.model_id == registry.model_row(conn, model).id)
