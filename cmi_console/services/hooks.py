@@ -201,11 +201,13 @@ def _run(command: list[str], body: bytes, timeout: float) -> str | None:
         t.start()
     try:
         code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as exc:  # the timeout, or ^C: its own session no longer gets the signal
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        return f"timed out after {timeout:g} s"
+        if isinstance(exc, subprocess.TimeoutExpired):
+            return f"timed out after {timeout:g} s"
+        raise
     finally:
         for t in threads:
             t.join(1.0)  # a process it started may hold stderr open: its reader ends with it
