@@ -20,7 +20,9 @@ Exit codes for every command: **0** ok · **1** a check or gate failed · **2** 
 or usage (one line on stderr, nothing written) · **3** denied (role, segregation of
 duties, missing key or signature, a gate that does not pass) · **4** integrity violation
 (tampered log, artifact hash mismatch, unsafe artifact) · **70** internal error (a bug;
-`CMI_DEBUG=1` shows the traceback). Numbers on the line (ids, seqs, versions) go up
+`CMI_DEBUG=1` shows the traceback) · **75** the database did not answer (it is down or
+unreachable, the connection dropped, or a lock outlasted the wait; nothing was written:
+try again). Numbers on the line (ids, seqs, versions) go up
 to 9223372036854775807, the databases' 64-bit integers; a larger one is bad input.
 Text from users and files (descriptions, comments, reasons, a file's column names) is
 printed with its control characters escaped (`\\x1b`, `\\u202e`), so it cannot recolour,

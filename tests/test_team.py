@@ -67,3 +67,90 @@ def test_the_documented_roles_make_the_log_insert_only(fresh_pg_url: str, tmp_pa
         with psycopg.connect(base, autocommit=True) as conn:
             for role in (console, owner):
                 conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+class Outage:
+    """The database stops answering: new connections are refused and the
+    open ones are cut, as when a team's server restarts."""
+
+    def __init__(self, url: str) -> None:
+        self.admin = url.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql://")
+        self.admin += "/postgres"
+        self.database = url.rsplit("/", 1)[1]
+
+    def _allow(self, allowed: bool) -> None:
+        import psycopg
+        from psycopg import sql
+
+        alter = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+            sql.Identifier(self.database), sql.SQL("true" if allowed else "false")
+        )
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(alter)
+            if not allowed:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (self.database,),
+                )
+
+    def __enter__(self) -> Outage:
+        self._allow(False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._allow(True)
+
+
+def test_a_database_that_stops_answering_is_exit_75_and_nothing_half_written(
+    fresh_pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An outage was an internal error (exit 70, "OperationalError") on the
+    line, or bad input (exit 2) when it came before the first query."""
+    from conftest import Workspace
+
+    from cmi_console.core.errors import Unavailable
+
+    home = tmp_path / "ws"
+    init_workspace(home, admin="root", db=fresh_pg_url).engine.dispose()
+    ctx = Context.open(home, fresh_pg_url, "root")
+    registry.create_model(ctx, "before")
+    ws = Workspace(home, fresh_pg_url, capsys)
+    with Outage(fresh_pg_url):
+        with pytest.raises(Unavailable, match=r"^database: "):
+            registry.list_models(ctx)
+        with pytest.raises(Unavailable):
+            registry.create_model(ctx, "during")
+        r = ws.cli("model", "list")
+        assert r.code == 75 and r.err.startswith("cmi: database: cannot reach it (")
+        assert len(r.err.strip().splitlines()) == 1
+    assert [m["name"] for m in registry.list_models(ctx)] == ["before"]  # the pool reconnects
+    registry.create_model(ctx, "after")
+    assert verify(ctx).ok
+
+
+async def test_the_console_survives_an_outage_and_says_so(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """Every worker of the console let the database's error through, and
+    Textual ended the app: a server restart closed every reviewer's console."""
+    from cmi_console.tui.app import CmiApp
+    from cmi_console.tui.dashboard import DashboardScreen
+
+    home = tmp_path / "ws"
+    init_workspace(home, admin="root", db=fresh_pg_url).engine.dispose()
+    app = CmiApp(Context.open(home, fresh_pg_url, "root"), passphrase=None)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause(1.5)
+        with Outage(fresh_pg_url):
+            await pilot.press("m")  # a screen that loads while nothing answers
+            await pilot.pause(2.5)  # and the poll, every second
+            assert app.is_running
+            said = [n.message for n in app._notifications]
+            assert sum("trying again" in m for m in said) == 1, said  # once, not every second
+        await pilot.press("d")
+        await pilot.pause(2.5)
+        assert isinstance(app.screen, DashboardScreen)
+        assert "the database answers again" in [n.message for n in app._notifications]
+        registry.create_model(Context.open(home, fresh_pg_url, "root"), "later")
+        await pilot.pause(2.5)  # the log grew: the dashboard reloads as before
+        assert app.is_running

@@ -45,6 +45,14 @@ class IntegrityError(CmiError):
     exit_code = 4
 
 
+class Unavailable(CmiError):
+    """The database could not be reached or used just now: it is down, the
+    connection dropped, or a lock outlasted the wait (exit 75, sysexits'
+    EX_TEMPFAIL: try again). Nothing was written."""
+
+    exit_code = 75
+
+
 def first_line(exc: BaseException) -> str:
     """A library's reason in one line: the first line of its message, or its
     type when it gave none (pandas and scikit-learn write several lines)."""

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cmi_console.core import clock, entries
-from cmi_console.core.errors import BadInput, Denied
+from cmi_console.core.errors import BadInput, Denied, Unavailable, first_line
 from cmi_console.core.hooks import event_for
 from cmi_console.store import driver, schema
 from cmi_console.store.artifacts import Stored
@@ -161,7 +162,7 @@ class Context:
         call sees what the calls before it wrote."""
         if self._open is not None:
             return nullcontext(self._open.conn)
-        return read_transaction(self.engine)
+        return reachable(read_transaction(self.engine))
 
     @contextmanager
     def write(self) -> Iterator[Tx]:
@@ -202,7 +203,7 @@ class Context:
         sealed: ledger.Seal | None = None
         stored = self._stored
         try:
-            with write_transaction(self.engine) as conn:
+            with reachable(write_transaction(self.engine)) as conn:
                 opened = _Open(conn, ledger.Tail.read(conn))
                 self._open = opened
                 try:
@@ -274,6 +275,19 @@ class Context:
                         self.workspace.artifacts.discard(digest)
         except Exception:  # noqa: S110 (see the docstring)
             pass
+
+
+@contextmanager
+def reachable(transaction: Any) -> Iterator[Connection]:
+    """A transaction whose database errors (it is down, the connection
+    dropped, a lock outlasted the wait) are `Unavailable`, one line and exit
+    75, instead of an internal error; and, in the console, a notice instead
+    of its end (a team's PostgreSQL restarting ended every reviewer's)."""
+    try:
+        with transaction as conn:
+            yield conn
+    except (OperationalError, InterfaceError) as exc:
+        raise Unavailable(f"database: {first_line(exc.orig or exc)}") from None
 
 
 @dataclass

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError, ProgrammingError
 
-from cmi_console.core.errors import BadInput, SchemaOutdated
+from cmi_console.core.errors import BadInput, SchemaOutdated, Unavailable, first_line
 
 HEAD_REVISION = "0006"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -31,7 +31,9 @@ def require_current(engine: Engine) -> None:
     """Refuse to run on a database whose schema is not this program's."""
     try:
         rev = current_revision(engine)
-    except DatabaseError as exc:  # also a file that is no SQLite database at all
+    except (OperationalError, InterfaceError) as exc:  # down, unreachable, locked: try again
+        raise Unavailable(f"database: cannot reach it ({first_line(exc.orig or exc)})") from None
+    except DatabaseError as exc:  # e.g. a file that is no SQLite database at all
         raise BadInput(f"database: cannot open ({exc.orig})") from None
     if rev == HEAD_REVISION:
         return

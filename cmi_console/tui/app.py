@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from functools import partial
 
-from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
@@ -15,6 +14,7 @@ from cmi_console.core.errors import CmiError, Denied
 from cmi_console.core.printable import printable
 from cmi_console.services.context import Context
 from cmi_console.tui.audit_screen import AuditScreen
+from cmi_console.tui.base import worker
 from cmi_console.tui.dashboard import DashboardScreen
 from cmi_console.tui.deployments_screen import DeploymentsScreen
 from cmi_console.tui.incidents_screen import IncidentsScreen
@@ -128,7 +128,7 @@ class CmiApp(App[None]):
 
     # --- who am I -------------------------------------------------------------
 
-    @work(thread=True)
+    @worker()
     def _offer_principals(self) -> None:
         names = self.session.principals_with_keys()
         self.call_from_thread(self._choose, names)
@@ -182,14 +182,14 @@ class CmiApp(App[None]):
 
     # --- background -------------------------------------------------------------
 
-    @work(thread=True)
+    @worker()
     def _load_names(self) -> None:
         from cmi_console.services import registry
 
         names = [m["name"] for m in registry.list_models(self.session.ctx)]
         self.call_from_thread(setattr, self, "model_names", names)
 
-    @work(thread=True, exclusive=True, group="verify")
+    @worker(exclusive=True, group="verify")
     def _verify(self) -> None:
         from cmi_console.services.verify import verify
 

@@ -6,7 +6,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Static
@@ -15,7 +14,7 @@ from cmi_console.core.clock import parse_time
 from cmi_console.core.errors import BadInput, CmiError
 from cmi_console.core.printable import printable
 from cmi_console.tui.audit_view import AuditLogView
-from cmi_console.tui.base import DataScreen
+from cmi_console.tui.base import DataScreen, worker
 from cmi_console.tui.reviews import ActionDialog
 
 FILTERS = ("actor", "action", "subject", "since", "until")
@@ -93,7 +92,7 @@ class AuditScreen(DataScreen):
     def on_audit_log_view_opened(self, event: AuditLogView.Opened) -> None:
         self._detail(int(event.entry["seq"]))
 
-    @work(thread=True, exclusive=True, group="detail")
+    @worker(exclusive=True, group="detail")
     def _detail(self, seq: int) -> None:
         """The entry's canonical bytes, hash, signature and inclusion proof."""
         from cmi_console.core import merkle
@@ -129,7 +128,7 @@ class AuditScreen(DataScreen):
         self.notify("verifying the log…")
         self._verify()
 
-    @work(thread=True, exclusive=True, group="verify")
+    @worker(exclusive=True, group="verify")
     def _verify(self) -> None:
         from cmi_console.services.verify import verify
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import work
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -16,6 +15,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from cmi_console.core.clock import shown
+from cmi_console.tui.base import worker
 
 PAGE = 200
 SIGNED = Style(color="green")
@@ -73,7 +73,7 @@ class AuditLogView(ScrollView, can_focus=True):
         off = index % PAGE
         return page[off] if off < len(page) else None
 
-    @work(thread=True, group="audit-pages")
+    @worker(group="audit-pages")
     def _load_page(self, page: int) -> None:
         rows = self.fetch(page * PAGE, PAGE)
         self.app.call_from_thread(self._loaded, page, rows)

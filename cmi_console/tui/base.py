@@ -4,7 +4,11 @@ view and whenever the log grows, so writes by others show up within 2 s."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from rich.text import Text
 from textual import work
@@ -12,8 +16,10 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
-from cmi_console.core.errors import CmiError
+from cmi_console.core.errors import CmiError, first_line
 from cmi_console.core.printable import printable
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def as_written(text: str) -> Text:
@@ -22,6 +28,39 @@ def as_written(text: str) -> Text:
     as ("[/]" in a description raised MarkupError and stopped the console;
     "[link=...]" put a live link on the screen)."""
     return Text(printable(text, one_line=True), end="")
+
+
+def worker(*, exclusive: bool = False, group: str = "default") -> Callable[[F], F]:
+    """The console's thread worker: data access never runs on the UI thread.
+
+    Textual ends the whole app when a worker raises. Here a CmiError (a
+    refusal, or the database out of reach for a moment: a team's PostgreSQL
+    restarting ended every reviewer's console) is a notification and the
+    console goes on; so is any other exception, as an internal error, unless
+    CMI_DEBUG is set. Workers that react to an error in their own way still
+    catch it themselves."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def guarded(node: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(node, *args, **kwargs)
+            except CmiError as exc:
+                _tell(node, exc.message)
+            except Exception as exc:
+                if os.environ.get("CMI_DEBUG"):
+                    raise
+                _tell(node, f"internal error: {type(exc).__name__}: {first_line(exc)}")
+            return None
+
+        return work(thread=True, exclusive=exclusive, group=group)(guarded)  # type: ignore[return-value]
+
+    return decorate
+
+
+def _tell(node: Any, message: str) -> None:
+    with contextlib.suppress(RuntimeError):  # the app is closing: nobody to tell
+        node.app.call_from_thread(node.app.notify, message, severity="error", timeout=10)
 
 
 POLL_SECONDS = 1.0  # the log head is polled; a change anywhere reloads the screen
@@ -48,14 +87,22 @@ class DataScreen(Screen[None]):
         self.reload()
         self.set_interval(POLL_SECONDS, self._poll)
 
-    @work(thread=True, exclusive=True, group="poll")
+    @worker(exclusive=True, group="poll")
     def _poll(self) -> None:
         from cmi_console.services import audit
 
+        session = self.session
         try:
-            size = audit.count(self.session.ctx)
-        except CmiError:
+            size = audit.count(session.ctx)
+        except CmiError as exc:
+            if session.unreachable is None:  # said once an outage, not every second
+                session.unreachable = exc.message
+                _tell(self, f"{exc.message} (trying again every {POLL_SECONDS:g} s)")
             return
+        if session.unreachable is not None:
+            session.unreachable = None
+            self.app.call_from_thread(self.notify, "the database answers again")
+            self.app.call_from_thread(self.reload)
         if size != self._seen_size:
             first = self._seen_size < 0
             self._seen_size = size
@@ -72,13 +119,9 @@ class DataScreen(Screen[None]):
         if self._ready:
             self._load()
 
-    @work(thread=True, exclusive=True, group="load")
+    @worker(exclusive=True, group="load")
     def _load(self) -> None:
-        try:
-            data = self.fetch()
-        except CmiError as exc:
-            self.app.call_from_thread(self.notify, exc.message, severity="error")
-            return
+        data = self.fetch()
         self.app.call_from_thread(self.show, data)
 
     def fetch(self) -> Any:

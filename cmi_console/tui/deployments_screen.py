@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, Label, Static
@@ -14,7 +13,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 from cmi_console.core.clock import shown
 from cmi_console.core.deployments import shares_text
 from cmi_console.core.errors import CmiError
-from cmi_console.tui.base import DataScreen, fill
+from cmi_console.tui.base import DataScreen, fill, worker
 from cmi_console.tui.reviews import ActionDialog
 
 BAR = 20  # characters for 100% of the traffic
@@ -109,7 +108,7 @@ class DeploymentsScreen(DataScreen):
         )
         self._history(self._selected_key())
 
-    @work(thread=True, exclusive=True, group="history")
+    @worker(exclusive=True, group="history")
     def _history(self, key: str | None) -> None:
         from cmi_console.services import deployments
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
@@ -13,7 +12,7 @@ from textual.widgets import DataTable, Static
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.core.printable import printable
-from cmi_console.tui.base import DataScreen, fill
+from cmi_console.tui.base import DataScreen, fill, worker
 
 
 class IncidentsScreen(DataScreen):
@@ -120,7 +119,7 @@ class InvestigationScreen(DataScreen):
         if event.row_key.value is not None and self.events:
             self._as_of(self.events[int(event.row_key.value)]["time"])
 
-    @work(thread=True, exclusive=True, group="as-of")
+    @worker(exclusive=True, group="as-of")
     def _as_of(self, when: str) -> None:
         from cmi_console.services import history
 

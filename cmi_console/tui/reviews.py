@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -15,7 +14,7 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.core.printable import printable
-from cmi_console.tui.base import DataScreen, fill
+from cmi_console.tui.base import DataScreen, fill, worker
 
 
 class ReviewQueueScreen(DataScreen):
@@ -95,7 +94,7 @@ class ReviewQueueScreen(DataScreen):
             # the rule that forbids it, instead of a button that would fail
             self.query_one("#can", Static).update(f"You cannot decide: {q['why_not']}")
 
-    @work(thread=True, exclusive=True, group="report")
+    @worker(exclusive=True, group="report")
     def _load_report(self, ref: str, to: str, env: str | None) -> None:
         from cmi_console.services import gates
 
@@ -136,7 +135,7 @@ class ReviewQueueScreen(DataScreen):
         if q is not None:
             self._promote(q["version"], q["to_stage"], q["environment"])
 
-    @work(thread=True, group="promote")
+    @worker(group="promote")
     def _promote(self, ref: str, to: str, env: str | None) -> None:
         from cmi_console.services import gates
 
@@ -158,7 +157,7 @@ class ActionDialog(ModalScreen[bool]):
     def ctx(self) -> Any:
         return self.app.session.ctx  # type: ignore[attr-defined]
 
-    @work(thread=True, exclusive=True, group="submit")
+    @worker(exclusive=True, group="submit")
     def submit(
         self, call: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], str]
     ) -> None:
@@ -197,7 +196,7 @@ class DecisionDialog(ActionDialog):
     def on_mount(self) -> None:
         self._preview("")
 
-    @work(thread=True, exclusive=True, group="preview")
+    @worker(exclusive=True, group="preview")
     def _preview(self, comment: str) -> None:
         from cmi_console.core import statements
         from cmi_console.services import gates
@@ -254,7 +253,7 @@ class RequestDialog(ActionDialog):
     def on_mount(self) -> None:
         self._stages()
 
-    @work(thread=True)
+    @worker()
     def _stages(self) -> None:
         from cmi_console.services import policies, registry
 
@@ -301,7 +300,7 @@ class RetireDialog(ActionDialog):
     def on_mount(self) -> None:
         self._gate()
 
-    @work(thread=True)
+    @worker()
     def _gate(self) -> None:
         from cmi_console.services import gates
 

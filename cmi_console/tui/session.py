@@ -18,6 +18,7 @@ class Session:
     roles: list[str] = field(default_factory=list)
     can_sign: bool = False
     passphrase: bytes | None = None
+    unreachable: str | None = None  # why the database did not answer the last poll
 
     def __post_init__(self) -> None:
         self.ctx.passphrase = lambda _what: self.passphrase

@@ -7,7 +7,6 @@ import json
 import threading
 from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.widgets import (
     DataTable,
@@ -22,7 +21,7 @@ from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.core.printable import printable
 from cmi_console.services.registry import stage_label
-from cmi_console.tui.base import DataScreen, as_written, fill
+from cmi_console.tui.base import DataScreen, as_written, fill, worker
 
 
 def _recipe_facts(run: dict[str, Any] | None) -> dict[str, str]:
@@ -319,7 +318,7 @@ class VersionScreen(DataScreen):
         if node.data is not None and not node.children:
             self._expand(node)
 
-    @work(thread=True, group="lineage")
+    @worker(group="lineage")
     def _expand(self, node: Any) -> None:
         from cmi_console.services import lineage
 
@@ -355,7 +354,7 @@ class VersionScreen(DataScreen):
 
             self.app.push_screen(InvestigationScreen(int(ident)))
 
-    @work(thread=True, group="lineage")
+    @worker(group="lineage")
     def _open_version(self, version_id: int) -> None:
         from cmi_console.services import registry
 
@@ -379,7 +378,7 @@ class VersionScreen(DataScreen):
         if self.cancel_event is not None:
             self.cancel_event.set()
 
-    @work(thread=True, group="validation")
+    @worker(group="validation")
     def _run_validation(self, cancel: threading.Event) -> None:
         from cmi_console.services import validations
         from cmi_console.validation.runner import Cancelled
