@@ -21,6 +21,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def activate_for_cancer(ws: Workspace, tmp_path: Path, body: str) -> None:
+    """Activate a model policy for `cancer` (as rita, a risk officer)."""
+    path = write(tmp_path, "cancer.toml", 'format = 1\nmodel = "cancer"\n' + body)
+    ok(ws.cli("policy", "activate", str(path), as_="rita"))
+
+
 def test_the_repository_policies_check(ws: Workspace) -> None:
     r = ok(
         ws.cli("policy", "check", *map(str, sorted((REPO / "policies").glob("*.toml"))), "--json")
@@ -167,13 +173,12 @@ def test_effective_policy_merges_the_model_override_and_the_tier(
     shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
     assert shown["tier"] == "medium" and list(shown["sources"]) == ["default"]
     assert shown["required_approvals"]["production"] == {"reviewer": 1}
-    override = write(
+    activate_for_cancer(
+        ws,
         tmp_path,
-        "cancer.toml",
-        'format = 1\nmodel = "cancer"\n[stages.production]\napproval_expiry_days = 3\n'
+        "[stages.production]\napproval_expiry_days = 3\n"
         'approvals = [{ role = "reviewer", count = 2 }]\n',
     )
-    ok(ws.cli("policy", "activate", str(override), as_="rita"))
     shown2 = ok(ws.cli("policy", "show", "cancer", "--json")).json()
     assert shown2["policy"]["stages"]["production"]["approval_expiry_days"] == 3
     assert shown2["policy"]["stages"]["production"]["exclusive"] is True  # kept from default
@@ -210,13 +215,12 @@ def test_every_view_of_a_model_shows_the_tier_its_gates_apply(
 
     ws = add_staff(populated)
     ok(ws.cli("model", "create", "plain", as_="alice"))
-    override = write(
+    activate_for_cancer(
+        ws,
         tmp_path,
-        "cancer.toml",
-        'format = 1\nmodel = "cancer"\ntier = "high"\n[stages.production]\n'
+        'tier = "high"\n[stages.production]\n'
         'approvals = [{ role = "reviewer", count = 1 }, { role = "risk-officer", count = 1 }]\n',
     )
-    ok(ws.cli("policy", "activate", str(override), as_="rita"))
     assert ok(ws.cli("policy", "show", "cancer", "--json")).json()["tier"] == "high"
 
     def tiers() -> tuple[dict[str, str], str, dict[str, int]]:
