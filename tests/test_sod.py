@@ -172,6 +172,13 @@ def test_an_approval_bound_to_an_old_policy_or_artifact_is_refused(governed: Wor
     refused(ws, r, "stale", before)
     r = ws.cli("approve", "cancer:1", "--to", "production", "--artifact", "ab" * 32, as_="bob")
     refused(ws, r, "stale", before)
+    # the short form `gate status` shows was refused as "stale" with two equal
+    # values in the message ("you reviewed 3e1c9b2f8217, it is now 3e1c9b2f8217")
+    now = ok(ws.cli("gate", "statement", "cancer:1", "--to", "production", "--json", as_="bob"))
+    short = now.json()["policy_sha256"][:16]
+    r = ws.cli("approve", "cancer:1", "--to", "production", "--policy", short, as_="bob")
+    assert r.code == 2 and f"--policy: '{short}' is not a SHA-256 hex digest" in r.err, r.err
+    assert log_head(ws) == before
 
 
 def test_an_approval_goes_stale_when_the_policy_changes(governed: Workspace) -> None:

@@ -11,6 +11,7 @@ from cmi_console.core.errors import BadInput
 _PRINCIPAL = re.compile(r"[a-z][a-z0-9._-]{0,63}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # the largest integer a user may type where the databases keep one (SQLite's
 # INTEGER is 64 bits; a larger number made the driver overflow)
 MAX_INTEGER = 2**63 - 1
@@ -62,3 +63,11 @@ def one_of(value: str, choices: tuple[str, ...], where: str) -> str:
     if value not in choices:
         raise BadInput(f"{where}: '{value[:80]}' is not one of {', '.join(choices)}")
     return value
+
+
+def sha256(digest: str, where: str) -> str:
+    """A whole SHA-256 hex digest (64 lowercase hex digits): the only names
+    the artifact store takes, and what a reviewer binds a decision to."""
+    if not _SHA256.fullmatch(digest):
+        raise BadInput(f"{where}: '{digest[:80]}' is not a SHA-256 hex digest (64 hex digits)")
+    return digest

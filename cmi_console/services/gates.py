@@ -314,7 +314,12 @@ def withdraw(ctx: Context, request_id: int, comment: str = "") -> dict[str, Any]
 # --- decisions ------------------------------------------------------------
 
 
-BINDABLE = ("artifact_sha256", "policy_sha256", "validation_sha256")
+# what a decision may be bound to, and the option that names it
+BINDABLE = {
+    "artifact_sha256": "--artifact",
+    "policy_sha256": "--policy",
+    "validation_sha256": "--validation",
+}
 
 
 def decide(
@@ -334,6 +339,10 @@ def decide(
     if decision == "reject" and not comment.strip():
         raise BadInput("--comment: a rejection needs a comment")
     names.free_text(comment, "--comment")
+    for key, digest in (bind or {}).items():
+        if key not in BINDABLE:
+            raise BadInput(f"bind: unknown field {key!r} (one of {', '.join(BINDABLE)})")
+        names.sha256(digest, BINDABLE[key])
     with ctx.write() as tx:
         actor = ctx.require_actor()
         g = _gather(tx.conn, ref, to_stage, env)
@@ -411,12 +420,9 @@ def preview_in(
         "validation_sha256": g.validation.sha256 if g.validation else None,
     }
     for key, expected in (bind or {}).items():
-        if key not in BINDABLE:
-            raise BadInput(f"bind: unknown field {key!r} (one of {', '.join(BINDABLE)})")
-        if expected != current[key]:
-            now = str(current[key])[:12] if current[key] else "none"
+        if expected != current[key]:  # whole digests: a shortened one looked the same
             raise Denied(
-                f"stale: you reviewed {key} {expected[:12]}, it is now {now}; "
+                f"stale: you reviewed {key} {expected}, it is now {current[key] or 'none'}; "
                 "nothing was signed, review the version again"
             )
     return _build(g, decision, actor, held, comment, time)
