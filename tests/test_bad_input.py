@@ -124,6 +124,11 @@ def log_size(ws: Workspace) -> int:
                 (["user", "disable", "alice"], "--reason"),
             )
         ),
+        # found after the evaluation (triggers, alerts, requests) had been written
+        (
+            ["monitor", "evaluate", "cancer", "--env", "production", "--retrain", "{art}"],
+            "unsupported data format",
+        ),
         # it quietly listed nothing
         (["incident", "list", "--status", "shut"], "--status: 'shut' is not one of open, closed"),
         # --segments are read as every KEY=VALUE option is (a value was unbounded)

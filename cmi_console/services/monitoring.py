@@ -706,7 +706,10 @@ def evaluate(
     recipe on that data for each open retraining request, validate the
     candidate and open its promotion request. Nothing is ever promoted here."""
     if retrain is not None:
+        # read before the evaluation commits: a file no data reader takes was
+        # found only after the triggers, alerts and requests had been written
         require_file(retrain, "--retrain")
+        data_files.read_path(retrain)
     with ctx.write() as tx:
         out = _evaluate_in(tx, model_name, env)
     if retrain is not None:
