@@ -395,6 +395,7 @@ def validation_list(ref: str, as_json: JsonOpt = False) -> None:
 
 @validation_app.command("show")
 def validation_show(run: int, as_json: JsonOpt = False) -> None:
+    """One validation run: its inputs, hashes and every check's result."""
     from cmi_console.services import validations
 
     common.show(f"validation run {run}", validations.show_run(common.context(), run), as_json)

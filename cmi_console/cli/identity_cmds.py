@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.core.clock import shown
 
 users = typer.Typer(help="Principals and their keys.", no_args_is_help=True)
 role_app = typer.Typer(help="Grant and revoke roles.", no_args_is_help=True)
@@ -72,7 +73,7 @@ def list_(as_json: JsonOpt = False) -> None:
                 ", ".join(v.roles),
                 len(v.key_ids),
                 "yes" if v.disabled else "",
-                v.created_at[:10],
+                shown(v.created_at),
             ]
             for v in views
         ],

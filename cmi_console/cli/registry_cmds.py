@@ -49,6 +49,7 @@ def dataset_register(
 
 @datasets.command("list")
 def dataset_list(as_json: JsonOpt = False) -> None:
+    """Every registered dataset version: rows, columns and content hash."""
     from cmi_console.services import registry
 
     rows = registry.list_datasets(common.context())
@@ -65,7 +66,7 @@ def dataset_list(as_json: JsonOpt = False) -> None:
                 r["row_count"],
                 len(r["columns"]),
                 r["content_sha256"][:12],
-                r["created_at"][:10],
+                shown(r["created_at"]),
             ]
             for r in rows
         ],
@@ -110,6 +111,7 @@ def run_record(
 
 @runs.command("show")
 def run_show(key: str, as_json: JsonOpt = False) -> None:
+    """One training run: params, metrics, environment, code and datasets."""
     from cmi_console.services import registry
 
     view = registry.show_run(common.context(), key)
@@ -160,6 +162,7 @@ def consumer_add(
 
 @consumers.command("list")
 def consumer_list(model: str, as_json: JsonOpt = False) -> None:
+    """Who consumes MODEL: listed for notice when one of its versions retires."""
     from cmi_console.services import gates
 
     rows = gates.list_consumers(common.context(), model)
@@ -169,12 +172,13 @@ def consumer_list(model: str, as_json: JsonOpt = False) -> None:
     common.table(
         None,
         ["consumer", "contact", "added", "by"],
-        [[r["name"], r["contact"], r["added_at"][:10], r["added_by"]] for r in rows],
+        [[r["name"], r["contact"], shown(r["added_at"]), r["added_by"]] for r in rows],
     )
 
 
 @models.command("list")
 def model_list(as_json: JsonOpt = False) -> None:
+    """Every model: status, tier, owner, versions per stage."""
     from cmi_console.services import registry
 
     rows = registry.list_models(common.context())
@@ -202,6 +206,7 @@ def model_list(as_json: JsonOpt = False) -> None:
 
 @models.command("show")
 def model_show(name: str, as_json: JsonOpt = False) -> None:
+    """One model: owner, tier, aliases and its versions."""
     from cmi_console.services import registry
 
     view = registry.show_model(common.context(), name)
