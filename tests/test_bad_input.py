@@ -267,6 +267,24 @@ def test_missing_workspace_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert r.code == 2 and "no cmi workspace here" in r.err and len(r.err.splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ("[]", "the workspace configuration must be a JSON object"),
+        ("{}", "origin: missing"),
+        ('{"origin": 5}', "origin: must be a non-empty string"),
+        ('{"origin": "o", "database_url": 5}', "database_url: must be a non-empty string"),
+    ],
+)
+def test_a_hand_edited_workspace_file_is_one_line(ws: Workspace, config: str, words: str) -> None:
+    """Its keys were read as they came: a list or a number was an internal error."""
+    (ws.home / "workspace.json").write_text(config)
+    for args in (["audit", "log"], ["demo", "--home", str(ws.home), "--reset", "--no-open"]):
+        r = ws.cli(*args)
+        assert r.code == 2 and r.err.strip() == f"cmi: {ws.home / 'workspace.json'}: {words}"
+    assert (ws.home / "workspace.json").read_text() == config  # --reset deleted nothing
+
+
 def test_init_refuses_an_existing_workspace_and_changes_nothing(ws: Workspace) -> None:
     before = {p: p.stat().st_mtime_ns for p in ws.home.rglob("*") if p.is_file()}
     r = ws.cli("init", "--admin", "other")

@@ -10,7 +10,6 @@ encrypted with DEMO_PASSPHRASE.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from cmi_console.services import (
 from cmi_console.services.context import Context
 from cmi_console.services.setup import init_workspace
 from cmi_console.services.verify import verify
-from cmi_console.store.workspace import CONFIG_FILE
+from cmi_console.store.workspace import CONFIG_FILE, Workspace
 
 DEMO_PASSPHRASE = "demo"
 HISTORY_DAYS = 25  # the demo's story spans about 24 days
@@ -427,7 +426,7 @@ def ensure_demo(home: Path, *, reset: bool = False, start: date | None = None) -
     config = home / CONFIG_FILE
     built = False
     if config.exists() and reset:
-        if not json.loads(config.read_text()).get("demo"):
+        if not Workspace.open(home).config.get("demo"):  # a broken file is bad input
             raise BadInput(f"{home}: not a demo workspace; refusing to delete it")
         shutil.rmtree(home)
     if not config.exists():

@@ -70,6 +70,22 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
+# the keys cmi reads from workspace.json, and whether one must be there
+_CONFIG_TEXT = {"origin": True, "workspace_id": False, "database_url": False, "witness_dir": False}
+
+
+def _config_problem(config: Any) -> str | None:
+    if not isinstance(config, dict):
+        return "the workspace configuration must be a JSON object"
+    for key, required in _CONFIG_TEXT.items():
+        if key not in config:
+            if required:
+                return f"{key}: missing"
+        elif not isinstance(config[key], str) or not config[key]:
+            return f"{key}: must be a non-empty string"
+    return None
+
+
 @dataclass
 class Workspace:
     home: Path
@@ -85,6 +101,9 @@ class Workspace:
             config = json.loads(cfg_path.read_text())
         except (OSError, ValueError) as exc:
             raise BadInput(f"{cfg_path}: unreadable workspace configuration ({exc})") from None
+        problem = _config_problem(config)
+        if problem:  # a hand-edited file: its keys were read as they came (internal errors)
+            raise BadInput(f"{cfg_path}: {problem}")
         return cls(home=home, db_override=db, config=config)
 
     @property
