@@ -114,6 +114,29 @@ def test_reproduce_matches_bytes_and_metrics(trained: Workspace) -> None:
     assert out["artifact_match"] and out["metrics_match"]
 
 
+def test_a_run_recording_odd_features_cannot_crash_a_retrain(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    """A retrain reads the features a training run recorded; a run recorded
+    by hand (`cmi run record --params`) may hold anything there: a number
+    crashed it (TypeError), now the recipe's own check names it."""
+    import json
+
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services import training
+
+    v = ok(trained.cli("version", "show", "cancer:1", "--json")).json()
+    params = ok(trained.cli("run", "show", v["run"], "--json")).json()["params"]
+    params["features"] = 5
+    ok(trained.cli("run", "record", "--params", json.dumps(params), "--key", "by-hand"))
+    art = tmp_path / "model.skops"
+    art.write_bytes(trained.ctx().workspace.artifacts.read(v["artifact_sha256"]))
+    ok(trained.cli("version", "register", "cancer", "--artifact", str(art), "--run", "by-hand"))
+    data = tmp_path / "repo" / "data" / "cancer.csv"
+    with pytest.raises(BadInput, match=r"recipe of cancer:2: data\.features"):
+        training.retrain(trained.ctx(), "cancer:2", data)
+
+
 def test_training_the_same_recipe_twice_is_refused(trained: Workspace, tmp_path: Path) -> None:
     before = log_head(trained)
     r = trained.cli("train", str(tmp_path / "repo" / "cancer.toml"))

@@ -68,8 +68,8 @@ def retrain(ctx: Context, ref: str, data_path: Path) -> dict[str, Any]:
     data = dict(
         raw["data"], file=data_path.name, name=recipe.data.name or Path(recipe.data.file).stem
     )
-    if features:
-        data["features"] = list(features)  # the new file may carry more columns
+    if features:  # the new file may carry more columns; parse() checks what a run recorded
+        data["features"] = features
     raw = {**raw, "data": data}
     recipe = rcp.parse(raw, f"recipe of {ref}")
     with tempfile.TemporaryDirectory() as tmp:
