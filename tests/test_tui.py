@@ -149,6 +149,36 @@ async def test_models_filter_model_and_version_screens(home: Path) -> None:
         assert isinstance(app.screen, ModelScreen)
 
 
+async def test_a_version_whose_run_was_recorded_by_hand_still_opens(home: Path) -> None:
+    """`cmi run record` takes any JSON object as params: a run whose `recipe`
+    was a string stopped the version screen ('str' object has no attribute
+    'get'), on the UI thread, which ended the console."""
+    from cmi_console.services import registry
+
+    ctx = Context.open(home, None, "alice")
+    ctx.passphrase = lambda _w: b"demo"
+    registry.record_run(
+        ctx,
+        params={"recipe": "by hand", "recipe_sha256": 5},
+        metrics={},
+        environment={"python": {"nested": 3}},
+        run_key="by-hand",
+    )
+    art = home / "by-hand.bin"
+    art.write_bytes(b"an artifact registered with a hand-made run")
+    ref = "wine-cultivar:{version}".format(
+        **registry.register_version(ctx, "wine-cultivar", art, run="by-hand")
+    )
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(VersionScreen(ref))
+        await settle(pilot)
+        overview = str(app.screen.query_one("#overview-text", Static).render())
+        assert "? ?, seed None" in overview and "python {'nested': 3}" in overview
+        assert [n.message for n in app._notifications] == []
+
+
 async def test_text_from_users_reaches_the_screen_without_control_sequences(home: Path) -> None:
     # Textual strips only BEL, BS, VT, FF and CR: an ESC in a description went
     # to the terminal as a live escape sequence

@@ -25,17 +25,25 @@ from cmi_console.tui.base import DataScreen, as_written, fill, worker
 
 
 def _recipe_facts(run: dict[str, Any] | None) -> dict[str, str]:
-    """The recipe and the environment a version was trained in, when it was."""
+    """The recipe and the environment a version was trained in, when it was.
+    A run recorded by hand (`cmi run record`) may hold anything under these
+    keys: what is not shaped like `cmi train`'s is shown as '?', so the
+    version still opens (a string there stopped the screen)."""
     if not run:
         return {"recipe": "- (registered, not trained here)", "environment": "-"}
-    params = run.get("params") or {}
-    recipe = params.get("recipe") or {}
-    estimator = (recipe.get("estimator") or {}).get("class", "?")
-    env = run.get("environment") or {}
+    params = _mapping(run.get("params"))
+    estimator = _mapping(_mapping(params.get("recipe")).get("estimator")).get("class", "?")
+    sha = params.get("recipe_sha256")
+    sha = sha[:16] if isinstance(sha, str) else "?"
+    env = _mapping(run.get("environment"))
     return {
-        "recipe": f"{params.get('recipe_sha256', '?')[:16]} {estimator}, seed {run.get('seed')}",
+        "recipe": f"{sha} {estimator}, seed {run.get('seed')}",
         "environment": ", ".join(f"{k} {v}" for k, v in sorted(env.items())),
     }
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _num(value: float | None) -> str:
