@@ -349,3 +349,26 @@ def test_zip_bombs_are_reported_not_read_into_memory(
     monkeypatch.setattr(bundle, "MAX_LINE", 50)
     found = kinds(bundle.verify(path, pinned_key=vkey(governed)).as_json())
     assert ("too-large", f"{bundle.ENTRIES} line 1") in found
+
+
+def test_a_version_whose_run_was_recorded_by_hand_is_exported(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    """`cmi run record --params` takes any object: a `recipe_sha256` that was
+    no string made every export holding that version's model card fail
+    (exit 70), so one developer's run could block an auditor's bundle."""
+    ws = populated
+    ok(ws.cli("run", "record", "--params", '{"recipe_sha256": 5}', "--key", "by-hand", as_="alice"))
+    art = tmp_path / "by-hand.bin"
+    art.write_bytes(b"an artifact registered with a hand-made run")
+    ok(
+        ws.cli(
+            "version", "register", "cancer", "--artifact", str(art), "--run", "by-hand", as_="alice"
+        )
+    )
+    out = tmp_path / "b.zip"
+    export(ws, out, "--model", "cancer")
+    with zipfile.ZipFile(out) as z:
+        card = z.read("cards/cancer-v3.md").decode()
+    assert "Training run: by-hand" in card and "(recipe" not in card
+    assert check(ws, out)[0] == 0

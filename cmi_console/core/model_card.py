@@ -9,6 +9,7 @@ from typing import Any
 
 from cmi_console.core import documents
 from cmi_console.core.documents import Section, table_or
+from cmi_console.core.recipe import recorded
 
 
 def _fmt(value: Any) -> str:
@@ -68,10 +69,11 @@ def sections(card: dict[str, Any]) -> list[Section]:
         limits.append(f"Monitoring alert ({a['kind']}, {a['status']}): {a['message']}")
     out.append(("Limitations", [("p", limits or ["No failing or warning check recorded."])]))
     out.append(("Production", _production(card.get("production") or {})))
+    recipe_sha = recorded(run.get("params"))[0]
     lineage = [
         f"Datasets: {', '.join(d['dataset'] for d in v.get('datasets', [])) or 'none'}",
         f"Training run: {v.get('run') or 'none'}"
-        + (f" (recipe {run['params'].get('recipe_sha256', '')[:12]})" if run.get("params") else ""),
+        + (f" (recipe {recipe_sha[:12]})" if recipe_sha else ""),
         f"Artifact: {v['artifact_sha256']} ({v['artifact_format']}, {v['artifact_size']} bytes)",
         f"Registered by {v['author']} at {v['created_at']}; stage {v['stage']}, "
         f"status {v['status']}.",

@@ -126,3 +126,16 @@ def resolve(base: Path, file: str, root: Path, where: str) -> Path:
     if not resolved.is_file():
         raise BadInput(f"{where}: {resolved}: no such file")
     return resolved
+
+
+def recorded(params: Any) -> tuple[str | None, str | None]:
+    """The recipe hash and the estimator class that a training run's params
+    record, as `cmi train` writes them; None for either where a run recorded
+    by hand (`cmi run record --params` takes any object) holds something
+    else, so no view of the run can trip on it."""
+    params = params if isinstance(params, dict) else {}
+    sha = params.get("recipe_sha256")
+    recipe = params.get("recipe")
+    estimator = recipe.get("estimator") if isinstance(recipe, dict) else None
+    cls = estimator.get("class") if isinstance(estimator, dict) else None
+    return (sha if isinstance(sha, str) else None, cls if isinstance(cls, str) else None)

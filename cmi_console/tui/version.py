@@ -17,6 +17,7 @@ from textual.widgets import (
     Tree,
 )
 
+from cmi_console.core import recipe as rcp
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.core.printable import printable
@@ -31,19 +32,13 @@ def _recipe_facts(run: dict[str, Any] | None) -> dict[str, str]:
     version still opens (a string there stopped the screen)."""
     if not run:
         return {"recipe": "- (registered, not trained here)", "environment": "-"}
-    params = _mapping(run.get("params"))
-    estimator = _mapping(_mapping(params.get("recipe")).get("estimator")).get("class", "?")
-    sha = params.get("recipe_sha256")
-    sha = sha[:16] if isinstance(sha, str) else "?"
-    env = _mapping(run.get("environment"))
+    sha, estimator = rcp.recorded(run.get("params"))
+    env = run.get("environment")
+    env = env if isinstance(env, dict) else {}
     return {
-        "recipe": f"{sha} {estimator}, seed {run.get('seed')}",
+        "recipe": f"{(sha or '?')[:16]} {estimator or '?'}, seed {run.get('seed')}",
         "environment": ", ".join(f"{k} {v}" for k, v in sorted(env.items())),
     }
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _num(value: float | None) -> str:
