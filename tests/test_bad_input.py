@@ -97,8 +97,11 @@ def log_size(ws: Workspace) -> int:
         (["audit", "consistency", "/dev/zero"], "CHECKPOINT_FILE: /dev/zero: not a regular file"),
         (["role", "grant", "alice", "risk-oficer"], "unknown role 'risk-oficer'"),
         # numbers canonical JSON cannot record: internal errors at the write
-        (["run", "record", "--params", '{{"a": NaN}}'], "--params: a: nan has no JSON form"),
-        (["run", "record", "--params", '{{"a": {{"b": [1, 1e400]}}}}'], "a.b[1]: inf has no"),
+        (["run", "record", "--params", '{{"a": NaN}}'], "--params: a: nan is not a finite number"),
+        (
+            ["run", "record", "--params", '{{"a": {{"b": [1, 1e400]}}}}'],
+            "a.b[1]: inf is not a finite number",
+        ),
         (["run", "record", "--code", '{{"n": 9007199254740993}}'], "n: 9007199254740993 is beyond"),
         (["run", "record", "--seed", str(2**63 - 1)], "--seed: must be 0..4294967295"),
         # a seed numpy and scikit-learn refuse failed inside a check, or passed unused
@@ -152,6 +155,11 @@ def log_size(ws: Workspace) -> int:
         # TOML's nan and inf: an internal error (no JSON form), and a threshold
         # of nan compares false both ways
         (["policy", "check", "{nan_toml}"], "checks[0].min.roc_auc: nan is not a finite number"),
+        # TOML's integers have no bound: one beyond 2**53 was an internal error
+        (
+            ["policy", "check", "{big_toml}"],
+            "roc_auc: " + "1" + "0" * 30 + " is beyond the integers",
+        ),
         (["policy", "check", "/dev/zero"], "/dev/zero: not a regular file"),
         # longer than the column: PostgreSQL refused it as an internal error,
         # SQLite stored it
@@ -203,8 +211,11 @@ def test_one_line_exit_2_nothing_written(
         'format = 1\nmodel = "cancer"\n[suites.x]\n[[suites.x.checks]]\n'
         'kind = "performance"\nmin = { roc_auc = nan }\n'
     )
+    big_toml = tmp_path / "big.toml"
+    big_toml.write_text(nan_toml.read_text().replace("nan", "1" + "0" * 30))
     args = [
         a.format(
+            big_toml=big_toml,
             art=art,
             bad_csv=bad_csv,
             dup_csv=dup_csv,

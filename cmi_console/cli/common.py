@@ -175,7 +175,7 @@ def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
         raise BadInput(f"{source}: must be a JSON object")
     problem = unrepresentable(value)
     if problem:  # it would be recorded in canonical JSON, which has no form for it
-        raise BadInput(f"{source}: {problem.lstrip('.')}")
+        raise BadInput(f"{source}: {problem}")
     return value
 
 

@@ -117,22 +117,24 @@ def _big_ints_as_floats(obj: Any) -> Any:
     return obj
 
 
-def unrepresentable(obj: Any, path: str = "") -> str | None:
-    """Where a parsed JSON value holds a number canonical JSON cannot carry
-    exactly (NaN, infinity, an integer beyond 2**53), and what; else None."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return f"{path or 'the value'}: {obj} has no JSON form"
-    if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) > 2**53 - 1:
-        return f"{path or 'the value'}: {obj} is beyond the integers JSON carries exactly (2**53)"
-    items = (
-        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
-    )
-    for key, value in items:
-        found = unrepresentable(
-            value, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
-        )
-        if found:
-            return found
+def unrepresentable(obj: Any) -> str | None:
+    """Where a parsed JSON or TOML value holds a number canonical JSON cannot
+    carry exactly (NaN, infinity, an integer beyond 2**53), and what; else
+    None. Walked with a stack: the nesting may be as deep as a parser allowed."""
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, value = stack.pop()
+        where = path or "the value"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: {value} is not a finite number"
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53 - 1:
+            return f"{where}: {value} is beyond the integers JSON carries exactly (2**53)"
+        # pushed in reverse, so the first one in the document is named
+        if isinstance(value, dict):
+            items = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+            stack.extend(reversed(items))
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{path}[{i}]", v) for i, v in enumerate(value)]))
     return None
 
 

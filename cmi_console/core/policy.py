@@ -11,7 +11,6 @@ Errors name the file and the key path, e.g.
 from __future__ import annotations
 
 import hashlib
-import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cmi_console.core import names
-from cmi_console.core.canonical import canonical_bytes
+from cmi_console.core.canonical import canonical_bytes, unrepresentable
 from cmi_console.core.errors import BadInput
 from cmi_console.core.roles import ROLES
 from cmi_console.core.small_files import read_document
@@ -496,23 +495,13 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
         raise BadInput(f"{where}: invalid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses once per level of nesting
         raise BadInput(f"{where}: invalid TOML: nested too deeply") from None
-    _refuse_non_finite(content, where)
+    # TOML has nan, inf and integers of any size; JSON, and so the audited
+    # content, has none of them (and a threshold of nan compares false both
+    # ways, so it would pass anything)
+    problem = unrepresentable(content)
+    if problem:
+        raise BadInput(f"{where}: {problem}")
     return content
-
-
-def _refuse_non_finite(content: dict[str, Any], where: str) -> None:
-    """TOML has nan and inf; JSON, and so the audited content, has neither
-    (a threshold of nan would also compare false both ways, so pass anything).
-    Walked with a stack: the nesting may be as deep as tomllib allowed."""
-    stack: list[tuple[str, Any]] = [("", content)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            raise BadInput(f"{where}: {path}: {value} is not a finite number")
-        if isinstance(value, dict):
-            stack.extend((f"{path}.{k}" if path else k, v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(value))
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
