@@ -78,3 +78,31 @@ def test_signatures_made_by_cryptography_verify_and_nothing_else_does() -> None:
     assert not keys.verify(public, b"", message)
     assert not keys.verify(public[:31], sig, message)
     assert not keys.verify(bytes(32), sig, message)  # a small-order (identity) point
+
+
+def test_every_hostile_edit_of_a_note_is_refused_in_one_line() -> None:
+    """A non-ASCII character in a base64 field (the root, a signature, the
+    verifier key) raised ValueError, not binascii.Error: `cmi audit
+    consistency` on such a file was an internal error. Every line replaced,
+    dropped or doubled, and every byte position changed, must be refused as
+    bad input or an integrity violation, or still verify."""
+    key = keys.generate()
+    public = keys.public_raw(key)
+    note = checkpoint.sign(checkpoint.Checkpoint(NAME, 42, bytes(range(32))), NAME, key)
+    lines = note.split("\n")
+    edits = []
+    for i in range(len(lines)):
+        for text in ("", "x", "é", "\u2014 é", "99999999999999999999999", "\x00", lines[i] * 2):
+            edits.append("\n".join([*lines[:i], text, *lines[i + 1 :]]))
+        edits.append("\n".join([*lines[:i], *lines[i + 1 :]]))
+    for i in range(len(note)):
+        edits.append(note[:i] + "é" + note[i + 1 :])
+    for edited in edits:
+        try:
+            checkpoint.verify(edited, NAME, public)
+        except (BadInput, IntegrityError) as exc:
+            assert "\n" not in exc.message
+    vkey = checkpoint.verifier_key(NAME, public)
+    for i in range(len(vkey)):
+        with pytest.raises(BadInput):
+            checkpoint.parse_verifier_key(vkey[:i] + "é" + vkey[i + 1 :])

@@ -9,7 +9,6 @@ newlines); the key hash is SHA-256(name || "\n" || 0x01 || pubkey)[:4].
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 
@@ -44,8 +43,8 @@ def verifier_key(name: str, public: bytes) -> str:
 def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
     try:
         name, khash, blob = vkey.strip().split("+", 2)
-        raw = base64.b64decode(blob, validate=True)
-    except (ValueError, binascii.Error):
+        raw = keys.unb64(blob, "log key")
+    except (ValueError, BadInput):
         raise BadInput("log key: not a verifier key <name>+<hash>+<key>") from None
     if len(raw) != 33 or raw[:1] != _ED25519 or key_hash(name, raw[1:]).hex() != khash:
         raise BadInput("log key: verifier key is malformed or its hash does not match")
@@ -86,10 +85,7 @@ def parse(note: str, where: str = "checkpoint") -> tuple[Checkpoint, list[tuple[
     origin, size_s, root_s = lines[:3]
     if not names.is_decimal(size_s) or (size_s != "0" and size_s.startswith("0")):
         raise BadInput(f"{where}:2: size is not a decimal number")
-    try:
-        root = base64.b64decode(root_s, validate=True)
-    except binascii.Error:
-        raise BadInput(f"{where}:3: root is not base64") from None
+    root = keys.unb64(root_s, f"{where}:3: root")  # non-ASCII too: b64decode raised ValueError
     if len(root) != 32:
         raise BadInput(f"{where}:3: root is not 32 bytes")
     signatures = []
@@ -97,10 +93,7 @@ def parse(note: str, where: str = "checkpoint") -> tuple[Checkpoint, list[tuple[
         if not line.startswith(_DASH):
             raise BadInput(f"{where}:{n}: signature line must start with an em dash")
         name, _, blob = line[len(_DASH) :].rpartition(" ")
-        try:
-            signatures.append((name, base64.b64decode(blob, validate=True)))
-        except binascii.Error:
-            raise BadInput(f"{where}:{n}: signature is not base64") from None
+        signatures.append((name, keys.unb64(blob, f"{where}:{n}: signature")))
     return Checkpoint(origin, int(size_s), root), signatures
 
 
