@@ -4,6 +4,7 @@ with params, metrics and a dataset input, and real scikit-learn models."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def test_import_of_one_model_and_bad_input(ws: Workspace, tmp_path: Path) -> Non
 
 
 def test_a_store_mlflow_cannot_read_is_one_line_and_nothing_is_created(
-    ws: Workspace, tmp_path: Path
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ok(ws.cli("user", "add", "alice", "--role", "developer"))
     size = audit.count(ws.ctx())
@@ -121,6 +122,27 @@ def test_a_store_mlflow_cannot_read_is_one_line_and_nothing_is_created(
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
     r = ws.cli("import", "mlflow", "--tracking-uri", (tmp_path / "art").as_uri(), as_="alice")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    # an empty URI is MLflow's default store, which it made in the working
+    # directory (mlflow.db); an existing database without MLflow's tables had
+    # them created; a server that does not answer was an internal error, and
+    # its URI's password was printed
+    empty_db = tmp_path / "empty.db"
+    sqlite3.connect(empty_db).close()
+    monkeypatch.chdir(tmp_path / "art")
+    for uri, code, words in (
+        ("", 2, "--tracking-uri: empty; give the MLflow store to import"),
+        (f"sqlite:///{empty_db}", 2, "no MLflow registry there (no registered_models table)"),
+        ("postgresql://u:hunter2@127.0.0.1:1/x", 75, "u:***@127.0.0.1:1/x: cannot reach it ("),
+    ):
+        r = ws.cli("import", "mlflow", "--tracking-uri", uri, as_="alice")
+        assert r.code == code and words in r.err and "hunter2" not in r.err, r.err
+        assert len(r.err.strip().splitlines()) == 1
+    assert (
+        sorted(p.name for p in Path.cwd().iterdir() if p.name.startswith(("mlflow", "mlruns")))
+        == []
+    )
+    with sqlite3.connect(empty_db) as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
     assert audit.count(ws.ctx()) == size
 
 

@@ -22,13 +22,19 @@ from urllib.parse import unquote, urlparse
 from sqlalchemy import select
 
 from cmi_console.core import names
-from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.errors import BadInput, NotFound, Unavailable, first_line
 from cmi_console.services import registry
 from cmi_console.services.context import Context
+from cmi_console.store.engine import redacted
 
 # the model file inside an MLflow model directory, in order of preference
 MODEL_FILES = ("*.skops", "model.pkl", "*.pkl", "*.joblib", "*.onnx")
 _BAD_KEY = re.compile(r"[^A-Za-z0-9._:/-]")
+
+
+# tracking URIs MLflow opens with SQLAlchemy: it creates a missing database's
+# tables (a SQLite file too), where an import must only read what exists
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 def _client(tracking_uri: str) -> Any:
@@ -38,14 +44,10 @@ def _client(tracking_uri: str) -> Any:
         raise BadInput(
             "cmi import mlflow needs MLflow's client: pip install 'cmi-console[mlflow]'"
         ) from None
-    if tracking_uri.startswith("sqlite:"):
-        # MLflow creates a missing SQLite store, tables and all: an import
-        # must read what exists, never leave a new database behind
-        from sqlalchemy.engine import make_url
-
-        database = make_url(tracking_uri).database
-        if not database or not Path(database).is_file():
-            raise BadInput(f"--tracking-uri: {database or tracking_uri}: no such MLflow database")
+    if not tracking_uri.strip():  # MLflow's default store would be made here
+        raise BadInput("--tracking-uri: empty; give the MLflow store to import")
+    if tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
+        _require_registry(tracking_uri)
     from mlflow.exceptions import MlflowException
 
     try:
@@ -54,10 +56,48 @@ def _client(tracking_uri: str) -> Any:
         raise _unusable(tracking_uri, exc) from None
 
 
+def _require_registry(tracking_uri: str) -> None:
+    """A database URI must name an MLflow store that exists, tables and all."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import (
+        ArgumentError,
+        InterfaceError,
+        NoSuchModuleError,
+        OperationalError,
+    )
+
+    shown = redacted(tracking_uri)
+    try:
+        url = make_url(tracking_uri)
+        if url.get_backend_name() == "sqlite" and not (
+            url.database and Path(url.database).is_file()
+        ):
+            raise BadInput(f"--tracking-uri: {url.database or shown}: no such MLflow database")
+        engine = create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise BadInput(f"--tracking-uri {shown}: {first_line(exc)}") from None
+    except ModuleNotFoundError as exc:
+        raise BadInput(f"--tracking-uri {shown}: driver {exc.name} is not installed") from None
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn).has_table("registered_models")
+    except (OperationalError, InterfaceError) as exc:
+        raise Unavailable(
+            f"--tracking-uri {shown}: cannot reach it ({first_line(exc.orig or exc)})"
+        ) from None
+    finally:
+        engine.dispose()
+    if not found:
+        raise BadInput(
+            f"--tracking-uri {shown}: no MLflow registry there (no registered_models table)"
+        )
+
+
 def _unusable(tracking_uri: str, exc: Any) -> BadInput:
-    """MLflow's own reason, its first sentence: one line."""
+    """MLflow's own reason, its first sentence: one line (the URI's password never)."""
     first = str(exc.message).strip().split(". ")[0].rstrip(".")
-    return BadInput(f"--tracking-uri {tracking_uri}: {first}")
+    return BadInput(f"--tracking-uri {redacted(tracking_uri)}: {first}")
 
 
 def _key(raw: str) -> str | None:

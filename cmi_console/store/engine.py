@@ -34,12 +34,12 @@ def make_engine(url: str) -> Engine:
         elif url.startswith("postgresql"):
             engine = create_engine(url, pool_pre_ping=True)
         else:
-            raise BadInput(f"database url: unsupported scheme in '{_redact(url)}'")
+            raise BadInput(f"database url: unsupported scheme in '{redacted(url)}'")
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise BadInput(f"database url '{_redact(url)}': {exc}") from None
+        raise BadInput(f"database url '{redacted(url)}': {exc}") from None
     except ModuleNotFoundError as exc:
         raise BadInput(
-            f"database url '{_redact(url)}': driver {exc.name} is not installed "
+            f"database url '{redacted(url)}': driver {exc.name} is not installed "
             "(pip install 'cmi-console[postgres]')"
         ) from None
     return engine
@@ -50,7 +50,7 @@ def has_password(url: str) -> bool:
     return "@" in rest and ":" in rest.split("@", 1)[0]
 
 
-def _redact(url: str) -> str:
+def redacted(url: str) -> str:
     """Never print a password (DESIGN.md: secrets never go into logs)."""
     if not has_password(url):
         return url
