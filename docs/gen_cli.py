@@ -32,7 +32,8 @@ Free text has limits, the same on SQLite and PostgreSQL: a description, comment 
 reason 2,000 characters, an incident note or root cause 4,000, a title 300, a tag value
 500; longer is bad input naming the field (`models.description: at most 2000
 characters (5000 given)`). A file named for a small document (`@FILE` for JSON, a
-checkpoint, a key, a policy, a recipe) must be a regular file of at most 16 MiB.
+checkpoint, a key, a policy, a recipe) must be a regular file of at most 16 MiB; a
+path that cannot be looked up (a name too long, no permission on the way) is bad input.
 A JSON option holds only numbers canonical JSON records exactly: no NaN or
 infinity, no integer beyond 2**53 (the path is named: `--params: a.b[1]: inf has no
 JSON form`). A seed (`--seed`, a recipe's `seed`) is 0..4294967295, what numpy and

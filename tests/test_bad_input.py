@@ -10,6 +10,7 @@ from conftest import Workspace
 BIG = "9" * 23  # beyond 2**63 - 1
 DEEP_JSON = "[" * 5000 + "]" * 5000
 LONG = "x" * 2001
+NO_PATH = "/tmp/" + "n" * 300  # longer than a file name may be (ENAMETOOLONG)
 
 
 def log_size(ws: Workspace) -> int:
@@ -131,6 +132,22 @@ def log_size(ws: Workspace) -> int:
         (
             ["monitor", "evaluate", "cancer", "--env", "production", "--retrain", "{art}"],
             "unsupported data format",
+        ),
+        # pathlib's is_file() raises on a name too long: an internal error
+        # wherever a path was named
+        *(
+            (args, "File name too long")
+            for args in (
+                ["version", "register", "cancer", "--artifact", NO_PATH],
+                ["audit", "export", "--out", NO_PATH],
+                ["audit", "checkpoint", "--out", NO_PATH],
+                ["audit", "consistency", NO_PATH],
+                ["policy", "check", NO_PATH],
+                ["validate", "cancer:1", "--data", NO_PATH],
+                ["validate", "cancer:1", "--junit", NO_PATH],
+                ["--home", NO_PATH, "audit", "log"],
+                ["init", "--home", NO_PATH],
+            )
         ),
         # it quietly listed nothing
         (["incident", "list", "--status", "shut"], "--status: 'shut' is not one of open, closed"),

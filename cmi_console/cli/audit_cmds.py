@@ -258,11 +258,17 @@ def verify_bundle(
 ) -> None:
     """Check a bundle offline: no database, no workspace. Exit 4 on any fault."""
     from cmi_console.core import bundle
+    from cmi_console.core.errors import CmiError
+    from cmi_console.core.small_files import kind_of
 
     pin = None
-    if log_key is not None:
+    if log_key is not None:  # the key itself, or a file holding it
         key_file = Path(log_key)
-        pin = common.read_text_arg(key_file, "--log-key") if key_file.is_file() else log_key
+        try:
+            is_file = kind_of(key_file, "--log-key") == "file"
+        except CmiError:  # no path can be that (a name too long): the key itself
+            is_file = False
+        pin = common.read_text_arg(key_file, "--log-key") if is_file else log_key
     old = common.read_text_arg(previous, "--previous") if previous else None
     report = bundle.verify(path, pin, old)
     if as_json:

@@ -5,6 +5,7 @@ was read until memory ran out, and a FIFO blocked the command."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from cmi_console.core.errors import BadInput
@@ -12,12 +13,26 @@ from cmi_console.core.errors import BadInput
 MAX_DOCUMENT = 16 << 20
 
 
+def kind_of(path: Path, where: str = "") -> str:
+    """'file', 'directory', 'other' or 'missing'. A path that cannot even be
+    looked up (a name too long, no permission on the way) is BadInput: pathlib's
+    is_file() and exists() raised there, and every command naming such a path
+    ended in an internal error."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as exc:
+        raise BadInput(f"{where + ': ' if where else ''}{path}: {exc.strerror}") from None
+    return "file" if stat.S_ISREG(mode) else "directory" if stat.S_ISDIR(mode) else "other"
+
+
 def require_file(path: Path, where: str = "") -> None:
     """BadInput unless `path` is a regular file, saying which it is not."""
-    prefix = f"{where}: " if where else ""
-    if not path.is_file():
-        what = "not a regular file" if path.exists() else "no such file"
-        raise BadInput(f"{prefix}{path}: {what}")
+    kind = kind_of(path, where)
+    if kind != "file":
+        what = "no such file" if kind == "missing" else "not a regular file"
+        raise BadInput(f"{where + ': ' if where else ''}{path}: {what}")
 
 
 def read_document(path: Path, where: str = "") -> str:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cmi_console.core import clock
 from cmi_console.core.errors import BadInput
+from cmi_console.core.small_files import kind_of
 from cmi_console.services import (
     deployments,
     gates,
@@ -425,12 +426,12 @@ def ensure_demo(home: Path, *, reset: bool = False, start: date | None = None) -
     """Open the demo at `home`, building it first if it is not there (or on --reset)."""
     config = home / CONFIG_FILE
     built = False
-    if config.exists() and reset:
+    if kind_of(config, "--home") != "missing" and reset:
         if not Workspace.open(home).config.get("demo"):  # a broken file is bad input
             raise BadInput(f"{home}: not a demo workspace; refusing to delete it")
         shutil.rmtree(home)
-    if not config.exists():
-        existed = home.exists()
+    if kind_of(config, "--home") == "missing":
+        existed = kind_of(home, "--home") != "missing"
         try:
             build(home, start)
         except BaseException:

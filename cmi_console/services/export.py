@@ -26,6 +26,7 @@ from cmi_console.core import bundle, checkpoint, entries, merkle, model_card, na
 from cmi_console.core.clock import check_window
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.refs import model_subjects
+from cmi_console.core.small_files import kind_of
 from cmi_console.services import policies, registry, validations
 from cmi_console.services.context import Context
 from cmi_console.store.artifacts import require_writable
@@ -130,7 +131,7 @@ def export(
     if model is not None:
         names.entity(model, "--model")
     check_window(since, until)
-    if out.exists():
+    if kind_of(out, "--out") != "missing":
         raise BadInput(f"{out}: already exists; choose a new file name")
     require_writable(out, "--out")
     ws = ctx.workspace

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from cmi_console.core import names
 from cmi_console.core.errors import BadInput, NotFound, Unavailable, first_line
+from cmi_console.core.small_files import kind_of
 from cmi_console.services import registry
 from cmi_console.services.context import Context
 from cmi_console.store.engine import redacted
@@ -71,7 +72,7 @@ def _require_registry(tracking_uri: str) -> None:
     try:
         url = make_url(tracking_uri)
         if url.get_backend_name() == "sqlite" and not (
-            url.database and Path(url.database).is_file()
+            url.database and kind_of(Path(url.database), "--tracking-uri") == "file"
         ):
             raise BadInput(f"--tracking-uri: {url.database or shown}: no such MLflow database")
         engine = create_engine(url)

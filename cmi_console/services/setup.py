@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cmi_console.core import checkpoint, clock, keys, names
 from cmi_console.core.errors import BadInput
 from cmi_console.core.policy import read_toml
+from cmi_console.core.small_files import kind_of
 from cmi_console.services import identity, policies
 from cmi_console.services.context import Context
 from cmi_console.store import schema
@@ -35,11 +36,12 @@ def init_workspace(
 ) -> Context:
     """Create a workspace; refuse (and change nothing) if one is already there."""
     names.principal(admin, "--admin")
-    if (home / CONFIG_FILE).exists():
+    if kind_of(home / CONFIG_FILE, "--home") != "missing":
         raise BadInput(f"{home}: already a cmi workspace; nothing was changed")
-    if home.exists() and not home.is_dir():
+    kind = kind_of(home, "--home")
+    if kind not in ("missing", "directory"):
         raise BadInput(f"{home}: exists and is not a directory")
-    if home.exists() and any(home.iterdir()):
+    if kind == "directory" and any(home.iterdir()):
         raise BadInput(f"{home}: directory is not empty; choose an empty or new directory")
     wid = workspace_id or uuid.uuid4().hex
     origin = f"cmi-console.local/{wid[:16]}"
@@ -48,7 +50,7 @@ def init_workspace(
     if db and not has_password(db):  # a password is never written to disk
         config["database_url"] = db
     ws = Workspace(home=home, db_override=db, config=config)
-    created_home = not home.exists()
+    created_home = kind == "missing"
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from cmi_console.core import names
 from cmi_console.core.errors import BadInput, IntegrityError
-from cmi_console.core.small_files import require_file
+from cmi_console.core.small_files import kind_of, require_file
 
 _CHUNK = 1 << 20
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -33,12 +33,13 @@ def require_writable(path: Path, where: str = "") -> None:
     work whose result goes there: a bad --out, found after a validation run
     or a checkpoint had been recorded, left them written."""
     prefix = f"{where}: " if where else ""
-    if path.is_dir():
+    kind = kind_of(path, where)
+    if kind == "directory":
         raise BadInput(f"{prefix}{path}: is a directory")
     parent = path.parent
-    if not parent.is_dir():
+    if kind_of(parent, where) != "directory":
         raise BadInput(f"{prefix}{path}: no such directory {parent}")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not os.access(parent, os.W_OK) or (kind != "missing" and not os.access(path, os.W_OK)):
         raise BadInput(f"{prefix}{path}: not writable")
 
 

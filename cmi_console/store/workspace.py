@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cmi_console.core import names
 from cmi_console.core.errors import BadInput, Denied
+from cmi_console.core.small_files import kind_of
 from cmi_console.store.artifacts import ArtifactStore
 from cmi_console.store.witness import Witness
 
@@ -95,7 +96,7 @@ class Workspace:
     @classmethod
     def open(cls, home: Path, db: str | None = None) -> Workspace:
         cfg_path = home / CONFIG_FILE
-        if not cfg_path.is_file():
+        if kind_of(cfg_path, "--home") != "file":
             raise BadInput(f"{home}: no cmi workspace here; run `cmi init --home {home}`")
         try:
             config = json.loads(cfg_path.read_text())
