@@ -370,3 +370,29 @@ def test_a_file_that_is_no_database_is_one_line(ws: Workspace, tmp_path: Path) -
     r = w.cli("audit", "log")
     assert r.code == 2 and "cannot open (file is not a database)" in r.err, r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("root", "words"),
+    [
+        ("relative-store", "CMI_ARTIFACT_ROOT: 'relative-store' is not an absolute path"),
+        ("{file}", "CMI_ARTIFACT_ROOT: {file}: not a directory"),
+        ("/proc/1/store", "artifact store /proc/1/store: No such file or directory"),
+    ],
+)
+def test_an_artifact_root_that_cannot_hold_the_store_is_one_line(
+    populated: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: str, words: str
+) -> None:
+    """A relative root named another store from each working directory (a
+    version registered in one was missing from the next); a file, or a place
+    where nothing can be made, was an internal error."""
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    art = tmp_path / "m.bin"
+    art.write_bytes(b"model")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CMI_ARTIFACT_ROOT", root.format(file=file))
+    before = log_size(populated)
+    r = populated.cli("version", "register", "cancer", "--artifact", str(art))
+    assert (r.code, r.err.strip()) == (2, "cmi: " + words.format(file=file)), r.err
+    assert log_size(populated) == before and not (tmp_path / "relative-store").exists()

@@ -136,9 +136,14 @@ class ArtifactStore:
             try:
                 return os.open(name, _NEW_FILE, 0o600), name
             except FileNotFoundError:
-                tmp_dir.mkdir(parents=True, exist_ok=True)
+                try:
+                    tmp_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:  # a store where nothing can be made
+                    raise BadInput(f"artifact store {self.root}: {exc.strerror}") from None
             except FileExistsError:  # left by a process that had our pid before
                 continue
+            except OSError as exc:  # read-only, not a directory, no space...
+                raise BadInput(f"artifact store {self.root}: {exc.strerror}") from None
 
     def sync(self, digests: list[str]) -> None:
         """Make these stored files (and their directory entries) durable.

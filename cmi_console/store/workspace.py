@@ -131,7 +131,13 @@ class Workspace:
     @property
     def artifacts(self) -> ArtifactStore:
         root = os.environ.get("CMI_ARTIFACT_ROOT")
-        return ArtifactStore(Path(root) if root else self.home / "artifacts")
+        if not root:
+            return ArtifactStore(self.home / "artifacts")
+        if not Path(root).is_absolute():  # each working directory would name another store
+            raise BadInput(f"CMI_ARTIFACT_ROOT: '{root}' is not an absolute path")
+        if kind_of(Path(root), "CMI_ARTIFACT_ROOT") not in ("directory", "missing"):
+            raise BadInput(f"CMI_ARTIFACT_ROOT: {root}: not a directory")
+        return ArtifactStore(Path(root))
 
     def principal_key_path(self, name: str) -> Path:
         return self.keys_dir / f"{names.principal(name)}.key"
