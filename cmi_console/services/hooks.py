@@ -272,7 +272,7 @@ def redeliver(
             missing = sorted(set(ids) - found)
             if missing:
                 raise NotFound(f"delivery {missing[0]} does not exist")
-            chosen = sorted(ids)
+            chosen = sorted(set(ids))  # named twice, sent once
         else:
             chosen = [
                 r.id
