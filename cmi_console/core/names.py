@@ -53,6 +53,8 @@ TEXT_MAX = 2000
 
 
 def free_text(value: str, where: str, limit: int = TEXT_MAX) -> str:
+    """A comment, a reason or a value held to `limit` characters, in the words
+    the column check uses (`at most N characters (M given)`)."""
     if len(value) > limit:
         raise BadInput(f"{where}: at most {limit} characters ({len(value)} given)")
     return value
