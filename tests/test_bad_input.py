@@ -149,6 +149,11 @@ def log_size(ws: Workspace) -> int:
                 ["init", "--home", NO_PATH],
             )
         ),
+        # an empty filter (an unset variable on the line) listed every entry
+        (["audit", "log", "--actor", ""], "--actor: empty; leave the option out"),
+        (["audit", "log", "--subject", ""], "--subject: empty; leave the option out"),
+        (["audit", "log", "--since", ""], "--since: '' is not an ISO 8601 time"),
+        (["audit", "export", "--out", "{folder}/b.zip", "--until", ""], "--until: '' is not"),
         # it quietly listed nothing
         (["incident", "list", "--status", "shut"], "--status: 'shut' is not one of open, closed"),
         # --segments are read as every KEY=VALUE option is (a value was unbounded)

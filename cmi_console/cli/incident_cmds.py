@@ -32,7 +32,7 @@ def open_(
     from cmi_console.core.clock import parse_time
     from cmi_console.services import incidents
 
-    when = parse_time(at, "--at") if at else None
+    when = parse_time(at, "--at") if at is not None else None
     _show(
         incidents.open_incident(common.context(), model, title, at=when, severity=severity),
         as_json,

@@ -67,11 +67,14 @@ def _filtered(
     before: int | None = None,
     after: int | None = None,
 ) -> Any:
-    if actor:
+    for name, value in (("actor", actor), ("action", action), ("subject", subject)):
+        if value == "":  # an unset variable on the line listed every entry instead
+            raise BadInput(f"--{name}: empty; leave the option out to list every {name}")
+    if actor is not None:
         stmt = stmt.where(E.c.actor == actor)
-    if action:
+    if action is not None:
         stmt = stmt.where(_like_prefix(E.c.action, action, sqlite))
-    if subject:
+    if subject is not None:
         stmt = stmt.where(_like_prefix(E.c.subject, subject, sqlite))
     check_window(since, until)
     if since:
@@ -114,7 +117,7 @@ def count(ctx: Context, **filters: Any) -> int:
     from sqlalchemy import func
 
     with ctx.read() as conn:
-        if not any(v is not None and v != "" for v in filters.values()):
+        if all(v is None for v in filters.values()):
             size = conn.execute(select(func.max(E.c.seq))).scalar()
             return 0 if size is None else int(size) + 1
         stmt = _filtered(select(func.count()).select_from(E), is_sqlite(ctx.engine), **filters)
