@@ -154,3 +154,49 @@ async def test_the_console_survives_an_outage_and_says_so(
         registry.create_model(Context.open(home, fresh_pg_url, "root"), "later")
         await pilot.pause(2.5)  # the log grew: the dashboard reloads as before
         assert app.is_running
+
+
+def test_a_database_lost_while_a_hook_runs_fails_neither_the_write_nor_the_command(
+    fresh_pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deliveries run after the commit; recording one needs the database. Lost
+    right then, the command ended in an internal error although its write had
+    committed. The write stands, the command succeeds, and the delivery stays
+    pending for `cmi hooks redeliver --failed`."""
+    import json
+    import sys
+
+    from conftest import Workspace
+
+    from cmi_console.services import hooks
+
+    home = tmp_path / "ws"
+    init_workspace(home, admin="root", db=fresh_pg_url).engine.dispose()
+    ws = Workspace(home, fresh_pg_url, capsys)
+    assert ws.cli("user", "add", "alice", "--role", "developer").code == 0
+    assert ws.cli("model", "create", "m", as_="alice").code == 0
+    outage = Outage(fresh_pg_url)
+    # the hook itself takes the database away, right after the commit
+    cut = (
+        "import sys; sys.stdin.read(); sys.path.insert(0, sys.argv[1])\n"
+        "from test_team import Outage; Outage(sys.argv[2]).__enter__()\n"
+    )
+    command = [sys.executable, "-c", cut, str(Path(__file__).parent), fresh_pg_url]
+    policy = tmp_path / "m.toml"
+    policy.write_text(
+        'model = "m"\n[hooks.cut]\nevents = ["version.registered"]\nretries = 1\n'
+        f"command = {json.dumps(command)}\n"
+    )
+    assert ws.cli("policy", "activate", str(policy)).code == 0
+    art = tmp_path / "m.bin"
+    art.write_bytes(b"a model")
+    try:
+        r = ws.cli("version", "register", "m", "--artifact", str(art), as_="alice")
+    finally:
+        outage.__exit__()
+    assert r.code == 0, r.err
+    ctx = Context.open(home, fresh_pg_url, "root")
+    assert [v["version"] for v in registry.list_versions(ctx, "m")] == [1]
+    (delivery,) = hooks.list_deliveries(ctx)
+    assert delivery["status"] == "pending"
+    assert verify(ctx).ok

@@ -88,7 +88,10 @@ def deliver(ctx: Context, ids: list[int]) -> list[dict[str, Any]]:
         try:
             out.append(_deliver_one(ctx, delivery_id))
         except Exception as exc:  # the events committed; nothing here may undo them
-            _finish(ctx, delivery_id, "failed", 0, f"internal: {type(exc).__name__}: {exc}")
+            # nor fail the command that committed them: with the database gone
+            # too, the delivery stays pending, and `redeliver --failed` sends it
+            with contextlib.suppress(Exception):
+                _finish(ctx, delivery_id, "failed", 0, f"internal: {type(exc).__name__}: {exc}")
             out.append({"delivery": delivery_id, "status": "failed"})
     return out
 
