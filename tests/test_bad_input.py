@@ -401,3 +401,16 @@ def test_an_artifact_root_that_cannot_hold_the_store_is_one_line(
     r = populated.cli("version", "register", "cancer", "--artifact", str(art))
     assert (r.code, r.err.strip()) == (2, "cmi: " + words.format(file=file)), r.err
     assert log_size(populated) == before and not (tmp_path / "relative-store").exists()
+
+
+def test_text_with_a_nul_character_is_refused_on_both_backends(populated: Workspace) -> None:
+    """PostgreSQL cannot store NUL in text (DataError, an internal error);
+    SQLite kept it. The command line cannot carry one, but an MLflow store's
+    tags and descriptions reach the same columns through the services."""
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services import registry
+
+    before = log_size(populated)
+    with pytest.raises(BadInput, match=r"^models\.description: holds a NUL character$"):
+        registry.create_model(populated.ctx("alice"), "nul", description="a\x00b")
+    assert log_size(populated) == before

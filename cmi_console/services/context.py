@@ -426,9 +426,10 @@ _LIMITS: dict[str, tuple[tuple[str, int], ...]] = {}
 
 
 def _check_lengths(tbl: Table, values: dict[str, Any]) -> None:
-    """Text longer than its column (VARCHAR(n)) is bad input on every backend:
-    PostgreSQL refused it (an internal error) while SQLite kept it, so the
-    same call worked on one and failed on the other."""
+    """Text longer than its column (VARCHAR(n)), or holding a NUL character,
+    is bad input on every backend: PostgreSQL refused both (an internal
+    error) while SQLite kept them, so the same call worked on one and failed
+    on the other (an MLflow store's tags and descriptions reach columns)."""
     limits = _LIMITS.get(tbl.name)
     if limits is None:
         limits = _LIMITS[tbl.name] = tuple(
@@ -438,5 +439,10 @@ def _check_lengths(tbl: Table, values: dict[str, Any]) -> None:
         )
     for name, limit in limits:
         value = values.get(name)
-        if isinstance(value, str) and len(value) > limit:
-            raise BadInput(f"{tbl.name}.{name}: at most {limit} characters ({len(value)} given)")
+        if isinstance(value, str):
+            if len(value) > limit:
+                raise BadInput(
+                    f"{tbl.name}.{name}: at most {limit} characters ({len(value)} given)"
+                )
+            if "\x00" in value:
+                raise BadInput(f"{tbl.name}.{name}: holds a NUL character")
