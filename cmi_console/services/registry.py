@@ -162,8 +162,8 @@ def stage_summary(ctx: Context) -> dict[str, Any]:
                 .order_by(VERSIONS.c.stage)
             )
         ]
-        tiers = tier_counts(conn)
-    return {"stages": stages, "tiers": dict(sorted(tiers.items())), "models": sum(tiers.values())}
+        tiers = tier_counts(conn)  # sorted by tier
+    return {"stages": stages, "tiers": tiers, "models": sum(tiers.values())}
 
 
 def break_glass_versions(ctx: Context) -> list[dict[str, Any]]:

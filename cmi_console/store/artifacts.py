@@ -121,7 +121,7 @@ class ArtifactStore:
 
     def has(self, digest: str) -> bool:
         """Whether the file is there (not re-hashed: for the hot path)."""
-        return os.path.exists(f"{self.root}/sha256/{digest[:2]}/{digest}")
+        return os.path.exists(self.path_for(digest))
 
     def discard(self, digest: str) -> None:
         """Remove a stored file that no row names (a failed write's)."""
