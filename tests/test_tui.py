@@ -45,17 +45,21 @@ def app_for(home: Path, actor: str | None, passphrase: bytes | None = b"demo") -
 
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    """Wait for the data workers; an exclusive worker replaced by a newer one
-    reports itself cancelled, which is expected here."""
+    """Wait for the data workers, and for those their results start (a
+    screen's data, then the selected row's report): until a pause starts no
+    new one. An exclusive worker replaced by a newer one reports itself
+    cancelled, which is expected here. (Waiting once let a snapshot catch the
+    review queue's report half drawn on a loaded machine.)"""
     from textual.worker import WorkerCancelled
 
-    for _ in range(10):
+    for _ in range(20):
         try:
             await pilot.app.workers.wait_for_complete()
-            break
         except WorkerCancelled:
             continue
-    await pilot.pause()
+        await pilot.pause()
+        if not any(w.is_running for w in pilot.app.workers):
+            break
 
 
 async def audit_view(pilot) -> AuditLogView:  # type: ignore[no-untyped-def]
