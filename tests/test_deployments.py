@@ -273,3 +273,38 @@ def test_a_forged_traffic_row_is_named_by_verify(serving: Workspace) -> None:
     report = verify(ctx)
     named = {(f.table, f.row_id) for f in report.findings}
     assert ("deployments", 2) in named and ("deployment_events", 2) in named
+
+
+def test_a_policy_that_drops_an_environment_something_serves_is_refused(
+    serving: Workspace, tmp_path: Path
+) -> None:
+    """A policy without the environment a rollout runs in left that rollout
+    unable to complete, to roll back or to be rolled back by monitoring
+    ("--env: unknown environment"): activation is refused while anything
+    serves there, and allowed once nothing does."""
+    ws = serving
+    renamed = (
+        (REPO / "policies" / "default.toml")
+        .read_text()
+        .replace('environments = ["production"]', 'environments = ["live"]')
+        .replace("[environments.production", "[environments.live")
+    )
+    policy = tmp_path / "renamed.toml"
+    policy.write_text(renamed)
+    ok(ws.cli("policy", "check", str(policy)))
+    ok(ws.cli("deploy", "credit:2", "--env", "production", "--strategy", "canary", as_="dora"))
+    for rollout_open in (True, False):
+        head = log_head(ws)
+        r = ws.cli("policy", "activate", str(policy), as_="rita")
+        assert r.code == 2 and r.err.count("\n") == 1, r.err
+        assert "environments: no 'production' for credit, where deployment #2 serves" in r.err
+        assert log_head(ws) == head
+        if rollout_open:  # the rollout can still end, either way
+            ok(ws.cli("deploy", "complete", "credit", "--env", "production", as_="dora"))
+    # nothing serves production once its versions are retired
+    for ref in ("credit:1", "credit:2"):
+        gates.request(ws.ctx("alice"), ref, "retired")
+        gates.decide(ws.ctx("rita"), ref, "retired", "approve")
+        gates.retire(ws.ctx("dora"), ref, "environment decommissioned")
+    ok(ws.cli("policy", "activate", str(policy), as_="rita"))
+    assert verify(ws.ctx()).ok

@@ -222,14 +222,18 @@ def activate_document(
 
 def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, label: str) -> None:
     """Every stage a version is in, or an open request asks for (with its
-    environment), must stay in the policy of its model: a version left in a
-    dropped stage could be neither promoted nor retired, and one open request
-    to it stopped the review queue for everyone."""
+    environment), and every environment a deployment serves, must stay in the
+    policy of its model: a version left in a dropped stage could be neither
+    promoted nor retired, one open request to it stopped the review queue for
+    everyone, and a rollout in a dropped environment could be neither
+    completed nor rolled back (nor rolled back by monitoring)."""
     from sqlalchemy import func
 
-    from cmi_console.store.tables import ModelVersion, PromotionRequest
+    from cmi_console.core import deployments as dm
+    from cmi_console.store.tables import Deployment, ModelVersion, PromotionRequest
 
     versions, requests = table(ModelVersion), table(PromotionRequest)
+    deployments = table(Deployment)
     active = active_rows(conn)
     if scope != DEFAULT_SCOPE and DEFAULT_SCOPE not in active:
         return  # no model policy takes effect without a default
@@ -238,14 +242,17 @@ def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, l
         select(MODELS) if scope == DEFAULT_SCOPE else select(MODELS).where(MODELS.c.name == scope)
     ).all()
     by_id = {m.id: m for m in models}
-    stages: dict[tuple[str | None, str | None], Any] = {}
+    effective: dict[tuple[str | None, str | None], pol.Effective] = {}
 
-    def stages_of(model: Any) -> Any:
+    def effective_of(model: Any) -> pol.Effective:
         override = raw if scope == model.name else getattr(active.get(model.name), "content", None)
         key = (model.name if override is not None else None, model.risk_tier)
-        if key not in stages:
-            stages[key] = pol.effective(default, override, model.risk_tier, {}).policy.stages
-        return stages[key]
+        if key not in effective:
+            effective[key] = pol.effective(default, override, model.risk_tier, {})
+        return effective[key]
+
+    def stages_of(model: Any) -> Any:
+        return effective_of(model).policy.stages
 
     def refuse_request(request_id: int, model: str, number: int, what: str) -> None:
         raise BadInput(
@@ -267,9 +274,21 @@ def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, l
         .join(versions, versions.c.id == requests.c.version_id)
         .where(requests.c.status == "open")
     )
+    # an open rollout, or a completed deployment nobody rolled back or ended:
+    # something serves the environment
+    served = (
+        select(
+            deployments.c.model_id,
+            deployments.c.environment,
+            func.max(deployments.c.id),
+        )
+        .where(deployments.c.status.in_(sorted(dm.OPEN | {dm.COMPLETED})))
+        .group_by(deployments.c.model_id, deployments.c.environment)
+    )
     if scope != DEFAULT_SCOPE:
         occupied = occupied.where(versions.c.model_id.in_(list(by_id)))
         asked = asked.where(versions.c.model_id.in_(list(by_id)))
+        served = served.where(deployments.c.model_id.in_(list(by_id)))
     for model_id, stage, count, first in conn.execute(occupied):
         name = by_id[model_id].name
         if stage not in stages_of(by_id[model_id]):
@@ -283,6 +302,14 @@ def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, l
             refuse_request(request_id, name, number, f"stages: no '{stage}'")
         if env is not None and env not in known[stage].environments:
             refuse_request(request_id, name, number, f"stages.{stage}: no environment '{env}'")
+    for model_id, env, deployment_id in conn.execute(served):
+        name = by_id[model_id].name
+        if env not in effective_of(by_id[model_id]).environments():
+            raise BadInput(
+                f"{label}: environments: no '{env}' for {name}, where deployment "
+                f"#{deployment_id} serves; keep the environment while a version of {name} "
+                "serves there (retiring a version ends its deployments)"
+            )
 
 
 def _check_overrides_against(conn: Connection, default: dict[str, Any]) -> None:
