@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Workspace
+from conftest import REPO, Workspace
 from gate_helpers import ok
 
 from cmi_console.services import audit, registry
@@ -178,3 +178,47 @@ def test_a_version_whose_source_lies_outside_the_store_is_not_copied_in(
     assert not ws.ctx().workspace.artifacts.path_for(digest).exists()
     # the store's own artifacts still come in
     assert {m["model"]: m["imported"] for m in report["models"]}["cancer"] == 2
+
+
+def test_the_import_sends_no_mlflow_telemetry(tmp_path: Path) -> None:
+    """MLflow 3 starts a telemetry client when it is imported, outside CI and
+    tests; `cmi import mlflow` only reads a store, so it turns that off (and
+    leaves a user's own setting alone). Run in a child process without the
+    variables by which MLflow recognises a test or CI run."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "if sys.argv[1] == 'ours':\n"
+        "    from cmi_console.core.errors import BadInput\n"
+        "    from cmi_console.services.mlflow_import import _client\n"
+        "    try:\n"
+        "        _client('')\n"
+        "    except BadInput:\n"
+        "        pass\n"
+        "else:\n"
+        "    import mlflow\n"
+        "from mlflow.telemetry.client import get_telemetry_client\n"
+        "print(get_telemetry_client() is not None)\n"
+    )
+    quiet = {"PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "MLFLOW_DISABLE_TELEMETRY"}
+    env = {k: v for k, v in os.environ.items() if k not in quiet and k != "DO_NOT_TRACK"}
+    env["PYTHONPATH"] = str(REPO)  # this checkout's code, wherever it is installed from
+
+    def telemetry(how: str, **extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, how],
+            env={**env, **extra},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert telemetry("plain") == "True"  # this environment would send it
+    assert telemetry("ours") == "False"
+    assert telemetry("ours", MLFLOW_DISABLE_TELEMETRY="false") == "True"

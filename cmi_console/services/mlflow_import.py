@@ -13,6 +13,7 @@ is skipped, so importing twice changes nothing.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -39,6 +40,10 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 def _client(tracking_uri: str) -> Any:
+    # MLflow 3 sends usage telemetry from a background thread, set up when it
+    # is first imported; reading a store for an audited import must not call
+    # out (a user who set the variable keeps their choice)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         from mlflow import MlflowClient
     except ImportError:
