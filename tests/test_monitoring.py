@@ -5,6 +5,7 @@ windows (data/windows), which drift a little more each week."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +294,16 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
         "noprediction.csv": (frame, "no 'prediction' column"),
         "badversion.csv": (frame.assign(prediction=0, version=9), "version: 9 does not serve"),
         "badtime.csv": (frame.assign(prediction=0, timestamp="soon"), ":2: timestamp: 'soon'"),
+        # pandas read epoch seconds as nanoseconds (a window in January 1970)
+        "epoch.csv": (
+            frame.assign(prediction=0, timestamp=1760832529),
+            ":2: timestamp: '1760832529' is not an ISO 8601 time",
+        ),
+        # and '-1' as the year -1: an internal error
+        "year-1.csv": (
+            frame.assign(prediction=0, timestamp=frame["timestamp"].where(frame.index != 2, "-1")),
+            ":4: timestamp: '-1' is not an ISO 8601 time",
+        ),
         "badscore.csv": (frame.assign(prediction=0, score=2.0), "score: must be probabilities"),
         "badnumber.csv": (
             frame.assign(income=frame["income"].astype(str).where(frame.index != 4, "lots")),
@@ -535,3 +546,29 @@ def test_parquet_windows_with_values_of_the_wrong_kind(watched: Workspace, tmp_p
     w = monitoring.show_window(watched.ctx(), "credit", ingest(watched, codes)["window"])
     region = next(c for c in w["metrics"]["drift"]["columns"] if c["column"] == "region")
     assert region["kind"] == "categorical" and region["drifted"]
+
+
+def test_a_windows_period_is_its_first_and_last_instant_in_utc(
+    watched: Workspace, tmp_path: Path
+) -> None:
+    """ISO 8601 text with or without an offset (without one it is UTC), or a
+    Parquet datetime column; the period is kept to the microsecond, like every
+    instant the log records (nanoseconds printed a pandas warning)."""
+    frame = pd.read_csv(week(1)).head(60)
+    stamps = ["2026-10-19T12:30:00"] * len(frame)
+    stamps[5] = "2026-10-19T02:00:00+02:00"
+    stamps[9] = "2026-10-20T23:59:59.999999999Z"
+    text = tmp_path / "offsets.csv"
+    frame.assign(timestamp=stamps).to_csv(text, index=False)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        w = ingest(watched, text)
+    assert not [m for m in said if "nanoseconds" in str(m.message)]  # printed by the CLI
+    assert w["period"] == ["2026-10-19T00:00:00.000000Z", "2026-10-20T23:59:59.999999Z"]
+    columnar = tmp_path / "datetimes.parquet"
+    when = pd.to_datetime(["2026-11-02T08:00:00"] * len(frame))
+    frame.assign(
+        timestamp=when.where(frame.index != 7, pd.Timestamp("2026-11-01T07:15:00"))
+    ).to_parquet(columnar)
+    w = ingest(watched, columnar)
+    assert w["period"] == ["2026-11-01T07:15:00.000000Z", "2026-11-02T08:00:00.000000Z"]

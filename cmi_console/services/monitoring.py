@@ -182,12 +182,11 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     deployed versions as the serving layer would have."""
     import pandas as pd
 
-    from cmi_console.validation.conformance import check_classes, check_features, first_bad
+    from cmi_console.validation.conformance import check_classes, check_features
 
     frame = check_features(frame, spec.features, spec.reference, where)
     if "timestamp" in frame:
-        stamps = pd.to_datetime(frame["timestamp"], errors="coerce", utc=True)
-        first_bad(frame["timestamp"], stamps, where, "a time")
+        _times(frame["timestamp"], where)  # the window is stored as given
     if "version" in frame:
         try:
             frame["version"] = frame["version"].astype(int)
@@ -252,13 +251,32 @@ def _predict(frame: Any, spec: Any, s: Serving, models: Any, where: str) -> Any:
     return pd.concat(parts).sort_index(kind="stable")
 
 
-def _period(frame: Any) -> tuple[str | None, str | None]:
+def _times(raw: Any, where: str) -> Any:
+    """A window's timestamps as UTC instants: ISO 8601 text (without an offset
+    it is UTC), or a Parquet datetime column. pandas alone took numbers as
+    nanoseconds since 1970 (epoch seconds became a day in 1970), '-1' as the
+    year -1, and guessed at other layouts; each is bad input here."""
     import pandas as pd
+    from pandas.api.types import is_datetime64_any_dtype
 
+    from cmi_console.validation.conformance import first_bad
+
+    if is_datetime64_any_dtype(raw):
+        return raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
+    text = raw.map(lambda v: v if isinstance(v, str) else None, na_action="ignore")
+    stamps = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    stamps = stamps.where(stamps.dt.year.between(1, 9999))  # what a datetime holds
+    first_bad(raw, stamps, where, "an ISO 8601 time")
+    return stamps
+
+
+def _period(frame: Any, where: str) -> tuple[str | None, str | None]:
     if "timestamp" not in frame or frame["timestamp"].isna().all():
         return None, None
-    t = pd.to_datetime(frame["timestamp"], utc=True)
-    return clock.format_time(t.min().to_pydatetime()), clock.format_time(t.max().to_pydatetime())
+    t = _times(frame["timestamp"], where)  # to the microsecond, as every instant we record
+    return tuple(  # type: ignore[return-value]
+        clock.format_time(x.floor("us").to_pydatetime()) for x in (t.min(), t.max())
+    )
 
 
 def _digest(doc: dict[str, Any]) -> str:
@@ -339,7 +357,7 @@ def ingest(
         stored = path
     else:
         stored = None
-    start, end = _period(frame)
+    start, end = _period(frame, where)
     with ctx.write() as tx:
         require_role(tx.conn, actor, roles.MONITORS, "ingest monitoring windows")
         now = _serving(tx.conn, model, env)
