@@ -91,6 +91,43 @@ def test_import_brings_models_versions_runs_and_aliases(ws: Workspace, tmp_path:
     assert audit.count(ctx) == size
 
 
+def test_values_mlflow_keeps_and_we_do_not_are_reported_not_fatal(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """MLflow logs a diverged loss as NaN and stores NUL characters and text
+    longer than our columns; each such value stopped the whole import (a
+    NaN as "--metrics.loss: must be finite", an option nobody gave). Now the
+    value is left out or cut, the report says which, and the rest lands."""
+    from mlflow import MlflowClient
+
+    uri, runs = build_store(tmp_path)
+    client = MlflowClient(tracking_uri=uri)
+    client.log_metric(runs[0.1], "loss", float("nan"))
+    client.set_model_version_tag("cancer", "1", "note", "before\x00after")
+    client.set_model_version_tag("cancer", "2", "long", "x" * 1200)
+    client.update_registered_model("cancer", description="d" * 5000)
+    client.update_model_version("wine", "1", description="tree\x00")
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    report = ok(ws.cli("import", "mlflow", "--tracking-uri", uri, "--json", as_="alice")).json()
+    assert {m["model"]: m["imported"] for m in report["models"]} == {"cancer": 2, "wine": 1}
+    assert sorted(report["skipped"]) == sorted(
+        [
+            f"run {runs[0.1]}: metric 'loss' is nan, not a number we keep",
+            "cancer version 1: tag 'note': holds a NUL character; not imported",
+            "cancer version 2: tag 'long': cut to 500 characters (1200 given)",
+            "model 'cancer': description: cut to 2000 characters (5000 given)",
+            "wine version 1: description: holds a NUL character; not imported",
+        ]
+    )
+    ctx = ws.ctx()
+    v1, v2 = (registry.show_version(ctx, f"cancer:{n}") for n in (1, 2))
+    assert "note" not in v1["tags"] and v1["metrics"]["accuracy"] > 0.9
+    assert "loss" not in v1["metrics"] and v2["tags"]["long"] == "x" * 500
+    assert registry.show_model(ctx, "cancer")["description"] == "d" * 2000
+    assert registry.show_version(ctx, "wine:1")["description"] == ""
+    assert verify(ctx).ok
+
+
 def test_import_of_one_model_and_bad_input(ws: Workspace, tmp_path: Path) -> None:
     uri, _runs = build_store(tmp_path)
     ok(ws.cli("user", "add", "alice", "--role", "developer"))

@@ -13,6 +13,7 @@ is skipped, so importing twice changes nothing.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -32,6 +33,7 @@ from cmi_console.store.engine import redacted
 # the model file inside an MLflow model directory, in order of preference
 MODEL_FILES = ("*.skops", "model.pkl", "*.pkl", "*.joblib", "*.onnx")
 _BAD_KEY = re.compile(r"[^A-Za-z0-9._:/-]")
+TAG_MAX = 500  # a version tag's value column
 
 
 # tracking URIs MLflow opens with SQLAlchemy: it creates a missing database's
@@ -113,6 +115,20 @@ def _key(raw: str) -> str | None:
         return names.key(k, "tag")
     except BadInput:
         return None
+
+
+def _text(value: Any, limit: int, what: str, skipped: list[str]) -> str | None:
+    """MLflow text as we keep it, or None. MLflow stores a NUL character and
+    longer text than our columns take; one such value used to stop the whole
+    import, so it is left out (with a NUL) or cut to `limit`, and said."""
+    text = str(value)
+    if "\x00" in text:
+        skipped.append(f"{what}: holds a NUL character; not imported")
+        return None
+    if len(text) > limit:
+        skipped.append(f"{what}: cut to {limit} characters ({len(text)} given)")
+        return text[:limit]
+    return text
 
 
 def _imported(ctx: Context, model: str) -> dict[str, int]:
@@ -235,7 +251,10 @@ def _import_model(
                 select(registry.MODELS.c.id).where(registry.MODELS.c.name == name)
             ).first()
         if exists is None:
-            registry.create_model(ctx, name, rm.description or f"imported from MLflow ({name})")
+            described = rm.description and _text(
+                rm.description, names.TEXT_MAX, f"model '{name}': description", skipped
+            )
+            registry.create_model(ctx, name, described or f"imported from MLflow ({name})")
         for v in versions:
             if str(v.version) in done:
                 continue
@@ -264,12 +283,11 @@ def _import_version(
     where = f"{name} version {v.version}"
     run_key, metrics = None, {}
     if v.run_id:
-        run_key, metrics = _import_run(ctx, client, v.run_id)
-    tags = {
-        "mlflow.model": name,
-        "mlflow.version": str(v.version),
-        "mlflow.source": (v.source or "")[:500],
-    }
+        run_key, metrics = _import_run(ctx, client, v.run_id, skipped)
+    tags = {"mlflow.model": name, "mlflow.version": str(v.version)}
+    source = _text(v.source or "", TAG_MAX, f"{where}: source", skipped)
+    if source is not None:
+        tags["mlflow.source"] = source
     if v.run_id:
         tags["mlflow.run_id"] = v.run_id
     if getattr(v, "current_stage", None) not in (None, "None"):
@@ -279,7 +297,9 @@ def _import_version(
         if key is None:
             skipped.append(f"{where}: tag '{k}' cannot be a key here")
             continue
-        tags.setdefault(key, str(value)[:500])
+        text = _text(value, TAG_MAX, f"{where}: tag '{k}'", skipped)
+        if text is not None:
+            tags.setdefault(key, text)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             artifact = _artifact_file(client, v.source or "", Path(tmp), roots)
@@ -296,21 +316,27 @@ def _import_version(
             run=run_key,
             metrics=metrics,
             tags=tags,
-            description=(v.description or "")[:2000],
+            description=_text(v.description or "", names.TEXT_MAX, f"{where}: description", skipped)
+            or "",
         )
     return int(view["version"])
 
 
-def _import_run(ctx: Context, client: Any, run_id: str) -> tuple[str, dict[str, float]]:
+def _import_run(
+    ctx: Context, client: Any, run_id: str, skipped: list[str]
+) -> tuple[str, dict[str, float]]:
     """The run once (several versions may share it): params, metrics, dataset
     inputs, and where it came from."""
     run_key = f"mlflow-{run_id}"
     run = client.get_run(run_id)
-    metrics = {
-        k: float(value)
-        for k, value in sorted(run.data.metrics.items())
-        if _key(k) == k and isinstance(value, int | float)
-    }
+    metrics = {}
+    for k, value in sorted(run.data.metrics.items()):
+        if _key(k) != k or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):  # MLflow logs a diverged loss as NaN
+            skipped.append(f"run {run_id}: metric '{k}' is {value}, not a number we keep")
+            continue
+        metrics[k] = float(value)
     with ctx.read() as conn:
         exists = conn.execute(
             select(registry.RUNS.c.id).where(registry.RUNS.c.run_key == run_key)
