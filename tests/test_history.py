@@ -73,6 +73,9 @@ def test_as_of_before_a_model_existed_says_so(populated: Workspace) -> None:
 def test_as_of_refuses_a_bad_time(populated: Workspace) -> None:
     r = populated.cli("registry", "as-of", "last tuesday")
     assert r.code == 2 and "ISO 8601" in r.err and "\n" not in r.err.strip()
+    assert r.err.startswith("cmi: WHEN: 'last tuesday'"), r.err  # as --help names it
+    r = populated.cli("audit", "diff", "2026-01-01", "soon")
+    assert r.code == 2 and r.err.startswith("cmi: END: 'soon'"), r.err
 
 
 def test_audit_diff_groups_what_changed_by_subject(governed: Workspace) -> None:

@@ -181,7 +181,7 @@ def diff(
     from cmi_console.core.clock import parse_time
     from cmi_console.services import history
 
-    report = history.diff(common.context(), parse_time(start, "T1"), parse_time(end, "T2"))
+    report = history.diff(common.context(), parse_time(start, "START"), parse_time(end, "END"))
     if as_json:
         common.print_json(report)
         return

@@ -21,7 +21,7 @@ def as_of(
     from cmi_console.core.clock import parse_time
     from cmi_console.services import history
 
-    report = history.as_of(common.context(), parse_time(when, "TIMESTAMP"), model)
+    report = history.as_of(common.context(), parse_time(when, "WHEN"), model)
     if as_json:
         common.print_json(report)
         return
