@@ -64,6 +64,12 @@ def render() -> str:
         out.append(f"## {usage}\n")
         if cmd.help:
             out.append(inspect.cleandoc(cmd.help) + "\n")
+        if args:
+            out.append("| argument | meaning |\n| --- | --- |")
+            for a in args:
+                text = (getattr(a, "help", None) or "").replace("|", "\\|")
+                out.append(f"| `{a.name.upper()}` | {text.strip()} |")
+            out.append("")
         if opts:
             out.append("| option | meaning |\n| --- | --- |")
             for o in opts:

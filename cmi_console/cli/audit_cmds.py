@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.cli.common import SeqArg
 from cmi_console.core.clock import shown
 
 app = typer.Typer(help="Read, verify and prove the tamper-evident audit log.", no_args_is_help=True)
@@ -75,7 +76,7 @@ def log(
 
 
 @app.command("show")
-def show(seq: int, as_json: JsonOpt = False) -> None:
+def show(seq: SeqArg, as_json: JsonOpt = False) -> None:
     """One entry: its canonical bytes and hash."""
     from cmi_console.core.merkle import leaf_hash
     from cmi_console.services import audit
@@ -155,7 +156,7 @@ def checkpoint_cmd(
 
 
 @app.command("prove")
-def prove(seq: int) -> None:
+def prove(seq: SeqArg) -> None:
     """Inclusion proof (RFC 9162) of entry SEQ in the latest signed checkpoint, as JSON."""
     from cmi_console.services import audit
 
@@ -163,7 +164,11 @@ def prove(seq: int) -> None:
 
 
 @app.command("consistency")
-def consistency(checkpoint_file: Path) -> None:
+def consistency(
+    checkpoint_file: Annotated[
+        Path, typer.Argument(help="A checkpoint saved earlier (cmi audit checkpoint --out).")
+    ],
+) -> None:
     """Prove that today's log extends the checkpoint in CHECKPOINT_FILE, as JSON."""
     from cmi_console.services import audit
 

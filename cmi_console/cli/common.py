@@ -13,8 +13,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cmi_console.core.printable import printable
+from cmi_console.core.roles import ROLES
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+# arguments many commands take, each with its help text once
+RefArg = Annotated[str, typer.Argument(help="The version: MODEL:VERSION or MODEL@ALIAS.")]
+ModelArg = Annotated[str, typer.Argument(help="The model's name.")]
+PrincipalArg = Annotated[str, typer.Argument(help="The principal's name.")]
+RoleArg = Annotated[str, typer.Argument(help=f"The role: {', '.join(ROLES)}.")]
+IncidentArg = Annotated[int, typer.Argument(help="The incident's number (cmi incident list).")]
+RecipeArg = Annotated[Path, typer.Argument(help="The training recipe (TOML).")]
+SeqArg = Annotated[int, typer.Argument(help="The entry's sequence number (cmi audit log).")]
+AliasArg = Annotated[str, typer.Argument(help="The alias, e.g. champion.")]
 
 if TYPE_CHECKING:
     from cmi_console.services.context import Context

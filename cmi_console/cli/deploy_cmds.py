@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from cmi_console.cli import common
+from cmi_console.cli.common import ModelArg
 from cmi_console.core.clock import shown
 from cmi_console.core.deployments import shares_text
 
@@ -93,7 +94,7 @@ def _act(
 
 @app.command("advance")
 def advance(
-    model: str,
+    model: ModelArg,
     env: EnvOpt,
     traffic: Annotated[
         int | None, typer.Option(help="Go to this share (default: the next canary step).")
@@ -106,19 +107,21 @@ def advance(
 
 
 @app.command("pause")
-def pause(model: str, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False) -> None:
+def pause(model: ModelArg, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False) -> None:
     """Hold the rollout at its current share."""
     _act("pause", model, env, reason, as_json)
 
 
 @app.command("resume")
-def resume(model: str, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False) -> None:
+def resume(model: ModelArg, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False) -> None:
     """Resume a paused rollout."""
     _act("resume", model, env, reason, as_json)
 
 
 @app.command("complete")
-def complete(model: str, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False) -> None:
+def complete(
+    model: ModelArg, env: EnvOpt, reason: ReasonOpt = "", as_json: JsonOpt = False
+) -> None:
     """The candidate takes all traffic and becomes the stable version."""
     _act("complete", model, env, reason, as_json)
 
@@ -160,7 +163,7 @@ def list_(
 
 @app.command("history")
 def history(
-    model: str,
+    model: ModelArg,
     env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -193,7 +196,7 @@ def history(
 
 @app.command("manifest")
 def manifest(
-    model: str,
+    model: ModelArg,
     env: EnvOpt,
     fmt: Annotated[str, typer.Option("--format", help="json or kserve.")] = "json",
 ) -> None:
@@ -207,7 +210,7 @@ def manifest(
 
 
 def rollback(
-    model: Annotated[str, typer.Argument(help="The model.")],
+    model: ModelArg,
     env: EnvOpt,
     reason: ReasonOpt = "",
     as_json: JsonOpt = False,

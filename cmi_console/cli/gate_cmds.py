@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from cmi_console.cli import common
+from cmi_console.cli.common import RefArg
 from cmi_console.core.clock import shown
 
 JsonOpt = common.JsonOpt
@@ -63,7 +64,7 @@ def showing_refusal(as_json: bool) -> Iterator[None]:
 
 
 @gate_app.command("status")
-def status(ref: str, to: ToOpt, env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+def status(ref: RefArg, to: ToOpt, env: EnvOpt = None, as_json: JsonOpt = False) -> None:
     """Each condition of the gate: met, unmet or stale, and why. Exit 1 if blocked."""
     from cmi_console.services import gates
 
@@ -78,7 +79,7 @@ def status(ref: str, to: ToOpt, env: EnvOpt = None, as_json: JsonOpt = False) ->
 
 @gate_app.command("statement")
 def statement(
-    ref: str,
+    ref: RefArg,
     to: ToOpt,
     decision: Annotated[str, typer.Option(help="approve or reject.")] = "approve",
     comment: CommentOpt = "",
@@ -97,7 +98,7 @@ def statement(
 
 
 def request(
-    ref: str, to: ToOpt, env: EnvOpt = None, comment: CommentOpt = "", as_json: JsonOpt = False
+    ref: RefArg, to: ToOpt, env: EnvOpt = None, comment: CommentOpt = "", as_json: JsonOpt = False
 ) -> None:
     """Open a promotion (or retirement) request; it shows in the review queue."""
     from cmi_console.services import gates
@@ -112,7 +113,11 @@ def request(
         )
 
 
-def withdraw(request_id: int, comment: CommentOpt = "", as_json: JsonOpt = False) -> None:
+def withdraw(
+    request_id: Annotated[int, typer.Argument(help="The request's number (cmi queue).")],
+    comment: CommentOpt = "",
+    as_json: JsonOpt = False,
+) -> None:
     """Withdraw an open request (its author, or an admin)."""
     from cmi_console.services import gates
 
@@ -189,7 +194,7 @@ def _decide(
 
 
 def approve(
-    ref: str,
+    ref: RefArg,
     to: ToOpt,
     comment: CommentOpt = "",
     env: EnvOpt = None,
@@ -208,7 +213,7 @@ def approve(
 
 
 def reject(
-    ref: str,
+    ref: RefArg,
     to: ToOpt,
     comment: Annotated[str, typer.Option("--comment", help="Why.")],
     env: EnvOpt = None,
@@ -222,7 +227,7 @@ def reject(
 
 
 def promote(
-    ref: str, to: ToOpt, env: EnvOpt = None, comment: CommentOpt = "", as_json: JsonOpt = False
+    ref: RefArg, to: ToOpt, env: EnvOpt = None, comment: CommentOpt = "", as_json: JsonOpt = False
 ) -> None:
     """Promote if the gate passes; otherwise exit 3 with every unmet condition."""
     from cmi_console.services import gates
@@ -238,7 +243,7 @@ def promote(
 
 
 def retire(
-    ref: str,
+    ref: RefArg,
     reason: Annotated[str, typer.Option("--reason", help="Why it is retired.")],
     successor: Annotated[
         str | None, typer.Option("--successor", help="MODEL:VERSION that replaces it.")
@@ -267,7 +272,7 @@ def retire(
 
 
 def break_glass(
-    ref: str,
+    ref: RefArg,
     to: ToOpt,
     reason: Annotated[str, typer.Option("--reason", help="The emergency.")],
     env: EnvOpt = None,
@@ -297,7 +302,7 @@ def break_glass(
 
 
 def validate(
-    ref: str,
+    ref: RefArg,
     suite: Annotated[str | None, typer.Option(help="Suite (default: the next gate's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for every random step.")] = 0,
     data: Annotated[
@@ -368,7 +373,7 @@ def show_run(run: dict[str, Any], ref: str) -> None:
 
 
 @validation_app.command("list")
-def validation_list(ref: str, as_json: JsonOpt = False) -> None:
+def validation_list(ref: RefArg, as_json: JsonOpt = False) -> None:
     """Validation runs of a version, oldest first."""
     from cmi_console.services import validations
 
@@ -394,7 +399,10 @@ def validation_list(ref: str, as_json: JsonOpt = False) -> None:
 
 
 @validation_app.command("show")
-def validation_show(run: int, as_json: JsonOpt = False) -> None:
+def validation_show(
+    run: Annotated[int, typer.Argument(help="The validation run's number (cmi validation list).")],
+    as_json: JsonOpt = False,
+) -> None:
     """One validation run: its inputs, hashes and every check's result."""
     from cmi_console.services import validations
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.cli.common import PrincipalArg, RoleArg
 from cmi_console.core.clock import shown
 
 users = typer.Typer(help="Principals and their keys.", no_args_is_help=True)
@@ -27,7 +28,7 @@ def _show(view: object, as_json: bool) -> None:
 
 @users.command("add")
 def add(
-    name: str,
+    name: PrincipalArg,
     role: Annotated[list[str], typer.Option("--role", help="Role to grant (repeatable).")],
     display_name: Annotated[str, typer.Option(help="Full name.")] = "",
     public_key: Annotated[
@@ -81,7 +82,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
 
 @users.command("show")
-def show(name: str, as_json: JsonOpt = False) -> None:
+def show(name: PrincipalArg, as_json: JsonOpt = False) -> None:
     """One principal."""
     from cmi_console.services import identity
 
@@ -90,7 +91,7 @@ def show(name: str, as_json: JsonOpt = False) -> None:
 
 @users.command("disable")
 def disable(
-    name: str,
+    name: PrincipalArg,
     reason: Annotated[str, typer.Option("--reason", help="Why.")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -102,7 +103,7 @@ def disable(
 
 @key_app.command("add")
 def key_add(
-    name: str,
+    name: PrincipalArg,
     public_key: Annotated[
         str, typer.Option("--public-key", help="Base64 of the 32-byte Ed25519 public key.")
     ],
@@ -115,7 +116,13 @@ def key_add(
 
 
 @key_app.command("revoke")
-def key_revoke(name: str, key_id: str, as_json: JsonOpt = False) -> None:
+def key_revoke(
+    name: PrincipalArg,
+    key_id: Annotated[
+        str, typer.Argument(help="The key's id, or its first 8 or more hex digits (cmi user show).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
     """Revoke NAME's key whose id starts with KEY_ID (8 to 64 hex digits) (admin only, signed).
 
     Decisions it signed before stay valid; nothing it signs later counts.
@@ -126,7 +133,7 @@ def key_revoke(name: str, key_id: str, as_json: JsonOpt = False) -> None:
 
 
 @role_app.command("grant")
-def grant(name: str, role: str, as_json: JsonOpt = False) -> None:
+def grant(name: PrincipalArg, role: RoleArg, as_json: JsonOpt = False) -> None:
     """Grant ROLE to NAME (admin only, signed; never to yourself)."""
     from cmi_console.services import identity
 
@@ -134,7 +141,7 @@ def grant(name: str, role: str, as_json: JsonOpt = False) -> None:
 
 
 @role_app.command("revoke")
-def revoke(name: str, role: str, as_json: JsonOpt = False) -> None:
+def revoke(name: PrincipalArg, role: RoleArg, as_json: JsonOpt = False) -> None:
     """Revoke ROLE from NAME (admin only, signed)."""
     from cmi_console.services import identity
 

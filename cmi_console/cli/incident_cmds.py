@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.cli.common import IncidentArg
 from cmi_console.core.clock import shown
 
 app = typer.Typer(help="Incidents and their investigation.", no_args_is_help=True)
@@ -40,7 +41,11 @@ def open_(
 
 
 @app.command("note")
-def note(incident: int, text: str, as_json: JsonOpt = False) -> None:
+def note(
+    incident: IncidentArg,
+    text: Annotated[str, typer.Argument(help="The note.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Add a note to an incident."""
     from cmi_console.services import incidents
 
@@ -49,7 +54,7 @@ def note(incident: int, text: str, as_json: JsonOpt = False) -> None:
 
 @app.command("link")
 def link(
-    incident: int,
+    incident: IncidentArg,
     version: Annotated[str | None, typer.Option(help="A version, MODEL:VERSION.")] = None,
     entry: Annotated[int | None, typer.Option(help="A log entry (seq).")] = None,
     validation: Annotated[int | None, typer.Option(help="A validation run id.")] = None,
@@ -80,7 +85,7 @@ def link(
 
 @app.command("close")
 def close(
-    incident: int,
+    incident: IncidentArg,
     root_cause: Annotated[str, typer.Option(help="What caused it.")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -122,7 +127,7 @@ def list_(
 
 
 @app.command("show")
-def show(incident: int, as_json: JsonOpt = False) -> None:
+def show(incident: IncidentArg, as_json: JsonOpt = False) -> None:
     """One incident with its notes and links."""
     from cmi_console.services import incidents
 
@@ -131,7 +136,7 @@ def show(incident: int, as_json: JsonOpt = False) -> None:
 
 @app.command("timeline")
 def timeline(
-    incident: int,
+    incident: IncidentArg,
     hours_before: Annotated[
         float, typer.Option(help="Start this many hours before it happened.")
     ] = 72.0,
@@ -156,7 +161,7 @@ def timeline(
 
 @app.command("report")
 def report(
-    incident: int,
+    incident: IncidentArg,
     out: Annotated[Path, typer.Option("--out", help="FILE.md or FILE.html")],
     as_json: JsonOpt = False,
 ) -> None:

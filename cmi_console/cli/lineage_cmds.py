@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.cli.common import RefArg
 from cmi_console.core.printable import printable
 
 FORMATS = ("tree", "json", "dot", "mermaid")
@@ -17,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def lineage(
-    ref: Annotated[str, typer.Argument(help="MODEL:VERSION (or MODEL@ALIAS).")],
+    ref: RefArg,
     up: Annotated[bool, typer.Option("--up", help="Only where it came from.")] = False,
     down: Annotated[bool, typer.Option("--down", help="Only what it led to.")] = False,
     both: Annotated[bool, typer.Option("--both", help="Both directions (the default).")] = False,

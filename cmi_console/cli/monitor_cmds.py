@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from cmi_console.cli import common
+from cmi_console.cli.common import ModelArg
 from cmi_console.core.clock import shown
 from cmi_console.core.deployments import shares_text
 
@@ -53,7 +54,7 @@ def _window_out(window: dict[str, Any], as_json: bool) -> None:
 
 @app.command("ingest")
 def ingest(
-    model: str,
+    model: ModelArg,
     env: Annotated[str, typer.Option("--env", help="Where the feedback comes from.")],
     window: Annotated[Path, typer.Option("--window", help="A CSV or Parquet window.")],
     predict: Annotated[
@@ -74,7 +75,7 @@ def ingest(
 
 @app.command("labels")
 def labels(
-    model: str,
+    model: ModelArg,
     window: Annotated[int, typer.Option("--window", help="The window id.")],
     file: Annotated[Path, typer.Option("--file", help="CSV or Parquet with the target column.")],
     key: Annotated[
@@ -89,7 +90,11 @@ def labels(
 
 
 @app.command("show")
-def show(model: str, window: int, as_json: JsonOpt = False) -> None:
+def show(
+    model: ModelArg,
+    window: Annotated[int, typer.Argument(help="The window's number (cmi monitor status).")],
+    as_json: JsonOpt = False,
+) -> None:
     """One window with everything measured on it."""
     from cmi_console.services import monitoring
 
@@ -117,7 +122,7 @@ def _spark(values: list[float | None]) -> str:
 
 @app.command("status")
 def status(
-    model: str,
+    model: ModelArg,
     env: Annotated[
         str | None, typer.Option("--env", help="Only windows from this environment.")
     ] = None,
@@ -169,7 +174,7 @@ def status(
 
 @app.command("evaluate")
 def evaluate(
-    model: str,
+    model: ModelArg,
     env: Annotated[str, typer.Option("--env", help="The environment whose windows are judged.")],
     retrain: Annotated[
         Path | None,
@@ -237,7 +242,7 @@ def alerts(as_json: JsonOpt = False) -> None:
 
 @app.command("close-alert")
 def close_alert(
-    alert: int,
+    alert: Annotated[int, typer.Argument(help="The alert's number (cmi monitor status).")],
     comment: Annotated[str, typer.Option(help="Why it is closed.")],
     as_json: JsonOpt = False,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cmi_console.cli import common
+from cmi_console.cli.common import ModelArg
 from cmi_console.core.clock import shown
 
 app = typer.Typer(help="Policies as code: stages, gates, tiers, suites.", no_args_is_help=True)
@@ -52,7 +53,7 @@ def _optional_context():  # type: ignore[no-untyped-def]
 
 
 @app.command("show")
-def show(model: str, as_json: JsonOpt = False) -> None:
+def show(model: ModelArg, as_json: JsonOpt = False) -> None:
     """The effective policy of MODEL: default, its override, and its tier."""
     from cmi_console.services import policies
 
@@ -88,7 +89,9 @@ def show(model: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command("activate")
-def activate(path: Path, as_json: JsonOpt = False) -> None:
+def activate(
+    path: Annotated[Path, typer.Argument(help="The policy file (TOML).")], as_json: JsonOpt = False
+) -> None:
     """Make a policy file active for its scope (signed; old and new hash audited)."""
     from cmi_console.services import policies
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cmi_console.cli import common
+from cmi_console.cli.common import AliasArg, ModelArg, RefArg
 from cmi_console.core.clock import shown
 
 datasets = typer.Typer(help="Datasets: content-hashed, profiled, versioned.", no_args_is_help=True)
@@ -36,7 +37,7 @@ def _dataset_roles(items: list[str] | None) -> dict[str, str]:
 
 @datasets.command("register")
 def dataset_register(
-    path: Path,
+    path: Annotated[Path, typer.Argument(help="The data file (CSV or Parquet).")],
     name: Annotated[str, typer.Option("--name", help="Dataset name.")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -74,8 +75,11 @@ def dataset_list(as_json: JsonOpt = False) -> None:
 
 
 @datasets.command("show")
-def dataset_show(ref: str, as_json: JsonOpt = False) -> None:
-    """NAME or NAME:VERSION."""
+def dataset_show(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION, or NAME for its latest version.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One dataset version: its content hash, file, rows and column profile."""
     from cmi_console.services import registry
 
     view = registry.show_dataset(common.context(), ref)
@@ -110,7 +114,9 @@ def run_record(
 
 
 @runs.command("show")
-def run_show(key: str, as_json: JsonOpt = False) -> None:
+def run_show(
+    key: Annotated[str, typer.Argument(help="The run's key.")], as_json: JsonOpt = False
+) -> None:
     """One training run: params, metrics, environment, code and datasets."""
     from cmi_console.services import registry
 
@@ -120,7 +126,7 @@ def run_show(key: str, as_json: JsonOpt = False) -> None:
 
 @models.command("create")
 def model_create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The new model's name.")],
     description: Annotated[str, typer.Option(help="What the model is for.")] = "",
     owner: Annotated[str | None, typer.Option(help="Owning principal (default: you).")] = None,
     as_json: JsonOpt = False,
@@ -134,8 +140,8 @@ def model_create(
 
 @models.command("tier")
 def model_tier(
-    model: str,
-    tier: str,
+    model: ModelArg,
+    tier: Annotated[str, typer.Argument(help="The risk tier, one its policy defines.")],
     reason: Annotated[str, typer.Option("--reason", help="Why the tier changes.")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -147,8 +153,8 @@ def model_tier(
 
 @consumers.command("add")
 def consumer_add(
-    model: str,
-    name: str,
+    model: ModelArg,
+    name: Annotated[str, typer.Argument(help="The consumer's name.")],
     contact: Annotated[str, typer.Option(help="Who to tell (team, channel, address).")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -161,7 +167,7 @@ def consumer_add(
 
 
 @consumers.command("list")
-def consumer_list(model: str, as_json: JsonOpt = False) -> None:
+def consumer_list(model: ModelArg, as_json: JsonOpt = False) -> None:
     """Who consumes MODEL: listed for notice when one of its versions retires."""
     from cmi_console.services import gates
 
@@ -205,7 +211,7 @@ def model_list(as_json: JsonOpt = False) -> None:
 
 
 @models.command("show")
-def model_show(name: str, as_json: JsonOpt = False) -> None:
+def model_show(name: ModelArg, as_json: JsonOpt = False) -> None:
     """One model: owner, tier, aliases and its versions."""
     from cmi_console.services import registry
 
@@ -234,7 +240,7 @@ def model_show(name: str, as_json: JsonOpt = False) -> None:
 
 @versions.command("register")
 def version_register(
-    model: str,
+    model: ModelArg,
     artifact: Annotated[Path, typer.Option("--artifact", help="Model file (skops preferred).")],
     dataset: Annotated[list[str] | None, typer.Option(help="[ROLE=]NAME[:V] (repeatable).")] = None,
     run: Annotated[str | None, typer.Option(help="Training run key.")] = None,
@@ -285,7 +291,7 @@ def _version_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 @versions.command("list")
 def version_list(
-    model: str,
+    model: ModelArg,
     stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
     limit: Annotated[int, typer.Option("-n", "--limit", help="At most this many versions.")] = 100,
     offset: Annotated[int, typer.Option(help="Skip this many versions (paging).")] = 0,
@@ -301,7 +307,7 @@ def version_list(
 
 
 @versions.command("show")
-def version_show(ref: str, as_json: JsonOpt = False) -> None:
+def version_show(ref: RefArg, as_json: JsonOpt = False) -> None:
     """MODEL, MODEL:VERSION or MODEL@ALIAS."""
     from cmi_console.services import registry
 
@@ -311,7 +317,7 @@ def version_show(ref: str, as_json: JsonOpt = False) -> None:
 
 @versions.command("tag")
 def version_tag(
-    ref: str,
+    ref: RefArg,
     tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE to set (repeatable).")] = None,
     remove: Annotated[list[str] | None, typer.Option(help="KEY to remove (repeatable).")] = None,
     as_json: JsonOpt = False,
@@ -350,7 +356,12 @@ def version_search(
 
 
 @aliases.command("set")
-def alias_set(model: str, alias: str, version: int, as_json: JsonOpt = False) -> None:
+def alias_set(
+    model: ModelArg,
+    alias: AliasArg,
+    version: Annotated[int, typer.Argument(help="The version number it points at.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Point MODEL@ALIAS at VERSION."""
     from cmi_console.services import registry
 
@@ -360,7 +371,7 @@ def alias_set(model: str, alias: str, version: int, as_json: JsonOpt = False) ->
 
 
 @aliases.command("delete")
-def alias_delete(model: str, alias: str, as_json: JsonOpt = False) -> None:
+def alias_delete(model: ModelArg, alias: AliasArg, as_json: JsonOpt = False) -> None:
     """Remove MODEL@ALIAS."""
     from cmi_console.services import registry
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from cmi_console.cli import common, gate_cmds
+from cmi_console.cli.common import RecipeArg, RefArg
 
 JsonOpt = common.JsonOpt
 
 
-def train(recipe: Path, as_json: JsonOpt = False) -> None:
+def train(recipe: RecipeArg, as_json: JsonOpt = False) -> None:
     """Train from a TOML recipe and register the version with full lineage.
 
     Records dataset hashes, the recipe hash, the git commit and dirty flag,
@@ -30,7 +29,7 @@ def train(recipe: Path, as_json: JsonOpt = False) -> None:
     common.echo("  " + "  ".join(f"{k}={v:.4f}" for k, v in sorted(view["metrics"].items())))
 
 
-def reproduce(ref: str, as_json: JsonOpt = False) -> None:
+def reproduce(ref: RefArg, as_json: JsonOpt = False) -> None:
     """Retrain REF from its recorded recipe and data, and compare.
 
     Exit 1 unless the artifact hash and the metrics match (metrics within
@@ -53,7 +52,7 @@ def reproduce(ref: str, as_json: JsonOpt = False) -> None:
 
 
 def ci(
-    recipe: Path,
+    recipe: RecipeArg,
     junit: gate_cmds.JunitOpt = None,
     markdown: gate_cmds.MarkdownOpt = None,
     comment: gate_cmds.CommentOpt = "",
