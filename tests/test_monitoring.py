@@ -529,9 +529,17 @@ def test_parquet_windows_with_values_of_the_wrong_kind(watched: Workspace, tmp_p
     bad = {
         "list.parquet": (
             frame.assign(employment=[[x] for x in frame["employment"]]),
-            ":2: employment: '['",
+            "list.parquet: row 1: employment: '['",
         ),
-        "time.parquet": (frame.assign(age=pd.Timestamp("2020-01-01")), ":2: age: '2020-01-01"),
+        "time.parquet": (
+            frame.assign(age=pd.Timestamp("2020-01-01")),
+            "time.parquet: row 1: age: '2020-01-01",
+        ),
+        # a Parquet file has rows, not lines: it said ':5:' for the fourth row
+        "row.parquet": (
+            frame.assign(income=frame["income"].astype(str).where(frame.index != 3, "lots")),
+            "row.parquet: row 4: income: 'lots' is not a number",
+        ),
     }
     for name, (f, message) in bad.items():
         path = tmp_path / name

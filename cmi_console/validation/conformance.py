@@ -6,9 +6,11 @@ is recorded."""
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from cmi_console.core.errors import BadInput
+from cmi_console.store.data_files import FORMATS
 from cmi_console.validation.subject import Evaluation
 
 
@@ -109,11 +111,15 @@ def _check_finite(values: Any, where: str) -> None:
 
 
 def first_bad(raw: Any, parsed: Any, where: str, what: str) -> None:
-    """One line naming the first value that did not parse, with its CSV line."""
+    """One line naming the first value that did not parse: its line in a CSV
+    file, its row in a Parquet file."""
     import numpy as np
 
     bad = (parsed.isna() & raw.notna()).to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        line = row + 2  # +1 for the header, +1 one-based
-        raise BadInput(f"{where}:{line}: {raw.name}: '{raw.iloc[row]}' is not {what}")
+        if FORMATS.get(PurePath(where).suffix.lower()) == "parquet":  # no lines to count
+            at = f"{where}: row {row + 1}"
+        else:
+            at = f"{where}:{row + 2}"  # the CSV line: +1 for the header, +1 one-based
+        raise BadInput(f"{at}: {raw.name}: '{raw.iloc[row]}' is not {what}")
