@@ -309,7 +309,12 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
             frame.assign(income=frame["income"].astype(str).where(frame.index != 4, "lots")),
             ":6: income: 'lots' is not a number",
         ),
-        "badclass.csv": (frame.assign(prediction="yes"), "prediction: 'yes' is not a class"),
+        "badclass.csv": (frame.assign(prediction="yes"), ":2: prediction: 'yes' is not a class"),
+        # a cell is named by 80 characters, not all 5,000
+        "long.csv": (
+            frame.assign(income=frame["income"].astype(str).where(frame.index != 4, "x" * 5000)),
+            f":6: income: '{'x' * 79}…' is not a number",
+        ),
         "badlabel.csv": (frame.assign(prediction=0, default=7), "default: '7' is not a class"),
         # internal errors before: an infinite value reached the drift tests
         "inf.csv": (

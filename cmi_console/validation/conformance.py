@@ -63,13 +63,15 @@ def check_classes(values: Any, classes: list[Any], where: str) -> None:
     """Predictions and labels of a classifier must be classes it knows."""
     if not classes:
         return
+    import numpy as np
+
     known = {_as_class(c) for c in classes}
-    present = values.dropna()
-    stray = present[~present.map(_as_class).isin(known)]
-    if len(stray):
+    stray = (values.notna() & ~values.map(_as_class, na_action="ignore").isin(known)).to_numpy()
+    if stray.any():
+        row = int(np.argmax(stray))
         raise BadInput(
-            f"{where}: {values.name}: '{stray.iloc[0]}' is not a class of the model "
-            f"({', '.join(sorted(known))})"
+            f"{_at(where, row)}: {values.name}: '{_shown(values.iloc[row])}' is not a class "
+            f"of the model ({', '.join(sorted(known))})"
         )
 
 
@@ -118,8 +120,18 @@ def first_bad(raw: Any, parsed: Any, where: str, what: str) -> None:
     bad = (parsed.isna() & raw.notna()).to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        if FORMATS.get(PurePath(where).suffix.lower()) == "parquet":  # no lines to count
-            at = f"{where}: row {row + 1}"
-        else:
-            at = f"{where}:{row + 2}"  # the CSV line: +1 for the header, +1 one-based
-        raise BadInput(f"{at}: {raw.name}: '{raw.iloc[row]}' is not {what}")
+        raise BadInput(f"{_at(where, row)}: {raw.name}: '{_shown(raw.iloc[row])}' is not {what}")
+
+
+def _at(where: str, row: int) -> str:
+    """Where a file's row is: its line in a CSV file, its row in a Parquet file
+    (which has no lines to count)."""
+    if FORMATS.get(PurePath(where).suffix.lower()) == "parquet":
+        return f"{where}: row {row + 1}"
+    return f"{where}:{row + 2}"  # +1 for the header, +1 one-based
+
+
+def _shown(value: Any) -> str:
+    # a cell may hold anything: 80 characters name it, as for other echoed values
+    text = str(value)
+    return text if len(text) <= 80 else text[:79] + "…"
