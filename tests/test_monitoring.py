@@ -293,6 +293,19 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
         "nofeature.csv": (frame.drop(columns=["income"]), "missing feature column(s) income"),
         "noprediction.csv": (frame, "no 'prediction' column"),
         "badversion.csv": (frame.assign(prediction=0, version=9), "version: 9 does not serve"),
+        # astype(int) read 1.5 as version 1, and 25 digits overflowed (an internal error)
+        "halfversion.csv": (
+            frame.assign(prediction=0, version=[1.5 if i == 3 else 1 for i in range(len(frame))]),
+            ":5: version: '1.5' is not a version number",
+        ),
+        "hugeversion.csv": (
+            frame.assign(prediction=0, version=["9" * 25 if i == 0 else "1" for i in frame.index]),
+            f":2: version: '{'9' * 25}' is not a version number",
+        ),
+        "noversion.csv": (
+            frame.assign(prediction=0, version=[None if i == 1 else 1 for i in frame.index]),
+            ":3: version: '' is not a version number",
+        ),
         "badtime.csv": (frame.assign(prediction=0, timestamp="soon"), ":2: timestamp: 'soon'"),
         # pandas read epoch seconds as nanoseconds (a window in January 1970)
         "epoch.csv": (

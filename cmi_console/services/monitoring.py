@@ -182,16 +182,19 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     deployed versions as the serving layer would have."""
     import pandas as pd
 
-    from cmi_console.validation.conformance import check_classes, check_features
+    from cmi_console.validation.conformance import check_classes, check_features, first_bad
 
     frame = check_features(frame, spec.features, spec.reference, where)
     if "timestamp" in frame:
         _times(frame["timestamp"], where)  # the window is stored as given
     if "version" in frame:
-        try:
-            frame["version"] = frame["version"].astype(int)
-        except (TypeError, ValueError):
-            raise BadInput(f"{where}: version: must be version numbers") from None
+        # astype(int) cut 2.5 to 2 and overflowed on 25 digits (an internal error);
+        # below 2**53 a float holds every whole number exactly
+        raw = frame["version"]
+        numbers = pd.to_numeric(raw, errors="coerce")
+        whole = numbers.where((numbers % 1 == 0) & numbers.between(1, 2**53))
+        first_bad(raw.where(raw.notna(), ""), whole, where, "a version number")
+        frame["version"] = whole.astype("int64")
         stray = sorted(set(frame["version"].unique().tolist()) - set(s.versions))
         if stray:
             raise BadInput(
