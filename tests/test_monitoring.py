@@ -293,6 +293,11 @@ def test_bad_windows_get_one_line_and_write_nothing(watched: Workspace, tmp_path
         "nofeature.csv": (frame.drop(columns=["income"]), "missing feature column(s) income"),
         "noprediction.csv": (frame, "no 'prediction' column"),
         "badversion.csv": (frame.assign(prediction=0, version=9), "version: 9 does not serve"),
+        # a KPI's mean of inf has no JSON form: an internal error
+        "kpi-inf.csv": (
+            frame.assign(prediction=0, revenue=[np.inf if i == 2 else 1.0 for i in frame.index]),
+            ":4: revenue: 'inf' is not a finite number",
+        ),
         # astype(int) read 1.5 as version 1, and 25 digits overflowed (an internal error)
         "halfversion.csv": (
             frame.assign(prediction=0, version=[1.5 if i == 3 else 1 for i in range(len(frame))]),
@@ -415,6 +420,7 @@ def test_canary_auto_advances_after_healthy_windows(watched: Workspace, tmp_path
     assert verify(watched.ctx()).ok
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # the CLI would print it
 def test_ab_split_comparison_kpis_and_parquet(watched: Workspace, tmp_path: Path) -> None:
     ok(
         watched.cli(
@@ -431,7 +437,9 @@ def test_ab_split_comparison_kpis_and_parquet(watched: Workspace, tmp_path: Path
             as_="dora",
         )
     )
-    frame = pd.read_csv(week(1)).assign(approved_amount=lambda f: f["loan_amount"] * 0.9)
+    frame = pd.read_csv(week(1)).assign(
+        approved_amount=lambda f: f["loan_amount"] * 0.9, overflow=1e308
+    )
     path = tmp_path / "ab.parquet"
     frame.to_parquet(path, index=False)
     w = ingest(watched, path)
@@ -448,6 +456,7 @@ def test_ab_split_comparison_kpis_and_parquet(watched: Workspace, tmp_path: Path
     )
     for v in ("1", "2"):
         assert versions[v]["kpis"]["approved_amount"] > 0  # tracked per version
+        assert versions[v]["kpis"]["overflow"] is None  # finite values, a mean beyond float
         assert set(versions[v]["fairness"]["sex"]) == {
             "demographic_parity_difference",
             "demographic_parity_ratio",

@@ -182,9 +182,17 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     deployed versions as the serving layer would have."""
     import pandas as pd
 
-    from cmi_console.validation.conformance import check_classes, check_features, first_bad
+    from cmi_console.validation.conformance import (
+        check_classes,
+        check_features,
+        check_finite,
+        first_bad,
+    )
+    from cmi_console.validation.monitoring import kpi_columns
 
     frame = check_features(frame, spec.features, spec.reference, where)
+    for column in kpi_columns(frame, spec):  # a KPI's mean of inf has no JSON form
+        check_finite(frame[column], where)
     if "timestamp" in frame:
         _times(frame["timestamp"], where)  # the window is stored as given
     if "version" in frame:

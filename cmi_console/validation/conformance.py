@@ -42,7 +42,7 @@ def check_features(frame: Any, features: list[str], reference: Any, where: str) 
                 parsed = pd.to_numeric(col, errors="coerce")
                 first_bad(col, parsed, where, "a number")
                 frame = frame.assign(**{c: parsed})
-            _check_finite(frame[c], where)
+            check_finite(frame[c], where)
         elif col.isna().all():
             frame = frame.assign(**{c: col.astype(reference[c].dtype)})
         elif is_numeric_dtype(col):  # codes read as numbers: the model knew text
@@ -103,10 +103,10 @@ def check_current(ev: Evaluation, where: str) -> None:
         check_classes(labels, known_classes(ev.reference[ev.target]), where)
     else:
         first_bad(labels, pd.to_numeric(labels, errors="coerce"), where, "a number")
-        _check_finite(pd.to_numeric(labels), where)
+        check_finite(pd.to_numeric(labels), where)
 
 
-def _check_finite(values: Any, where: str) -> None:
+def check_finite(values: Any, where: str) -> None:
     # an empty cell is a missing value; inf is no value at all
     finite = values.replace([float("inf"), float("-inf")], float("nan"))
     first_bad(values, finite, where, "a finite number")

@@ -52,7 +52,9 @@ class WindowSpec:
 
 
 def _r(x: float | None) -> float | None:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    # not measured, or not a number the result's canonical JSON can hold (a
+    # mean of finite values can still overflow to inf)
+    if x is None or not math.isfinite(x):
         return None
     return round(float(x), 10)
 
@@ -137,6 +139,8 @@ def _fairness(sub: Any, spec: WindowSpec) -> dict[str, Any]:
 def analyse(frame: Any, spec: WindowSpec) -> dict[str, Any]:
     """Everything measured on one window, as plain JSON (stable floats, so the
     result hashes the same on every run)."""
+    import numpy as np
+
     versions = sorted(int(v) for v in frame["version"].unique())
     primary_rows = frame[frame["version"] == spec.primary]
     inputs = primary_rows if len(primary_rows) else frame
@@ -173,7 +177,8 @@ def analyse(frame: Any, spec: WindowSpec) -> dict[str, Any]:
         if fair:
             entry["fairness"] = fair
         if kpis:
-            entry["kpis"] = {c: _r(float(sub[c].mean())) for c in kpis}
+            with np.errstate(over="ignore"):  # an overflowing mean is recorded as None
+                entry["kpis"] = {c: _r(float(sub[c].mean())) for c in kpis}
         entry["summary"] = _summary(entry, drift_share, q)
         out["versions"][str(v)] = entry
     if spec.mode and spec.champion in versions and spec.challenger in versions:
