@@ -193,8 +193,6 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
     frame = check_features(frame, spec.features, spec.reference, where)
     for column in kpi_columns(frame, spec):  # a KPI's mean of inf has no JSON form
         check_finite(frame[column], where)
-    if "timestamp" in frame:
-        _times(frame["timestamp"], where)  # the window is stored as given
     if "version" in frame:
         # astype(int) cut 2.5 to 2 and overflowed on 25 digits (an internal error);
         # below 2**53 a float holds every whole number exactly
@@ -262,29 +260,27 @@ def _predict(frame: Any, spec: Any, s: Serving, models: Any, where: str) -> Any:
     return pd.concat(parts).sort_index(kind="stable")
 
 
-def _times(raw: Any, where: str) -> Any:
-    """A window's timestamps as UTC instants: ISO 8601 text (without an offset
-    it is UTC), or a Parquet datetime column. pandas alone took numbers as
-    nanoseconds since 1970 (epoch seconds became a day in 1970), '-1' as the
-    year -1, and guessed at other layouts; each is bad input here."""
+def _period(frame: Any, where: str) -> tuple[str | None, str | None]:
+    """The window's first and last instant, to the microsecond as every instant
+    we record. Its timestamps are ISO 8601 text (without an offset, UTC) or a
+    Parquet datetime column: pandas alone took numbers as nanoseconds since
+    1970 (epoch seconds became a day in 1970), '-1' as the year -1, and
+    guessed at other layouts; each is bad input here."""
     import pandas as pd
     from pandas.api.types import is_datetime64_any_dtype
 
     from cmi_console.validation.conformance import first_bad
 
-    if is_datetime64_any_dtype(raw):
-        return raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
-    text = raw.map(lambda v: v if isinstance(v, str) else None, na_action="ignore")
-    stamps = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    stamps = stamps.where(stamps.dt.year.between(1, 9999))  # what a datetime holds
-    first_bad(raw, stamps, where, "an ISO 8601 time")
-    return stamps
-
-
-def _period(frame: Any, where: str) -> tuple[str | None, str | None]:
     if "timestamp" not in frame or frame["timestamp"].isna().all():
         return None, None
-    t = _times(frame["timestamp"], where)  # to the microsecond, as every instant we record
+    raw = frame["timestamp"]
+    if is_datetime64_any_dtype(raw):
+        t = raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw
+    else:
+        text = raw.map(lambda v: v if isinstance(v, str) else None, na_action="ignore")
+        t = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        t = t.where(t.dt.year.between(1, 9999))  # what a datetime holds
+        first_bad(raw, t, where, "an ISO 8601 time")
     return tuple(  # type: ignore[return-value]
         clock.format_time(x.floor("us").to_pydatetime()) for x in (t.min(), t.max())
     )
@@ -356,6 +352,7 @@ def ingest(
         s = _serving(conn, model, env)
         rows = _version_rows(conn, model, s.versions)
     frame = _read(path, where)
+    start, end = _period(frame, where)
     spec, models = _spec(ctx, model, policy, s, rows)
     given = set(frame.columns)
     frame = _prepare(frame, spec, s, models, predict, where)
@@ -368,7 +365,6 @@ def ingest(
         stored = path
     else:
         stored = None
-    start, end = _period(frame, where)
     with ctx.write() as tx:
         require_role(tx.conn, actor, roles.MONITORS, "ingest monitoring windows")
         now = _serving(tx.conn, model, env)
