@@ -47,6 +47,11 @@ def sign_manifest(manifest: dict[str, Any], log_key: Ed25519PrivateKey) -> str:
     return keys.b64(log_key.sign(manifest_message(manifest)))
 
 
+def decision_record(entry: dict[str, Any]) -> dict[str, Any]:
+    """A signed entry as decisions.jsonl lists it."""
+    return {k: entry.get(k) for k in ("seq", "time", "actor", "action", "subject", "sig")}
+
+
 @dataclass
 class Problem:
     kind: str
@@ -348,16 +353,24 @@ class _Check:
             self.problem("statement-invalid", where, "the signed statement does not verify")
 
     def _decisions(self, by_seq: dict[int, dict[str, Any]]) -> None:
+        """decisions.jsonl lists every signed entry of the export, each as its
+        entry has it: a line left out (a break-glass hidden from the list)
+        or a field changed is named, not only a changed signature."""
+        listed: set[int] = set()
         for number, line in self._lines(DECISIONS):
             where = f"{DECISIONS} line {number}"
             try:
                 d = orjson.loads(line)
-                entry = by_seq.get(int(d["seq"]))
+                seq = int(d["seq"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 self.problem("malformed", where, "not a decision record")
                 continue
-            if entry is None or entry.get("sig") != d.get("sig"):
+            listed.add(seq)
+            entry = by_seq.get(seq)
+            if entry is None or "sig" not in entry or d != decision_record(entry):
                 self.problem("decision-mismatch", where, "differs from its entry in the log")
+        for seq in sorted(s for s, e in by_seq.items() if "sig" in e and s not in listed):
+            self.problem("decision-mismatch", DECISIONS, f"entry {seq}'s decision is not listed")
 
     def _validation_reports(self, by_seq: dict[int, dict[str, Any]]) -> None:
         for name in sorted(n for n in self.names if n.startswith("validation/")):

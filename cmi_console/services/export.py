@@ -263,16 +263,7 @@ def _take(found: dict[str, Any], seq: int, action: str, subject: str, body: byte
     if action in entries.DECISION_ACTIONS or action == "validation.run":
         obj = orjson.loads(body)
         if "sig" in obj:
-            found["decisions"].append(
-                {
-                    "seq": seq,
-                    "time": obj["time"],
-                    "actor": obj["actor"],
-                    "action": action,
-                    "subject": subject,
-                    "sig": obj["sig"],
-                }
-            )
+            found["decisions"].append(bundle.decision_record(obj))
         for c in obj.get("changes", ()):
             if c.get("t") == "validation_runs":
                 found["runs"].append({"seq": seq, "run": {"id": c["id"], **c["row"]}})
