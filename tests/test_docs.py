@@ -69,3 +69,27 @@ def test_every_option_and_argument_says_what_it_does() -> None:
         return found
 
     assert silent(typer.main.get_command(app), "cmi") == []
+
+
+def test_every_console_key_is_documented() -> None:
+    """docs/tui.md's keys table names every binding of the console's screens
+    (it once lacked `R`, retire)."""
+    import pkgutil
+
+    from textual.binding import Binding
+
+    import cmi_console.tui
+
+    shown = set(re.findall(r"`([^`]+)`", (REPO / "docs" / "tui.md").read_text()))
+    named = {"slash": "/", "question_mark": "?"}
+    missing = []
+    for info in pkgutil.iter_modules(cmi_console.tui.__path__):
+        module = importlib.import_module(f"cmi_console.tui.{info.name}")
+        for cls in vars(module).values():
+            if not (isinstance(cls, type) and cls.__module__ == module.__name__):
+                continue
+            for b in vars(cls).get("BINDINGS", []):
+                for key in (b.key if isinstance(b, Binding) else b[0]).split(","):
+                    if named.get(key, key) not in shown:
+                        missing.append(f"{cls.__name__}: {key}")
+    assert missing == []
