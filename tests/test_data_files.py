@@ -37,6 +37,23 @@ def test_csv_read_from_a_path_and_from_bytes_alike(
     assert list(data_files.read(path.read_bytes(), "csv", "stored").columns) == columns
 
 
+@pytest.mark.parametrize("text", ["a,b\n1,2,3\n4,5\n", "a,b\n1,2\n3,4,5\n"])
+def test_a_row_longer_than_the_header_is_refused(tmp_path: Path, text: str) -> None:
+    """pandas took a long first row's first field as the row index and
+    shifted the rest: a=2, b=3 for the row 1,2,3. Refused wherever it is."""
+    path = tmp_path / "ragged.csv"
+    path.write_text(text, encoding="utf-8")
+    for read in (
+        lambda: data_files.read_path(path),
+        lambda: data_files.read(path.read_bytes(), "csv", "stored"),
+    ):
+        with pytest.raises(BadInput, match="cannot read as csv: .*(first row has 3 fields|saw 3)"):
+            read()
+    # a short row is missing values, as CSV readers take it
+    path.write_text("a,b\n1\n2,3\n", encoding="utf-8")
+    assert data_files.read_path(path)["a"].tolist() == [1, 2]
+
+
 @pytest.mark.parametrize(
     "text, name",
     [

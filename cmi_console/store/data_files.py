@@ -45,11 +45,21 @@ def read(source: Path | bytes, fmt: str, where: str) -> Any:
 
 
 def _csv_header(source: Path | bytes, where: str) -> list[str]:
-    """The header as written: pandas renames a repeated name ('a', 'a.1')."""
+    """The header as written: pandas renames a repeated name ('a', 'a.1').
+    A first row longer than the header is refused: pandas took its first
+    field as the row index and shifted the rest (a=2, b=3 for 1,2,3); a
+    longer row further down is pandas' own error."""
     raw = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
     with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as text:
         try:
             # pandas takes the first non-blank line as the header, as here
-            return next((row for row in csv.reader(text) if row), [])
+            rows = (row for row in csv.reader(text) if row)
+            header, first = next(rows, []), next(rows, [])
         except csv.Error as exc:  # e.g. a header field past csv's size limit
             raise BadInput(f"{where}: header: {exc}") from None
+    if len(first) > len(header):
+        raise BadInput(
+            f"{where}: cannot read as csv: its first row has {len(first)} fields, "
+            f"the header {len(header)}"
+        )
+    return header
