@@ -73,6 +73,10 @@ def test_an_incident_is_opened_annotated_linked_and_closed(governed: Workspace) 
         (["open", "cancer", "--title", "t", "--severity", "dire"], "--severity"),
         (["open", "cancer", "--title", "t", "--at", "3000-01-01"], "in the future"),
         (["open", "cancer", "--title", "t", "--at", "yesterday"], "ISO 8601"),
+        # nothing served then, so its report could not be written (and the year
+        # 1 was recorded as "1-01-01", after every other instant in text order)
+        (["open", "cancer", "--title", "t", "--at", "0001-01-01"], "before cancer was created"),
+        (["open", "cancer", "--title", "t", "--at", "0001-01-01T00:00+01:00"], "years 1 to 9999"),
         (["note", "99", "x"], "incident 99 does not exist"),
         (["link", "1", "--entry", "1", "--version", "cancer:1"], "exactly one"),
         # "in one line": a line break ran on into tables and lineage graphs

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from cmi_console.core.errors import BadInput
 
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_FORMAT)
+    # isoformat pads the year to four digits; strftime's %Y does not here
+    # (glibc printed the year 1 as "1-01-01", which sorts after "2026-")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def utc_now() -> str:
@@ -34,7 +34,10 @@ def parse_time(text: str, where: str = "time") -> str:
         raise BadInput(f"{where}: '{text}' is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return format_time(moment)
+    try:
+        return format_time(moment)
+    except OverflowError:  # 0001-01-01T00:00+05:00 is in the year 0 in UTC
+        raise BadInput(f"{where}: '{text}' is outside the years 1 to 9999 in UTC") from None
 
 
 def check_window(since: str | None, until: str | None) -> None:
@@ -50,10 +53,15 @@ def instant(moment: str) -> datetime:
 
 
 def add(moment: str, *, days: float = 0, hours: float = 0) -> str:
-    """`moment` (format_time form) moved by the given amount."""
+    """`moment` (format_time form) moved by the given amount; a move past the
+    year 1 or 9999 stops there (a window around an instant near either end)."""
     from datetime import timedelta
 
-    return format_time(instant(moment) + timedelta(days=days, hours=hours))
+    try:
+        return format_time(instant(moment) + timedelta(days=days, hours=hours))
+    except OverflowError:
+        edge = datetime.min if days + hours < 0 else datetime.max
+        return format_time(edge.replace(tzinfo=UTC))
 
 
 def shown(moment: str | None, *, minute: bool = False) -> str:

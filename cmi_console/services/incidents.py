@@ -76,6 +76,8 @@ def open_incident(
         occurred = at or tx.time
         if occurred > tx.time:
             raise BadInput(f"--at: {occurred} is in the future")
+        if occurred < m.created_at:  # nothing served then: the report could not say what did
+            raise BadInput(f"--at: {occurred} is before {model} was created ({m.created_at})")
         incident_id = tx.insert(
             INCIDENTS,
             {
