@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,40 +18,19 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-# audit-log-format.md, "Decisions and signatures"
-DECISIONS = {
-    "workspace.init",
-    "user.add",
-    "user.disable",
-    "role.grant",
-    "role.revoke",
-    "key.add",
-    "key.revoke",
-    "policy.activate",
-    "model.tier",
-    "gate.approve",
-    "gate.reject",
-    "gate.promote",
-    "version.archive",
-    "version.retire",
-    "break-glass.sign",
-    "break-glass.execute",
-    "incident.close",
-    "deploy.start",
-    "deploy.advance",
-    "deploy.pause",
-    "deploy.resume",
-    "deploy.complete",
-    "deploy.rollback",
-}
-STATEMENTS = {
-    "gate.approve",
-    "gate.reject",
-    "gate.promote",
-    "version.retire",
-    "break-glass.sign",
-    "break-glass.execute",
-}
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def listed(doc: str, start: str, end: str) -> set[str]:
+    """The `names` a document lists between two phrases."""
+    text = (DOCS / doc).read_text()
+    at = text.index(start)
+    return set(re.findall(r"`([a-z_.-]+)`", text[at : text.index(end, at)]))
+
+
+# read from the page itself ("Decisions and signatures", "Decision statements")
+DECISIONS = listed("audit-log-format.md", "The actions `workspace.init`", "**decisions**")
+STATEMENTS = listed("audit-log-format.md", "Gate decisions (", ") also carry")
 
 
 def sha256(data: bytes) -> bytes:
