@@ -76,8 +76,6 @@ def open_incident(
         occurred = at or tx.time
         if occurred > tx.time:
             raise BadInput(f"--at: {occurred} is in the future")
-        if occurred < m.created_at:  # nothing served then: the report could not say what did
-            raise BadInput(f"--at: {occurred} is before {model} was created ({m.created_at})")
         incident_id = tx.insert(
             INCIDENTS,
             {
@@ -360,8 +358,12 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
     require_writable(out, "--out")
     t = timeline(ctx, incident_id)
     i = t["incident"]
-    state = history.as_of(ctx, i["occurred_at"], i["model"])
-    serving = state["models"][0]["serving"] if state["models"] else {}
+    nothing = "No version held an exclusive stage at that instant."
+    try:
+        state = history.as_of(ctx, i["occurred_at"], i["model"])
+        serving = state["models"][0]["serving"] if state["models"] else {}
+    except NotFound:  # it happened before the model came into the registry (an import)
+        serving, nothing = {}, f"{i['model']} was not in the registry yet at that instant."
     summary = [
         f"Model {i['model']}; severity {i['severity']}; status {i['status']}.",
         f"Happened {i['occurred_at']}; reported {i['opened_at']} by {i['opened_by']}.",
@@ -374,7 +376,7 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
             "Serving when it happened",
             documents.table_or(
                 [["slot", "version"]] + [[k, str(v)] for k, v in serving.items()],
-                "No version held an exclusive stage at that instant.",
+                nothing,
             ),
         ),
         (
