@@ -142,6 +142,52 @@ def test_late_labels_join_the_labels_given_at_ingest(watched: Workspace, tmp_pat
     assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
 
 
+def test_late_labels_say_how_they_joined(watched: Workspace, tmp_path: Path) -> None:
+    """Labels whose keys are in no row of the window (typed in another form,
+    meant for another window) were dropped without a word while the window
+    showed as labelled: the output and the log now count them."""
+    frame = pd.read_csv(week(2)).reset_index(names="id")
+    inputs = tmp_path / "inputs.csv"
+    frame.assign(default=frame["default"].where(frame.index < 500)).to_csv(inputs, index=False)
+    w = ingest(watched, inputs)["window"]
+    # 300 of the 500 rows still unlabelled, and 50 keys the window does not have
+    part = pd.concat(
+        [
+            frame[["id", "default"]].iloc[500:800],
+            frame[["id", "default"]].head(50).assign(id=lambda f: f["id"] + 5000),
+        ]
+    )
+    path = tmp_path / "labels.csv"
+    part.to_csv(path, index=False)
+    window = ["monitor", "labels", "credit", "--window", str(w)]
+    args = [*window, "--file", str(path), "--key", "id"]
+    out = ok(watched.cli(*args, "--json", as_="alice")).json()
+    assert out["join"] == {
+        "given": 350,
+        "from_file": 300,
+        "unknown_keys": 50,
+        "labelled": 800,
+        "unlabelled": 200,
+    }
+    entry = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    assert entry["action"] == "monitor.labels"
+    assert entry["data"]["labelled"] == 800 and entry["data"]["unknown_keys"] == 50
+    text = ok(watched.cli(*args, as_="alice")).out
+    assert (
+        "labels: 350 in the file, 300 row(s) labelled from it, 50 key(s) not in the window; "
+        "200 of 1000 row(s) still without a label"
+    ) in " ".join(text.split())
+    # by position every label lands on a row: no key count
+    labels = tmp_path / "all.csv"
+    frame[["default"]].to_csv(labels, index=False)
+    by_row = ok(watched.cli(*window, "--file", str(labels), "--json", as_="alice")).json()
+    assert by_row["join"]["unknown_keys"] is None and by_row["join"]["unlabelled"] == 0
+    # a missing file is named once, after the option (it was named twice)
+    nope = tmp_path / "nope.csv"
+    gone = watched.cli(*window, "--file", str(nope), as_="alice")
+    assert gone.code == 2 and gone.err.strip() == f"cmi: --file: {nope}: no such file"
+
+
 def _alerts(ws: Workspace, kind: str) -> list[dict]:  # type: ignore[type-arg]
     return [a for a in monitoring.status(ws.ctx(), "credit")["alerts"] if a["kind"] == kind]
 

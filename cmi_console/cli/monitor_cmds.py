@@ -48,8 +48,18 @@ def _window_line(w: dict[str, Any]) -> None:
 def _window_out(window: dict[str, Any], as_json: bool) -> None:
     if as_json:
         common.print_json(window)
-    else:
-        _window_line(window)
+        return
+    _window_line(window)
+    join = window.get("join")
+    if join:  # late labels: say what the file labelled, so a bad join shows
+        unknown = join["unknown_keys"]
+        common.console().print(
+            f"  labels: {join['given']} in the file, {join['from_file']} row(s) labelled "
+            f"from it{'' if unknown is None else f', {unknown} key(s) not in the window'}; "
+            f"{join['unlabelled']} of {window['rows']} row(s) still without a label",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("ingest")

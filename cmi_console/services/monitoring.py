@@ -172,8 +172,8 @@ def _spec(ctx: Context, model: Any, policy: Effective, s: Serving, rows: dict[in
     return spec, models
 
 
-def _read(path: Path, where: str) -> Any:
-    require_file(path, where)
+def _read(path: Path, option: str) -> Any:
+    require_file(path, option)  # names the option: the reader's errors name the path
     return data_files.read_path(path)
 
 
@@ -351,7 +351,7 @@ def ingest(
         policy.environment(env)
         s = _serving(conn, model, env)
         rows = _version_rows(conn, model, s.versions)
-    frame = _read(path, where)
+    frame = _read(path, "--window")
     start, end = _period(frame, where)
     spec, models = _spec(ctx, model, policy, s, rows)
     given = set(frame.columns)
@@ -436,11 +436,11 @@ def labels(
         rows = _version_rows(conn, model, s.versions)
     frame = _load_frame(ctx, w.data_sha256, w.data_format)
     spec, _models = _spec(ctx, model, policy, s, rows)
-    given = _read(path, where)
+    given = _read(path, "--file")
     if spec.target not in given.columns:
         raise BadInput(f"{where}: no '{spec.target}' column (the model's target)")
     check_classes(given[spec.target], spec.classes, where)
-    frame = _attach(frame, given, spec.target, key, where)
+    frame, join = _attach(frame, given, spec.target, key, where)
     metrics = analyse(frame, spec)
     from cmi_console.store.artifacts import hash_file
 
@@ -466,24 +466,32 @@ def labels(
                 "window": w.id,
                 "labels_sha256": labels_sha,
                 "key": key,
-                "labelled": int(frame[spec.target].notna().sum()),
+                "labelled": join["labelled"],
+                "unknown_keys": join["unknown_keys"],
                 "result_sha256": result,
             },
         )
-    return window_view({**dict(w._mapping), **values}, model.name)
+    return {**window_view({**dict(w._mapping), **values}, model.name), "join": join}
 
 
-def _attach(frame: Any, given: Any, target: str, key: str | None, where: str) -> Any:
+def _attach(
+    frame: Any, given: Any, target: str, key: str | None, where: str
+) -> tuple[Any, dict[str, int | None]]:
     """Labels join on `key`, else by position: one per window row, or one per
     input when every version scored the same inputs (a shadow). The labels
     the window came with stay where the file has none; a labels file given
-    before is replaced (the window is measured on its data and this file)."""
+    before is replaced (the window is measured on its data and this file).
+
+    Also returns how the join went, for the user and the log: labels that
+    silently joined nothing (a key typed in another form, a file for another
+    window) would otherwise go unnoticed while the window looks labelled."""
     import numpy as np
     import pandas as pd
 
     labels = given[target]
     if labels.isna().all():
         raise BadInput(f"{where}: {target}: no labels (the column is empty)")
+    unknown: int | None = None  # labels whose key is in no row of the window
     if key is not None:
         for side, f in (("labels file", given), ("window", frame)):
             if key not in f.columns:
@@ -494,6 +502,7 @@ def _attach(frame: Any, given: Any, target: str, key: str | None, where: str) ->
         new = frame[key].map(dict(zip(known[key], known[target], strict=True)))
         if new.isna().all():
             raise BadInput(f"{where}: {key}: none of its {len(known)} keys is in the window")
+        unknown = int((~known[key].isin(frame[key])).sum())
     elif len(given) == len(frame):
         new = pd.Series(labels.to_numpy(), index=frame.index)
     else:
@@ -511,9 +520,18 @@ def _attach(frame: Any, given: Any, target: str, key: str | None, where: str) ->
         for idx in groups.values():
             values[idx] = labels.to_numpy()
         new = pd.Series(values, index=frame.index)
+    from_file = int(new.notna().sum())
     if target in frame:
         new = new.where(new.notna(), frame[target])
-    return frame.assign(**{target: new})
+    labelled = int(new.notna().sum())
+    join = {
+        "given": int(labels.notna().sum()),
+        "from_file": from_file,
+        "unknown_keys": unknown,
+        "labelled": labelled,
+        "unlabelled": len(frame) - labelled,
+    }
+    return frame.assign(**{target: new}), join
 
 
 def _window(conn: Connection, model: Any, window_id: int) -> Any:
