@@ -4,6 +4,7 @@ with params, metrics and a dataset input, and real scikit-learn models."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,76 @@ def test_a_store_mlflow_cannot_read_is_one_line_and_nothing_is_created(
     with sqlite3.connect(empty_db) as conn:
         assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
     assert audit.count(ws.ctx()) == size
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+    }
+
+
+def test_a_file_store_is_imported_and_nothing_is_written_anywhere(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow 2's default store, a folder such as ./mlruns. MLflow 3 opens one
+    only when told to (MLFLOW_ALLOW_FILE_STORE): the import was refused with
+    the first half of MLflow's sentence ("... is in maintenance mode"). Once
+    opened, its registry reads every logged model through MLflow's default
+    store, which MLflow 3 creates as mlflow.db in the working directory. A
+    folder that is not a store, or none at all, had a registry made in it."""
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # to build it
+    mlflow.set_tracking_uri(store.as_uri())
+    mlflow.set_experiment("file-store")
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(
+            LogisticRegression(max_iter=5000).fit(X, y),
+            name="model",
+            registered_model_name="cancer",
+        )
+    MlflowClient(store.as_uri()).set_registered_model_alias("cancer", "champion", "1")
+    mlflow.set_tracking_uri(None)  # a fresh `cmi` process: no URI set anywhere
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    before = _tree(store)
+
+    report = ok(ws.cli("import", "mlflow", "--tracking-uri", "../mlruns", "--json", as_="alice"))
+    assert report.json()["models"] == [
+        {"model": "cancer", "imported": 1, "already": 0, "aliases": 1}
+    ], report.out
+    assert report.json()["skipped"] == []
+    assert registry.show_model(ws.ctx(), "cancer")["aliases"] == {"champion": 1}
+    assert list(here.iterdir()) == [] and _tree(store) == before
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # the caller's environment is left as it was
+    # a URI this process set itself outranks the environment: it is routed too, then put back
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    mlflow.set_tracking_uri(elsewhere)
+    again = ok(ws.cli("import", "mlflow", "--tracking-uri", str(store), "--json", as_="alice"))
+    assert again.json()["models"][0]["already"] == 1 and again.json()["skipped"] == []
+    assert mlflow.get_tracking_uri() == elsewhere and not (tmp_path / "elsewhere.db").exists()
+    mlflow.set_tracking_uri(None)
+
+    size = audit.count(ws.ctx())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for uri, words in (
+        (str(empty), "no MLflow registry there (no models folder)"),
+        (f"{tmp_path / 'absent'}", "absent: no such MLflow store"),
+        ((tmp_path / "absent").as_uri(), "absent: no such MLflow store"),
+    ):
+        r = ws.cli("import", "mlflow", "--tracking-uri", uri, as_="alice")
+        assert r.code == 2 and words in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert list(empty.iterdir()) == [] and not (tmp_path / "absent").exists()
+    assert list(here.iterdir()) == [] and audit.count(ws.ctx()) == size
 
 
 def test_a_version_whose_source_lies_outside_the_store_is_not_copied_in(

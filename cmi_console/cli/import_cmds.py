@@ -14,7 +14,10 @@ app = typer.Typer(help="Import from other registries.", no_args_is_help=True)
 @app.command("mlflow")
 def mlflow(
     tracking_uri: Annotated[
-        str, typer.Option(help="MLflow tracking and registry URI, e.g. sqlite:///mlflow.db.")
+        str,
+        typer.Option(
+            help="MLflow store: a database URI (sqlite:///mlflow.db) or a folder (./mlruns)."
+        ),
     ],
     model: Annotated[str | None, typer.Option(help="Only this registered model.")] = None,
     as_json: common.JsonOpt = False,

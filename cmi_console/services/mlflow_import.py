@@ -13,10 +13,12 @@ is skipped, so importing twice changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -56,6 +58,11 @@ def _client(tracking_uri: str) -> Any:
         raise BadInput("--tracking-uri: empty; give the MLflow store to import")
     if tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
         _require_registry(tracking_uri)
+    elif (folder := _local_path(tracking_uri)) is not None:
+        _require_file_store(folder, tracking_uri)
+        # MLflow 3 opens its file store (./mlruns, MLflow 2's default) only
+        # when told to, having moved on to databases; an import only reads it
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     from mlflow.exceptions import MlflowException
 
     try:
@@ -100,6 +107,52 @@ def _require_registry(tracking_uri: str) -> None:
         raise BadInput(
             f"--tracking-uri {shown}: no MLflow registry there (no registered_models table)"
         )
+
+
+def _require_file_store(folder: Path, tracking_uri: str) -> None:
+    """A local path must name a file store's folder that holds a registry:
+    MLflow's client makes the folder, and its registry, where there is none."""
+    shown = redacted(tracking_uri)
+    kind = kind_of(folder, "--tracking-uri")
+    if kind != "directory":
+        what = "no such MLflow store" if kind == "missing" else "not a folder"
+        raise BadInput(f"--tracking-uri: {folder}: {what}")
+    if kind_of(folder / "models", "--tracking-uri") != "directory":
+        raise BadInput(f"--tracking-uri {shown}: no MLflow registry there (no models folder)")
+
+
+@contextlib.contextmanager
+def _default_store(tracking_uri: str) -> Iterator[None]:
+    """While the import runs, MLflow's default store is the one imported.
+
+    MLflow's file store reads each version's logged model through a client
+    made without a URI, that is, from the default store: in MLflow 3 a new
+    `mlflow.db` it created in the working directory, which holds nothing of
+    the store being imported. The environment variables are MLflow's own,
+    documented way to name the default; a URI set with `mlflow.set_tracking_uri`
+    outranks them, so when one is set, that is routed too. The caller's values
+    come back after."""
+    import mlflow
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {n: os.environ.get(n) for n in names}
+    # set in this process or in the environment (set_tracking_uri writes both);
+    # put back, it is the same URI either way
+    pinned = mlflow.is_tracking_uri_set()
+    current = mlflow.get_tracking_uri()
+    os.environ.update(dict.fromkeys(names, tracking_uri))
+    if pinned:
+        mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        if pinned:
+            mlflow.set_tracking_uri(current)
+        for n, value in saved.items():
+            if value is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = value
 
 
 def _unusable(tracking_uri: str, exc: Any) -> BadInput:
@@ -217,6 +270,11 @@ def _model_file(folder: Path) -> Path | None:
 
 def import_mlflow(ctx: Context, tracking_uri: str, model: str | None = None) -> dict[str, Any]:
     client = _client(tracking_uri)  # first: it says when MLflow is not installed
+    with _default_store(tracking_uri):
+        return _import_all(ctx, client, tracking_uri, model)
+
+
+def _import_all(ctx: Context, client: Any, tracking_uri: str, model: str | None) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
 
     try:
