@@ -105,6 +105,36 @@ def test_runs_link_datasets(populated: Workspace) -> None:
     assert r.json()["datasets"][0]["dataset"] == "cancer:1" and r.json()["seed"] == 7
 
 
+def test_a_checkpoint_out_that_is_no_regular_file_is_written_to_not_replaced(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The checkpoint is written to a new file renamed over --out. Over a
+    device or a pipe, that put a regular file in its place: run as root,
+    `--out /dev/null` replaced /dev/null itself (tested here with a pipe,
+    which the old code replaced the same way). A link now stays a link."""
+    import os
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    r = ws.cli("audit", "checkpoint", "--out", str(pipe))
+    if r.code != 0:  # let the reader go before failing
+        with open(pipe, "wb"):
+            pass
+    assert r.code == 0, r.err
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    reader.join(30)
+    assert got == [r.out.encode()] and got[0].startswith(ws.ctx().workspace.origin.encode())
+    target, link = tmp_path / "target.txt", tmp_path / "link.txt"
+    target.write_text("old")
+    link.symlink_to(target)
+    again = ws.cli("audit", "checkpoint", "--out", str(link))
+    assert again.code == 0 and link.is_symlink() and target.read_text() == again.out
+
+
 def test_inclusion_proof_and_consistency(populated: Workspace, tmp_path: Path) -> None:
     from cmi_console.core import merkle
 

@@ -146,7 +146,13 @@ def verify(
 
 @app.command("checkpoint")
 def checkpoint_cmd(
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the note here.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Also write the note here: a file is replaced whole, a device or pipe written to.",
+        ),
+    ] = None,
 ) -> None:
     """Print the signed checkpoint (C2SP signed note) of the whole log."""
     from cmi_console.services import audit

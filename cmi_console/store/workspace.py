@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,22 @@ def read_private(path: Path) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` whole or not at all: a new file renamed over it.
+
+    Only a regular file (or nothing) is replaced that way. Something else at
+    the path (a device such as /dev/stdout or /dev/null, a pipe) is written
+    to as it stands: renamed over, it became a regular file in the device's
+    place (as root, `--out /dev/null` had replaced /dev/null itself). A
+    symbolic link is followed, so the link stays and its target is replaced."""
+    try:
+        is_file = stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        is_file = True  # nothing there yet (or a dangling link): create it
+    if not is_file:
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return
+    path = Path(os.path.realpath(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
