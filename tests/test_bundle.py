@@ -246,6 +246,55 @@ def test_export_refuses_bad_input_and_writes_nothing(governed: Workspace, tmp_pa
     assert not missing.exists() and not list(tmp_path.glob(".m.zip*"))
 
 
+def test_a_bundle_that_does_not_fit_is_one_line_and_leaves_nothing(
+    governed: Workspace, tmp_path: Path
+) -> None:
+    """A full disk mid-export (here: a file size limit, the same errno class)
+    was an internal error, and zipfile's own error hid the first one, its
+    finaliser printing a traceback; a folder that takes no new file though
+    it looks writable (/proc) was one too."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    size = export(governed, tmp_path / "whole.zip")  # how large this bundle is
+    whole = (tmp_path / "whole.zip").stat().st_size
+    limit = 40_000  # above SQLite's 32 KiB shared-memory file, below the bundle
+    assert whole > limit, size
+    out = tmp_path / "cut.zip"
+    argv = ["--home", str(governed.home), *(["--db", governed.db] if governed.db else [])]
+    argv += ["--as", "root", "audit", "export", "--quiet", "--out", str(out)]
+
+    def limited() -> None:  # in the child: writes past the limit fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cmi_console.cli.app import main; main(sys.argv[1:])",
+            *argv,
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},  # this checkout's code
+        cwd=tmp_path,  # which `-c` would otherwise take from the working directory
+        preexec_fn=limited,  # the limit in the child only
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"cmi: --out: cannot write {out} (File too large)"
+    assert list(tmp_path.glob("*cut.zip*")) == []
+    if Path("/proc").is_dir():
+        r = governed.cli("audit", "export", "--out", "/proc/bundle.zip")
+        assert r.code == 2 and "--out: cannot write /proc/bundle.zip (" in r.err, r.err
+
+
 def test_checking_a_bundle_restores_the_collector(governed: Workspace, subset: Path) -> None:
     import gc
 

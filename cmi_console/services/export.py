@@ -8,7 +8,9 @@ inclusion proofs. Layout: docs/export-bundle.md.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import hashlib
 import io
 import os
@@ -44,6 +46,17 @@ class _Writer:
     def __init__(self, archive: zipfile.ZipFile) -> None:
         self.zip = archive
         self.files: dict[str, str] = {}
+        self.open: _Stream | None = None  # the member being streamed, if any
+
+    def abandon(self) -> None:
+        """Let go of a zip that failed part way (its file is about to be removed):
+        closing it normally would write to the file that just failed, and with a
+        member still open zipfile refuses to close at all, so the first error was
+        lost behind zipfile's own and its finaliser printed a traceback."""
+        for done in (self.open.fh.close if self.open else None, self.zip.close):
+            if done is not None:
+                with contextlib.suppress(Exception):
+                    done()
 
     def put(self, name: str, data: bytes) -> None:
         self.zip.writestr(name, data)
@@ -62,6 +75,7 @@ class _Stream:
         info.compress_type = zipfile.ZIP_STORED
         self.fh = writer.zip.open(info, "w", force_zip64=True)
         self.hash = hashlib.sha256()
+        writer.open = self
 
     def write(self, data: bytes) -> None:
         self.fh.write(data)
@@ -69,6 +83,7 @@ class _Stream:
 
     def close(self) -> None:
         self.fh.close()
+        self.writer.open = None
         self.writer.files[self.name] = self.hash.hexdigest()
 
 
@@ -96,6 +111,11 @@ def _upstream(conn: Any, model: str) -> list[str]:
     )
     data = {f"dataset:{n}:{v}" for n, v in conn.execute(direct.union(via_runs)).all()}
     return sorted(data | {f"run:{k.run_key}" for k in keys})
+
+
+# the bundle's file system is full, or the file too large for it: the partial
+# file is removed and the reason is one line
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _scope_sql(
@@ -140,7 +160,13 @@ def export(
     full = model is None and since is None and until is None
     tmp = out.with_name(f".{out.name}.partial")
     try:
-        with ctx.read() as conn, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, 1) as archive:
+        # a folder that takes no new file though it says it is writable (/proc)
+        archive = zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, 1)
+    except OSError as exc:
+        raise BadInput(f"--out: cannot write {out} ({exc.strerror})") from None
+    w = _Writer(archive)
+    try:
+        with ctx.read() as conn:
             if model is not None:
                 registry.model_row(conn, model)
             head = conn.exec_driver_sql(
@@ -151,7 +177,6 @@ def export(
             size, note = int(head[0]), str(head[1])
             if old is not None and old.size > size:
                 raise BadInput(f"--previous: covers {old.size} entries; the log has {size}")
-            w = _Writer(archive)
             found = _entries(conn, w, size, model, since, until, progress)
             leaves = _leaves(conn, size) if not full or old is not None else None
             if not full and leaves is not None:
@@ -185,9 +210,13 @@ def export(
             }
             archive.writestr(bundle.MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
             archive.writestr(bundle.SIGNATURE, bundle.sign_manifest(manifest, ctx.log_key()))
+        archive.close()
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
+        w.abandon()
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            raise BadInput(f"--out: cannot write {out} ({exc.strerror})") from None
         raise
     return {
         "bundle": str(out),
