@@ -189,6 +189,33 @@ def test_a_refused_write_leaves_no_file_of_its_own_in_the_store(
     assert ok(ws.cli("audit", "verify", "--artifacts")).code == 0
 
 
+def test_a_store_that_cannot_take_the_file_is_one_line_and_nothing_is_written(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    """A full disk (here: a file size limit, the same errno class) while a
+    model or a dataset was copied in was an internal error."""
+    from file_limit import cli_with_file_limit
+
+    from cmi_console.services import audit
+
+    ws = populated
+    before, size = _stored_files(ws), audit.count(ws.ctx())
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(300_000))
+    data = tmp_path / "big.csv"
+    data.write_text("a,b\n" + "".join(f"{i},{i * 7}\n" for i in range(40_000)))
+    store = ws.ctx().workspace.artifacts.root
+    for args in (
+        ("version", "register", "cancer", "--artifact", str(big)),
+        ("dataset", "register", str(data), "--name", "big"),
+    ):
+        done = cli_with_file_limit(ws, 200_000, tmp_path, *args, as_="alice")
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == f"cmi: artifact store {store}: cannot write (File too large)"
+    assert _stored_files(ws) == before and list((store / "tmp").iterdir()) == []
+    assert audit.count(ws.ctx()) == size
+
+
 def test_a_file_taken_between_its_copy_and_the_commit_is_stored_again(
     populated: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

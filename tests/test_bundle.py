@@ -253,39 +253,15 @@ def test_a_bundle_that_does_not_fit_is_one_line_and_leaves_nothing(
     was an internal error, and zipfile's own error hid the first one, its
     finaliser printing a traceback; a folder that takes no new file though
     it looks writable (/proc) was one too."""
-    import os
-    import resource
-    import signal
-    import subprocess
-    import sys
-
-    from conftest import REPO
+    from file_limit import cli_with_file_limit
 
     size = export(governed, tmp_path / "whole.zip")  # how large this bundle is
     whole = (tmp_path / "whole.zip").stat().st_size
     limit = 40_000  # above SQLite's 32 KiB shared-memory file, below the bundle
     assert whole > limit, size
     out = tmp_path / "cut.zip"
-    argv = ["--home", str(governed.home), *(["--db", governed.db] if governed.db else [])]
-    argv += ["--as", "root", "audit", "export", "--quiet", "--out", str(out)]
-
-    def limited() -> None:  # in the child: writes past the limit fail with EFBIG
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from cmi_console.cli.app import main; main(sys.argv[1:])",
-            *argv,
-        ],
-        env={**os.environ, "PYTHONPATH": str(REPO)},  # this checkout's code
-        cwd=tmp_path,  # which `-c` would otherwise take from the working directory
-        preexec_fn=limited,  # the limit in the child only
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = cli_with_file_limit(
+        governed, limit, tmp_path, "audit", "export", "-q", "--out", str(out)
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == f"cmi: --out: cannot write {out} (File too large)"

@@ -24,6 +24,13 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _NAMES = itertools.count()  # temporary names: unique in a process without random draws
 
 
+def _read(fd: int, source: Path) -> bytes:
+    try:
+        return os.read(fd, _CHUNK)
+    except OSError as exc:  # a file that cannot be read through (EIO, a directory's EISDIR)
+        raise BadInput(f"{source}: cannot read ({exc.strerror})") from None
+
+
 def check_digest(digest: str) -> str:
     return names.sha256(digest, "artifact")
 
@@ -89,7 +96,7 @@ class ArtifactStore:
             h = hashlib.sha256()
             size = 0
             try:
-                while chunk := os.read(src, _CHUNK):
+                while chunk := _read(src, source):
                     h.update(chunk)
                     size += len(chunk)
                     view = memoryview(chunk)
@@ -98,6 +105,8 @@ class ArtifactStore:
                 os.fchmod(out, 0o444)  # explicit: the umask must not narrow a team's store
                 if sync:
                     os.fsync(out)
+            except OSError as exc:  # the store's disk is full, a quota, a size limit
+                raise self._unwritable(exc) from None
             finally:
                 os.close(out)
             digest = h.hexdigest()
@@ -107,10 +116,13 @@ class ArtifactStore:
                 os.unlink(tmp)
             else:
                 try:
-                    os.replace(tmp, final)
-                except FileNotFoundError:
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp, final)
+                    try:
+                        os.replace(tmp, final)
+                    except FileNotFoundError:
+                        final.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(tmp, final)
+                except OSError as exc:
+                    raise self._unwritable(exc) from None
             tmp = ""
         finally:
             os.close(src)
@@ -118,6 +130,9 @@ class ArtifactStore:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
         return Stored(digest, size, created)
+
+    def _unwritable(self, exc: OSError) -> BadInput:
+        return BadInput(f"artifact store {self.root}: cannot write ({exc.strerror})")
 
     def has(self, digest: str) -> bool:
         """Whether the file is there (not re-hashed: for the hot path)."""
