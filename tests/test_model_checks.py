@@ -32,6 +32,10 @@ require_significant = false
 [[suites.behaviour.checks]]
 kind = "reproducibility"
 
+[suites.repro]
+[[suites.repro.checks]]
+kind = "reproducibility"
+
 [suites.must-beat]
 [[suites.must-beat.checks]]
 kind = "champion"
@@ -90,6 +94,23 @@ def test_behaviour_checks(two_models: Workspace) -> None:
     assert len(by["slices"]["value"]["slices"]) >= 3
     assert set(by["robustness"]["value"]["drops"]) == {"noise", "missing"}
     assert by["reproducibility"]["value"]["artifact_match"] is True
+
+
+def test_reproducing_keeps_the_retrainings_warnings(two_models: Workspace, tmp_path: Path) -> None:
+    """The retraining keeps its own warnings (they go with a training run);
+    the reproducibility check passes them on to its result, as it did when
+    they reached the check's own collector."""
+    ws = two_models
+    recipe = tmp_path / "r1.toml"
+    recipe.write_text(recipe.read_text().replace("max_iter = 5000", "max_iter = 3"))
+    ok(ws.cli("train", str(recipe)))
+    r = ws.cli("validate", "cancer:3", "--suite", "repro", "--json")
+    assert r.code == 0 and r.err.strip() == "", r.err
+    (result,) = r.json()["results"]
+    assert result["status"] == "pass"
+    assert [w.split(" after")[0] for w in result["warnings"]] == [
+        "ConvergenceWarning: lbfgs failed to converge"
+    ]
 
 
 def test_a_worse_candidate_and_a_missing_champion_fail(two_models: Workspace) -> None:

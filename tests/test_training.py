@@ -90,6 +90,7 @@ def test_train_records_full_lineage_and_sklearn_metrics(trained: Workspace, tmp_
     run = ok(trained.cli("run", "show", v["run"], "--json")).json()
     assert run["params"]["recipe"]["estimator"]["class"].endswith("LogisticRegression")
     assert len(run["params"]["recipe_sha256"]) == 64
+    assert "training_warnings" not in run["params"]  # it converged: nothing to say
     assert run["code_ref"]["commit"] and run["code_ref"]["dirty"] is False
     assert run["environment"]["scikit-learn"] and run["seed"] == 7
     assert [d["role"] for d in v["datasets"]] == ["train"]
@@ -153,6 +154,8 @@ def test_training_the_same_recipe_twice_is_refused(trained: Workspace, tmp_path:
         ("", "estimator.params.C: nan is not a finite number"),
         # scikit-learn takes seeds 0..2**32-1 only: it failed inside the estimator
         ("", "seed: Input should be less than or equal to 4294967295"),
+        # scikit-learn checks a parameter only when it fits: this was blamed on the data
+        ("", "recipe: estimator.params: The 'C' parameter of LogisticRegression must be"),
     ],
 )
 def test_bad_recipes_are_refused_with_the_key_path(
@@ -169,6 +172,8 @@ def test_bad_recipes_are_refused_with_the_key_path(
         text = text.replace("C = 0.5", "C = nan")
     if "seed" in message:
         text = text.replace("seed = 7", f"seed = {2**32}")
+    if "'C' parameter" in message:
+        text = text.replace("C = 0.5", 'C = "strong"')
     recipe.write_text(edit + text)
     before = log_head(ws)
     r = ws.cli("train", str(recipe))
@@ -454,6 +459,32 @@ def test_data_the_estimator_cannot_take_is_one_line(ws: Workspace, tmp_path: Pat
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
     assert "LogisticRegression: cannot train on this data: Input X contains NaN" in r.err
     assert log_head(ws) == before
+
+
+def test_a_solver_that_stopped_early_is_recorded_with_the_run_not_printed(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """scikit-learn's ConvergenceWarning went to stderr as Python prints a
+    warning (a library's file and line, then eight lines) and was kept
+    nowhere: a model whose solver stopped early looked like any other."""
+    ok(ws.cli("model", "create", "cancer"))
+    recipe = cancer_recipe(tmp_path)
+    recipe.write_text(recipe.read_text().replace("max_iter = 5000", "max_iter = 3"))
+    r = ws.cli("train", str(recipe), "--json")
+    assert r.code == 0, r.err
+    view = r.json()  # stdout holds the JSON alone
+    (said,) = view["warnings"]
+    assert said.startswith("ConvergenceWarning: lbfgs failed to converge after 3 iteration(s)")
+    (line,) = r.err.strip().splitlines()
+    assert (
+        line.startswith("warning: ConvergenceWarning: lbfgs failed to converge")
+        and ".py:" not in line
+    )
+    run = ok(ws.cli("run", "show", view["run"], "--json")).json()
+    assert run["params"]["training_warnings"] == [said]
+    again = ws.cli("reproduce", "cancer:1", "--json")
+    assert again.code == 0 and again.json()["warnings"] == [said], again.err
+    assert again.err.strip().splitlines() == [line]
 
 
 def test_training_data_without_labels_or_with_lists_is_one_line(

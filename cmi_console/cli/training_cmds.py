@@ -10,6 +10,14 @@ from cmi_console.cli.common import RecipeArg, RefArg
 JsonOpt = common.JsonOpt
 
 
+def _said(warnings: list[str]) -> None:
+    """What the libraries warned of while training (kept whole with the run):
+    one line each on stderr, so --json output and the summary stay clean."""
+    for w in warnings:
+        line = " ".join(w.split())
+        common.echo(f"warning: {line if len(line) <= 200 else line[:199] + '…'}", err=True)
+
+
 def train(recipe: RecipeArg, as_json: JsonOpt = False) -> None:
     """Train from a TOML recipe and register the version with full lineage.
 
@@ -19,6 +27,7 @@ def train(recipe: RecipeArg, as_json: JsonOpt = False) -> None:
     from cmi_console.services import training
 
     view = training.train(common.context(), recipe)
+    _said(view["warnings"])
     if as_json:
         common.print_json(view)
         return
@@ -37,6 +46,7 @@ def reproduce(ref: RefArg, as_json: JsonOpt = False) -> None:
     from cmi_console.services import training
 
     out = training.reproduce(common.context(), ref)
+    _said(out["warnings"])
     if as_json:
         common.print_json(out)
     else:
@@ -70,6 +80,7 @@ def ci(
 
     gate_cmds.check_report_paths(junit, markdown)
     out = ci_service.run(common.context(), recipe, comment)
+    _said(out["training_warnings"])
     run = out["validation"]
     gate_cmds.write_reports(run, junit, markdown)
     if as_json:

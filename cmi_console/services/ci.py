@@ -35,6 +35,7 @@ def run(ctx: Context, recipe: Path, comment: str = "") -> dict[str, Any]:
         "validation": result,
         "request": request,
         "code": version["code"],
+        "training_warnings": version["warnings"],
     }
 
 

@@ -120,9 +120,16 @@ def _fit_and_register(
             ).first()
         if exists:
             raise BadInput(f"{where}: this recipe on this data was already trained (run {run_key})")
+        params: dict[str, Any] = {
+            "recipe": raw,
+            "recipe_sha256": recipe_sha,
+            "features": result.features,
+        }
+        if result.warnings:  # only when there are: a run without any reads as before
+            params["training_warnings"] = result.warnings
         registry.record_run(
             ctx,
-            params={"recipe": raw, "recipe_sha256": recipe_sha, "features": result.features},
+            params=params,
             metrics=result.metrics,
             environment=environment.describe(),
             code_ref=code,
@@ -146,7 +153,13 @@ def _fit_and_register(
                 },
                 description=recipe.description,
             )
-    return {**version, "run": run_key, "recipe_sha256": recipe_sha, "code": code}
+    return {
+        **version,
+        "run": run_key,
+        "recipe_sha256": recipe_sha,
+        "code": code,
+        "warnings": result.warnings,
+    }
 
 
 def recipe_of(
@@ -210,6 +223,7 @@ def reproduce(ctx: Context, ref: str) -> dict[str, Any]:
         "tolerance": METRIC_TOLERANCE,
         "environment_then": _run_environment(ctx, ref),
         "environment_now": environment.describe(),
+        "warnings": result.warnings,
     }
 
 

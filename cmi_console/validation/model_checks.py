@@ -271,7 +271,7 @@ def run_reproducibility(spec: ReproducibilityCheck, subject: Subject) -> CheckRe
         raise ValueError("reproducing needs the version's recipe")
     out = subject.reproduce()
     ok = out["metrics_match"] and (out["artifact_match"] or not spec.require_identical_artifact)
-    return _result(
+    result = _result(
         spec,
         ok,
         f"artifact {'identical' if out['artifact_match'] else 'differs'}, metrics "
@@ -283,3 +283,5 @@ def run_reproducibility(spec: ReproducibilityCheck, subject: Subject) -> CheckRe
         },
         {"require_identical_artifact": spec.require_identical_artifact},
     )
+    result.warnings = out["warnings"]  # the retraining's own, which it kept
+    return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable
 
 from cmi_console.core.canonical import canonical_bytes
@@ -16,11 +15,11 @@ from cmi_console.validation import (
     model_checks,
     performance_check,
 )
+from cmi_console.validation.evidence import MAX_KEPT, kept_warnings
 from cmi_console.validation.results import ERROR, CheckResult
 from cmi_console.validation.subject import Subject
 
 CheckFn = Callable[[CheckSpec, Subject], CheckResult]
-MAX_WARNINGS = 5  # distinct ones kept per check
 
 # kind -> implementation; core.policy.CHECK_SPECS holds the same kinds' settings
 CHECKS: dict[str, CheckFn] = {
@@ -62,23 +61,15 @@ def run_suite(
 
 
 def _run_one(spec: CheckSpec, subject: Subject) -> CheckResult:
-    # the libraries' warnings about the data (numpy's overflow in a cast,
-    # scikit-learn's undefined metric) are evidence: kept with the result.
-    # None is printed over the CLI's one line or the console's screen, and
-    # warnings about code (deprecations) or about garbage collection
-    # (ResourceWarning, whenever it runs) are not kept
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("always", RuntimeWarning)
-        warnings.simplefilter("always", UserWarning)
+    with kept_warnings() as said:  # evidence, kept with the result
         try:
             result = CHECKS[spec.kind](spec, subject)
         except Exception as exc:  # a check that breaks is an error result, never a pass
             result = CheckResult(
                 spec.label, spec.kind, ERROR, f"{type(exc).__name__}: {exc}", spec.blocking
             )
-    said = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    result.warnings = said[:MAX_WARNINGS]
+    # a check may pass on warnings it collected itself (a retraining's)
+    result.warnings = list(dict.fromkeys([*result.warnings, *said]))[:MAX_KEPT]
     try:
         canonical_bytes(result.as_json())
     except ValueError as exc:

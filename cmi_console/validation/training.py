@@ -10,6 +10,7 @@ from typing import Any
 
 from cmi_console.core.errors import BadInput, first_line
 from cmi_console.core.recipe import Recipe
+from cmi_console.validation.evidence import kept_warnings
 
 
 def feature_columns(recipe: Recipe, frame: Any, where: str = "recipe") -> list[str]:
@@ -147,6 +148,7 @@ class Trained:
     artifact: bytes
     metrics: dict[str, float]
     features: list[str]
+    warnings: list[str]  # what the libraries said while it trained (validation.evidence)
 
     @property
     def artifact_hash(self) -> str:
@@ -162,12 +164,19 @@ def fit(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Trained:
     parts = split(recipe, frame, holdout)
     target = recipe.data.target
     model = build(recipe, parts.train[features])
-    try:
-        model.fit(parts.train[features], parts.train[target])
-        pred, proba = predictions(model, parts.holdout[features], recipe.task)
-    except (ValueError, TypeError) as exc:  # e.g. empty cells it takes no NaN for
-        raise BadInput(
-            f"estimator {recipe.estimator.class_}: cannot train on this data: {first_line(exc)}"
-        ) from None
+    # a solver that did not converge is evidence about the model: recorded
+    # with its run, never printed over the command's output
+    with kept_warnings() as said:
+        try:
+            model.fit(parts.train[features], parts.train[target])
+            pred, proba = predictions(model, parts.holdout[features], recipe.task)
+        except (ValueError, TypeError) as exc:  # e.g. empty cells it takes no NaN for
+            # scikit-learn checks its parameters only when it fits: a bad one
+            # is the recipe's fault, not the data's
+            if type(exc).__name__ == "InvalidParameterError":
+                raise BadInput(f"recipe: estimator.params: {first_line(exc)}") from None
+            raise BadInput(
+                f"estimator {recipe.estimator.class_}: cannot train on this data: {first_line(exc)}"
+            ) from None
     scores = all_metrics(recipe.task, parts.holdout[target], pred, proba)
-    return Trained(model, dumps(model), scores, features)
+    return Trained(model, dumps(model), scores, features, said)
