@@ -461,6 +461,49 @@ def test_data_the_estimator_cannot_take_is_one_line(ws: Workspace, tmp_path: Pat
     assert log_head(ws) == before
 
 
+def test_reports_stay_readable_when_a_column_name_holds_control_characters(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A data file's column names reach the checks' explanations (the drifted
+    columns). One holding a control character made the JUnit report XML that
+    no parser reads (CI then reports a broken file, not the failed check),
+    and broke the Markdown table or acted on the viewer."""
+    from xml.etree import ElementTree as ET
+
+    from sklearn.datasets import load_breast_cancer
+
+    ok(ws.cli("model", "create", "cancer"))
+    policy = tmp_path / "default.toml"
+    policy.write_text(
+        POLICY + '[suites.drift]\n[[suites.drift.checks]]\nkind = "drift"\nshare = 0.01\n'
+    )
+    ok(ws.cli("policy", "activate", str(policy)))
+    odd = "mean\x1b[2Jradius\x01"
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns={"mean radius": odd})
+    recipe = cancer_recipe(tmp_path)
+    frame.to_csv(tmp_path / "data" / "cancer.csv", index=False)
+    ok(ws.cli("train", str(recipe)))
+    shifted = tmp_path / "shifted.csv"
+    frame.assign(**{odd: frame[odd] * 3}).to_csv(shifted, index=False)
+    junit, md = tmp_path / "report.xml", tmp_path / "report.md"
+    args = [
+        "--suite",
+        "drift",
+        "--data",
+        str(shifted),
+        "--junit",
+        str(junit),
+        "--markdown",
+        str(md),
+    ]
+    r = ws.cli("validate", "cancer:1", *args)
+    assert r.code == 1, r.err
+    failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
+    assert failure is not None and "mean\\x1b[2Jradius\\x01" in failure.get("message", "")
+    (row,) = [line for line in md.read_text().splitlines() if line.startswith("| drift")]
+    assert "mean\\x1b[2Jradius\\x01" in row and "\x1b" not in md.read_text()
+
+
 def test_a_solver_that_stopped_early_is_recorded_with_the_run_not_printed(
     ws: Workspace, tmp_path: Path
 ) -> None:

@@ -4,10 +4,22 @@ a pull-request comment."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from cmi_console.core.printable import printable
+
 ICONS = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥"}
+# XML 1.0 takes no control character but tab, newline and carriage return, and
+# no U+FFFE, U+FFFF or lone surrogate, not even as a character reference: one
+# such character (a column name from a data file) made the whole report
+# unreadable to CI's JUnit parser. printable() escapes the controls.
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(value: Any) -> str:
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", printable(str(value)))
 
 
 def short(value: Any, limit: int = 120) -> str:
@@ -19,7 +31,7 @@ def junit(run: dict[str, Any]) -> str:
     results = run["results"]
     suite = ET.Element(
         "testsuite",
-        name=f"cmi {run['model']}:{run['version']} {run['suite']}",
+        name=_xml(f"cmi {run['model']}:{run['version']} {run['suite']}"),
         tests=str(len(results)),
         failures=str(sum(r["status"] == "fail" and r["blocking"] for r in results)),
         errors=str(sum(r["status"] == "error" and r["blocking"] for r in results)),
@@ -27,10 +39,12 @@ def junit(run: dict[str, Any]) -> str:
     )
     props = ET.SubElement(suite, "properties")
     for key in ("result_sha256", "policy_sha256", "artifact_sha256", "seed"):
-        ET.SubElement(props, "property", name=key, value=str(run.get(key)))
+        ET.SubElement(props, "property", name=key, value=_xml(run.get(key)))
     for r in results:
-        case = ET.SubElement(suite, "testcase", classname=f"cmi.{r['kind']}", name=r["label"])
-        message = r["explanation"]
+        case = ET.SubElement(
+            suite, "testcase", classname=_xml(f"cmi.{r['kind']}"), name=_xml(r["label"])
+        )
+        message = _xml(r["explanation"])
         if r["status"] in ("fail", "error") and r["blocking"]:
             tag = "failure" if r["status"] == "fail" else "error"
             node = ET.SubElement(case, tag, message=message)
@@ -55,7 +69,10 @@ def markdown(run: dict[str, Any]) -> str:
             "" if r["blocking"] else " (non-blocking)"
         )
         cells = [r["label"], status, short(r["value"]), short(r["threshold"]), r["explanation"]]
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        # one table row: a line break or a control character in a cell (a
+        # column name from a data file) broke the table or acted on the viewer
+        row = (printable(str(c), one_line=True).replace("|", "\\|") for c in cells)
+        lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
         f"Result `{run['result_sha256'][:16]}` · policy `{run['policy_sha256'][:16]}` · "
