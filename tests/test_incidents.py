@@ -72,6 +72,23 @@ def test_an_incident_is_opened_annotated_linked_and_closed(
     assert ok(ws.cli("audit", "verify")).code == 0
 
 
+def test_a_report_shows_control_characters_escaped(governed: Workspace, tmp_path: Path) -> None:
+    """An incident's notes are free text: an escape sequence in one was written
+    raw into the report, where it acts on the terminal of whoever reads the
+    file with `cat` (here: clear the screen, then overwrite the line)."""
+    ws = governed
+    opened = ok(ws.cli("incident", "open", "cancer", "--title", "slow", "--json", as_="bob"))
+    n = str(opened.json()["incident"])
+    ok(ws.cli("incident", "note", n, "latency\x1b[2J spike", as_="bob"))
+    ok(ws.cli("incident", "note", n, "all clear\rroot cause: none | fixed", as_="bob"))
+    for suffix in (".md", ".html"):
+        out = tmp_path / f"report{suffix}"
+        ok(ws.cli("incident", "report", n, "--out", str(out)))
+        text = out.read_text()
+        assert "\x1b" not in text and "\r" not in text
+        assert "latency\\x1b[2J spike" in text and "all clear\\rroot cause" in text
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -8,6 +8,7 @@ import re
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from cmi_console.core.documents import table_cell
 from cmi_console.core.printable import printable
 
 ICONS = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥"}
@@ -69,10 +70,9 @@ def markdown(run: dict[str, Any]) -> str:
             "" if r["blocking"] else " (non-blocking)"
         )
         cells = [r["label"], status, short(r["value"]), short(r["threshold"]), r["explanation"]]
-        # one table row: a line break or a control character in a cell (a
-        # column name from a data file) broke the table or acted on the viewer
-        row = (printable(str(c), one_line=True).replace("|", "\\|") for c in cells)
-        lines.append("| " + " | ".join(row) + " |")
+        # a line break or a control character in a cell (a column name from a
+        # data file) had broken the table or acted on the viewer
+        lines.append("| " + " | ".join(map(table_cell, cells)) + " |")
     lines += [
         "",
         f"Result `{run['result_sha256'][:16]}` · policy `{run['policy_sha256'][:16]}` · "
