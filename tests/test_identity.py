@@ -172,6 +172,12 @@ def test_key_rotation_add_then_revoke(ws: Workspace, tmp_path) -> None:  # type:
     # an admin whose key is revoked cannot sign decisions with it any more
     assert ws.cli("user", "add", "sam", "--role", "admin").code == 0
     root_key = ws.cli("user", "show", "root", "--json").json()["key_ids"][0]
+    # nobody revokes the key they sign with: the refusal said the key "was
+    # revoked" (it was not), and it would leave its holder without a key
+    own = ws.cli("key", "revoke", "root", root_key[:16], as_="root")
+    assert own.code == 3 and "nobody revokes the key they sign with" in own.err, own.err
+    assert "was revoked" not in own.err
+    assert ws.cli("user", "show", "root", "--json").json()["key_ids"] == [root_key]
     assert ws.cli("key", "revoke", "root", root_key[:16], as_="sam").code == 0
     r = ws.cli("role", "grant", "dev", "reviewer", as_="root")
     assert r.code == 3 and "revoked" in r.err

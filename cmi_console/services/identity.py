@@ -317,6 +317,14 @@ def revoke_key(ctx: Context, name: str, key_prefix: str) -> PrincipalView:
         if len(found) != 1:
             what = "no unrevoked key of it starts" if not found else f"{len(found)} keys start"
             raise BadInput(f"{name}: {what} with '{key_prefix}'")
+        # the revocation is signed, and a key cannot sign its own revocation
+        # once revoked: the refusal had said the key "was revoked", which it
+        # was not, and it would leave its holder, maybe the last admin, no key
+        if name == actor and tx.signer(actor)[0] == found[0].key_id:
+            raise Denied(
+                f"{actor}: key {found[0].key_id[:16]} signs this command; nobody revokes "
+                "the key they sign with: ask another admin"
+            )
         tx.update(KEYS, found[0].id, {"revoked_at": tx.time})
         tx.record("key.revoke", f"principal:{name}", {"user": name, "key": found[0].key_id})
     return get_user(ctx, name)
