@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Workspace
 from gate_helpers import log_head, ok
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmi_console.core import deployments as dm
 from cmi_console.services import deployments, gates
@@ -152,6 +154,7 @@ def test_canary_rollout_is_signed_and_rollback_restores(serving: Workspace) -> N
         ws.cli("deploy", "manifest", "credit", "--env", "production", "--format", "kserve")
     ).json()
     assert kserve["spec"]["predictor"]["canaryTrafficPercent"] == 10
+    assert kserve["metadata"]["name"] == "credit-production"  # a valid name stays as it is
     assert kserve["metadata"]["annotations"]["cmi-console/version"] == "2"
     ok(ws.cli("deploy", "advance", "credit", "--env", "production", as_="dora"))
     # a share outside 1..100 is bad input, as at start (it was "denied", exit 3)
@@ -308,3 +311,28 @@ def test_a_policy_that_drops_an_environment_something_serves_is_refused(
         gates.retire(ws.ctx("dora"), ref, "environment decommissioned")
     ok(ws.cli("policy", "activate", str(policy), as_="rita"))
     assert verify(ws.ctx()).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", fullmatch=True), min_size=2, max_size=2
+    ),
+    st.lists(
+        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", fullmatch=True), min_size=2, max_size=2
+    ),
+)
+def test_a_manifest_name_is_one_kserve_takes_and_tells_models_apart(
+    one: list[str], other: list[str]
+) -> None:
+    """KServe takes an InferenceService name only as a DNS-1035 label short
+    enough for its children's names; ours may hold capitals, '.', '_', start
+    with a digit and run to 100 characters: `Credit_Risk.v2-production` was
+    written as it is, and `kubectl apply` refused it."""
+    name = dm.k8s_name(*one)
+    assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= dm.K8S_NAME_MAX
+    joined = "-".join(one)
+    if re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", joined) and len(joined) <= dm.K8S_NAME_MAX:
+        assert name == joined
+    if joined != "-".join(other):
+        assert name != dm.k8s_name(*other)

@@ -18,6 +18,8 @@ not allow is refused: `Illegal` is a Denied, exit 3.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, replace
 
 from cmi_console.core.errors import Denied
@@ -137,3 +139,25 @@ def shares_text(shares: dict[str, int], sep: str = ", ", by_share: bool = False)
     else:
         ordered = sorted(shares.items(), key=lambda kv: int(kv[0]))
     return sep.join(f"v{v} {p}%" for v, p in ordered)
+
+
+# KServe takes an InferenceService name only as a DNS-1035 label, and its
+# children (`NAME-predictor-NAMESPACE...`) must fit 63 characters too
+K8S_NAME_MAX = 45
+_DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+
+
+def k8s_name(*parts: str) -> str:
+    """The Kubernetes object name for `parts` (model, environment), joined by
+    '-'. Our names may hold capitals, '.' and '_', start with a digit and run
+    to 100 characters, none of which a serving layer takes; such a name is
+    lowered and cleaned, and a short hash of the original keeps two names
+    that clean alike apart."""
+    raw = "-".join(parts)
+    if len(raw) <= K8S_NAME_MAX and _DNS_1035.fullmatch(raw):
+        return raw
+    tag = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    clean = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")
+    if not clean[:1].isalpha():
+        clean = f"m-{clean}".rstrip("-")
+    return f"{clean[: K8S_NAME_MAX - len(tag) - 1].rstrip('-')}-{tag}"

@@ -610,7 +610,7 @@ def _kserve(doc: dict[str, Any]) -> dict[str, Any]:
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {
-            "name": f"{doc['model']}-{doc['environment']}",
+            "name": dm.k8s_name(doc["model"], doc["environment"]),
             "annotations": annotations,
         },
         "spec": {"predictor": predictor},
