@@ -251,6 +251,9 @@ def test_a_file_store_is_imported_and_nothing_is_written_anywhere(
         r = ws.cli("import", "mlflow", "--tracking-uri", uri, as_="alice")
         assert r.code == 2 and words in r.err and len(r.err.strip().splitlines()) == 1, r.err
     assert list(empty.iterdir()) == [] and not (tmp_path / "absent").exists()
+    # a bare name MLflow reads as a service is not taken for a missing folder
+    r = ws.cli("import", "mlflow", "--tracking-uri", "databricks", as_="alice")
+    assert r.code == 2 and "no such MLflow store" not in r.err, r.err
     assert list(here.iterdir()) == [] and audit.count(ws.ctx()) == size
 
 

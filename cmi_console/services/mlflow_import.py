@@ -41,6 +41,8 @@ TAG_MAX = 500  # a version tag's value column
 # tracking URIs MLflow opens with SQLAlchemy: it creates a missing database's
 # tables (a SQLite file too), where an import must only read what exists
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+# tracking URIs without a scheme that MLflow reads as a service, not a folder
+REMOTE_NAMES = ("databricks", "databricks-uc", "uc")
 
 
 def _client(tracking_uri: str) -> Any:
@@ -58,7 +60,7 @@ def _client(tracking_uri: str) -> Any:
         raise BadInput("--tracking-uri: empty; give the MLflow store to import")
     if tracking_uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
         _require_registry(tracking_uri)
-    elif (folder := _local_path(tracking_uri)) is not None:
+    elif tracking_uri not in REMOTE_NAMES and (folder := _local_path(tracking_uri)) is not None:
         _require_file_store(folder, tracking_uri)
         # MLflow 3 opens its file store (./mlruns, MLflow 2's default) only
         # when told to, having moved on to databases; an import only reads it
