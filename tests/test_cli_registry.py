@@ -41,6 +41,26 @@ def test_versions_tags_aliases_and_search(populated: Workspace) -> None:
     assert ws.cli("audit", "verify").code == 0
 
 
+def test_an_empty_listing_says_when_its_filter_names_nothing(populated: Workspace) -> None:
+    """`--actor Alice` (principals are lower case) or `--stage prod` listed
+    nothing and said nothing: an investigator could read "no entries" as
+    "did nothing". A filter that names what exists and matches nothing stays
+    quiet, and --json output stays JSON alone."""
+    ws = populated
+    r = ws.cli("audit", "log", "--actor", "Alice", "--json")
+    assert r.code == 0 and r.json() == []
+    assert r.err.strip() == "note: no principal is named 'Alice'; did you mean 'alice'?"
+    r = ws.cli("audit", "log", "--actor", "nobody-at-all")
+    assert r.err.strip() == "note: no principal is named 'nobody-at-all'"
+    r = ws.cli("audit", "log", "--actor", "bob", "--action", "gate.*", "--json")
+    assert r.code == 0 and r.json() == [] and r.err.strip() == ""  # bob exists, did no such thing
+    r = ws.cli("version", "search", "--stage", "prod", "--json")
+    assert r.code == 0 and r.json() == []
+    assert r.err.strip() == "note: no version is in stage 'prod' (in use: development)"
+    r = ws.cli("version", "search", "--stage", "development", "--tag", "x=y", "--json")
+    assert r.code == 0 and r.json() == [] and r.err.strip() == ""
+
+
 def test_every_write_is_an_audit_entry(populated: Workspace) -> None:
     log = populated.cli("audit", "log", "--json", "-n", "100", "--reverse").json()
     actions = [e["action"] for e in log]

@@ -54,6 +54,8 @@ def log(
         offset=offset,
         oldest_first=reverse,
     )
+    if not rows and actor is not None and (why := audit.unknown_actor(ctx, actor)):
+        common.echo(f"note: {why}", err=True)
     if as_json:
         common.print_json(rows)
         return

@@ -344,14 +344,17 @@ def version_search(
     from cmi_console.core.refs import parse_pairs
     from cmi_console.services import registry
 
+    ctx = common.context()
     rows = registry.search_versions(
-        common.context(),
+        ctx,
         model=model,
         tags=list(parse_pairs(tag or [], "--tag").items()),
         metrics=[registry.parse_metric_filter(m) for m in metric or []],
         stage=stage,
         limit=limit,
     )
+    if not rows and stage is not None and (why := registry.stage_note(ctx, stage)):
+        common.echo(f"note: {why}", err=True)
     _version_rows(rows, as_json)
 
 

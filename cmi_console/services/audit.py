@@ -30,6 +30,21 @@ E = light_table(
     column("body", LargeBinary),
 )
 
+# the one column of principals that a note about an empty listing reads
+_PRINCIPALS = light_table("principals", column("name"))
+
+
+def unknown_actor(ctx: Context, actor: str) -> str | None:
+    """Why `--actor` can match nothing, or None: no principal has that name.
+    An investigator must not read "no entries" as "did nothing" when the name
+    was typed in another case or spelling."""
+    with ctx.read() as conn:
+        names = [r[0] for r in conn.execute(select(_PRINCIPALS.c.name))]
+    if actor in names:
+        return None
+    near = [n for n in names if n.lower() == actor.lower()]
+    return f"no principal is named '{actor}'" + (f"; did you mean '{near[0]}'?" if near else "")
+
 
 def _ledger() -> Any:
     from cmi_console.services import ledger

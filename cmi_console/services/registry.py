@@ -640,6 +640,16 @@ def parse_metric_filter(text: str) -> tuple[str, str, float]:
     raise BadInput(f"--metric: '{text[:80]}' is not KEY>=NUMBER (ops: >= <= > < =)")
 
 
+def stage_note(ctx: Context, stage: str) -> str | None:
+    """Why `--stage` matched nothing, or None: no version is in that stage
+    (a stage name mistyped, or one no policy has)."""
+    with ctx.read() as conn:
+        used = sorted(r[0] for r in conn.execute(select(VERSIONS.c.stage).distinct()))
+    if stage in used:
+        return None
+    return f"no version is in stage '{stage}' (in use: {', '.join(used) or 'none'})"
+
+
 def search_versions(
     ctx: Context,
     *,
