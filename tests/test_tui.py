@@ -313,6 +313,15 @@ async def test_audit_view_is_virtual_and_sees_new_entries(
         await pilot.pause(0.5)
         await settle(pilot)
         assert view.total == 2
+        # nothing by "Ada": principals are lower case, and the screen says so
+        app.screen.query_one("#f-action", Input).value = ""
+        app.screen.query_one("#f-actor", Input).value = "Ada"
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert view.total == 0
+        assert app.screen.sub_title == (
+            "0 entries (no principal is named 'Ada'; did you mean 'ada'?)"
+        )
 
 
 async def test_audit_view_keeps_focus_and_keys_while_pages_load(home: Path) -> None:

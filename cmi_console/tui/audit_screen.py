@@ -67,10 +67,14 @@ class AuditScreen(DataScreen):
         from cmi_console.services import audit
 
         filters = self.filters()
-        return filters, audit.count(self.session.ctx, **filters)
+        total = audit.count(self.session.ctx, **filters)
+        note = None  # nothing listed because the actor is nobody: say so
+        if total == 0 and filters["actor"] is not None:
+            note = audit.unknown_actor(self.session.ctx, filters["actor"])
+        return filters, total, note
 
     def show(self, data: Any) -> None:
-        filters, total = data
+        filters, total, note = data
         view = self.query_one(AuditLogView)
         if filters != self.current or total != self.total:
             self.current, self.total = filters, total
@@ -79,7 +83,7 @@ class AuditScreen(DataScreen):
             view.cursor = max(0, total - 1 - self.jump_to_seq)  # newest first
             self._detail(self.jump_to_seq)
             self.jump_to_seq = None
-        self.sub_title = f"{total} entries"
+        self.sub_title = f"{total} entries" + (f" ({note})" if note else "")
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
