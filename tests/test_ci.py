@@ -104,3 +104,59 @@ def test_a_report_path_that_cannot_be_written_stops_ci_before_it_trains(
     r = ws.cli("ci", str(repo / "cancer.toml"), "--comment", "x" * 2001, as_="ci-bot")
     assert r.code == 2 and "--comment: at most 2000 characters (2001 given)" in r.err, r.err
     assert log_head(ws) == before
+
+
+def test_an_unchanged_commit_answers_with_its_version_and_writes_nothing(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """CI runs on every commit; one that changes neither the recipe nor its
+    data trains the same model bytes. That was refused ("already trained",
+    exit 2), failing every such job. Now the version is answered with, its
+    request and validation reported, and nothing is written; a rejection
+    of that very model stands (exit 1) and is not asked again."""
+    from gate_helpers import log_head
+
+    repo = setup(ws, tmp_path, 0.9)
+    ok(ws.cli("user", "add", "val", "--role", "validator"))  # staging's approver
+    recipe = str(repo / "cancer.toml")
+    first = ok(ws.cli("ci", recipe, "--json", as_="ci-bot")).json()
+    assert first["already_registered"] is False and first["request"]["status"] == "open"
+    before = log_head(ws)
+    junit = tmp_path / "again.xml"
+    again = ws.cli("ci", recipe, "--junit", str(junit), "--json", as_="ci-bot")
+    assert again.code == 0, again.err
+    out = again.json()
+    assert out["already_registered"] is True and out["version"] == "cancer:1"
+    assert out["request"]["request"] == first["request"]["request"]
+    assert out["validation"]["result_sha256"] == first["validation"]["result_sha256"]
+    assert log_head(ws) == before  # nothing written
+    suite = ET.parse(junit).getroot().find("testsuite")  # the report of the recorded run
+    assert suite is not None and suite.get("failures") == "0"
+    text = ok(ws.cli("ci", recipe, as_="ci-bot")).out
+    assert "cancer:1: already registered from this recipe and data" in text
+    # the reviewers reject it: the same model fails the job, and is not asked again
+    ok(ws.cli("reject", "cancer:1", "--to", "staging", "--comment", "not this one", as_="val"))
+    before = log_head(ws)
+    rejected = ws.cli("ci", recipe, "--json", as_="ci-bot")
+    assert rejected.code == 1 and rejected.json()["request"]["status"] == "rejected"
+    assert log_head(ws) == before and ok(ws.cli("queue", "--json")).json() == []
+    # `cmi train` itself still refuses to train it twice
+    r = ws.cli("train", recipe, as_="ci-bot")
+    assert r.code == 2 and "already trained" in r.err
+
+
+def test_an_unchanged_commit_after_a_failed_validation_validates_again(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A version with no request (its validation failed, or a job stopped
+    half way) is validated again: the same failure, exit 1, one more run."""
+    repo = setup(ws, tmp_path, 0.9999)
+    recipe = str(repo / "cancer.toml")
+    assert ws.cli("ci", recipe, as_="ci-bot").code == 1
+    r = ws.cli("ci", recipe, "--json", as_="ci-bot")
+    assert r.code == 1 and r.json()["already_registered"] is True
+    assert r.json()["request"] is None and r.json()["validation"]["status"] == "fail"
+    from cmi_console.services import validations
+
+    runs = validations.list_runs(ws.ctx(), "cancer:1")
+    assert [x["status"] for x in runs] == ["fail", "fail"]

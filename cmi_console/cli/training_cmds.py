@@ -74,26 +74,39 @@ def ci(
     promotion request to that gate.
 
     Exit 0 when the request is open, 1 when validation failed, 2 on bad input,
-    3 when denied.
+    3 when denied. A recipe and data unchanged since the version they
+    registered is answered with that version, and nothing is written once it
+    has its request (exit 1 if that was rejected) or has moved on.
     """
     from cmi_console.services import ci as ci_service
 
     gate_cmds.check_report_paths(junit, markdown)
     out = ci_service.run(common.context(), recipe, comment)
     _said(out["training_warnings"])
-    run = out["validation"]
-    gate_cmds.write_reports(run, junit, markdown)
+    run, request = out["validation"], out["request"]
+    if run is not None:
+        gate_cmds.write_reports(run, junit, markdown)
+    elif junit or markdown:
+        note = f"note: {out['version']} has no {out['to_stage']} validation to report"
+        common.echo(note, err=True)
     if as_json:
         common.print_json(out)
     else:
-        gate_cmds.show_run(run, out["version"])
-        if out["request"]:
+        if out["already_registered"]:
             common.echo(
-                f"request #{out['request']['request']}: {out['version']} -> {out['to_stage']}"
+                f"{out['version']}: already registered from this recipe and data "
+                f"(run {out['run']}; stage {out['stage']})"
             )
-        else:
+        if run is not None:
+            gate_cmds.show_run(run, out["version"])
+        if request is not None:
+            common.echo(
+                f"request #{request['request']}: {out['version']} -> {out['to_stage']} "
+                f"({request['status']})"
+            )
+        elif out["failed"]:
             common.echo(f"{out['version']}: validation failed; no request opened")
-    if out["request"] is None:
+    if out["failed"]:
         raise typer.Exit(1)
 
 

@@ -291,6 +291,30 @@ def request(
     return data
 
 
+def latest_request(ctx: Context, ref: str, to_stage: str) -> dict[str, Any] | None:
+    """The newest request for `ref` to `to_stage`, whatever its status (open,
+    rejected, withdrawn, done), or None."""
+    with ctx.read() as conn:
+        v = version_row(conn, ref)
+        row = conn.execute(
+            select(REQUESTS)
+            .where(REQUESTS.c.version_id == v.id, REQUESTS.c.to_stage == to_stage)
+            .order_by(REQUESTS.c.id.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        return None
+    return {
+        "request": row.id,
+        "version": v.version,
+        "to_stage": row.to_stage,
+        "environment": row.environment,
+        "status": row.status,
+        "requested_by": row.requested_by,
+        "comment": row.comment,
+    }
+
+
 def withdraw(ctx: Context, request_id: int, comment: str = "") -> dict[str, Any]:
     names.free_text(comment, "--comment")
     with ctx.write() as tx:

@@ -42,9 +42,13 @@ def git_info(where: Path) -> dict[str, Any]:
     return {"repo_root": root, "commit": commit, "dirty": bool(status)}
 
 
-def train(ctx: Context, path: Path, root: Path | None = None) -> dict[str, Any]:
+def train(
+    ctx: Context, path: Path, root: Path | None = None, *, again: bool = False
+) -> dict[str, Any]:
     """`root` bounds the recipe's data paths (default: its git repository, or
-    its directory)."""
+    its directory). A recipe already trained on the same data (the same run:
+    recipe, data and model bytes) is refused, or with `again` answered with
+    the version it registered then, writing nothing (`already_registered`)."""
     recipe, raw = rcp.load(path)
     code = git_info(path.parent)
     root = root or (Path(code["repo_root"]) if code else path.parent)
@@ -52,7 +56,7 @@ def train(ctx: Context, path: Path, root: Path | None = None) -> dict[str, Any]:
     holdout_path = None
     if recipe.split.file is not None:
         holdout_path = rcp.resolve(path.parent, recipe.split.file, root, f"{path}: split.file")
-    return _fit_and_register(ctx, recipe, raw, data_path, holdout_path, code, str(path))
+    return _fit_and_register(ctx, recipe, raw, data_path, holdout_path, code, str(path), again)
 
 
 def retrain(ctx: Context, ref: str, data_path: Path) -> dict[str, Any]:
@@ -89,7 +93,9 @@ def _fit_and_register(
     holdout_path: Path | None,
     code: dict[str, Any] | None,
     where: str,
+    again: bool = False,
 ) -> dict[str, Any]:
+    from cmi_console.store.artifacts import hash_file
     from cmi_console.validation.conformance import require_labels
     from cmi_console.validation.training import fit
 
@@ -102,6 +108,30 @@ def _fit_and_register(
             # an empty label had failed the split as an internal error
             require_labels(data[target], str(path))
     result = fit(recipe, frame, holdout)
+    # the run's key: the recipe, the data (its file's hash, as the dataset
+    # records it) and the model's bytes, which the same three reproduce
+    run_key = f"{recipe.model}-{recipe_sha[:12]}-{hash_file(data_path)[0][:8]}-"
+    run_key += result.artifact_hash[:8]
+    runs, versions = registry.RUNS, registry.VERSIONS
+    with ctx.read() as conn:
+        done = conn.execute(
+            select(runs.c.id, versions.c.version)
+            .outerjoin(versions, versions.c.run_id == runs.c.id)
+            .where(runs.c.run_key == run_key)
+            .order_by(versions.c.version)  # the one it registered, not a later reuse
+        ).first()
+    if done is not None:
+        if not again or done.version is None:
+            raise BadInput(f"{where}: this recipe on this data was already trained (run {run_key})")
+        view = registry.show_version(ctx, f"{recipe.model}:{done.version}")
+        return {
+            **view,
+            "run": run_key,
+            "recipe_sha256": recipe_sha,
+            "code": code,
+            "warnings": result.warnings,
+            "already_registered": True,
+        }
     # datasets, run and version land together or not at all (one transaction)
     with ctx.batch():
         name = recipe.data.name or data_path.stem
@@ -110,16 +140,6 @@ def _fit_and_register(
         if holdout_path is not None:
             hd = registry.register_dataset(ctx, holdout_path, f"{name}-holdout")
             datasets["holdout"] = f"{hd['name']}:{hd['version']}"
-        run_key = (
-            f"{recipe.model}-{recipe_sha[:12]}-{ds['content_sha256'][:8]}-"
-            f"{result.artifact_hash[:8]}"
-        )
-        with ctx.read() as conn:
-            exists = conn.execute(
-                select(registry.RUNS.c.id).where(registry.RUNS.c.run_key == run_key)
-            ).first()
-        if exists:
-            raise BadInput(f"{where}: this recipe on this data was already trained (run {run_key})")
         params: dict[str, Any] = {
             "recipe": raw,
             "recipe_sha256": recipe_sha,
@@ -159,6 +179,7 @@ def _fit_and_register(
         "recipe_sha256": recipe_sha,
         "code": code,
         "warnings": result.warnings,
+        "already_registered": False,
     }
 
 

@@ -22,6 +22,7 @@ from cmi_console.services.identity import require_role
 from cmi_console.services.policies import effective_for
 from cmi_console.services.registry import (
     DATASETS,
+    MODELS,
     VERSION_DATASETS,
     VERSIONS,
     model_row,
@@ -271,6 +272,18 @@ def run_view(row: Any) -> dict[str, Any]:
         "inputs": row.inputs,
         "environment": row.environment,
     }
+
+
+def recorded(ctx: Context, ref: str, suite: str) -> dict[str, Any] | None:
+    """The latest run of `suite` on `ref` as `validate` returned it, or None."""
+    with ctx.read() as conn:
+        v = version_row(conn, ref)
+        row = latest_run(conn, v.id, suite)
+        if row is None:
+            return None
+        model = conn.execute(select(MODELS.c.name).where(MODELS.c.id == v.model_id)).scalar_one()
+    view = run_view(row)
+    return {**view, "model": model, "version": v.version, "artifact_sha256": v.artifact_sha256}
 
 
 def list_runs(ctx: Context, ref: str) -> list[dict[str, Any]]:
