@@ -83,7 +83,9 @@ class AuditScreen(DataScreen):
             view.cursor = max(0, total - 1 - self.jump_to_seq)  # newest first
             self._detail(self.jump_to_seq)
             self.jump_to_seq = None
-        self.sub_title = f"{total} entries" + (f" ({note})" if note else "")
+        # the note quotes what was typed: shown as the rest of the screen shows text
+        said = f" ({printable(note, one_line=True)})" if note else ""
+        self.sub_title = f"{total} entries{said}"
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
