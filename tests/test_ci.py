@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -160,3 +161,37 @@ def test_an_unchanged_commit_after_a_failed_validation_validates_again(
 
     runs = validations.list_runs(ws.ctx(), "cancer:1")
     assert [x["status"] for x in runs] == ["fail", "fail"]
+
+
+def test_jobs_racing_on_one_commit_register_one_version_and_one_request(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A push and its pull request start two CI jobs on one commit. Both
+    trained, both found no earlier run, and the later one failed on the
+    earlier's ("run ... already exists", exit 2), or on its request ("already
+    open"). Three real processes at once: every job passes, with one version
+    and one request, and the log verifies."""
+    import os
+    import sys
+
+    repo = setup(ws, tmp_path, 0.9)
+    argv = ["--home", str(ws.home), *(["--db", ws.db] if ws.db else []), "--as", "ci-bot"]
+    main = "import sys; from cmi_console.cli.app import main; main(sys.argv[1:])"
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", main, *argv, "ci", str(repo / "cancer.toml"), "--json"],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outs = [job.communicate(timeout=300) for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0, 0], [err for _, err in outs]
+    answers = [json.loads(out) for out, _ in outs]
+    assert {a["version"] for a in answers} == {"cancer:1"}
+    assert len({a["request"]["request"] for a in answers}) == 1
+    assert [q["version"] for q in ok(ws.cli("queue", "--json")).json()] == ["cancer:1"]
+    assert ok(ws.cli("audit", "verify")).code == 0

@@ -49,10 +49,16 @@ def run(ctx: Context, recipe: Path, comment: str = "") -> dict[str, Any]:
     result = validations.validate(ctx, ref, suite=suite)
     request = None
     if result["status"] == "pass":
-        request = gates.request(
-            ctx, ref, to_stage, comment=comment or f"cmi ci: {result['suite']} passed"
-        )
-        request["status"] = "open"
+        try:
+            request = gates.request(
+                ctx, ref, to_stage, comment=comment or f"cmi ci: {result['suite']} passed"
+            )
+            request["status"] = "open"
+        except BadInput:
+            # another job on the same commit opened it first: that is the answer
+            request = gates.latest_request(ctx, ref, to_stage)
+            if request is None or request["status"] != "open":
+                raise
     return {**out, "validation": result, "request": request, "failed": request is None}
 
 

@@ -85,6 +85,29 @@ def retrain(ctx: Context, ref: str, data_path: Path) -> dict[str, Any]:
     return {**out, "retrained_from": ref}
 
 
+class _Trained(Exception):
+    """The run was recorded before: its version's number (-1: none)."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+def _registered_by(ctx: Context, run_key: str) -> int | None:
+    """The number of the version the run `run_key` registered, -1 for a run
+    without one, or None when there is no such run."""
+    runs, versions = registry.RUNS, registry.VERSIONS
+    with ctx.read() as conn:
+        found = conn.execute(
+            select(runs.c.id, versions.c.version)
+            .outerjoin(versions, versions.c.run_id == runs.c.id)
+            .where(runs.c.run_key == run_key)
+            .order_by(versions.c.version)  # the one it registered, not a later reuse
+        ).first()
+    if found is None:
+        return None
+    return -1 if found.version is None else int(found.version)
+
+
 def _fit_and_register(
     ctx: Context,
     recipe: rcp.Recipe,
@@ -112,67 +135,67 @@ def _fit_and_register(
     # records it) and the model's bytes, which the same three reproduce
     run_key = f"{recipe.model}-{recipe_sha[:12]}-{hash_file(data_path)[0][:8]}-"
     run_key += result.artifact_hash[:8]
-    runs, versions = registry.RUNS, registry.VERSIONS
-    with ctx.read() as conn:
-        done = conn.execute(
-            select(runs.c.id, versions.c.version)
-            .outerjoin(versions, versions.c.run_id == runs.c.id)
-            .where(runs.c.run_key == run_key)
-            .order_by(versions.c.version)  # the one it registered, not a later reuse
-        ).first()
-    if done is not None:
-        if not again or done.version is None:
-            raise BadInput(f"{where}: this recipe on this data was already trained (run {run_key})")
-        view = registry.show_version(ctx, f"{recipe.model}:{done.version}")
+    try:
+        # datasets, run and version land together or not at all (one
+        # transaction), and the look-up for an earlier run is in it: two CI
+        # jobs on one commit train at once, and the second had failed on the
+        # first's run ("already exists")
+        with ctx.batch():
+            number = _registered_by(ctx, run_key)
+            if number is not None:
+                raise _Trained(number)
+            name = recipe.data.name or data_path.stem
+            ds = registry.register_dataset(ctx, data_path, name)
+            datasets = {"train": f"{ds['name']}:{ds['version']}"}
+            if holdout_path is not None:
+                hd = registry.register_dataset(ctx, holdout_path, f"{name}-holdout")
+                datasets["holdout"] = f"{hd['name']}:{hd['version']}"
+            params: dict[str, Any] = {
+                "recipe": raw,
+                "recipe_sha256": recipe_sha,
+                "features": result.features,
+            }
+            if result.warnings:  # only when there are: a run without any reads as before
+                params["training_warnings"] = result.warnings
+            registry.record_run(
+                ctx,
+                params=params,
+                metrics=result.metrics,
+                environment=environment.describe(),
+                code_ref=code,
+                seed=recipe.seed,
+                datasets=datasets,
+                run_key=run_key,
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                artifact = Path(tmp) / f"{recipe.model}.skops"
+                artifact.write_bytes(result.artifact)
+                version = registry.register_version(
+                    ctx,
+                    recipe.model,
+                    artifact,
+                    datasets=datasets,
+                    run=run_key,
+                    metrics=result.metrics,
+                    tags={
+                        "recipe": recipe_sha[:16],
+                        "estimator": recipe.estimator.class_.rsplit(".", 1)[1],
+                    },
+                    description=recipe.description,
+                )
+    except _Trained as done:
+        if not again or done.number < 0:
+            raise BadInput(
+                f"{where}: this recipe on this data was already trained (run {run_key})"
+            ) from None
         return {
-            **view,
+            **registry.show_version(ctx, f"{recipe.model}:{done.number}"),
             "run": run_key,
             "recipe_sha256": recipe_sha,
             "code": code,
             "warnings": result.warnings,
             "already_registered": True,
         }
-    # datasets, run and version land together or not at all (one transaction)
-    with ctx.batch():
-        name = recipe.data.name or data_path.stem
-        ds = registry.register_dataset(ctx, data_path, name)
-        datasets = {"train": f"{ds['name']}:{ds['version']}"}
-        if holdout_path is not None:
-            hd = registry.register_dataset(ctx, holdout_path, f"{name}-holdout")
-            datasets["holdout"] = f"{hd['name']}:{hd['version']}"
-        params: dict[str, Any] = {
-            "recipe": raw,
-            "recipe_sha256": recipe_sha,
-            "features": result.features,
-        }
-        if result.warnings:  # only when there are: a run without any reads as before
-            params["training_warnings"] = result.warnings
-        registry.record_run(
-            ctx,
-            params=params,
-            metrics=result.metrics,
-            environment=environment.describe(),
-            code_ref=code,
-            seed=recipe.seed,
-            datasets=datasets,
-            run_key=run_key,
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            artifact = Path(tmp) / f"{recipe.model}.skops"
-            artifact.write_bytes(result.artifact)
-            version = registry.register_version(
-                ctx,
-                recipe.model,
-                artifact,
-                datasets=datasets,
-                run=run_key,
-                metrics=result.metrics,
-                tags={
-                    "recipe": recipe_sha[:16],
-                    "estimator": recipe.estimator.class_.rsplit(".", 1)[1],
-                },
-                description=recipe.description,
-            )
     return {
         **version,
         "run": run_key,
