@@ -253,12 +253,31 @@ def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
             "[hooks.x]\nevents = ['gate.*']\nurl = 'https://ci:hunter2@example.org/h'\n",
             "must not hold credentials",
         ),
+        # so would a URL that is the credential, or carries one in its query
+        (
+            "[hooks.x]\nevents = ['gate.*']\n"
+            "url = 'https://hooks.slack.com/services/T0/B0/hunter2'\n",
+            "a hooks.slack.com webhook URL is itself the credential; give it in url_env",
+        ),
+        (
+            "[hooks.x]\nevents = ['gate.*']\n"
+            "url = 'https://chat.googleapis.com/v1/spaces/S/messages?key=hunter2&token=t'\n",
+            "itself the credential",
+        ),
+        (
+            "[hooks.x]\nevents = ['gate.*']\nurl = 'https://ci.example.org/h?access_token=hunter2'\n",
+            "must not carry a credential in its query (access_token=...); use url_env",
+        ),
     ):
         policy = tmp_path / "bad.toml"
         policy.write_text('model = "cancer"\n' + bad)
         r = ws.cli("policy", "activate", str(policy))
         assert r.code == 2 and message in r.err and "hooks.x" in r.err, r.err
         assert "hunter2" not in r.err
+    from cmi_console.core.policy import secret_in_url
+
+    for harmless in ("https://ci.example.org/h?env=prod&team=risk", "http://127.0.0.1:8080/"):
+        assert secret_in_url(harmless) is None
     activate(ws, tmp_path, webhook(free_port(), '["gate.*"]'))
     shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
     assert shown["sha256"] == before  # a webhook does not make approvals stale

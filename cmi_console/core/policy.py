@@ -11,10 +11,12 @@ Errors name the file and the key path, e.g.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -402,7 +404,7 @@ class Hook(_Strict):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None:
-            problem = url_problem(value)
+            problem = url_problem(value) or secret_in_url(value)
             if problem:
                 raise ValueError(problem)
         return value
@@ -428,6 +430,33 @@ def url_problem(url: str) -> str | None:
         # the policy's text is hashed into the log and shown by `policy
         # show`: a secret has no place in it (secret_env signs deliveries)
         return "must not hold credentials (user:password@); use url_env or secret_env"
+    return None
+
+
+# services whose incoming-webhook URL is itself the credential (whoever has
+# it may post), and query parameters that carry one (Google Chat's key and
+# token): such a URL belongs in url_env, never in the policy's audited text
+_SECRET_URL_HOSTS = (
+    "hooks.slack.com",
+    "discord.com",
+    "discordapp.com",
+    "chat.googleapis.com",
+    "webhook.office.com",
+    "outlook.office.com",
+)
+_SECRET_PARAM = re.compile(r"token|secret|key|passw|pwd|sig|auth|credential", re.IGNORECASE)
+
+
+def secret_in_url(url: str) -> str | None:
+    """Why `url` would put a secret into the policy's audited text, or None.
+    Only the parameter's name is said, never its value."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if any(host == h or host.endswith("." + h) for h in _SECRET_URL_HOSTS):
+        return f"a {host} webhook URL is itself the credential; give it in url_env"
+    for name, _value in parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_PARAM.search(name):
+            return f"must not carry a credential in its query ({name}=...); use url_env"
     return None
 
 
