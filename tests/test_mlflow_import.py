@@ -4,6 +4,7 @@ with params, metrics and a dataset input, and real scikit-learn models."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -127,6 +128,45 @@ def test_values_mlflow_keeps_and_we_do_not_are_reported_not_fatal(
     assert registry.show_model(ctx, "cancer")["description"] == "d" * 2000
     assert registry.show_version(ctx, "wine:1")["description"] == ""
     assert verify(ctx).ok
+
+
+def test_credentials_in_what_mlflow_recorded_never_reach_the_log(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """MLflow records a run's git remote as CI cloned it (a token in it),
+    and users log connection strings as params and data by signed URLs. The
+    import copied them into the append-only log, for good. Each is kept
+    with `***` in the credential's place, and the report says where."""
+    from mlflow import MlflowClient
+
+    uri, runs = build_store(tmp_path)
+    client = MlflowClient(tracking_uri=uri)
+    run = runs[0.1]
+    client.set_tag(
+        run, "mlflow.source.git.repoURL", "https://x-access-token:ghs_S3CRET1@github.com/o/r"
+    )
+    client.log_param(run, "db", "postgresql://etl:S3CRET2@db.internal/warehouse")
+    client.set_model_version_tag("cancer", "1", "data", "https://h.example/d.csv?sig=S3CRET3&v=1")
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    report = ok(ws.cli("import", "mlflow", "--tracking-uri", uri, "--json", as_="alice")).json()
+    assert {m["model"]: m["imported"] for m in report["models"]} == {"cancer": 2, "wine": 1}
+    replaced = sorted(s for s in report["skipped"] if "a credential in it was replaced" in s)
+    assert replaced == sorted(
+        [
+            f"run {run}: param 'db': a credential in it was replaced by ***",
+            f"run {run}: tag 'mlflow.source.git.repoURL': a credential in it was replaced by ***",
+            "cancer version 1: tag 'data': a credential in it was replaced by ***",
+        ]
+    ), report["skipped"]
+    log = ok(ws.cli("audit", "log", "-n", "100000", "--json")).json()
+    everything = json.dumps(log) + json.dumps(report)
+    assert not any(f"S3CRET{i}" in everything for i in (1, 2, 3))
+    shown = ok(ws.cli("run", "show", f"mlflow-{run}", "--json")).json()
+    assert shown["code_ref"]["mlflow.source.git.repoURL"] == "https://***@github.com/o/r"
+    assert shown["params"]["params"]["db"] == "postgresql://***@db.internal/warehouse"
+    tags = registry.show_version(ws.ctx(), "cancer:1")["tags"]
+    assert tags["data"] == "https://h.example/d.csv?sig=***&v=1"
+    assert verify(ws.ctx()).ok
 
 
 def test_import_of_one_model_and_bad_input(ws: Workspace, tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ Errors name the file and the key path, e.g.
 from __future__ import annotations
 
 import hashlib
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cmi_console.core import names
 from cmi_console.core.canonical import canonical_bytes, unrepresentable
+from cmi_console.core.credentials import SECRET_NAME
 from cmi_console.core.errors import BadInput
 from cmi_console.core.roles import ROLES
 from cmi_console.core.small_files import read_document
@@ -444,7 +444,6 @@ _SECRET_URL_HOSTS = (
     "webhook.office.com",
     "outlook.office.com",
 )
-_SECRET_PARAM = re.compile(r"token|secret|key|passw|pwd|sig|auth|credential", re.IGNORECASE)
 
 
 def secret_in_url(url: str) -> str | None:
@@ -455,7 +454,7 @@ def secret_in_url(url: str) -> str | None:
     if any(host == h or host.endswith("." + h) for h in _SECRET_URL_HOSTS):
         return f"a {host} webhook URL is itself the credential; give it in url_env"
     for name, _value in parse_qsl(parts.query, keep_blank_values=True):
-        if _SECRET_PARAM.search(name):
+        if SECRET_NAME.search(name):
             return f"must not carry a credential in its query ({name}=...); use url_env"
     return None
 

@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 from sqlalchemy import select
 
 from cmi_console.core import names
+from cmi_console.core.credentials import scrubbed
 from cmi_console.core.errors import BadInput, NotFound, Unavailable, first_line
 from cmi_console.core.small_files import kind_of
 from cmi_console.services import registry
@@ -172,11 +173,23 @@ def _key(raw: str) -> str | None:
         return None
 
 
+def _clean(value: Any, what: str, skipped: list[str]) -> str:
+    """MLflow text without the credentials of the URLs in it (core.credentials):
+    MLflow records a run's git remote as CI cloned it, token and all, and an
+    artifact or a dataset location with its signature; our log keeps what it
+    is given for good. Said when it happens, never with the secret."""
+    text = str(value)
+    clean = scrubbed(text)
+    if clean != text:
+        skipped.append(f"{what}: a credential in it was replaced by ***")
+    return clean
+
+
 def _text(value: Any, limit: int, what: str, skipped: list[str]) -> str | None:
     """MLflow text as we keep it, or None. MLflow stores a NUL character and
     longer text than our columns take; one such value used to stop the whole
     import, so it is left out (with a NUL) or cut to `limit`, and said."""
-    text = str(value)
+    text = _clean(value, what, skipped)
     if "\x00" in text:
         skipped.append(f"{what}: holds a NUL character; not imported")
         return None
@@ -402,17 +415,27 @@ def _import_run(
             select(registry.RUNS.c.id).where(registry.RUNS.c.run_key == run_key)
         ).first()
     if exists is None:
+        where = f"run {run_id}"
         inputs = getattr(run, "inputs", None)
         datasets = [
             {
                 "name": d.dataset.name,
                 "digest": d.dataset.digest,
                 "source_type": d.dataset.source_type,
-                "source": d.dataset.source,
+                "source": _clean(d.dataset.source, f"{where}: dataset source", skipped),
                 "context": {t.key: t.value for t in (d.tags or [])},
             }
             for d in (getattr(inputs, "dataset_inputs", None) or [])
         ]
+        params = {
+            k: _clean(v, f"{where}: param '{k}'", skipped)
+            for k, v in sorted(run.data.params.items())
+        }
+        code_ref = {
+            k: _clean(v, f"{where}: tag '{k}'", skipped)
+            for k, v in sorted(run.data.tags.items())
+            if k.startswith("mlflow.source")
+        }
         registry.record_run(
             ctx,
             params={
@@ -420,13 +443,15 @@ def _import_run(
                     "run_id": run_id,
                     "experiment_id": run.info.experiment_id,
                     "run_name": run.info.run_name,
-                    "artifact_uri": run.info.artifact_uri,
+                    "artifact_uri": _clean(
+                        run.info.artifact_uri, f"{where}: artifact URI", skipped
+                    ),
                     "datasets": datasets,
                 },
-                "params": dict(sorted(run.data.params.items())),
+                "params": params,
             },
             metrics=metrics,
-            code_ref={k: v for k, v in run.data.tags.items() if k.startswith("mlflow.source")},
+            code_ref=code_ref,
             run_key=run_key,
         )
     return run_key, metrics

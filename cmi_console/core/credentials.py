@@ -1,0 +1,30 @@
+"""Credentials inside text that is about to be kept for good.
+
+The audit log is append-only: a password or a token written into it can
+never be taken out. URLs carry them in two places: the user information
+(`https://user:password@host`, or a bare token, `https://ghp_...@github.com`,
+as CI clones a repository) and query parameters named like a secret (an
+Azure SAS `sig`, Google Chat's `key` and `token`, `access_token`).
+"""
+
+from __future__ import annotations
+
+import re
+
+# a query parameter (or a URL's part) whose name says it holds a secret
+SECRET_NAME = re.compile(r"token|secret|key|passw|pwd|sig|auth|credential", re.IGNORECASE)
+# user information holding a password (`user:password@`) under any scheme, or
+# anything at all under http(s), where a bare name before `@` is a token (a
+# CI clone's); elsewhere it is a name (Azure's `wasbs://container@account`)
+_USERINFO = re.compile(
+    r"(\b(?:https?://[^/?#@\s\"'<>]+|[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s\"'<>]*:[^/?#@\s\"'<>]*)@)"
+)
+_QUERY = re.compile(r"([?&][^=&#\s\"'<>]+=)([^&#\s\"'<>]+)")
+
+
+def scrubbed(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced by `***`."""
+    if "://" not in text:
+        return text
+    text = _USERINFO.sub(lambda m: m[1].split("://", 1)[0] + "://***@", text)
+    return _QUERY.sub(lambda m: m[1] + "***" if SECRET_NAME.search(m[1]) else m[0], text)
