@@ -318,6 +318,15 @@ def test_a_secret_url_comes_from_the_environment_and_is_stored_nowhere(
         (failed,) = hooks.list_deliveries(ws.ctx())
         assert failed["status"] == "failed"
         assert "environment variable CMI_TEST_HOOK_URL is not set" in failed["last_error"]
+        # a URL http.client cannot send: its error quoted the URL, secret path
+        # and all, into the delivery's record (an "internal" error)
+        monkeypatch.setenv("CMI_TEST_HOOK_URL", secret_url.replace("/T000", "/T 000"))
+        assert ws.cli("hooks", "redeliver", "--failed", as_="root").code == 1
+        (failed,) = hooks.list_deliveries(ws.ctx())
+        assert failed["status"] == "failed"
+        assert failed["last_error"] == (
+            "the URL in CMI_TEST_HOOK_URL is not one that can be sent to (InvalidURL)"
+        )
         monkeypatch.setenv("CMI_TEST_HOOK_URL", secret_url)
         ok(ws.cli("hooks", "redeliver", "--failed", as_="root"))
     finally:

@@ -12,6 +12,7 @@ and last error; the event itself is the log entry, so it is never lost:
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import subprocess
@@ -151,8 +152,8 @@ def _send(hook: Hook, d: Any, body: bytes) -> str | None:
         if problem:
             return f"the URL in {hook.url_env} {problem}"
     assert url is not None
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=hook.timeout_seconds) as response:
             if not 200 <= response.status < 300:
                 return f"HTTP {response.status}"
@@ -161,6 +162,12 @@ def _send(hook: Hook, d: Any, body: bytes) -> str | None:
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"{type(exc).__name__}: {reason}"[:500]
+    except (ValueError, http.client.InvalidURL) as exc:
+        # their messages quote the URL, a secret path and all: said without it
+        where = f"in {hook.url_env}" if hook.url_env is not None else "in the policy"
+        return f"the URL {where} is not one that can be sent to ({type(exc).__name__})"
+    except http.client.HTTPException as exc:  # the receiver broke the protocol
+        return f"{type(exc).__name__} from the receiver"
     return None
 
 
