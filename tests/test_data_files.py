@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import Workspace
 
 from cmi_console.core.errors import BadInput
 from cmi_console.store import data_files
@@ -98,3 +99,32 @@ def test_unreadable_files_are_bad_input(
     path.write_bytes(content)
     with pytest.raises(BadInput, match=words):
         data_files.read_path(path)
+
+
+def test_a_parquet_file_that_unpacks_past_the_memory_limit_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ws: Workspace
+) -> None:
+    """46 KB of run-length encoded zeros are ten million cells: a few
+    megabytes of such a file unpack to billions, and the reader was killed
+    for memory. The footer says how many cells there are before any is
+    read; here the limit is lowered so that a small real file stands in."""
+    import numpy as np
+    from gate_helpers import log_head
+
+    bomb = tmp_path / "bomb.parquet"
+    zeros = np.zeros(5_000_000, dtype="int64")
+    pq.write_table(pa.table({"a": zeros, "b": zeros}), bomb, compression="zstd")
+    assert bomb.stat().st_size < 100_000
+    assert len(data_files.read_path(bomb)) == 5_000_000  # under the real limit it reads
+    monkeypatch.setattr(data_files, "MAX_IN_MEMORY", 64 << 20)
+    words = f"{bomb}: 5,000,000 rows of 2 columns would take more than 0.0625 GiB in memory"
+    for source in (bomb, bomb.read_bytes()):
+        with pytest.raises(BadInput, match=f"^{words}; split the file$"):
+            if isinstance(source, bytes):
+                data_files.read(source, "parquet", str(bomb))
+            else:
+                data_files.read_path(source)
+    head = log_head(ws)
+    r = ws.cli("dataset", "register", str(bomb), "--name", "bomb")
+    assert r.code == 2 and r.err.strip() == f"cmi: {words}; split the file", r.err
+    assert log_head(ws) == head

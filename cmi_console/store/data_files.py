@@ -11,6 +11,10 @@ from typing import Any
 from cmi_console.core.errors import BadInput, first_line
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# what a Parquet file may take in memory once read, counted as 8 bytes a cell
+# (a number; a string takes more): a few megabytes of zeros, run-length
+# encoded, unpack to billions of cells, and the reader was killed for memory
+MAX_IN_MEMORY = 8 << 30
 
 
 def format_of(path: Path) -> str:
@@ -30,7 +34,11 @@ def read(source: Path | bytes, fmt: str, where: str) -> Any:
 
     src = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
+        if fmt == "parquet":
+            _check_unpacked(src, where)
         frame = pd.read_parquet(src) if fmt == "parquet" else pd.read_csv(src)
+    except BadInput:
+        raise
     except Exception as exc:  # pandas raises many types for bad files
         raise BadInput(f"{where}: cannot read as {fmt}: {first_line(exc)}") from None
     names = _csv_header(source, where) if fmt == "csv" else [str(c) for c in frame.columns]
@@ -42,6 +50,22 @@ def read(source: Path | bytes, fmt: str, where: str) -> Any:
             raise BadInput(f"{where}: column '{name}' appears more than once")
         seen.add(name)
     return frame
+
+
+def _check_unpacked(src: Path | io.BytesIO, where: str) -> None:
+    """Refuse a Parquet file whose cells, by its own footer, will not fit
+    MAX_IN_MEMORY, before a byte of its data is unpacked."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(src).metadata
+    cells = meta.num_rows * max(meta.num_columns, 1)
+    if isinstance(src, io.BytesIO):
+        src.seek(0)
+    if cells * 8 > MAX_IN_MEMORY:
+        raise BadInput(
+            f"{where}: {meta.num_rows:,} rows of {meta.num_columns} columns would take "
+            f"more than {MAX_IN_MEMORY / 2**30:g} GiB in memory; split the file"
+        )
 
 
 def _csv_header(source: Path | bytes, where: str) -> list[str]:
