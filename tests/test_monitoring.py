@@ -287,6 +287,34 @@ def test_shadow_compares_champion_and_challenger(watched: Workspace) -> None:
     assert deployments.serving(watched.ctx(), "credit", "production")[0]["shares"] == {"1": 100}
 
 
+def test_a_shadow_windows_input_has_one_truth(watched: Workspace, tmp_path: Path) -> None:
+    """One label per row of a shadow window is one per (input, version): two
+    different labels for one input had measured the versions against
+    different answers. Labels that agree, or one per input, are taken."""
+    ok(watched.cli("deploy", "credit:2", "--env", "production", "--strategy", "shadow", as_="dora"))
+    frame = pd.read_csv(week(3))
+    inputs = tmp_path / "inputs.csv"
+    frame.drop(columns=["default"]).to_csv(inputs, index=False)
+    w = str(ingest(watched, inputs)["window"])
+    truth = frame[["default"]]
+    both, wrong = tmp_path / "both.csv", tmp_path / "wrong.csv"
+    pd.concat([truth, truth]).to_csv(both, index=False)
+    flipped = pd.concat([truth, truth]).reset_index(drop=True)
+    flipped.loc[1004, "default"] = 1 - flipped.loc[1004, "default"]
+    flipped.to_csv(wrong, index=False)
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    r = watched.cli("monitor", "labels", "credit", "--window", w, "--file", str(wrong), as_="alice")
+    assert r.code == 2, r.err
+    assert "the labels in rows 5 and 1005 differ" in r.err and "give one label per input" in r.err
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+    args = ["monitor", "labels", "credit", "--window", w, "--json"]
+    twice = ok(watched.cli(*args, "--file", str(both), as_="alice")).json()
+    once = tmp_path / "once.csv"
+    truth.to_csv(once, index=False)
+    single = ok(watched.cli(*args, "--file", str(once), as_="alice")).json()
+    assert twice["summary"] == single["summary"]  # the same truth either way
+
+
 def test_retrain_produces_a_candidate_that_waits(watched: Workspace, tmp_path: Path) -> None:
     for n in (6, 7):
         ingest(watched, week(n))

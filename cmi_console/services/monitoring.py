@@ -440,7 +440,7 @@ def labels(
     if spec.target not in given.columns:
         raise BadInput(f"{where}: no '{spec.target}' column (the model's target)")
     check_classes(given[spec.target], spec.classes, where)
-    frame, join = _attach(frame, given, spec.target, key, where)
+    frame, join = _attach(frame, given, spec.target, key, where, spec.features)
     metrics = analyse(frame, spec)
     from cmi_console.store.artifacts import hash_file
 
@@ -475,7 +475,7 @@ def labels(
 
 
 def _attach(
-    frame: Any, given: Any, target: str, key: str | None, where: str
+    frame: Any, given: Any, target: str, key: str | None, where: str, features: list[str]
 ) -> tuple[Any, dict[str, int | None]]:
     """Labels join on `key`, else by position: one per window row, or one per
     input when every version scored the same inputs (a shadow). The labels
@@ -504,6 +504,7 @@ def _attach(
             raise BadInput(f"{where}: {key}: none of its {len(known)} keys is in the window")
         unknown = int((~known[key].isin(frame[key])).sum())
     elif len(given) == len(frame):
+        _same_truth(frame, labels.to_numpy(), features, where)
         new = pd.Series(labels.to_numpy(), index=frame.index)
     else:
         groups = frame.groupby("version").indices
@@ -532,6 +533,34 @@ def _attach(
         "unlabelled": len(frame) - labelled,
     }
     return frame.assign(**{target: new}), join
+
+
+def _same_truth(frame: Any, labels: Any, features: list[str], where: str) -> None:
+    """One label per row of a shadow window (every version scored the same
+    inputs, in the same order) must give one input one truth: two labels for
+    it had measured each version against a different answer."""
+    import pandas as pd
+
+    if "version" not in frame.columns:
+        return
+    groups = list(frame.groupby("version", sort=True).indices.items())
+    if len(groups) < 2 or len({len(rows) for _, rows in groups}) != 1:
+        return
+    (first, rows0), *others = groups
+    inputs = frame.iloc[rows0][features].reset_index(drop=True)
+    for version, rows in others:
+        if not frame.iloc[rows][features].reset_index(drop=True).equals(inputs):
+            return  # other inputs (a canary): each row its own truth
+        a, b = labels[rows0], labels[rows]
+        differ = ~((a == b) | (pd.isna(a) & pd.isna(b)))
+        if differ.any():
+            at = int(differ.argmax())
+            one, two = (x.item() if hasattr(x, "item") else x for x in (a[at], b[at]))
+            raise BadInput(
+                f"{where}: the labels in rows {int(rows0[at]) + 1} and {int(rows[at]) + 1} "
+                f"differ ({one!r}, {two!r}), but both rows are one input, scored by v{first} "
+                f"and v{version} (a shadow window): give one label per input"
+            )
 
 
 def _window(conn: Connection, model: Any, window_id: int) -> Any:
