@@ -268,6 +268,11 @@ def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
             "[hooks.x]\nevents = ['gate.*']\nurl = 'https://ci.example.org/h?access_token=hunter2'\n",
             "must not carry a credential in its query (access_token=...); use url_env",
         ),
+        # a relative program is whatever file has that name where the deliverer runs
+        (
+            "[hooks.x]\nevents = ['gate.*']\ncommand = ['./notify.sh']\n",
+            "'./notify.sh' is a relative path",
+        ),
     ):
         policy = tmp_path / "bad.toml"
         policy.write_text('model = "cancer"\n' + bad)

@@ -414,6 +414,14 @@ class Hook(_Strict):
     def _command(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and (not value or not all(value)):
             raise ValueError("must be a program and its arguments, none empty")
+        if value is not None and "/" in value[0] and not value[0].startswith("/"):
+            # whoever delivers runs it: a CI job in its checkout, a reviewer's
+            # console wherever it was started, so ./notify.sh is whatever file
+            # has that name there
+            raise ValueError(
+                f"'{value[0]}' is a relative path, found from the working directory of "
+                "whichever process delivers; give an absolute path or a program on PATH"
+            )
         return value
 
     def target(self) -> str:
