@@ -289,6 +289,26 @@ def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
     assert shown["hooks"]["ci"]["events"] == ["gate.*"]
 
 
+def test_a_policy_active_before_a_rule_was_added_keeps_working(
+    hooked: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rules added later (a relative hook program, a webhook URL that is a
+    credential) refuse a policy being activated. One that was active before
+    them must still load: it had stopped every command on its models."""
+    from cmi_console.core import policy as pol
+
+    ws = hooked
+    relative = "[hooks.x]\nevents = ['model.retired']\ncommand = ['./notify.sh']\n"
+    with monkeypatch.context() as m:
+        m.setattr(pol, "_activating", lambda _info: False)  # as activated before the rule
+        activate(ws, tmp_path, relative)
+    shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
+    assert shown["hooks"]["x"]["command"] == ["./notify.sh"]
+    ok(ws.cli("validate", "cancer:1", "--suite", "staging", as_="alice"))
+    r = ws.cli("policy", "activate", str(tmp_path / "cancer-hooks.toml"))
+    assert r.code == 2 and "'./notify.sh' is a relative path" in r.err
+
+
 def test_the_secret_never_reaches_the_log_or_the_outbox(hooked: Workspace, tmp_path: Path) -> None:
     ws = hooked
     receiver = Receiver(ws)

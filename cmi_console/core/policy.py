@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from cmi_console.core import names
 from cmi_console.core.canonical import canonical_bytes, unrepresentable
@@ -402,19 +409,24 @@ class Hook(_Strict):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            problem = url_problem(value) or secret_in_url(value)
+            problem = url_problem(value) or (secret_in_url(value) if _activating(info) else None)
             if problem:
                 raise ValueError(problem)
         return value
 
     @field_validator("command")
     @classmethod
-    def _command(cls, value: list[str] | None) -> list[str] | None:
+    def _command(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if value is not None and (not value or not all(value)):
             raise ValueError("must be a program and its arguments, none empty")
-        if value is not None and "/" in value[0] and not value[0].startswith("/"):
+        if (
+            value is not None
+            and _activating(info)
+            and "/" in value[0]
+            and not value[0].startswith("/")
+        ):
             # whoever delivers runs it: a CI job in its checkout, a reviewer's
             # console wherever it was started, so ./notify.sh is whatever file
             # has that name there
@@ -428,6 +440,14 @@ class Hook(_Strict):
         if self.url_env is not None:
             return f"${self.url_env}"  # the name, never the secret URL
         return self.url or " ".join(self.command or [])
+
+
+def _activating(info: ValidationInfo) -> bool:
+    """Rules added after policies were first activated hold for a policy being
+    activated (`check_document`), not for one already active: a workspace
+    whose active policy broke a new rule would have refused every command on
+    its models until someone activated another."""
+    return bool(info.context and info.context.get("activating"))
 
 
 def url_problem(url: str) -> str | None:
@@ -581,13 +601,19 @@ def _message(err: Any) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def validate(doc: Mapping[str, Any], sources: list[tuple[str, Mapping[str, Any]]]) -> Policy:
+def validate(
+    doc: Mapping[str, Any],
+    sources: list[tuple[str, Mapping[str, Any]]],
+    *,
+    activating: bool = False,
+) -> Policy:
     """Validate a (merged) document; an error names the file that set the key.
 
-    `sources` lists (label, raw document) from the most to the least specific.
+    `sources` lists (label, raw document) from the most to the least specific;
+    `activating` adds the rules that hold only for a policy being activated.
     """
     try:
-        policy = Policy.model_validate(dict(doc))
+        policy = Policy.model_validate(dict(doc), context={"activating": activating})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -775,8 +801,8 @@ def check_document(
                 # tiers are the floor every model stands on: only the default sets them
                 raise BadInput(f"{label}: {key}: a model policy cannot change the tiers")
         merged = merge(default, raw)
-        return validate(merged, [(label, raw), (default_label, default)])
-    return validate(raw, [(label, raw)])
+        return validate(merged, [(label, raw), (default_label, default)], activating=True)
+    return validate(raw, [(label, raw)], activating=True)
 
 
 def effective(
