@@ -178,7 +178,10 @@ def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Pat
         tmp_path,
         "[hooks.notify]\nevents = ['model.retired']\n"
         f"command = [{json.dumps(sys.executable)}, '-c', {json.dumps(script)}]\n"
-        "[hooks.broken]\nevents = ['model.retired']\ncommand = ['false']\nretries = 1\n",
+        "[hooks.broken]\nevents = ['model.retired']\nretries = 1\n"
+        # its error names a URL with a password, as curl's do: kept without it
+        "command = ['sh', '-c', 'echo curl: cannot reach https://bot:S3CRET@h.example/x >&2; "
+        "exit 1']\n",
     )
     gates.request(ws.ctx("alice"), "cancer:2", "retired")
     gates.decide(ws.ctx("rita"), "cancer:2", "retired", "approve")
@@ -188,6 +191,8 @@ def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Pat
     status = {d["hook"]: d for d in hooks.list_deliveries(ws.ctx())}
     assert status["notify"]["status"] == "delivered"
     assert status["broken"]["status"] == "failed" and "exit 1" in status["broken"]["last_error"]
+    assert "https://***@h.example/x" in status["broken"]["last_error"]
+    assert "S3CRET" not in json.dumps(hooks.list_deliveries(ws.ctx()))
 
 
 def test_a_chatty_or_hanging_command_costs_no_memory_and_meets_its_timeout(

@@ -27,6 +27,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import hooks, names
+from cmi_console.core.credentials import scrubbed
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.policy import Hook, url_problem
 from cmi_console.services.context import Context, Tx
@@ -229,6 +230,9 @@ def _run(command: list[str], body: bytes, timeout: float) -> str | None:
 
 def _finish(ctx: Context, delivery_id: int, status: str, attempts: int, error: str | None) -> None:
     from cmi_console.store.engine import write_transaction
+
+    if error is not None:  # a command's stderr may quote a URL, password and all
+        error = scrubbed(error)
 
     with write_transaction(ctx.engine) as conn:
         conn.execute(
