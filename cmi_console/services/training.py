@@ -118,7 +118,6 @@ def _fit_and_register(
     where: str,
     again: bool = False,
 ) -> dict[str, Any]:
-    from cmi_console.store.artifacts import hash_file
     from cmi_console.validation.conformance import require_labels
     from cmi_console.validation.training import fit
 
@@ -131,21 +130,23 @@ def _fit_and_register(
             # an empty label had failed the split as an internal error
             require_labels(data[target], str(path))
     result = fit(recipe, frame, holdout)
-    # the run's key: the recipe, the data (its file's hash, as the dataset
-    # records it) and the model's bytes, which the same three reproduce
-    run_key = f"{recipe.model}-{recipe_sha[:12]}-{hash_file(data_path)[0][:8]}-"
-    run_key += result.artifact_hash[:8]
     try:
         # datasets, run and version land together or not at all (one
         # transaction), and the look-up for an earlier run is in it: two CI
         # jobs on one commit train at once, and the second had failed on the
-        # first's run ("already exists")
+        # first's run ("already exists"). A run found rolls it all back.
         with ctx.batch():
+            name = recipe.data.name or data_path.stem
+            ds = registry.register_dataset(ctx, data_path, name)
+            # the run's key: the recipe, the data and the model's bytes, which
+            # the same recipe and data reproduce
+            run_key = (
+                f"{recipe.model}-{recipe_sha[:12]}-{ds['content_sha256'][:8]}-"
+                f"{result.artifact_hash[:8]}"
+            )
             number = _registered_by(ctx, run_key)
             if number is not None:
                 raise _Trained(number)
-            name = recipe.data.name or data_path.stem
-            ds = registry.register_dataset(ctx, data_path, name)
             datasets = {"train": f"{ds['name']}:{ds['version']}"}
             if holdout_path is not None:
                 hd = registry.register_dataset(ctx, holdout_path, f"{name}-holdout")
