@@ -184,26 +184,20 @@ def _fit_and_register(
                     },
                     description=recipe.description,
                 )
+        already = False
     except _Trained as done:
         if not again or done.number < 0:
             raise BadInput(
                 f"{where}: this recipe on this data was already trained (run {run_key})"
             ) from None
-        return {
-            **registry.show_version(ctx, f"{recipe.model}:{done.number}"),
-            "run": run_key,
-            "recipe_sha256": recipe_sha,
-            "code": code,
-            "warnings": result.warnings,
-            "already_registered": True,
-        }
+        version, already = registry.show_version(ctx, f"{recipe.model}:{done.number}"), True
     return {
         **version,
         "run": run_key,
         "recipe_sha256": recipe_sha,
         "code": code,
         "warnings": result.warnings,
-        "already_registered": False,
+        "already_registered": already,
     }
 
 
