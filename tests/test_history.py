@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +11,8 @@ from conftest import Workspace
 from gate_helpers import add_staff, ok, to_production
 
 from cmi_console.core import clock
+from cmi_console.services import ledger, registry
+from cmi_console.services.context import Context
 
 
 @pytest.fixture
@@ -125,3 +129,62 @@ def test_time_travel_over_a_forged_entry_says_so(populated: Workspace, forge: An
             continue
         assert r.code == 4 and "run `cmi audit verify`" in r.err, (args, r.code, r.err)
         assert len(r.err.strip().splitlines()) == 1
+
+
+def _skewed(ws: Workspace, tmp_path: Path) -> tuple[Context, Context]:
+    """Two writers on one database whose clocks disagree by two seconds (a
+    team's hosts on one PostgreSQL): `ahead` has made a model with two
+    versions and pointed champion at version 1."""
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    ahead, behind = ws.ctx("alice"), ws.ctx("alice")
+    ahead.clock = lambda: "2030-01-01T12:00:05.000000Z"
+    behind.clock = lambda: "2030-01-01T12:00:03.000000Z"
+    registry.create_model(ahead, "m")
+    for i in (1, 2):
+        art = tmp_path / f"m{i}.bin"
+        art.write_bytes(f"model {i}".encode())
+        registry.register_version(ahead, "m", art)
+    registry.set_alias(ahead, "m", "champion", 1)
+    return ahead, behind
+
+
+def test_an_entry_is_never_stamped_before_the_entry_ahead_of_it(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    _, behind = _skewed(ws, tmp_path)
+    registry.set_alias(behind, "m", "champion", 2)  # its clock says 12:00:03
+    log = ok(ws.cli("audit", "log", "-n", "100", "--json")).json()[::-1]
+    times = [e["time"] for e in log]
+    assert times == sorted(times), times
+    assert log[-1]["action"] == "alias.set" and log[-1]["time"] == "2030-01-01T12:00:05.000000Z"
+    # the rows the entry wrote carry the same time as the entry
+    move = ok(ws.cli("audit", "show", str(log[-1]["seq"]), "--json")).json()
+    assert "2030-01-01T12:00:03" not in json.dumps(move)
+    # so the registry "as of" an instant is the log up to it: nothing at
+    # 12:00:04, everything (champion moved to 2) at 12:00:05
+    early = _as_of(ws, "2030-01-01T12:00:04Z")
+    assert early["models"] == [] and early["later_in_log"] == 0
+    late = _as_of(ws, "2030-01-01T12:00:05Z", "--model", "m")
+    assert late["models"][0]["aliases"] == {"champion": 2} and late["later_in_log"] == 0
+
+
+def test_as_of_on_a_log_stamped_out_of_order_is_a_prefix_and_says_so(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a log written before entries were stamped in order: the behind writer's
+    # alias move is stamped 12:00:03, after entries stamped 12:00:05
+    _, behind = _skewed(ws, tmp_path)
+    monkeypatch.setattr(ledger.Tail, "stamp", lambda self, now: now)
+    registry.set_alias(behind, "m", "champion", 2)
+    monkeypatch.undo()
+    assert ok(ws.cli("audit", "verify")).out.startswith("ok:")
+    # replaying every entry stamped by 12:00:04 applied the move without the
+    # alias it moves, the model or its versions: a false "not well-formed"
+    r = ws.cli("registry", "as-of", "2030-01-01T12:00:04Z", "--json")
+    assert r.code == 0, r.err
+    early = r.json()
+    assert early["models"] == [] and early["later_in_log"] == 1
+    assert r.err.startswith("note: 1 log entry stamped by 2030-01-01T12:00:04.000000Z")
+    assert len(r.err.strip().splitlines()) == 1
+    late = _as_of(ws, "2030-01-01T12:00:05Z", "--model", "m")
+    assert late["models"][0]["aliases"] == {"champion": 2} and late["later_in_log"] == 0

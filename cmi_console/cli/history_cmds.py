@@ -22,6 +22,8 @@ def as_of(
     from cmi_console.services import history
 
     report = history.as_of(common.context(), parse_time(when, "WHEN"), model)
+    if note := history.later_note(report):
+        common.echo(f"note: {note}", err=True)
     if as_json:
         common.print_json(report)
         return

@@ -217,7 +217,11 @@ class Context:
                     self.workspace.artifacts.sync(opened.unsynced)
                     if opened.tail.leaves:
                         sealed = ledger.seal(
-                            conn, self.note_signer(), self.clock(), opened.tail, self._last_seal
+                            conn,
+                            self.note_signer(),
+                            opened.tail.stamp(self.clock()),
+                            opened.tail,
+                            self._last_seal,
                         )
                 finally:
                     self._open = None
@@ -311,7 +315,7 @@ class Tx:
         self._tail = opened.tail
         self.changes: list[dict[str, Any]] = []
         self.entries: list[dict[str, Any]] = []
-        self.time = ctx.clock()
+        self.time = opened.tail.stamp(ctx.clock())
 
     def finish(self) -> None:
         if self.changes:

@@ -8,33 +8,55 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
 from cmi_console.core.replay import RegistryState
 from cmi_console.services.context import Context
 from cmi_console.store.driver import stream_rows
-from cmi_console.store.tables import REGISTRY_TABLES
+from cmi_console.store.tables import REGISTRY_TABLES, AuditEntry, table
+
+ENTRIES = table(AuditEntry)
+_NO_END = 2**62  # past any seq: "to the log's end" as a bound
 
 
-def state_at(ctx: Context, when: str) -> tuple[RegistryState, int, str | None]:
-    """Replay every entry stamped at or before `when`, in log order.
+def state_at(ctx: Context, when: str) -> tuple[RegistryState, int, str | None, int]:
+    """Replay the log's prefix stamped at or before `when`, in log order.
 
-    Returns the state, the number of entries applied, and the time of the
-    last one. (Entries are stamped when their transaction starts; the log's
-    order is the order of commit, so an instant falls between two entries.)
+    Returns the state, the number of entries applied, the time of the last
+    one, and how many entries stamped at or before `when` come after that
+    prefix. (Entries are stamped after their transaction takes the log's
+    lock and never before the entry ahead of them, so time order is log order
+    and that count is 0; a log written before that rule may hold entries
+    whose writer's clock was behind. Applying them without the entries ahead
+    of them built registry states that never existed.)
     """
     state = RegistryState(REGISTRY_TABLES)
-    applied, last = 0, None
+    applied, last, later = 0, None, 0
     with ctx.read() as conn:
+        end = _first_after(conn, when)
+        if end is not None:
+            later = conn.execute(
+                select(func.count()).where(ENTRIES.c.time <= when, ENTRIES.c.seq > end)
+            ).scalar_one()
         for part in stream_rows(
-            conn, "SELECT seq, time, body FROM audit_entries WHERE time <= ? ORDER BY seq", (when,)
+            conn,
+            "SELECT seq, time, body FROM audit_entries WHERE seq < ? ORDER BY seq",
+            (_NO_END if end is None else end,),
         ):
             for seq, time_, body in part:
                 problems = state.apply(_changes(seq, body))
                 if problems:
                     raise _not_well_formed(seq, problems[0])
                 applied, last = applied + 1, time_
-    return state, applied, last
+    return state, applied, last, later
+
+
+def _first_after(conn: Connection, when: str) -> int | None:
+    """The seq of the log's first entry stamped after `when` (None: there is none)."""
+    seq = conn.execute(select(func.min(ENTRIES.c.seq)).where(ENTRIES.c.time > when)).scalar()
+    return None if seq is None else int(seq)
 
 
 def _changes(seq: int, body: bytes) -> list[dict[str, Any]]:
@@ -58,13 +80,25 @@ def _not_well_formed(seq: int, why: str) -> IntegrityError:
 
 def as_of(ctx: Context, when: str, model: str | None = None) -> dict[str, Any]:
     """Which version was in which stage (and environment) at `when`."""
-    state, applied, last = state_at(ctx, when)
+    state, applied, last, later = state_at(ctx, when)
     try:
-        return _as_of(state.tables, when, model, applied, last)
+        return _as_of(state.tables, when, model, applied, last) | {"later_in_log": later}
     except (KeyError, TypeError, AttributeError):  # a logged row without its columns
         raise IntegrityError(
             f"the rows the log built by {when} are not well-formed: run `cmi audit verify`"
         ) from None
+
+
+def later_note(report: dict[str, Any]) -> str | None:
+    """What an answer of `as_of` left out, in a sentence; None when nothing."""
+    n = report["later_in_log"]
+    if not n:
+        return None
+    return (
+        f"{n} log entr{'y' if n == 1 else 'ies'} stamped by {report['at']} come after one "
+        "stamped later (a writer's clock was behind) and are not applied: this is the log "
+        "up to its first entry stamped after that instant"
+    )
 
 
 def _as_of(

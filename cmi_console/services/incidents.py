@@ -359,9 +359,11 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
     t = timeline(ctx, incident_id)
     i = t["incident"]
     nothing = "No version held an exclusive stage at that instant."
+    late = None
     try:
         state = history.as_of(ctx, i["occurred_at"], i["model"])
         serving = state["models"][0]["serving"] if state["models"] else {}
+        late = history.later_note(state)
     except NotFound:  # it happened before the model came into the registry (an import)
         serving, nothing = {}, f"{i['model']} was not in the registry yet at that instant."
     summary = [
@@ -377,7 +379,8 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
             documents.table_or(
                 [["slot", "version"]] + [[k, str(v)] for k, v in serving.items()],
                 nothing,
-            ),
+            )
+            + ([("p", [f"Note: {late}."])] if late else []),
         ),
         (
             "Links",

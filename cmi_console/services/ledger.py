@@ -23,7 +23,7 @@ ENTRIES = table(AuditEntry)
 CHECKPOINTS = table(CheckpointRow)
 
 _HEAD = driver.Prepared(
-    select(ENTRIES.c.seq, ENTRIES.c.hash).order_by(ENTRIES.c.seq.desc()).limit(1)
+    select(ENTRIES.c.seq, ENTRIES.c.hash, ENTRIES.c.time).order_by(ENTRIES.c.seq.desc()).limit(1)
 )
 _LATEST = driver.Prepared(select(CHECKPOINTS).order_by(CHECKPOINTS.c.id.desc()).limit(1))
 _LATEST_SIZE = driver.Prepared(
@@ -39,8 +39,8 @@ _HASHES = driver.Prepared(
 
 def head(conn: Connection) -> tuple[int, str]:
     """(next seq, hash of the last entry)."""
-    row = driver.first(conn, _HEAD)
-    return (row[0] + 1, row[1]) if row else (0, entries.GENESIS_PREV)
+    tail = Tail.read(conn)
+    return tail.start, tail.prev
 
 
 @dataclass
@@ -50,12 +50,28 @@ class Tail:
 
     start: int
     prev: str
+    time: str = ""  # the last entry's time ("" before the first)
     leaves: list[bytes] = field(default_factory=list)
 
     @classmethod
     def read(cls, conn: Connection) -> Tail:
-        seq, prev = head(conn)
-        return cls(seq, prev)
+        row = driver.first(conn, _HEAD)
+        if row is None:
+            return cls(0, entries.GENESIS_PREV)
+        return cls(row[0] + 1, row[1], row[2])
+
+    def stamp(self, now: str) -> str:
+        """The time for the next entry: `now`, or the last entry's time if that
+        is later. Writers' clocks differ (a team's hosts on one PostgreSQL, a
+        clock stepped back): without this, time order and log order disagreed,
+        and "the registry as of T" was not a prefix of the log: it applied an
+        entry without the ones before it (a rollback before the deployment
+        it rolled back). Times are text in one format, so text order is time
+        order."""
+        if now < self.time:
+            return self.time
+        self.time = now
+        return now
 
     @property
     def next_seq(self) -> int:

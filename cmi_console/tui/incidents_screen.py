@@ -128,7 +128,8 @@ class InvestigationScreen(DataScreen):
         except CmiError as exc:
             text = exc.message
         else:
-            lines = [f"registry as of {shown(when)}", ""]
+            note = history.later_note(state)
+            lines = [f"registry as of {shown(when)}", *([f"note: {note}"] if note else []), ""]
             for m in state["models"]:
                 serving = {v: slot for slot, v in m["serving"].items()}
                 for v in m["versions"]:
