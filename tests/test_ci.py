@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import pytest
 from conftest import REPO, Workspace
-from gate_helpers import ok
+from gate_helpers import log_head, ok
 
 POLICY = (
     (REPO / "policies" / "default.toml")
@@ -195,3 +196,42 @@ def test_jobs_racing_on_one_commit_register_one_version_and_one_request(
     assert len({a["request"]["request"] for a in answers}) == 1
     assert [q["version"] for q in ok(ws.cli("queue", "--json")).json()] == ["cancer:1"]
     assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_the_change_author_cannot_decide_on_what_ci_built_from_it(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the job's principal (ci-bot) registers and trains; without the change's
+    # author, alice could approve the model her own commit changed
+    repo = setup(ws, tmp_path, 0.9)
+    ok(ws.cli("user", "add", "alice", "--role", "developer", "--role", "validator"))
+    ok(ws.cli("user", "add", "val", "--role", "validator"))
+    monkeypatch.setenv("CMI_CHANGE_AUTHOR", "alice")  # as a CI config sets it
+    out = ok(ws.cli("ci", str(repo / "cancer.toml"), "--json", as_="ci-bot")).json()
+    assert out["request"]["status"] == "open" and out["code"]["change_author"] == "alice"
+    monkeypatch.delenv("CMI_CHANGE_AUTHOR")
+    before = log_head(ws)
+    for verb in ("approve", "reject"):
+        r = ws.cli(verb, "cancer:1", "--to", "staging", "--comment", "mine", as_="alice")
+        assert r.code == 3 and "sod.change-author-cannot-approve" in r.err, (r.code, r.err)
+        assert "alice authored the change behind cancer:1" in r.err
+    assert log_head(ws) == before
+    ok(ws.cli("approve", "cancer:1", "--to", "staging", as_="val"))  # anyone else may
+
+
+def test_a_change_author_who_is_no_principal_is_refused_before_training(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    repo = setup(ws, tmp_path, 0.9)
+    before = log_head(ws)
+    for cmd in ("ci", "train"):
+        r = ws.cli(cmd, str(repo / "cancer.toml"), "--change-author", "alice", as_="ci-bot")
+        assert r.code == 2, (cmd, r.code, r.err)
+        assert r.err.startswith("cmi: --change-author: 'alice' is not a principal"), r.err
+        assert len(r.err.strip().splitlines()) == 1
+    r = ws.cli("run", "record", "--code", '{"change_author": "alice"}', as_="ci-bot")
+    assert r.code == 2 and "--code: change_author: 'alice' is not a principal" in r.err, r.err
+    r = ws.cli("run", "record", "--code", '{"change_author": 7}', as_="ci-bot")
+    assert r.code == 2 and "--code: change_author: must be a principal's name" in r.err, r.err
+    assert log_head(ws) == before
+    assert ok(ws.cli("version", "list", "cancer", "--json")).json() == []

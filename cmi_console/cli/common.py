@@ -24,6 +24,15 @@ PrincipalArg = Annotated[str, typer.Argument(help="The principal's name.")]
 RoleArg = Annotated[str, typer.Argument(help=f"The role: {', '.join(ROLES)}.")]
 IncidentArg = Annotated[int, typer.Argument(help="The incident's number (cmi incident list).")]
 RecipeArg = Annotated[Path, typer.Argument(help="The training recipe (TOML).")]
+ChangeAuthorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--change-author",
+        envvar="CMI_CHANGE_AUTHOR",
+        help="The principal whose change (commit) this trains; they may not "
+        "approve or reject the version.",
+    ),
+]
 SeqArg = Annotated[int, typer.Argument(help="The entry's sequence number (cmi audit log).")]
 AliasArg = Annotated[str, typer.Argument(help="The alias, e.g. champion.")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cmi_console.cli import common, gate_cmds
-from cmi_console.cli.common import RecipeArg, RefArg
+from cmi_console.cli.common import ChangeAuthorOpt, RecipeArg, RefArg
 
 JsonOpt = common.JsonOpt
 
@@ -18,7 +18,9 @@ def _said(warnings: list[str]) -> None:
         common.echo(f"warning: {line if len(line) <= 200 else line[:199] + '…'}", err=True)
 
 
-def train(recipe: RecipeArg, as_json: JsonOpt = False) -> None:
+def train(
+    recipe: RecipeArg, change_author: ChangeAuthorOpt = None, as_json: JsonOpt = False
+) -> None:
     """Train from a TOML recipe and register the version with full lineage.
 
     Records dataset hashes, the recipe hash, the git commit and dirty flag,
@@ -26,7 +28,7 @@ def train(recipe: RecipeArg, as_json: JsonOpt = False) -> None:
     """
     from cmi_console.services import training
 
-    view = training.train(common.context(), recipe)
+    view = training.train(common.context(), recipe, change_author=change_author)
     _said(view["warnings"])
     if as_json:
         common.print_json(view)
@@ -66,6 +68,7 @@ def ci(
     junit: gate_cmds.JunitOpt = None,
     markdown: gate_cmds.MarkdownOpt = None,
     comment: gate_cmds.CommentOpt = "",
+    change_author: ChangeAuthorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """What CI runs on every commit: train, register, validate, request.
@@ -81,7 +84,7 @@ def ci(
     from cmi_console.services import ci as ci_service
 
     gate_cmds.check_report_paths(junit, markdown)
-    out = ci_service.run(common.context(), recipe, comment)
+    out = ci_service.run(common.context(), recipe, comment, change_author)
     _said(out["training_warnings"])
     run, request = out["validation"], out["request"]
     if run is not None:

@@ -17,6 +17,7 @@ MET, UNMET, STALE = "met", "unmet", "stale"
 # Segregation-of-duties rules, named in every refusal (docs/policies.md).
 RULE_AUTHOR = "sod.author-cannot-approve"
 RULE_TRAINER = "sod.trainer-cannot-approve"
+RULE_CHANGE_AUTHOR = "sod.change-author-cannot-approve"
 RULE_VALIDATOR = "sod.validator-cannot-approve"
 RULE_ONCE = "sod.one-decision-per-principal"
 RULE_ROLE = "sod.role-required"
@@ -34,6 +35,10 @@ class VersionFacts:
     author: str
     trainer: str | None = None
     environment: str | None = None
+    # whose change a CI job trained it from (`--change-author`): the job's
+    # principal registers and trains, so without this the commit's author
+    # could approve their own model
+    change_author: str | None = None
 
     @property
     def ref(self) -> str:
@@ -140,6 +145,8 @@ def sod_conflict(
         return f"{RULE_AUTHOR}: {principal} is the author of {version.ref}"
     if version.trainer is not None and principal == version.trainer:
         return f"{RULE_TRAINER}: {principal} trained {version.ref}"
+    if version.change_author is not None and principal == version.change_author:
+        return f"{RULE_CHANGE_AUTHOR}: {principal} authored the change behind {version.ref}"
     if validation is not None and principal == validation.run_by:
         return f"{RULE_VALIDATOR}: {principal} ran validation #{validation.id} of {version.ref}"
     return None

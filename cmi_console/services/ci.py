@@ -14,7 +14,9 @@ from cmi_console.services import gates, policies, registry, training, validation
 from cmi_console.services.context import Context
 
 
-def run(ctx: Context, recipe: Path, comment: str = "") -> dict[str, Any]:
+def run(
+    ctx: Context, recipe: Path, comment: str = "", change_author: str | None = None
+) -> dict[str, Any]:
     """Train, register, validate and request, as one CI step.
 
     A commit that changes neither the recipe nor its data (a CI job runs on
@@ -23,12 +25,13 @@ def run(ctx: Context, recipe: Path, comment: str = "") -> dict[str, Any]:
     (open, or decided: a rejection stands) or has moved past it. It had been
     refused, failing every such job. A version with neither (its validation
     failed, or a job stopped half way) is validated again and, if it passes,
-    requested."""
+    requested. `change_author` names the principal whose commit this is
+    (see `training.train`)."""
     # what would refuse the run is checked before anything is trained or written
     names.free_text(comment, "--comment")
     model = rcp.load(recipe)[0].model
     initial, to_stage, suite = _first_gate(ctx, model)
-    version = training.train(ctx, recipe, again=True)
+    version = training.train(ctx, recipe, again=True, change_author=change_author)
     ref = f"{version['model']}:{version['version']}"
     out = {
         "version": ref,

@@ -44,6 +44,7 @@ from cmi_console.services.registry import (
     RETIRED,
     RUNS,
     VERSIONS,
+    change_author_of,
     drop_aliases_of,
     model_row,
     version_row,
@@ -133,9 +134,12 @@ def _gather(conn: Connection, ref: str, to_stage: str, env: str | None) -> Gathe
     policy = effective_for(conn, model)
     stage = policy.stage(to_stage)
     environment = _environment(to_stage, stage, env)
-    trainer = None
+    trainer = change_author = None
     if row.run_id is not None:
-        trainer = conn.execute(select(RUNS.c.created_by).where(RUNS.c.id == row.run_id)).scalar()
+        run = conn.execute(
+            select(RUNS.c.created_by, RUNS.c.code_ref).where(RUNS.c.id == row.run_id)
+        ).one()
+        trainer, change_author = run.created_by, change_author_of(run.code_ref)
     facts = VersionFacts(
         model=model.name,
         version=row.version,
@@ -144,6 +148,7 @@ def _gather(conn: Connection, ref: str, to_stage: str, env: str | None) -> Gathe
         status=row.status,
         author=row.author,
         trainer=trainer,
+        change_author=change_author,
         environment=row.environment,
     )
     request = conn.execute(

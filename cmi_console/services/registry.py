@@ -322,6 +322,30 @@ def show_dataset(ctx: Context, ref: str) -> dict[str, Any]:
 # --- training runs --------------------------------------------------------
 
 
+CHANGE_AUTHOR = "change_author"  # the code reference's key: whose change was trained
+
+
+def change_author_of(code_ref: Any) -> str | None:
+    """The principal a run's code reference names as the change's author."""
+    name = code_ref.get(CHANGE_AUTHOR) if isinstance(code_ref, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def require_change_author(conn: Connection, name: Any, where: str) -> None:
+    """A change author must be a principal: a name nobody holds (a CI user
+    name that is not the principal's) would quietly forbid nobody."""
+    if not isinstance(name, str):
+        raise BadInput(f"{where}: must be a principal's name")
+    names.principal(name, where)
+    try:
+        principal_row(conn, name)
+    except NotFound:
+        raise BadInput(
+            f"{where}: '{name}' is not a principal (name the change's author as "
+            "`cmi user list` does)"
+        ) from None
+
+
 def record_run(
     ctx: Context,
     *,
@@ -346,6 +370,8 @@ def record_run(
         actor = _writer(tx)
         if tx.conn.execute(select(RUNS.c.id).where(RUNS.c.run_key == run_key)).first():
             raise BadInput(f"run '{run_key}' already exists")
+        if code_ref and CHANGE_AUTHOR in code_ref:
+            require_change_author(tx.conn, code_ref[CHANGE_AUTHOR], f"--code: {CHANGE_AUTHOR}")
         links = {role: dataset_row(tx.conn, ref) for role, ref in (datasets or {}).items()}
         rid = tx.insert(
             RUNS,

@@ -43,14 +43,25 @@ def git_info(where: Path) -> dict[str, Any]:
 
 
 def train(
-    ctx: Context, path: Path, root: Path | None = None, *, again: bool = False
+    ctx: Context,
+    path: Path,
+    root: Path | None = None,
+    *,
+    again: bool = False,
+    change_author: str | None = None,
 ) -> dict[str, Any]:
     """`root` bounds the recipe's data paths (default: its git repository, or
     its directory). A recipe already trained on the same data (the same run:
     recipe, data and model bytes) is refused, or with `again` answered with
-    the version it registered then, writing nothing (`already_registered`)."""
+    the version it registered then, writing nothing (`already_registered`).
+    `change_author`: the principal whose change (commit) this trains, kept
+    with the code reference; they may not decide on the version."""
     recipe, raw = rcp.load(path)
     code = git_info(path.parent)
+    if change_author is not None:
+        with ctx.read() as conn:  # before the training, which takes a while
+            registry.require_change_author(conn, change_author, "--change-author")
+        code[registry.CHANGE_AUTHOR] = change_author
     root = root or (Path(code["repo_root"]) if code else path.parent)
     data_path = rcp.resolve(path.parent, recipe.data.file, root, f"{path}: data.file")
     holdout_path = None
