@@ -21,7 +21,8 @@ or usage (one line on stderr, nothing written) · **3** denied (role, segregatio
 duties, missing key or signature, a gate that does not pass) · **4** integrity violation
 (tampered log, artifact hash mismatch, unsafe artifact) · **70** internal error (a bug;
 `CMI_DEBUG=1` shows the traceback) · **75** the database did not answer (it is down or
-unreachable, the connection dropped, or a lock outlasted the wait; nothing was written:
+unreachable, the connection dropped, or a lock outlasted the wait; or this host's clock is
+more than 5 minutes off the team database server's, see deploy-team.md; nothing was written:
 try again). Numbers on the line (ids, seqs, versions) go up
 to 9223372036854775807, the databases' 64-bit integers; a larger one is bad input.
 Text from users and files (descriptions, comments, reasons, a file's column names) is

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import PG_URL, REPO
@@ -166,3 +168,51 @@ def test_a_database_lost_while_a_hook_runs_fails_neither_the_write_nor_the_comma
     (delivery,) = hooks.list_deliveries(ctx)
     assert delivery["status"] == "pending"
     assert verify(ctx).ok
+
+
+def test_a_host_whose_clock_is_far_off_the_servers_may_not_stamp_the_log(
+    fresh_pg_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Entries are never stamped before the one ahead of them, so one host
+    two hours ahead would have stamped every host's entries with its time
+    for the next two hours. The server's clock is the one a team shares."""
+    from conftest import Workspace
+
+    from cmi_console.core import clock
+
+    home = tmp_path / "ws"
+    init_workspace(home, admin="root", db=fresh_pg_url).engine.dispose()
+    ws = Workspace(home, fresh_pg_url, capsys)
+    before = ws.cli("audit", "log", "-n", "1", "--json").json()[0]
+
+    for off in (timedelta(hours=2, minutes=3), timedelta(minutes=-7)):
+        monkeypatch.setattr(clock, "datetime", _shifted(off))
+        r = ws.cli("model", "create", "skewed")
+        side = "ahead of" if off > timedelta(0) else "behind"
+        assert r.code == 75, (r.code, r.err)
+        assert r.err.startswith("cmi: this host's clock (") and side in r.err, r.err
+        assert "the database server's" in r.err and "set the clock (NTP)" in r.err
+        assert len(r.err.strip().splitlines()) == 1
+    monkeypatch.undo()
+    assert ws.cli("audit", "log", "-n", "1", "--json").json()[0] == before  # nothing written
+    # a few minutes off is a clock drifting, not a wrong one: written, and
+    # stamped in order whichever way it is off
+    for minutes in (4, -4):
+        monkeypatch.setattr(clock, "datetime", _shifted(timedelta(minutes=minutes)))
+        assert ws.cli("model", "create", f"drift{minutes + 4}").code == 0
+    times = [e["time"] for e in ws.cli("audit", "log", "-n", "5", "--json").json()][::-1]
+    assert times == sorted(times)
+
+
+def _shifted(off: timedelta) -> type[datetime]:
+    """datetime, as a host whose clock is `off` from the true time sees it."""
+
+    class Shifted(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + off
+
+    return Shifted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cmi_console.core.errors import BadInput
 
@@ -55,13 +55,30 @@ def instant(moment: str) -> datetime:
 def add(moment: str, *, days: float = 0, hours: float = 0) -> str:
     """`moment` (format_time form) moved by the given amount; a move past the
     year 1 or 9999 stops there (a window around an instant near either end)."""
-    from datetime import timedelta
-
     try:
         return format_time(instant(moment) + timedelta(days=days, hours=hours))
     except OverflowError:
         edge = datetime.min if days + hours < 0 else datetime.max
         return format_time(edge.replace(tzinfo=UTC))
+
+
+MAX_SKEW = timedelta(minutes=5)
+
+
+def skew_problem(here: str, reference: datetime, what: str) -> str | None:
+    """Why this host's clock (`here`, format_time) may not stamp the log, when it
+    is more than MAX_SKEW off `reference` (the clock a team shares)."""
+    off = instant(here) - reference
+    if abs(off) <= MAX_SKEW:
+        return None
+    minutes = int(abs(off).total_seconds() // 60)
+    amount = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+    side = "ahead of" if off > timedelta(0) else "behind"
+    return (
+        f"this host's clock ({shown(here)}) is {amount} {side} {what} "
+        f"({shown(format_time(reference))}); the audit log's times would be wrong: "
+        "set the clock (NTP) and try again"
+    )
 
 
 def shown(moment: str | None, *, minute: bool = False) -> str:

@@ -25,6 +25,7 @@ from cmi_console.store.engine import (
     make_engine,
     read_transaction,
     refresh_statistics,
+    server_time,
     write_transaction,
 )
 from cmi_console.store.workspace import Workspace, default_home
@@ -206,6 +207,7 @@ class Context:
             with reachable(write_transaction(self.engine)) as conn:
                 opened = _Open(conn, ledger.Tail.read(conn))
                 self._open = opened
+                self._check_clock(conn)
                 try:
                     self._restore(opened, stored)
                     yield opened
@@ -240,6 +242,20 @@ class Context:
             from cmi_console.services import hooks
 
             hooks.deliver(self, opened.outbox)  # after commit, never inside it
+
+    def _check_clock(self, conn: Connection) -> None:
+        """On a team's database, refuse to stamp the log from a host whose
+        clock is far off the server's. Entries are never stamped before the
+        one ahead of them (ledger.Tail.stamp), so one host an hour ahead had
+        stamped everyone's entries for the next hour with its time. A clock
+        given to the Context (the demo's history, tests) is not checked."""
+        if self.clock is not clock.utc_now:
+            return
+        reference = server_time(conn)
+        if reference is not None and (
+            problem := clock.skew_problem(self.clock(), reference, "the database server's")
+        ):
+            raise Unavailable(problem)
 
     def _restore(self, opened: _Open, stored: list[tuple[Stored, Path]]) -> None:
         """Files stored before this transaction held the write lock may have

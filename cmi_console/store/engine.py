@@ -80,6 +80,17 @@ def _sqlite_discipline(engine: Engine) -> None:
         )
 
 
+# The lock, then the server's clock as it stands once the lock is held (in
+# that order: the CTE's row exists only once the lock is taken), in one round
+# trip: a team's hosts stamp the log, and the server's clock is the one they
+# share (see `server_time`).
+_LOCK = text(
+    "WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(:key)) "
+    "SELECT clock_timestamp() FROM locked"
+)
+SERVER_TIME = "cmi_server_time"  # where the connection keeps it: conn.info
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One serialized write transaction: commit on success, roll back on error."""
@@ -87,8 +98,14 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         conn = conn.execution_options(cmi_write=True)
         with conn.begin():
             if not is_sqlite(engine):
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOG_LOCK_KEY})
+                conn.info[SERVER_TIME] = conn.execute(_LOCK, {"key": LOG_LOCK_KEY}).scalar_one()
             yield conn
+
+
+def server_time(conn: Connection) -> Any:
+    """The database server's clock when this write transaction took the log's
+    lock (an aware datetime); None on SQLite, whose clock is this host's."""
+    return conn.info.get(SERVER_TIME) if not is_sqlite(conn.engine) else None
 
 
 @contextmanager
