@@ -61,6 +61,18 @@ def test_as_of_replays_a_scripted_history(governed: Workspace) -> None:
     assert _versions(late) == {1: ("archived", "active"), 2: ("production", "active")}
     assert late["models"][0]["serving"] == {"production@production": 2}
     assert late["models"][0]["aliases"] == {"champion": 1}
+    # who put each version in its stage, by the entry that did
+    by = {v["version"]: v["staged_by"] for v in late["models"][0]["versions"]}
+    fields = ("seq", "time", "actor", "action")
+    assert by[2] == {k: promote_v2[k] for k in fields}
+    archive = ok(ws.cli("audit", "log", "--action", "version.archive", "--json")).json()
+    assert [a["subject"] for a in archive] == ["version:cancer:1"]
+    assert by[1] == {k: archive[0][k] for k in fields}
+    registered = [v["staged_by"] for v in early["models"][0]["versions"]]
+    assert [b["action"] for b in registered] == ["version.register"] * 2
+    assert [b["actor"] for b in registered] == ["alice", "alice"]
+    table = ok(ws.cli("registry", "as-of", v2_serving, "--model", "cancer")).out
+    assert f"{promote_v2['actor']} #{promote_v2['seq']} gate.promote" in " ".join(table.split())
 
     # at the head of the log, the replay equals what the registry shows now
     for number, (stage, status) in _versions(late).items():

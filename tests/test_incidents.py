@@ -44,6 +44,13 @@ def test_an_incident_is_opened_annotated_linked_and_closed(
     # imported from MLflow): its report says so (it failed: "did not exist")
     ok(ws.cli("incident", "report", n, "--out", str(tmp_path / "early.md")))
     assert "cancer was not in the registry yet" in (tmp_path / "early.md").read_text()
+    # once it was serving, the report names who put it there, by its entry
+    to_production(ws, 1)
+    promote = [e for e in _log(ws) if e["action"] == "gate.promote"][-1]
+    at = ok(ws.cli("incident", "open", "cancer", "--title", "now", "--json", as_="bob")).json()
+    ok(ws.cli("incident", "report", str(at["incident"]), "--out", str(tmp_path / "now.md")))
+    row = f"| production@production | 1 | {promote['actor']} #{promote['seq']} gate.promote |"
+    assert row in (tmp_path / "now.md").read_text()
     ok(ws.cli("incident", "note", n, "paged the on-call", as_="bob"))
     ok(ws.cli("incident", "link", n, "--version", "cancer:2", as_="bob"))
     ok(ws.cli("incident", "link", n, "--entry", "3", as_="bob"))

@@ -50,10 +50,11 @@ def as_of(
                     ", ".join(traffic.get(v["version"], [])),
                     ", ".join(aliases.get(v["version"], [])),
                     "break-glass" if v["break_glass"] else "",
+                    history.staged_by_text(v["staged_by"]),
                 ]
             )
     common.table(
         f"registry as of {report['at']} ({report['entries']} log entries)",
-        ["model", "version", "stage", "status", "slot", "traffic", "aliases", "flags"],
+        ["model", "version", "stage", "status", "slot", "traffic", "aliases", "flags", "staged by"],
         rows,
     )

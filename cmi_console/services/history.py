@@ -5,6 +5,7 @@ never from the current tables, so they show what the log proves."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -21,36 +22,56 @@ ENTRIES = table(AuditEntry)
 _NO_END = 2**62  # past any seq: "to the log's end" as a bound
 
 
-def state_at(ctx: Context, when: str) -> tuple[RegistryState, int, str | None, int]:
+@dataclass
+class Replayed:
+    """The registry rebuilt from a prefix of the log."""
+
+    state: RegistryState
+    applied: int = 0  # entries in the prefix
+    last: str | None = None  # the time of its last entry
+    later: int = 0  # entries stamped by the instant that come after it (see state_at)
+    # per version row: the entry that last set its stage (who, when, seq)
+    staged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def state_at(ctx: Context, when: str) -> Replayed:
     """Replay the log's prefix stamped at or before `when`, in log order.
 
-    Returns the state, the number of entries applied, the time of the last
-    one, and how many entries stamped at or before `when` come after that
-    prefix. (Entries are stamped after their transaction takes the log's
+    `later` counts the entries stamped at or before `when` that come after
+    that prefix. (Entries are stamped after their transaction takes the log's
     lock and never before the entry ahead of them, so time order is log order
     and that count is 0; a log written before that rule may hold entries
     whose writer's clock was behind. Applying them without the entries ahead
     of them built registry states that never existed.)
     """
-    state = RegistryState(REGISTRY_TABLES)
-    applied, last, later = 0, None, 0
+    out = Replayed(RegistryState(REGISTRY_TABLES))
     with ctx.read() as conn:
         end = _first_after(conn, when)
         if end is not None:
-            later = conn.execute(
+            out.later = conn.execute(
                 select(func.count()).where(ENTRIES.c.time <= when, ENTRIES.c.seq > end)
             ).scalar_one()
         for part in stream_rows(
             conn,
-            "SELECT seq, time, body FROM audit_entries WHERE seq < ? ORDER BY seq",
+            "SELECT seq, time, actor, action, body FROM audit_entries WHERE seq < ? ORDER BY seq",
             (_NO_END if end is None else end,),
         ):
-            for seq, time_, body in part:
-                problems = state.apply(_changes(seq, body))
+            for seq, time_, actor, action, body in part:
+                changes = _changes(seq, body)
+                problems = out.state.apply(changes)
                 if problems:
                     raise _not_well_formed(seq, problems[0])
-                applied, last = applied + 1, time_
-    return state, applied, last, later
+                out.applied, out.last = out.applied + 1, time_
+                for c in changes:
+                    # "who put it there": the investigator's next question
+                    if c["t"] == "model_versions" and "stage" in (c.get("row") or {}):
+                        out.staged_by[c["id"]] = {
+                            "seq": seq,
+                            "time": time_,
+                            "actor": actor,
+                            "action": action,
+                        }
+    return out
 
 
 def _first_after(conn: Connection, when: str) -> int | None:
@@ -80,13 +101,18 @@ def _not_well_formed(seq: int, why: str) -> IntegrityError:
 
 def as_of(ctx: Context, when: str, model: str | None = None) -> dict[str, Any]:
     """Which version was in which stage (and environment) at `when`."""
-    state, applied, last, later = state_at(ctx, when)
+    replayed = state_at(ctx, when)
     try:
-        return _as_of(state.tables, when, model, applied, last) | {"later_in_log": later}
+        return _as_of(replayed, when, model)
     except (KeyError, TypeError, AttributeError):  # a logged row without its columns
         raise IntegrityError(
             f"the rows the log built by {when} are not well-formed: run `cmi audit verify`"
         ) from None
+
+
+def staged_by_text(by: dict[str, Any] | None) -> str:
+    """Who put a version in its stage, as a line names it: `sam #125 gate.promote`."""
+    return f"{by['actor']} #{by['seq']} {by['action']}" if by else ""
 
 
 def later_note(report: dict[str, Any]) -> str | None:
@@ -101,13 +127,8 @@ def later_note(report: dict[str, Any]) -> str | None:
     )
 
 
-def _as_of(
-    t: dict[str, dict[int, dict[str, Any]]],
-    when: str,
-    model: str | None,
-    applied: int,
-    last: str | None,
-) -> dict[str, Any]:
+def _as_of(replayed: Replayed, when: str, model: str | None) -> dict[str, Any]:
+    t = replayed.state.tables
     models = {m["id"]: m for m in t["models"].values()}
     if model is not None and model not in {m["name"] for m in models.values()}:
         raise NotFound(f"model '{model}' did not exist at {when}")
@@ -152,12 +173,19 @@ def _as_of(
                         "break_glass": bool(v.get("break_glass")),
                         "author": v["author"],
                         "artifact_sha256": v["artifact_sha256"],
+                        "staged_by": replayed.staged_by.get(v["id"]),
                     }
                     for v in versions
                 ],
             }
         )
-    return {"at": when, "entries": applied, "last_entry_time": last, "models": out}
+    return {
+        "at": when,
+        "entries": replayed.applied,
+        "last_entry_time": replayed.last,
+        "later_in_log": replayed.later,
+        "models": out,
+    }
 
 
 def diff(ctx: Context, start: str, end: str) -> dict[str, Any]:

@@ -134,6 +134,10 @@ class InvestigationScreen(DataScreen):
                 serving = {v: slot for slot, v in m["serving"].items()}
                 for v in m["versions"]:
                     slot = f"  serving {serving[v['version']]}" if v["version"] in serving else ""
-                    lines.append(f"{m['model']}:{v['version']}  {v['stage']}{slot}")
+                    by = history.staged_by_text(v["staged_by"])
+                    lines.append(
+                        f"{m['model']}:{v['version']}  {v['stage']}{slot}"
+                        + (f"  (by {by})" if by else "")
+                    )
             text = "\n".join(lines)
         self.app.call_from_thread(self.query_one("#as-of", Static).update, text)
