@@ -147,6 +147,8 @@ async def test_models_filter_model_and_version_screens(home: Path) -> None:
         assert isinstance(app.screen, VersionScreen) and app.screen.ref == "wine-cultivar:2"
         overview = str(app.screen.query_one("#overview-text", Static).render())
         assert "BREAK-GLASS" in overview
+        # ci-bot trained it from alice's change (she may not decide on it)
+        assert "change by alice" in overview
         assert app.screen.query_one("#entries", DataTable).row_count >= 5
         await pilot.press("escape")
         await settle(pilot)
@@ -166,6 +168,7 @@ async def test_a_version_whose_run_was_recorded_by_hand_still_opens(home: Path) 
         params={"recipe": "by hand", "recipe_sha256": 5},
         metrics={},
         environment={"python": {"nested": 3}},
+        code_ref={"commit": {"not": "a sha"}, "change_author": "carol"},
         run_key="by-hand",
     )
     art = home / "by-hand.bin"
@@ -180,6 +183,7 @@ async def test_a_version_whose_run_was_recorded_by_hand_still_opens(home: Path) 
         await settle(pilot)
         overview = str(app.screen.query_one("#overview-text", Static).render())
         assert "? ?, seed None" in overview and "python {'nested': 3}" in overview
+        assert "code         change by carol\n" in overview  # no commit: not a string
         assert [n.message for n in app._notifications] == []
 
 

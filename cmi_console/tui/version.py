@@ -31,14 +31,30 @@ def _recipe_facts(run: dict[str, Any] | None) -> dict[str, str]:
     keys: what is not shaped like `cmi train`'s is shown as '?', so the
     version still opens (a string there stopped the screen)."""
     if not run:
-        return {"recipe": "- (registered, not trained here)", "environment": "-"}
+        return {"recipe": "- (registered, not trained here)", "code": "-", "environment": "-"}
     sha, estimator = rcp.recorded(run.get("params"))
     env = run.get("environment")
     env = env if isinstance(env, dict) else {}
     return {
         "recipe": f"{(sha or '?')[:16]} {estimator or '?'}, seed {run.get('seed')}",
+        "code": _code_facts(run.get("code_ref")),
         "environment": ", ".join(f"{k} {v}" for k, v in sorted(env.items())),
     }
+
+
+def _code_facts(code: Any) -> str:
+    """The commit trained, and whose change it was (`--change-author`: they
+    may not decide on this version)."""
+    from cmi_console.services.registry import change_author_of
+
+    code = code if isinstance(code, dict) else {}
+    parts = []
+    commit = code.get("commit")
+    if isinstance(commit, str) and commit:
+        parts.append(f"commit {commit[:12]}" + (" (dirty)" if code.get("dirty") else ""))
+    if author := change_author_of(code):
+        parts.append(f"change by {author}")
+    return ", ".join(parts) or "-"
 
 
 def _num(value: float | None) -> str:
