@@ -182,6 +182,7 @@ def test_a_host_whose_clock_is_far_off_the_servers_may_not_stamp_the_log(
     from conftest import Workspace
 
     from cmi_console.core import clock
+    from cmi_console.core.errors import Unavailable
 
     home = tmp_path / "ws"
     init_workspace(home, admin="root", db=fresh_pg_url).engine.dispose()
@@ -196,8 +197,14 @@ def test_a_host_whose_clock_is_far_off_the_servers_may_not_stamp_the_log(
         assert r.err.startswith("cmi: this host's clock (") and side in r.err, r.err
         assert "the database server's" in r.err and "set the clock (NTP)" in r.err
         assert len(r.err.strip().splitlines()) == 1
+    # the console keeps one Context: after a refusal, once the clock is
+    # right, it writes again (the refusal had left it inside a transaction)
+    ctx = Context.open(home, fresh_pg_url, "root")
+    with pytest.raises(Unavailable, match="this host's clock"):
+        registry.create_model(ctx, "skewed")
     monkeypatch.undo()
     assert ws.cli("audit", "log", "-n", "1", "--json").json()[0] == before  # nothing written
+    registry.create_model(ctx, "on-time")
     # a few minutes off is a clock drifting, not a wrong one: written, and
     # stamped in order whichever way it is off
     for minutes in (4, -4):

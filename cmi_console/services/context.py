@@ -205,9 +205,9 @@ class Context:
         stored = self._stored
         try:
             with reachable(write_transaction(self.engine)) as conn:
+                self._check_clock(conn)  # before _open is set: a refusal leaves none
                 opened = _Open(conn, ledger.Tail.read(conn))
                 self._open = opened
-                self._check_clock(conn)
                 try:
                     self._restore(opened, stored)
                     yield opened
