@@ -11,7 +11,7 @@ from conftest import Workspace
 from gate_helpers import add_staff, ok, to_production
 
 from cmi_console.core import clock
-from cmi_console.services import ledger, registry
+from cmi_console.services import history, ledger, registry
 from cmi_console.services.context import Context
 
 
@@ -200,3 +200,26 @@ def test_as_of_on_a_log_stamped_out_of_order_is_a_prefix_and_says_so(
     assert len(r.err.strip().splitlines()) == 1
     late = _as_of(ws, "2030-01-01T12:00:05Z", "--model", "m")
     assert late["models"][0]["aliases"] == {"champion": 2} and late["later_in_log"] == 0
+
+
+def test_a_replay_stops_once_its_caller_gives_up(populated: Workspace) -> None:
+    # the console starts one replay per highlighted timeline row, in a thread
+    # nothing can stop from outside: on a big log each took seconds and most
+    # of a gigabyte, and scrolling ran them side by side
+    ctx = populated.ctx("alice")
+    with ctx.batch():
+        for i in range(1500):
+            registry.tag_version(ctx, "cancer:1", {"n": str(i)})
+    looks: list[int] = []
+
+    def gives_up_at_the_second_look() -> bool:
+        looks.append(len(looks))
+        return len(looks) > 1
+
+    with pytest.raises(history.Cancelled):
+        history.as_of(ctx, "2099-01-01", cancelled=gives_up_at_the_second_look)
+    assert len(looks) == 2  # at the first entry, then 1,024 entries in
+    looks.clear()
+    report = history.as_of(ctx, "2099-01-01", cancelled=lambda: bool(looks.append(0)))
+    assert report["entries"] > 1500 and len(looks) == -(-report["entries"] // 1024)
+    assert report["models"][0]["versions"][0]["version"] == 1  # a whole answer

@@ -4,6 +4,7 @@ button, the virtual audit log, validation runs, and seeing others' writes."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, DataTable, Input, OptionList, Select, Static, TabbedContent
 
+from cmi_console.core.clock import shown
 from cmi_console.services import audit, demo, gates
 from cmi_console.services.context import Context
 from cmi_console.tui import base
@@ -547,10 +549,15 @@ async def test_incidents_and_the_investigation_view(home: Path) -> None:
         assert times == sorted(times) and timeline.row_count == len(view.events)
         # select the moment the incident happened: the panel shows who was serving
         happened = next(i for i, e in enumerate(view.events) if e["seq"] is None)
+        for row in range(timeline.row_count):  # scrolling: each row starts a replay
+            timeline.move_cursor(row=row)
         timeline.move_cursor(row=happened)
         await settle(pilot)
         panel = str(view.query_one("#as-of", Static).render())
-        assert "registry as of" in panel and "credit-risk:2  production  serving" in panel
+        assert f"registry as of {shown(view.events[happened]['time'])}" in panel
+        # who put it there, by the entry that did
+        serving = r"credit-risk:2  production  serving \S+  \(by dora #\d+ gate\.promote\)"
+        assert re.search(serving, panel), panel
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, IncidentsScreen)

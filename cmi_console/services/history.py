@@ -5,6 +5,7 @@ never from the current tables, so they show what the log proves."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,16 @@ class Replayed:
     staged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-def state_at(ctx: Context, when: str) -> Replayed:
+class Cancelled(Exception):
+    """The caller gave up on a replay (the console moved on to another row)."""
+
+
+# entries between two looks at `cancelled`: a look costs nothing at this rate,
+# and the replay of a million entries stops within a few milliseconds
+_CANCEL_EVERY = 1024
+
+
+def state_at(ctx: Context, when: str, cancelled: Callable[[], bool] | None = None) -> Replayed:
     """Replay the log's prefix stamped at or before `when`, in log order.
 
     `later` counts the entries stamped at or before `when` that come after
@@ -43,6 +53,12 @@ def state_at(ctx: Context, when: str) -> Replayed:
     and that count is 0; a log written before that rule may hold entries
     whose writer's clock was behind. Applying them without the entries ahead
     of them built registry states that never existed.)
+
+    `cancelled`, looked at every _CANCEL_EVERY entries, stops the replay
+    (raising Cancelled): in the console each highlighted row of a timeline
+    starts one, and a thread cannot be stopped from outside. On a million
+    entries one takes seconds and most of a gigabyte; scrolling had run
+    them side by side.
     """
     out = Replayed(RegistryState(REGISTRY_TABLES))
     with ctx.read() as conn:
@@ -57,6 +73,8 @@ def state_at(ctx: Context, when: str) -> Replayed:
             (_NO_END if end is None else end,),
         ):
             for seq, time_, actor, action, body in part:
+                if cancelled is not None and out.applied % _CANCEL_EVERY == 0 and cancelled():
+                    raise Cancelled
                 changes = _changes(seq, body)
                 problems = out.state.apply(changes)
                 if problems:
@@ -99,9 +117,15 @@ def _not_well_formed(seq: int, why: str) -> IntegrityError:
     return IntegrityError(f"entry {seq}: {why}; the log is not well-formed: run `cmi audit verify`")
 
 
-def as_of(ctx: Context, when: str, model: str | None = None) -> dict[str, Any]:
-    """Which version was in which stage (and environment) at `when`."""
-    replayed = state_at(ctx, when)
+def as_of(
+    ctx: Context,
+    when: str,
+    model: str | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Which version was in which stage (and environment) at `when`
+    (`cancelled`: see state_at)."""
+    replayed = state_at(ctx, when, cancelled)
     try:
         return _as_of(replayed, when, model)
     except (KeyError, TypeError, AttributeError):  # a logged row without its columns

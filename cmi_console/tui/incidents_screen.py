@@ -8,6 +8,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
@@ -123,8 +124,13 @@ class InvestigationScreen(DataScreen):
     def _as_of(self, when: str) -> None:
         from cmi_console.services import history
 
+        this = get_current_worker()  # a later row's replay cancels this one
         try:
-            state = history.as_of(self.session.ctx, when, self.model)
+            state = history.as_of(
+                self.session.ctx, when, self.model, cancelled=lambda: this.is_cancelled
+            )
+        except history.Cancelled:
+            return
         except CmiError as exc:
             text = exc.message
         else:
@@ -140,4 +146,5 @@ class InvestigationScreen(DataScreen):
                         + (f"  (by {by})" if by else "")
                     )
             text = "\n".join(lines)
-        self.app.call_from_thread(self.query_one("#as-of", Static).update, text)
+        if not this.is_cancelled:  # a later row's answer must not be overwritten by this one
+            self.app.call_from_thread(self.query_one("#as-of", Static).update, text)
