@@ -38,10 +38,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def end_to_end_verify(home: Path, db: str | None, entries: int) -> None:
-    """Time `cmi audit verify` as an auditor types it: interpreter start,
-    imports and output included (median of 3)."""
-    cmd = [str(Path(sys.executable).with_name("cmi")), "audit", "verify", "-q", "--home", str(home)]
+def end_to_end(home: Path, db: str | None, *args: str) -> tuple[float, float]:
+    """`cmi ARGS` as a user types it (interpreter start, imports and output
+    included): the median wall of 3 runs, in seconds, and the peak RSS of the
+    largest child this process has waited for, in MB."""
+    cmd = [str(Path(sys.executable).with_name("cmi")), *args, "--home", str(home)]
     if db:
         cmd += ["--db", db]
     walls = []
@@ -49,5 +50,10 @@ def end_to_end_verify(home: Path, db: str | None, entries: int) -> None:
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         walls.append(time.perf_counter() - t0)
-    wall = statistics.median(walls)
+    return statistics.median(walls), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def end_to_end_verify(home: Path, db: str | None, entries: int) -> None:
+    """Time `cmi audit verify` as an auditor types it (median of 3)."""
+    wall, _ = end_to_end(home, db, "audit", "verify", "-q")
     print(f"cmi audit verify {entries / wall:9.0f} entries/s end to end (median {wall:.2f} s of 3)")

@@ -104,3 +104,33 @@ def test_demo_reset_refuses_a_real_workspace(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="not a demo workspace"):
         demo.ensure_demo(tmp_path / "real", reset=True)
     assert (tmp_path / "real" / "cmi.db").exists()
+
+
+@pytest.mark.slow
+def test_as_of_reads_only_what_it_needs_and_answers_as_a_full_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `registry as-of` replays only the entries that change the four tables it
+    # answers from: at every instant of the demo's log (promotions, deployments,
+    # rollbacks, retirements, break-glass) it must answer as a replay of every
+    # entry into every table does
+    import re
+
+    from cmi_console.services import history
+    from cmi_console.store.tables import REGISTRY_TABLES
+
+    demo.ensure_demo(tmp_path / "d")
+    ctx = Context.open(tmp_path / "d", actor="audrey")
+    with ctx.read() as conn:
+        log = conn.exec_driver_sql("SELECT time, body FROM audit_entries").all()
+    unread = [b for _, b in log if not history._CHANGES_AS_OF_TABLES.search(b)]
+    assert 0 < len(unread) < len(log)  # both paths are taken
+    times = sorted({t for t, _ in log})
+    for when in times:
+        fast = history.as_of(ctx, when)
+        with monkeypatch.context() as m:
+            m.setattr(history, "_AS_OF_TABLES", tuple(REGISTRY_TABLES))
+            m.setattr(history, "_CHANGES_AS_OF_TABLES", re.compile(b""))
+            full = history.as_of(ctx, when)
+        assert fast == full, when
+    assert fast["entries"] == len(log) and fast["last_entry_time"] == times[-1]

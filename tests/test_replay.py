@@ -78,3 +78,45 @@ def test_any_json_in_any_field_of_a_change_is_a_problem_or_applies_never_a_crash
                 problems = st.apply([change]) + st.apply([{**change, "op": "update"}])
                 assert all(isinstance(p, str) for p in problems)
     assert Recording().apply([{**good, "t": ["models"]}]) == ["unknown table ['models']"]
+
+
+def test_a_table_outside_keep_is_not_replayed_and_the_kept_ones_are_as_strict() -> None:
+    # `registry as-of` replays four tables and reads only the entries that
+    # change them: a change to another table may come without the change
+    # before it, so it must not count as a problem, nor be held
+    changes = [
+        [{"t": "version_tags", "op": "update", "id": 7, "row": {"value": "y"}}],
+        [{"t": "version_tags", "op": "delete", "id": 8}],
+        [{"t": "version_tags", "op": "insert", "id": 1, "row": {"key": "a"}}],
+        [{"t": "version_tags", "op": "insert", "id": 1, "row": {"key": "b"}}],
+        [{"t": "models", "op": "insert", "id": 1, "row": {"name": "m"}}],
+        [{"t": "models", "op": "update", "id": 1, "row": {"name": "n"}}],
+        [{"t": "models", "op": "insert", "id": 1, "row": {"name": "o"}}],
+        [{"t": "models", "op": "update", "id": 2, "row": {}}],
+        [{"t": "nope", "op": "insert", "id": 1, "row": {}}],
+        [{"t": "version_tags", "op": "merge", "id": 1, "row": {}}],
+        [{"t": "version_tags", "op": "insert", "id": "1", "row": {}}],
+    ]
+    partial = RegistryState(["models", "version_tags"], keep=["models"])
+    assert [partial.apply(c) for c in changes] == [
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        ["models row 1 inserted twice"],
+        ["models row 2 changed before insert"],
+        ["unknown table 'nope'"],
+        ["unknown operation 'merge'"],
+        [SHAPE],
+    ]
+    assert partial.tables["models"] == {1: {"id": 1, "name": "o"}}
+    assert dict(partial.tables["version_tags"]) == {}
+    full = RegistryState(["models", "version_tags"])
+    assert [full.apply(c) for c in changes[:4]] == [
+        ["version_tags row 7 changed before insert"],
+        ["version_tags row 8 changed before insert"],
+        [],
+        ["version_tags row 1 inserted twice"],
+    ]
