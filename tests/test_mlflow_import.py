@@ -183,6 +183,71 @@ def test_import_of_one_model_and_bad_input(ws: Workspace, tmp_path: Path) -> Non
     assert denied.code == 3 and audit.count(ws.ctx()) == size
 
 
+def test_who_trained_in_mlflow_is_kept_and_a_mapped_user_may_not_approve(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # the importer's principal registers every version: without a map, the
+    # MLflow user who trained a model, holding the gate's role here, could
+    # approve it (segregation of duties saw only the importer)
+    from mlflow import MlflowClient
+
+    uri, runs = build_store(tmp_path)
+    client = MlflowClient(tracking_uri=uri)
+    client.set_tag(runs[0.1], "mlflow.user", "vic.t")
+    client.set_tag(runs[1.0], "mlflow.user", "someone")
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    ok(ws.cli("user", "add", "victor", "--role", "validator"))
+    ok(ws.cli("user", "add", "val", "--role", "validator"))
+    args = ("import", "mlflow", "--tracking-uri", uri, "--model", "cancer", "--json")
+    report = ok(ws.cli(*args, "--user-map", "vic.t=victor", as_="alice")).json()
+    assert report["skipped"] == [
+        f"run {runs[1.0]}: MLflow user 'someone' is not in --user-map; no change author kept"
+    ]
+    ctx = ws.ctx()
+    code = {
+        n: registry.show_run(ctx, registry.show_version(ctx, f"cancer:{n}")["run"])["code_ref"]
+        for n in (1, 2)
+    }
+    assert code[1]["mlflow.user"] == "vic.t" and code[1]["change_author"] == "victor"
+    assert code[2]["mlflow.user"] == "someone" and "change_author" not in code[2]
+    ok(ws.cli("request", "cancer:1", "--to", "staging", as_="alice"))
+    size = audit.count(ctx)
+    r = ws.cli("approve", "cancer:1", "--to", "staging", as_="victor")
+    assert r.code == 3 and "sod.change-author-cannot-approve" in r.err, (r.code, r.err)
+    assert audit.count(ctx) == size
+    ok(ws.cli("approve", "cancer:1", "--to", "staging", as_="val"))  # anyone else may
+
+
+def test_a_bad_user_map_is_one_line_and_nothing_is_imported(ws: Workspace, tmp_path: Path) -> None:
+    uri, _runs = build_store(tmp_path)
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    size = audit.count(ws.ctx())
+    for pair, says in [
+        ("vic.t", "cmi: --user-map 'vic.t': expected MLFLOW_USER=PRINCIPAL"),
+        ("=victor", "cmi: --user-map '=victor': expected MLFLOW_USER=PRINCIPAL"),
+        ("vic.t=", "cmi: --user-map 'vic.t=': expected MLFLOW_USER=PRINCIPAL"),
+        ("vic.t=ghost", "cmi: --user-map vic.t: 'ghost' is not a principal"),
+        ("vic.t=no way", "cmi: --user-map vic.t: "),
+    ]:
+        r = ws.cli("import", "mlflow", "--tracking-uri", uri, "--user-map", pair, as_="alice")
+        assert r.code == 2 and r.err.startswith(says), (pair, r.err)
+        assert len(r.err.strip().splitlines()) == 1
+    r = ws.cli(
+        "import",
+        "mlflow",
+        "--tracking-uri",
+        uri,
+        "--user-map",
+        "vic.t=alice",
+        "--user-map",
+        "vic.t=root",
+        as_="alice",
+    )
+    assert r.code == 2 and "'vic.t' is mapped twice (alice, root)" in r.err, r.err
+    assert audit.count(ws.ctx()) == size
+    assert registry.list_models(ws.ctx()) == []
+
+
 def test_a_store_mlflow_cannot_read_is_one_line_and_nothing_is_created(
     ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

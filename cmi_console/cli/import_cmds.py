@@ -20,6 +20,15 @@ def mlflow(
         ),
     ],
     model: Annotated[str | None, typer.Option(help="Only this registered model.")] = None,
+    user_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user-map",
+            metavar="MLFLOW_USER=PRINCIPAL",
+            help="Who an MLflow user is here (repeat for each): kept as the change's author "
+            "of the runs they ran, who may then not approve those versions.",
+        ),
+    ] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Import an MLflow registry and its runs; importing twice changes nothing.
@@ -27,9 +36,10 @@ def mlflow(
     Registered models, versions (tags, aliases, legacy stages as tags), their
     runs and local artifacts, read through MLflow's client (pip install
     'cmi-console[mlflow]'). Audited."""
-    from cmi_console.services.mlflow_import import import_mlflow
+    from cmi_console.services import mlflow_import
 
-    report = import_mlflow(common.context(), tracking_uri, model)
+    users = mlflow_import.user_map(user_map or [])
+    report = mlflow_import.import_mlflow(common.context(), tracking_uri, model, users)
     if as_json:
         common.print_json(report)
         return

@@ -9,6 +9,11 @@ ordinary audited entry, and provenance is kept as tags (`mlflow.model`,
 legacy stage: recorded, never turned into one of our governed stages).
 A version already imported (same `mlflow.model` and `mlflow.version` tags)
 is skipped, so importing twice changes nothing.
+
+The importer's principal registers every version. Who trained a run in
+MLflow (its `mlflow.user`) is kept in the run's code reference; a user map
+names the principal that user is here, kept as the change's author, so
+segregation of duties forbids them to approve the model they trained.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -283,13 +288,37 @@ def _model_file(folder: Path) -> Path | None:
     return None
 
 
-def import_mlflow(ctx: Context, tracking_uri: str, model: str | None = None) -> dict[str, Any]:
+def user_map(pairs: Iterable[str]) -> dict[str, str]:
+    """`--user-map MLFLOW_USER=PRINCIPAL` options as a dict."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        user, sep, principal = pair.partition("=")
+        if not sep or not user.strip() or not principal.strip():
+            raise BadInput(f"--user-map {pair!r}: expected MLFLOW_USER=PRINCIPAL")
+        if out.setdefault(user, principal) != principal:
+            raise BadInput(f"--user-map: {user!r} is mapped twice ({out[user]}, {principal})")
+    return out
+
+
+def import_mlflow(
+    ctx: Context,
+    tracking_uri: str,
+    model: str | None = None,
+    users: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`users` maps MLflow user names to principals (see user_map)."""
     client = _client(tracking_uri)  # first: it says when MLflow is not installed
+    users = users or {}
+    with ctx.read() as conn:  # before anything is written
+        for user, principal in users.items():
+            registry.require_change_author(conn, principal, f"--user-map {user}")
     with _default_store(tracking_uri):
-        return _import_all(ctx, client, tracking_uri, model)
+        return _import_all(ctx, client, tracking_uri, model, users)
 
 
-def _import_all(ctx: Context, client: Any, tracking_uri: str, model: str | None) -> dict[str, Any]:
+def _import_all(
+    ctx: Context, client: Any, tracking_uri: str, model: str | None, users: dict[str, str]
+) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -302,12 +331,17 @@ def _import_all(ctx: Context, client: Any, tracking_uri: str, model: str | None)
         raise _unusable(tracking_uri, exc) from None
     report: dict[str, Any] = {"models": [], "skipped": []}
     for rm in sorted(found, key=lambda r: r.name):
-        report["models"].append(_import_model(ctx, client, rm, report["skipped"], roots))
+        report["models"].append(_import_model(ctx, client, rm, report["skipped"], roots, users))
     return report
 
 
 def _import_model(
-    ctx: Context, client: Any, rm: Any, skipped: list[str], roots: list[Path]
+    ctx: Context,
+    client: Any,
+    rm: Any,
+    skipped: list[str],
+    roots: list[Path],
+    users: dict[str, str],
 ) -> dict[str, Any]:
     name = rm.name
     try:
@@ -331,7 +365,7 @@ def _import_model(
         for v in versions:
             if str(v.version) in done:
                 continue
-            number = _import_version(ctx, client, name, v, skipped, roots)
+            number = _import_version(ctx, client, name, v, skipped, roots, users)
             if number is not None:
                 done[str(v.version)] = number
                 out["imported"] += 1
@@ -351,12 +385,18 @@ def _import_model(
 
 
 def _import_version(
-    ctx: Context, client: Any, name: str, v: Any, skipped: list[str], roots: list[Path]
+    ctx: Context,
+    client: Any,
+    name: str,
+    v: Any,
+    skipped: list[str],
+    roots: list[Path],
+    users: dict[str, str],
 ) -> int | None:
     where = f"{name} version {v.version}"
     run_key, metrics = None, {}
     if v.run_id:
-        run_key, metrics = _import_run(ctx, client, v.run_id, skipped)
+        run_key, metrics = _import_run(ctx, client, v.run_id, skipped, users)
     tags = {"mlflow.model": name, "mlflow.version": str(v.version)}
     source = _text(v.source or "", TAG_MAX, f"{where}: source", skipped)
     if source is not None:
@@ -396,10 +436,10 @@ def _import_version(
 
 
 def _import_run(
-    ctx: Context, client: Any, run_id: str, skipped: list[str]
+    ctx: Context, client: Any, run_id: str, skipped: list[str], users: dict[str, str]
 ) -> tuple[str, dict[str, float]]:
     """The run once (several versions may share it): params, metrics, dataset
-    inputs, and where it came from."""
+    inputs, where it came from and who ran it."""
     run_key = f"mlflow-{run_id}"
     run = client.get_run(run_id)
     metrics = {}
@@ -436,6 +476,16 @@ def _import_run(
             for k, v in sorted(run.data.tags.items())
             if k.startswith("mlflow.source")
         }
+        # who ran it, as MLflow knows them (an OS or workspace user name)
+        user = run.data.tags.get("mlflow.user") or getattr(run.info, "user_id", None)
+        if user:
+            code_ref["mlflow.user"] = _clean(user, f"{where}: user", skipped)
+            if user in users:
+                code_ref[registry.CHANGE_AUTHOR] = users[user]
+            elif users:
+                skipped.append(
+                    f"{where}: MLflow user {user!r} is not in --user-map; no change author kept"
+                )
         registry.record_run(
             ctx,
             params={
