@@ -5,6 +5,7 @@ never changes the answer."""
 from __future__ import annotations
 
 import io
+import random
 from typing import Any
 
 import pytest
@@ -72,6 +73,45 @@ def test_workers_find_what_one_process_finds(ws: Workspace) -> None:
     kinds = {(f["kind"], f.get("seq")) for f in here["findings"]}
     assert {("checkpoint-mismatch", 21), ("column-mismatch", 40)} <= kinds
     assert ("signature-missing", seq) in kinds and seq == n
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_entries_stamped_out_of_order_are_counted_across_chunks_and_not_a_fault(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a log written before entries were stamped in log order, by writers whose
+    # clocks disagreed: some transactions' clock is an hour behind, so
+    # entries stamped earlier than the one ahead fall inside chunks and on
+    # their edges (where only the chunk's carry can see them)
+    from cmi_console.services import ledger
+
+    monkeypatch.setattr(ledger.Tail, "stamp", lambda self, now: now)
+    monkeypatch.setattr(verify_mod, "CHUNK", 2)  # an odd seq inside a chunk, an even on its edge
+    ticks = iter(range(10_000))
+    behind = random.Random(7)
+
+    def clock() -> str:  # seconds pass; now and then a writer an hour behind
+        n = next(ticks)
+        return f"2030-01-01T{11 - (behind.random() < 0.5)}:{n // 60:02d}:{n % 60:02d}.000000Z"
+
+    ctx = ws.ctx()
+    ctx.clock = clock
+    build(ctx, 40)
+    with ctx.read() as conn:
+        times = [t for (t,) in conn.exec_driver_sql("SELECT time FROM audit_entries ORDER BY seq")]
+    earlier = [i for i in range(1, len(times)) if times[i] < times[i - 1]]
+    assert len(earlier) > 10 and {i % 2 for i in earlier} == {0, 1}
+    here, there = both(ctx)
+    assert here == there and here["ok"]
+    assert here["stamped_out_of_order"] == len(earlier)
+    (note,) = here["notes"]
+    assert note.startswith(
+        f"{len(earlier)} entries are stamped before the entry ahead (first: entry {earlier[0]})"
+    )
+    monkeypatch.undo()
+    r = ws.cli("audit", "verify")
+    assert r.code == 0 and r.out.startswith("ok:"), r.out
+    assert r.err.startswith(f"note: {len(earlier)} entries are stamped before"), r.err
 
 
 @pytest.mark.usefixtures("small_chunks")

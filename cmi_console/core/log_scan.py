@@ -2,7 +2,8 @@
 
 Each stored row is hashed, parsed and checked for canonical bytes, its place in
 the chain and its columns; the leaves go into a Merkle range of their own, with
-the peaks kept at every size a checkpoint or the witness names. What needs the
+the peaks kept at every size a checkpoint or the witness names. Entries stamped
+before the entry ahead of them are counted (not a fault: see `earlier`). What needs the
 state the log has built so far (signatures, roles, replayed changes) is handed
 on in order to the caller as `forward`.
 
@@ -37,6 +38,7 @@ class Carry:
     position: int = 0
     prev: str = GENESIS_PREV
     want_seq: int = 0
+    time: Any = ""  # the time of the entry before ("" sorts first)
 
 
 @dataclass
@@ -50,6 +52,13 @@ class ChunkScan:
     # decisions, in log order; an entry that is no decision is cut down to its
     # `changes`, all the replay reads (a third of the bytes to pass on)
     forward: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    # entries stamped before the entry ahead of them, and the first such seq. A
+    # writer does not do that since 2026-11-30 (ledger.Tail.stamp); a log
+    # written before may hold some, from a writer whose clock was behind. Not
+    # a fault (the chain fixes the order), but `registry as-of` answers for an
+    # instant among them with the log's prefix, so the auditor is told.
+    earlier: int = 0
+    first_earlier: int | None = None
 
     def find(self, kind: str, message: str, seq: int) -> None:
         if len(self.findings) < MAX_FINDINGS:
@@ -62,8 +71,16 @@ def scan(rows: Iterable[Sequence[Any]], carry: Carry, sizes: Set[int]) -> ChunkS
     out = ChunkScan(carry.position)
     find, leaves, forward = out.find, [], out.forward
     sha256, loads = hashlib.sha256, orjson.loads
-    prev, want_seq = carry.prev, carry.want_seq
+    prev, want_seq, last_time = carry.prev, carry.want_seq, carry.time
     for seq, prev_col, hash_col, time_, actor, action, subject, body in rows:
+        try:
+            if time_ < last_time:
+                out.earlier += 1
+                if out.first_earlier is None:
+                    out.first_earlier = seq
+        except TypeError:  # a column that is not text: column-mismatch names it
+            pass
+        last_time = time_
         leaf = sha256(b"\x00" + body).digest()
         leaf_hex = leaf.hex()
         if seq != want_seq:
@@ -105,4 +122,5 @@ def scan(rows: Iterable[Sequence[Any]], carry: Carry, sizes: Set[int]) -> ChunkS
         s: range_at(tree, s - start) for s in sorted(sizes) if start < s <= start + len(leaves)
     }
     carry.prev, carry.want_seq, carry.position = prev, want_seq, start + len(leaves)
+    carry.time = last_time
     return out

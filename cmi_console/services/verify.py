@@ -70,6 +70,8 @@ class VerifyReport:
     witness_size: int | None = None
     workers: int = 1  # processes that scanned the log
     artifacts: int | None = None  # distinct artifacts re-hashed (--artifacts)
+    # entries stamped before the entry ahead of them (log_scan.ChunkScan.earlier)
+    stamped_out_of_order: int = 0
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -228,10 +230,16 @@ class _Verifier:
         rng = CompactRange()
         mark = len(self.report.findings)
         self.signatures = SignatureChecks()
+        first_earlier = None
         try:
             for part in self._scans(conn, total, set(expected)):
                 if part.start != rng.size:  # chunks must arrive in log order
                     raise verify_worker.WorkerFailed(f"chunk at {part.start}, expected {rng.size}")
+                if part.earlier:
+                    self.report.stamped_out_of_order += part.earlier
+                    first_earlier = (
+                        first_earlier if first_earlier is not None else part.first_earlier
+                    )
                 for kind, message, seq in part.findings:
                     self.find(kind, message, seq=seq)
                 for seq, obj in part.forward:
@@ -250,6 +258,14 @@ class _Verifier:
             bad = self.signatures.failures()
         for seq in bad:
             self.find("signature-invalid", "signature does not verify", seq=seq)
+        if n := self.report.stamped_out_of_order:
+            self.report.notes.append(
+                f"{n} entr{'y is' if n == 1 else 'ies are'} stamped before the entry ahead "
+                f"(first: entry {first_earlier}): a writer's clock was behind, before "
+                "cmi-console stamped entries in log order. Not a fault; `registry as-of` "
+                "answers for an instant among them with the log up to the first entry "
+                "stamped after it"
+            )
         # worker and signature results arrive by chunk: keep the findings in log order
         found = self.report.findings
         found[mark:] = sorted(found[mark:], key=lambda f: -1 if f.seq is None else f.seq)

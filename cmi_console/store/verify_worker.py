@@ -36,7 +36,7 @@ from cmi_console.core.merkle import CompactRange
 _COLUMNS = "SELECT seq, prev, hash, time, actor, action, subject, body FROM audit_entries "
 ALL_ROWS = _COLUMNS + "ORDER BY seq"
 ROWS = _COLUMNS + "WHERE seq >= ? AND seq < ? ORDER BY seq"
-BODY = "SELECT body FROM audit_entries WHERE seq = ?"
+BEFORE = "SELECT body, time FROM audit_entries WHERE seq = ?"  # the entry before a chunk
 _HEAD = struct.Struct(">I")
 
 
@@ -118,6 +118,7 @@ def read_scan(stream: IO[bytes]) -> ChunkScan | None:
     out.cuts = {int(size): _range(r) for size, r in head["cuts"].items()}
     out.findings = [(kind, message, seq) for kind, message, seq in head["findings"]]
     out.forward = head["forward"]  # [seq, entry] pairs: unpacked like the tuples
+    out.earlier, out.first_earlier = head["earlier"]
     return out
 
 
@@ -150,6 +151,7 @@ def write_scan(stream: IO[bytes], result: ChunkScan) -> None:
             "cuts": {str(size): rng(r) for size, r in result.cuts.items()},
             "findings": result.findings,
             "forward": result.forward,
+            "earlier": [result.earlier, result.first_earlier],
         }
     )
     stream.write(_HEAD.pack(len(frame)) + frame)
@@ -177,13 +179,14 @@ def _work(job: dict[str, Any], out: IO[bytes]) -> None:
         for lo, hi in job["chunks"]:
             carry = Carry(position=lo, want_seq=lo)
             if lo:
-                cur.execute(BODY.replace("?", mark), (lo - 1,))
+                cur.execute(BEFORE.replace("?", mark), (lo - 1,))
                 before = cur.fetchone()
                 carry.prev = (
                     hashlib.sha256(b"\x00" + bytes(before[0])).hexdigest()
                     if before
                     else GENESIS_PREV
                 )
+                carry.time = before[1] if before else ""
             cur.execute(ROWS.replace("?", mark), (lo, hi))
             write_scan(out, scan(cur.fetchall(), carry, sizes))
     finally:
