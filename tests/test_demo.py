@@ -134,3 +134,9 @@ def test_as_of_reads_only_what_it_needs_and_answers_as_a_full_replay(
             full = history.as_of(ctx, when)
         assert fast == full, when
     assert fast["entries"] == len(log) and fast["last_entry_time"] == times[-1]
+    # the break-glass promotion rested on bypassed conditions and a justification
+    wine = next(m for m in fast["models"] if m["model"] == "wine-cultivar")
+    number = wine["serving"]["production@production"]
+    by = next(v for v in wine["versions"] if v["version"] == number)["staged_by"]
+    text = history.evidence_text(by)
+    assert "approvals:reviewer 0/1 (unmet)" in text and "comment: " in text, text

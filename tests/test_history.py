@@ -64,15 +64,28 @@ def test_as_of_replays_a_scripted_history(governed: Workspace) -> None:
     # who put each version in its stage, by the entry that did
     by = {v["version"]: v["staged_by"] for v in late["models"][0]["versions"]}
     fields = ("seq", "time", "actor", "action")
-    assert by[2] == {k: promote_v2[k] for k in fields}
+    assert {k: by[2][k] for k in fields} == {k: promote_v2[k] for k in fields}
+    # and on what evidence, as the promotion recorded it: its request, its
+    # validation, who approved
+    conditions = {c["condition"]: c for c in by[2]["conditions"]}
+    assert {c["state"] for c in conditions.values()} == {"met"}
+    assert conditions["approvals:reviewer"]["detail"] == "1/1 (bob)"
+    assert conditions["validation"]["detail"].startswith("run #")
+    assert conditions["request"]["detail"].endswith("by alice")
     archive = ok(ws.cli("audit", "log", "--action", "version.archive", "--json")).json()
     assert [a["subject"] for a in archive] == ["version:cancer:1"]
-    assert by[1] == {k: archive[0][k] for k in fields}
+    assert {k: by[1][k] for k in fields} == {k: archive[0][k] for k in fields}
+    assert by[1]["conditions"] == [] and by[1]["comment"] == ""
     registered = [v["staged_by"] for v in early["models"][0]["versions"]]
     assert [b["action"] for b in registered] == ["version.register"] * 2
     assert [b["actor"] for b in registered] == ["alice", "alice"]
     table = ok(ws.cli("registry", "as-of", v2_serving, "--model", "cancer")).out
     assert f"{promote_v2['actor']} #{promote_v2['seq']} gate.promote" in " ".join(table.split())
+    rested = [line for line in table.splitlines() if " rested on: " in line]
+    assert rested == [
+        "cancer:2 in production@production rested on: " + history.evidence_text(by[2])
+    ]
+    assert "approvals:reviewer 1/1 (bob)" in rested[0] and "transition" not in rested[0]
 
     # at the head of the log, the replay equals what the registry shows now
     for number, (stage, status) in _versions(late).items():
@@ -245,3 +258,28 @@ def test_a_replay_stops_once_its_caller_gives_up(populated: Workspace) -> None:
     report = history.as_of(ctx, "2099-01-01", cancelled=lambda: bool(looks.append(0)))
     assert report["entries"] > 1500 and len(looks) == -(-report["entries"] // 1024)
     assert report["models"][0]["versions"][0]["version"] == 1  # a whole answer
+
+
+def test_what_a_decision_rested_on_takes_only_strings_from_a_forged_entry() -> None:
+    good = {"condition": "request", "detail": "#4 by alice", "state": "met"}
+    for data in [
+        None,
+        5,
+        "x",
+        [],
+        {"conditions": "nope"},
+        {"conditions": [5, None, []]},
+        {"conditions": [{**good, "detail": 7}]},
+        {"statement": {"comment": {}}},
+        {"statement": "x"},
+        {"bypassed": [{**good, "state": None}]},
+    ]:
+        assert history._decided_on({"data": data}) == {"conditions": [], "comment": ""}
+    got = history._decided_on(
+        {"data": {"conditions": [{**good, "extra": 1}, 3], "statement": {"comment": "why"}}}
+    )
+    assert got == {"conditions": [good], "comment": "why"}
+    assert history.evidence_text({**got, "conditions": [good, {**good, "state": "unmet"}]}) == (
+        "request #4 by alice; request #4 by alice (unmet); comment: why"
+    )
+    assert history.evidence_text(None) == ""

@@ -58,3 +58,9 @@ def as_of(
         ["model", "version", "stage", "status", "slot", "traffic", "aliases", "flags", "staged by"],
         rows,
     )
+    # "on what evidence", for what was serving: the decision's own record
+    for m in report["models"]:
+        for slot, number in m["serving"].items():
+            by = next(v["staged_by"] for v in m["versions"] if v["version"] == number)
+            if evidence := history.evidence_text(by):
+                common.echo(f"{m['model']}:{number} in {slot} rested on: {evidence}")

@@ -42,7 +42,8 @@ class Replayed:
     applied: int = 0  # entries in the prefix
     last: str | None = None  # the time of its last entry
     later: int = 0  # entries stamped by the instant that come after it (see state_at)
-    # per version row: the entry that last set its stage (who, when, seq)
+    # per version row: the entry that last set its stage (who, when, seq) and
+    # what it rested on (see _decided_on)
     staged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -107,10 +108,30 @@ def state_at(ctx: Context, when: str, cancelled: Callable[[], bool] | None = Non
                             "time": entry.get("time"),
                             "actor": entry.get("actor"),
                             "action": entry.get("action"),
+                            **_decided_on(entry),
                         }
         if out.applied:  # `seq` is the prefix's last
             out.last = conn.execute(select(ENTRIES.c.time).where(ENTRIES.c.seq == seq)).scalar_one()
     return out
+
+
+def _decided_on(entry: dict[str, Any]) -> dict[str, Any]:
+    """What a stage-setting entry rested on, as it recorded it: the gate's
+    conditions (a promotion's request, validation and approvals, by name;
+    under break-glass, the ones it bypassed, unmet) and its signed comment
+    (a retirement's reason, a break-glass justification). Read from an entry
+    that may be forged, so only strings are taken."""
+    data = entry.get("data")
+    data = data if isinstance(data, dict) else {}
+    conditions = [
+        {k: c[k] for k in ("condition", "detail", "state")}
+        for c in data.get("conditions") or data.get("bypassed") or []
+        if isinstance(c, dict)
+        and all(isinstance(c.get(k), str) for k in ("condition", "detail", "state"))
+    ]
+    statement = data.get("statement")
+    comment = statement.get("comment") if isinstance(statement, dict) else None
+    return {"conditions": conditions, "comment": comment if isinstance(comment, str) else ""}
 
 
 def _first_after(conn: Connection, when: str) -> int | None:
@@ -159,6 +180,21 @@ def as_of(
 def staged_by_text(by: dict[str, Any] | None) -> str:
     """Who put a version in its stage, as a line names it: `sam #125 gate.promote`."""
     return f"{by['actor']} #{by['seq']} {by['action']}" if by else ""
+
+
+def evidence_text(by: dict[str, Any] | None) -> str:
+    """What put a version in its stage rested on, in a line: `request #4 by
+    alice; validation run #4 passed; approvals:reviewer 2/2 (bob, nina)`."""
+    if not by:
+        return ""
+    parts = [
+        f"{c['condition']} {c['detail']}" + ("" if c["state"] == "met" else f" ({c['state']})")
+        for c in by.get("conditions", [])
+        if c["condition"] != "transition"  # the stage column says it
+    ]
+    if by.get("comment"):
+        parts.append(f"comment: {by['comment']}")
+    return "; ".join(parts)
 
 
 def later_note(report: dict[str, Any]) -> str | None:

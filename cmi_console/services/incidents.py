@@ -359,15 +359,13 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
     t = timeline(ctx, incident_id)
     i = t["incident"]
     nothing = "No version held an exclusive stage at that instant."
-    late, staged_by = None, {}
+    late, staged_by, evidence = None, {}, {}
     try:
         state = history.as_of(ctx, i["occurred_at"], i["model"])
         serving = state["models"][0]["serving"] if state["models"] else {}
-        staged_by = {
-            v["version"]: history.staged_by_text(v["staged_by"])
-            for m in state["models"]
-            for v in m["versions"]
-        }
+        versions = [v for m in state["models"] for v in m["versions"]]
+        staged_by = {v["version"]: history.staged_by_text(v["staged_by"]) for v in versions}
+        evidence = {v["version"]: history.evidence_text(v["staged_by"]) for v in versions}
         late = history.later_note(state)
     except NotFound:  # it happened before the model came into the registry (an import)
         serving, nothing = {}, f"{i['model']} was not in the registry yet at that instant."
@@ -382,8 +380,11 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
         (
             "Serving when it happened",
             documents.table_or(
-                [["slot", "version", "put there by (entry)"]]
-                + [[k, str(v), staged_by.get(v, "")] for k, v in serving.items()],
+                [["slot", "version", "put there by (entry)", "on what evidence"]]
+                + [
+                    [k, str(v), staged_by.get(v, ""), evidence.get(v, "")]
+                    for k, v in serving.items()
+                ],
                 nothing,
             )
             + ([("p", [f"Note: {late}."])] if late else []),

@@ -145,6 +145,8 @@ class InvestigationScreen(DataScreen):
                         f"{m['model']}:{v['version']}  {v['stage']}{slot}"
                         + (f"  (by {by})" if by else "")
                     )
+                    if slot and (evidence := history.evidence_text(v["staged_by"])):
+                        lines.append(f"    rested on: {evidence}")
             text = "\n".join(lines)
         if not this.is_cancelled:  # a later row's answer must not be overwritten by this one
             self.app.call_from_thread(self.query_one("#as-of", Static).update, text)
