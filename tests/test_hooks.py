@@ -273,6 +273,13 @@ def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
             "[hooks.x]\nevents = ['gate.*']\nurl = 'https://ci.example.org/h?access_token=hunter2'\n",
             "must not carry a credential in its query (access_token=...); use url_env",
         ),
+        # or in its path, on a host we do not know (Mattermost's incoming webhooks)
+        (
+            "[hooks.x]\nevents = ['gate.*']\n"
+            "url = 'https://chat.example.org/hooks/hunter2xq5k8fz3b7gk9jcu1p'\n",
+            "path segment 2 looks like a token (25 characters); a URL that holds its "
+            "credential goes in url_env",
+        ),
         # a relative program is whatever file has that name where the deliverer runs
         (
             "[hooks.x]\nevents = ['gate.*']\ncommand = ['./notify.sh']\n",
@@ -286,8 +293,25 @@ def test_hooks_in_the_policy_are_checked_and_keep_the_hash(
         assert "hunter2" not in r.err
     from cmi_console.core.policy import secret_in_url
 
-    for harmless in ("https://ci.example.org/h?env=prod&team=risk", "http://127.0.0.1:8080/"):
-        assert secret_in_url(harmless) is None
+    for harmless in (
+        "https://ci.example.org/h?env=prod&team=risk",
+        "http://127.0.0.1:8080/",
+        # words, numbers, versions and dates in a path are not tokens
+        "https://ci.example.org/projects/credit_risk_scoring_2026/events",
+        "https://ci.example.org/events/credit-risk-v2-production-eu1",
+        "https://ci.example.org/api/v4/projects/1234/trigger/pipeline",
+        "https://ci.example.org/h/2026-11-30T12-00-00",
+        "https://ci.example.org/hooks/x1y2z3",
+    ):
+        assert secret_in_url(harmless) is None, harmless
+    for token in (
+        "https://webhook.site/2f1c6a3e-8b7d-4c9e-a1f0-5d6e7b8c9a0b",
+        "https://rocket.example.org/hooks/6Q2Bqr3Xyz/abcd1234EFGH5678ijklMNOP9012qrst",
+        "https://ci.example.org/h%2Fxq5k8fz3b7gk9jcu1pb9yq4m6a",  # an escaped / hides none
+    ):
+        problem = secret_in_url(token)
+        assert problem is not None and "looks like a token" in problem, token
+        assert not any(part in problem for part in token.split("/")[3:]), problem
     activate(ws, tmp_path, webhook(free_port(), '["gate.*"]'))
     shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
     assert shown["sha256"] == before  # a webhook does not make approvals stale

@@ -11,11 +11,12 @@ Errors name the file and the key path, e.g.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -474,9 +475,27 @@ _SECRET_URL_HOSTS = (
 )
 
 
+# A path segment that looks like a generated token: most incoming-webhook
+# services we do not name above (Mattermost, Rocket.Chat, n8n, webhook.site,
+# Zapier's longer ids) put the credential in the path. Long, with many
+# distinct characters, letters and digits alternating three times or more:
+# words and numbers ("credit_risk_2026", "model-v2-eu1"), dates and short ids
+# pass. A URL it refuses by mistake goes in url_env, which takes any URL.
+_TOKEN_SEGMENT = re.compile(r"[A-Za-z0-9_-]{20,}")
+_LETTER_DIGIT = re.compile(r"[A-Za-z](?=[0-9])|[0-9](?=[A-Za-z])")
+
+
+def _looks_like_token(segment: str) -> bool:
+    return (
+        _TOKEN_SEGMENT.fullmatch(segment) is not None
+        and len(set(segment)) >= 10
+        and len(_LETTER_DIGIT.findall(segment)) >= 3
+    )
+
+
 def secret_in_url(url: str) -> str | None:
     """Why `url` would put a secret into the policy's audited text, or None.
-    Only the parameter's name is said, never its value."""
+    Only the parameter's name, or the segment's place, is said, never a value."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if any(host == h or host.endswith("." + h) for h in _SECRET_URL_HOSTS):
@@ -484,6 +503,12 @@ def secret_in_url(url: str) -> str | None:
     for name, _value in parse_qsl(parts.query, keep_blank_values=True):
         if SECRET_NAME.search(name):
             return f"must not carry a credential in its query ({name}=...); use url_env"
+    for i, segment in enumerate(parts.path.split("/")[1:], start=1):
+        if any(_looks_like_token(piece) for piece in unquote(segment).split("/")):
+            return (
+                f"path segment {i} looks like a token ({len(segment)} characters); a URL "
+                "that holds its credential goes in url_env"
+            )
     return None
 
 
