@@ -272,7 +272,10 @@ def test_what_a_decision_rested_on_takes_only_strings_from_a_forged_entry() -> N
         {"conditions": [{**good, "detail": 7}]},
         {"statement": {"comment": {}}},
         {"statement": "x"},
-        {"bypassed": [{**good, "state": None}]},
+        {"conditions": 5},  # not a list: was iterated, a TypeError
+        {"conditions": {"a": good}},
+        {"conditions": [{**good, "state": None}]},
+        {"bypassed": [good]},  # the break-glass entry's list: it sets no stage
     ]:
         assert history._decided_on({"data": data}) == {"conditions": [], "comment": ""}
     got = history._decided_on(

@@ -120,16 +120,16 @@ def _decided_on(entry: dict[str, Any]) -> dict[str, Any]:
     conditions (a promotion's request, validation and approvals, by name;
     under break-glass, the ones it bypassed, unmet) and its signed comment
     (a retirement's reason, a break-glass justification). Read from an entry
-    that may be forged, so only strings are taken."""
+    that may be forged, so only a list of strings is taken."""
     data = entry.get("data")
-    data = data if isinstance(data, dict) else {}
+    listed = data.get("conditions") if isinstance(data, dict) else None
     conditions = [
         {k: c[k] for k in ("condition", "detail", "state")}
-        for c in data.get("conditions") or data.get("bypassed") or []
+        for c in (listed if isinstance(listed, list) else [])
         if isinstance(c, dict)
         and all(isinstance(c.get(k), str) for k in ("condition", "detail", "state"))
     ]
-    statement = data.get("statement")
+    statement = data.get("statement") if isinstance(data, dict) else None
     comment = statement.get("comment") if isinstance(statement, dict) else None
     return {"conditions": conditions, "comment": comment if isinstance(comment, str) else ""}
 
