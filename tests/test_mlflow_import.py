@@ -199,7 +199,7 @@ def test_who_trained_in_mlflow_is_kept_and_a_mapped_user_may_not_approve(
     ok(ws.cli("user", "add", "victor", "--role", "validator"))
     ok(ws.cli("user", "add", "val", "--role", "validator"))
     args = ("import", "mlflow", "--tracking-uri", uri, "--model", "cancer", "--json")
-    report = ok(ws.cli(*args, "--user-map", "vic.t=victor", as_="alice")).json()
+    report = ok(ws.cli(*args, "--user-map", " vic.t = victor", as_="alice")).json()
     assert report["skipped"] == [
         f"run {runs[1.0]}: MLflow user 'someone' is not in --user-map; no change author kept"
     ]

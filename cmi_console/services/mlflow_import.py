@@ -289,11 +289,12 @@ def _model_file(folder: Path) -> Path | None:
 
 
 def user_map(pairs: Iterable[str]) -> dict[str, str]:
-    """`--user-map MLFLOW_USER=PRINCIPAL` options as a dict."""
+    """`--user-map MLFLOW_USER=PRINCIPAL` options as a dict (spaces around
+    either name are not part of it)."""
     out: dict[str, str] = {}
     for pair in pairs:
-        user, sep, principal = pair.partition("=")
-        if not sep or not user.strip() or not principal.strip():
+        user, sep, principal = (part.strip() for part in pair.partition("="))
+        if not sep or not user or not principal:
             raise BadInput(f"--user-map {pair!r}: expected MLFLOW_USER=PRINCIPAL")
         if out.setdefault(user, principal) != principal:
             raise BadInput(f"--user-map: {user!r} is mapped twice ({out[user]}, {principal})")

@@ -237,9 +237,8 @@ class _Verifier:
                     raise verify_worker.WorkerFailed(f"chunk at {part.start}, expected {rng.size}")
                 if part.earlier:
                     self.report.stamped_out_of_order += part.earlier
-                    first_earlier = (
-                        first_earlier if first_earlier is not None else part.first_earlier
-                    )
+                    if first_earlier is None:
+                        first_earlier = part.first_earlier
                 for kind, message, seq in part.findings:
                     self.find(kind, message, seq=seq)
                 for seq, obj in part.forward:
