@@ -91,6 +91,27 @@ async def test_header_shows_who_and_whether_the_log_verifies(home: Path) -> None
         assert app.session.can_sign and app.session.roles == ["reviewer"]
         assert app.sub_title.startswith("bob (reviewer)")
         assert "log verifies" in app.sub_title
+        assert "stamped out of order" not in app.sub_title
+
+
+async def test_header_counts_entries_stamped_out_of_order(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a log written before entries were stamped in log order: a writer whose
+    # clock was behind stamped its note before the entry ahead of it
+    from cmi_console.services import ledger
+
+    ctx = Context.open(home, None, "ada")
+    with monkeypatch.context() as m:
+        m.setattr(ledger.Tail, "stamp", lambda self, now: now)
+        ctx.clock = lambda: "2001-01-01T00:00:00.000000Z"
+        with ctx.write() as tx:
+            tx.record("model.note", "model:credit-risk", {"note": "from a host an age behind"})
+    app = app_for(home, "bob")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "log verifies (" in app.sub_title, app.sub_title
+        assert app.sub_title.endswith("; 1 stamped out of order)"), app.sub_title
 
 
 async def test_choosing_a_principal_and_unlocking_the_key(home: Path) -> None:

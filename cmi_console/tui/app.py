@@ -195,8 +195,10 @@ class CmiApp(App[None]):
 
         try:
             report = verify(self.session.ctx)
+            late = report.stamped_out_of_order  # not a fault: see `cmi audit verify`'s note
             status = (
-                f"log verifies ({report.entries} entries)"
+                f"log verifies ({report.entries} entries"
+                + (f"; {late} stamped out of order)" if late else ")")
                 if report.ok
                 else f"LOG DOES NOT VERIFY: {report.findings[0]}"
             )
