@@ -298,3 +298,24 @@ def test_a_policy_that_strands_versions_or_requests_is_refused(
     ok(ws.cli("withdraw", str(request.json()["request"]), as_="alice"))
     ok(ws.cli("policy", "activate", str(path)))
     assert ok(ws.cli("queue", "--json")).json() == []
+
+
+def test_a_call_reads_a_model_policy_once_and_again_after_writing_one(
+    populated: Workspace,
+) -> None:
+    # a registration and the hook deliveries its entry queues share one read of
+    # the model's policy (Tx.effective_for); a call that then writes a policy
+    # or the model's tier must not act on the policy it read before
+    from cmi_console.services import registry
+
+    ctx = populated.ctx("root")
+    with ctx.write() as tx:
+        model = registry.model_row(tx.conn, "cancer")
+        first = tx.effective_for(model)
+        assert tx.effective_for(model) is first and tx.remembered_policy("cancer") is first
+        assert first.tier == "medium"
+        tx.update(registry.MODELS, model.id, {"risk_tier": "high"})
+        assert tx.remembered_policy("cancer") is None
+        model = registry.model_row(tx.conn, "cancer")
+        assert tx.effective_for(model).tier == "high"
+        tx.record("model.tier", "model:cancer", {"tier": "high"})

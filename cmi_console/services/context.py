@@ -332,12 +332,37 @@ class Tx:
         self.changes: list[dict[str, Any]] = []
         self.entries: list[dict[str, Any]] = []
         self.time = opened.tail.stamp(ctx.clock())
+        # model name -> its effective policy, as this call has read it (see effective_for)
+        self._policies: dict[str, Any] = {}
 
     def finish(self) -> None:
         if self.changes:
             raise RuntimeError("changes recorded without an audit entry")
 
+    def effective_for(self, model: Any) -> Any:
+        """policies.effective_for of a models row, read once per call: the
+        call's entry queues its hook deliveries by the same policy
+        (`remembered_policy`), which was a second model and policy lookup on
+        every registration. Forgotten when the call writes a policy or a model
+        (its tier); no one else can write either while the call holds the
+        write lock."""
+        found = self._policies.get(model.name)
+        if found is None:
+            from cmi_console.services.policies import effective_for
+
+            found = self._policies[model.name] = effective_for(self.conn, model)
+        return found
+
+    def remembered_policy(self, model: str) -> Any:
+        """The effective policy this call read for `model`, if it read one."""
+        return self._policies.get(model)
+
+    def _writes(self, tbl: Table) -> None:
+        if tbl.name in _POLICY_INPUTS:
+            self._policies.clear()
+
     def insert(self, tbl: Table, values: dict[str, Any]) -> int:
+        self._writes(tbl)
         row = complete_row(tbl, values)
         new_id = driver.insert_row(self.conn, tbl, row)
         self.changes.append({"t": tbl.name, "op": "insert", "id": new_id, "row": row})
@@ -347,6 +372,7 @@ class Tx:
         """Several rows (ids in the order given)."""
         if not values:
             return []
+        self._writes(tbl)
         rows = [complete_row(tbl, v) for v in values]
         ids = driver.insert_rows(self.conn, tbl, rows)
         for new_id, row in zip(ids, rows, strict=True):
@@ -354,11 +380,13 @@ class Tx:
         return ids
 
     def update(self, tbl: Table, row_id: int, values: dict[str, Any]) -> None:
+        self._writes(tbl)
         _check_lengths(tbl, values)
         driver.update_row(self.conn, tbl, row_id, values)
         self.changes.append({"t": tbl.name, "op": "update", "id": row_id, "row": values})
 
     def delete(self, tbl: Table, row_id: int) -> None:
+        self._writes(tbl)
         driver.delete_row(self.conn, tbl, row_id)
         self.changes.append({"t": tbl.name, "op": "delete", "id": row_id})
 
@@ -410,6 +438,8 @@ class Tx:
         return kid, private
 
 
+# the tables an effective policy is read from (Tx.effective_for)
+_POLICY_INPUTS = frozenset({"policies", "models"})
 _REQUIRED = object()  # a column with no default that may not be null
 _COLUMNS: dict[str, tuple[tuple[str, Any], ...]] = {}
 

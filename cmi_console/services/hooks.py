@@ -41,18 +41,21 @@ STATUSES = ("pending", "delivered", "failed")
 REDELIVERERS = frozenset({"admin", "deployer"})
 
 
-def _policy_hooks(conn: Connection, model: str | None) -> dict[str, Hook]:
+def _policy_hooks(conn: Connection, model: str | None, effective: Any = None) -> dict[str, Hook]:
+    """The hooks of `model`'s policy (`effective`: that policy, when known)."""
     from cmi_console.services.registry import find_model
 
     if model is None:
         return {}
-    row = find_model(conn, model)
-    if row is None:
-        return {}
-    try:
-        return dict(effective_for(conn, row).policy.hooks)
-    except BadInput:  # no active policy: nothing to notify, and no reason to refuse the write
-        return {}
+    if effective is None:
+        row = find_model(conn, model)
+        if row is None:
+            return {}
+        try:
+            effective = effective_for(conn, row)
+        except BadInput:  # no active policy: nothing to notify, and no reason to refuse the write
+            return {}
+    return dict(effective.policy.hooks)
 
 
 def enqueue(tx: Tx, entry: dict[str, Any], event: str) -> list[int]:
@@ -61,7 +64,9 @@ def enqueue(tx: Tx, entry: dict[str, Any], event: str) -> list[int]:
     model = hooks.model_of(entry["subject"])
     wanted = [
         name
-        for name, h in sorted(_policy_hooks(tx.conn, model).items())
+        for name, h in sorted(
+            _policy_hooks(tx.conn, model, model and tx.remembered_policy(model)).items()
+        )
         if hooks.matches(h.events, event)
     ]
     ids = []

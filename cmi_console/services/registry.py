@@ -18,7 +18,7 @@ from cmi_console.core.small_files import require_file
 from cmi_console.services import lineage
 from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
-from cmi_console.services.policies import effective_for, tier_counts, tiers_of
+from cmi_console.services.policies import tier_counts, tiers_of
 from cmi_console.store import data_files, driver
 from cmi_console.store.artifacts import hash_file
 from cmi_console.store.engine import check_page
@@ -508,7 +508,7 @@ def register_version(
             "artifact_size": size,
             "author": actor,
             "run_id": run_row.id if run_row else None,
-            "stage": effective_for(tx.conn, m).policy.initial_stage,
+            "stage": tx.effective_for(m).policy.initial_stage,
             "status": "active",
             "description": description,
             "created_at": tx.time,

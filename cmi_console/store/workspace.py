@@ -109,6 +109,9 @@ class Workspace:
     home: Path
     db_override: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    # CMI_ARTIFACT_ROOT as last read ("" when unset) and its store: a
+    # registration asks for the store three times
+    _store: tuple[str, ArtifactStore] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def open(cls, home: Path, db: str | None = None) -> Workspace:
@@ -147,14 +150,19 @@ class Workspace:
 
     @property
     def artifacts(self) -> ArtifactStore:
-        root = os.environ.get("CMI_ARTIFACT_ROOT")
+        root = os.environ.get("CMI_ARTIFACT_ROOT", "")
+        if self._store is not None and self._store[0] == root:
+            return self._store[1]
         if not root:
-            return ArtifactStore(self.home / "artifacts")
-        if not Path(root).is_absolute():  # each working directory would name another store
+            store = ArtifactStore(self.home / "artifacts")
+        elif not Path(root).is_absolute():  # each working directory would name another store
             raise BadInput(f"CMI_ARTIFACT_ROOT: '{root}' is not an absolute path")
-        if kind_of(Path(root), "CMI_ARTIFACT_ROOT") not in ("directory", "missing"):
+        elif kind_of(Path(root), "CMI_ARTIFACT_ROOT") not in ("directory", "missing"):
             raise BadInput(f"CMI_ARTIFACT_ROOT: {root}: not a directory")
-        return ArtifactStore(Path(root))
+        else:
+            store = ArtifactStore(Path(root))
+        self._store = (root, store)
+        return store
 
     def principal_key_path(self, name: str) -> Path:
         return self.keys_dir / f"{names.principal(name)}.key"
