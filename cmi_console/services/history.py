@@ -27,8 +27,9 @@ _AS_OF_TABLES = ("models", "model_versions", "aliases", "deployment_events")
 # An entry whose body has none of these changes none of those tables: a body is
 # canonical JSON (RFC 8785: no whitespace, no needless escapes), and `verify`
 # names any that is not. A match elsewhere in a body (a tag named "t") only
-# costs that entry's parse. Most entries of a big log (tags, metrics,
-# validations, monitoring) are then skipped unparsed.
+# costs that entry's parse. Most entries of a big log (tag changes, validations,
+# monitoring windows, alerts) are then skipped unparsed; a registration, which
+# inserts its version, is read.
 _CHANGES_AS_OF_TABLES = re.compile(
     b'"t":"(?:' + b"|".join(t.encode() for t in _AS_OF_TABLES) + b')"'
 )
