@@ -34,7 +34,7 @@ def test_csv_read_from_a_path_and_from_bytes_alike(
 ) -> None:
     path = tmp_path / "d.csv"
     path.write_text(text, encoding="utf-8")
-    assert list(data_files.read_path(path).columns) == columns
+    assert list(data_files.load(path).frame.columns) == columns
     assert list(data_files.read(path.read_bytes(), "csv", "stored").columns) == columns
 
 
@@ -45,14 +45,14 @@ def test_a_row_longer_than_the_header_is_refused(tmp_path: Path, text: str) -> N
     path = tmp_path / "ragged.csv"
     path.write_text(text, encoding="utf-8")
     for read in (
-        lambda: data_files.read_path(path),
+        lambda: data_files.load(path).frame,
         lambda: data_files.read(path.read_bytes(), "csv", "stored"),
     ):
         with pytest.raises(BadInput, match="cannot read as csv: .*(first row has 3 fields|saw 3)"):
             read()
     # a short row is missing values, as CSV readers take it
     path.write_text("a,b\n1\n2,3\n", encoding="utf-8")
-    assert data_files.read_path(path)["a"].tolist() == [1, 2]
+    assert data_files.load(path).frame["a"].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_a_repeated_csv_column_is_refused(tmp_path: Path, text: str, name: str) 
     path = tmp_path / "dup.csv"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(BadInput, match=f"^{path}: column '{name}' appears more than once$"):
-        data_files.read_path(path)
+        data_files.load(path)
     with pytest.raises(BadInput, match=f"^stored: column '{name}' appears more than once$"):
         data_files.read(path.read_bytes(), "csv", "stored")
 
@@ -75,11 +75,11 @@ def test_a_repeated_csv_column_is_refused(tmp_path: Path, text: str, name: str) 
 def test_parquet_reads_and_a_repeated_column_is_refused(tmp_path: Path) -> None:
     good = tmp_path / "good.parquet"
     pd.DataFrame({"a": [1], "b": [2]}).to_parquet(good)
-    assert list(data_files.read_path(good).columns) == ["a", "b"]
+    assert list(data_files.load(good).frame.columns) == ["a", "b"]
     dup = tmp_path / "dup.pq"
     pq.write_table(pa.table([[1], [2]], names=["a", "a"]), dup)
     with pytest.raises(BadInput, match=f"^{dup}: "):
-        data_files.read_path(dup)
+        data_files.load(dup)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_unreadable_files_are_bad_input(
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(BadInput, match=words):
-        data_files.read_path(path)
+        data_files.load(path)
 
 
 def test_a_parquet_file_that_unpacks_past_the_memory_limit_is_refused_unread(
@@ -115,7 +115,7 @@ def test_a_parquet_file_that_unpacks_past_the_memory_limit_is_refused_unread(
     zeros = np.zeros(5_000_000, dtype="int64")
     pq.write_table(pa.table({"a": zeros, "b": zeros}), bomb, compression="zstd")
     assert bomb.stat().st_size < 100_000
-    assert len(data_files.read_path(bomb)) == 5_000_000  # under the real limit it reads
+    assert len(data_files.load(bomb).frame) == 5_000_000  # under the real limit it reads
     monkeypatch.setattr(data_files, "MAX_IN_MEMORY", 64 << 20)
     words = f"{bomb}: 5,000,000 rows of 2 columns would take more than 0.0625 GiB in memory"
     for source in (bomb, bomb.read_bytes()):
@@ -123,7 +123,7 @@ def test_a_parquet_file_that_unpacks_past_the_memory_limit_is_refused_unread(
             if isinstance(source, bytes):
                 data_files.read(source, "parquet", str(bomb))
             else:
-                data_files.read_path(source)
+                data_files.load(source)
     head = log_head(ws)
     r = ws.cli("dataset", "register", str(bomb), "--name", "bomb")
     assert r.code == 2 and r.err.strip() == f"cmi: {words}; split the file", r.err

@@ -346,6 +346,39 @@ def test_retrain_produces_a_candidate_that_waits(watched: Workspace, tmp_path: P
     assert {r["status"] for r in status["retrain_requests"]} == {"trained"}
 
 
+def test_retrain_on_data_it_cannot_train_on_writes_nothing(
+    watched: Workspace, tmp_path: Path
+) -> None:
+    """The file is trained on before the triggers are applied: a missing
+    feature had been found after the alerts and requests were recorded."""
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services import training
+    from cmi_console.store import data_files
+
+    for n in (6, 7):
+        ingest(watched, week(n))
+    recent = REPO / "data" / "credit-recent.csv"
+    bad = tmp_path / "recent.csv"
+    pd.read_csv(recent).drop(columns=["income"]).to_csv(bad, index=False)
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    args = ["monitor", "evaluate", "credit", "--env", "production", "--retrain"]
+    r = watched.cli(*args, str(bad), as_="alice")
+    assert r.code == 2 and r.err.strip() == (
+        f"cmi: {bad}: column(s) income missing: the recipe's data section names them"
+    ), r.err
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+    assert monitoring.open_alerts(watched.ctx()) == []
+    out = ok(watched.cli(*args, str(recent), as_="alice"))
+    assert "trained credit:3" in out.out and "--retrain: no open" not in out.out
+    # nothing left to answer: said, so a scheduled job knows its data went unused
+    out = ok(watched.cli(*args, str(recent), as_="alice"))
+    assert f"--retrain: no open retraining request; {recent} was not trained on" in out.out
+    # the next request about v1 could not be answered with the same data:
+    # refused before anything is written, too
+    with pytest.raises(BadInput, match="already trained on this data"):
+        training.fit_retrain(watched.ctx("alice"), "credit:1", data_files.load(recent))
+
+
 def test_zombies(watched: Workspace) -> None:
     ctx = watched.ctx("alice")
     assert monitoring.zombies(ctx) == []

@@ -125,6 +125,7 @@ def test_a_run_recording_odd_features_cannot_crash_a_retrain(
 
     from cmi_console.core.errors import BadInput
     from cmi_console.services import training
+    from cmi_console.store import data_files
 
     v = ok(trained.cli("version", "show", "cancer:1", "--json")).json()
     params = ok(trained.cli("run", "show", v["run"], "--json")).json()["params"]
@@ -135,7 +136,7 @@ def test_a_run_recording_odd_features_cannot_crash_a_retrain(
     ok(trained.cli("version", "register", "cancer", "--artifact", str(art), "--run", "by-hand"))
     data = tmp_path / "repo" / "data" / "cancer.csv"
     with pytest.raises(BadInput, match=r"recipe of cancer:2: data\.features"):
-        training.retrain(trained.ctx(), "cancer:2", data)
+        training.fit_retrain(trained.ctx(), "cancer:2", data_files.load(data))
 
 
 def test_training_the_same_recipe_twice_is_refused(trained: Workspace, tmp_path: Path) -> None:

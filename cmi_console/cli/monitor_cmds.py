@@ -220,6 +220,9 @@ def evaluate(
         )
     if not out["alerts"] and not out["deployment_actions"]:
         c.print(f"{model} in {env}: no trigger fired")
+    if retrain is not None and not out["retrained"]:
+        # said, so a scheduled job that passes new data knows none was used
+        c.print(f"--retrain: no open retraining request; {retrain} was not trained on")
 
 
 @app.command("alerts")

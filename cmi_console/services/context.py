@@ -132,22 +132,23 @@ class Context:
         return self._local.syncing  # type: ignore[no-any-return]
 
     @property
-    def _stored(self) -> list[tuple[Stored, Path]]:
+    def _stored(self) -> list[tuple[Stored, Path | bytes]]:
         """This thread's artifacts stored since its last transaction ended: a
         failed write removes the ones it put there and no row names."""
         if not hasattr(self._local, "stored"):
             self._local.stored = []
         return self._local.stored  # type: ignore[no-any-return]
 
-    def put_artifact(self, path: Path) -> tuple[str, int]:
-        """Copy a file into the artifact store: durable before any commit names it.
+    def put_artifact(self, source: Path | bytes) -> tuple[str, int]:
+        """Copy a file (or bytes already read, as a data file's are) into the
+        artifact store: durable before any commit names it.
 
         Inside `batch()` the fsync waits for the batch's commit, which syncs all
         of the batch's files at once."""
         store = self.workspace.artifacts
-        stored = store.put_file(path, sync=False)
+        stored = store.put_file(source, sync=False)
         digest, size = stored.digest, stored.size
-        self._stored.append((stored, path))
+        self._stored.append((stored, source))
         if self._open is None:
             # one call: the file's fsync runs while the transaction that names it
             # is built, and that transaction waits for it before it commits. Only
@@ -257,7 +258,7 @@ class Context:
         ):
             raise Unavailable(problem)
 
-    def _restore(self, opened: _Open, stored: list[tuple[Stored, Path]]) -> None:
+    def _restore(self, opened: _Open, stored: list[tuple[Stored, Path | bytes]]) -> None:
         """Files stored before this transaction held the write lock may have
         been removed since by a failed write's clean-up (same bytes, so the
         same name): store them again before any row names them. A clean-up

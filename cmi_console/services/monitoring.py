@@ -14,7 +14,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -24,13 +24,15 @@ from cmi_console.core import deployments as dm
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.errors import BadInput, NotFound, first_line
 from cmi_console.core.policy import Criteria, Effective
-from cmi_console.core.small_files import require_file
 from cmi_console.services import deployments, lineage, registry
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import active_roles, require_role
 from cmi_console.services.policies import effective_for, effective_for_many
 from cmi_console.store import data_files
 from cmi_console.store.tables import Alert, MonitoringWindow, RetrainRequest, table
+
+if TYPE_CHECKING:
+    from cmi_console.services import training
 
 WINDOWS, ALERTS, RETRAINS = table(MonitoringWindow), table(Alert), table(RetrainRequest)
 TRIGGERS = ("performance", "drift", "age")
@@ -170,11 +172,6 @@ def _spec(ctx: Context, model: Any, policy: Effective, s: Serving, rows: dict[in
         else "mae",
     )
     return spec, models
-
-
-def _read(path: Path, option: str) -> Any:
-    require_file(path, option)  # names the option: the reader's errors name the path
-    return data_files.read_path(path)
 
 
 def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, where: str) -> Any:
@@ -339,7 +336,6 @@ def ingest(
     name: str | None = None,
 ) -> dict[str, Any]:
     """Measure a window and record it (one entry, audited by its result hash)."""
-    from cmi_console.store.artifacts import hash_file
     from cmi_console.validation.monitoring import analyse
 
     actor = ctx.require_actor()
@@ -351,20 +347,15 @@ def ingest(
         policy.environment(env)
         s = _serving(conn, model, env)
         rows = _version_rows(conn, model, s.versions)
-    frame = _read(path, "--window")
+    window = data_files.load(path, "--window")
+    frame = window.frame
     start, end = _period(frame, where)
     spec, models = _spec(ctx, model, policy, s, rows)
     given = set(frame.columns)
     frame = _prepare(frame, spec, s, models, predict, where)
     metrics = analyse(frame, spec)
-    if "prediction" in given:
-        data_sha, fmt = (
-            hash_file(path)[0],
-            ("parquet" if path.suffix in (".parquet", ".pq") else "csv"),
-        )
-        stored = path
-    else:
-        stored = None
+    # a window that brings its predictions is kept as given: the bytes measured
+    stored = window if "prediction" in given else None
     with ctx.write() as tx:
         require_role(tx.conn, actor, roles.MONITORS, "ingest monitoring windows")
         now = _serving(tx.conn, model, env)
@@ -374,7 +365,7 @@ def ingest(
                 "measured; ingest it again"
             )
         if stored is not None:
-            data_sha = tx.ctx.put_artifact(stored)[0]
+            data_sha, fmt = tx.ctx.put_artifact(stored.blob)[0], stored.fmt
         else:
             data_sha, fmt = _store_frame(ctx, frame)
         result = _result(model.name, env, data_sha, None, metrics)
@@ -436,18 +427,17 @@ def labels(
         rows = _version_rows(conn, model, s.versions)
     frame = _load_frame(ctx, w.data_sha256, w.data_format)
     spec, _models = _spec(ctx, model, policy, s, rows)
-    given = _read(path, "--file")
+    read = data_files.load(path, "--file")
+    given = read.frame
     if spec.target not in given.columns:
         raise BadInput(f"{where}: no '{spec.target}' column (the model's target)")
     check_classes(given[spec.target], spec.classes, where)
     frame, join = _attach(frame, given, spec.target, key, where, spec.features)
     metrics = analyse(frame, spec)
-    from cmi_console.store.artifacts import hash_file
-
-    labels_sha = hash_file(path)[0]
+    labels_sha = read.sha256
     with ctx.write() as tx:
         require_role(tx.conn, actor, roles.MONITORS, "attach labels")
-        tx.ctx.put_artifact(path)
+        tx.ctx.put_artifact(read.blob)
         result = _result(
             model.name, w.environment, w.data_sha256, {"sha256": labels_sha, "key": key}, metrics
         )
@@ -777,23 +767,56 @@ def evaluate(
     """Apply the triggers and the canary criteria; with `retrain`, train the
     recipe on that data for each open retraining request, validate the
     candidate and open its promotion request. Nothing is ever promoted here."""
+    from cmi_console.services import training
+
+    fitted: dict[int, training.Fitted] = {}
+    data = None
     if retrain is not None:
-        # read before the evaluation commits: a file no data reader takes was
-        # found only after the triggers, alerts and requests had been written
-        require_file(retrain, "--retrain")
-        data_files.read_path(retrain)
+        # trained before the evaluation writes anything: a file the recipe
+        # cannot train on (a missing column, an empty label, the data it was
+        # trained on already) had been found only after the triggers, alerts
+        # and requests were recorded
+        data = data_files.load(retrain, "--retrain")
+        fitted = {
+            v: training.fit_retrain(ctx, f"{model_name}:{v}", data)
+            for v in _to_retrain(ctx, model_name, env)
+        }
     with ctx.write() as tx:
         out = _evaluate_in(tx, model_name, env)
-    if retrain is not None:
+    if data is not None:
         # one candidate answers every open request about the same version
         by_version: dict[int, list[dict[str, Any]]] = {}
         for r in out["open_retrain_requests"]:
             by_version.setdefault(r["version"], []).append(r)
         out["retrained"] = [
-            _retrain(ctx, model_name, version, reqs, retrain)
+            _retrain(
+                ctx,
+                model_name,
+                version,
+                reqs,
+                # a request another evaluator opened since the look ahead
+                fitted.get(version) or training.fit_retrain(ctx, f"{model_name}:{version}", data),
+            )
             for version, reqs in sorted(by_version.items())
         ]
     return out
+
+
+class _Judged(Exception):
+    def __init__(self, out: dict[str, Any]) -> None:
+        self.out = out
+
+
+def _to_retrain(ctx: Context, model_name: str, env: str) -> list[int]:
+    """The versions whose retraining requests will be open once the triggers
+    are applied: they are applied in a transaction that is rolled back (the
+    same code as the evaluation's, so the two cannot disagree; nothing leaves
+    it: hooks are sent only after a commit)."""
+    try:
+        with ctx.write() as tx:
+            raise _Judged(_evaluate_in(tx, model_name, env))
+    except _Judged as judged:
+        return sorted({r["version"] for r in judged.out["open_retrain_requests"]})
 
 
 def _evaluate_in(tx: Tx, model_name: str, env: str) -> dict[str, Any]:
@@ -1004,7 +1027,11 @@ def _canary(
 
 
 def _retrain(
-    ctx: Context, model_name: str, version: int, requests: list[dict[str, Any]], data: Path
+    ctx: Context,
+    model_name: str,
+    version: int,
+    requests: list[dict[str, Any]],
+    fitted: training.Fitted,
 ) -> dict[str, Any]:
     """Train, validate and request the next gate for the open retraining
     requests about one version."""
@@ -1012,7 +1039,7 @@ def _retrain(
 
     base = f"{model_name}:{version}"
     numbers = ", ".join(f"#{r['request']}" for r in requests)
-    trained = training.retrain(ctx, base, data)
+    trained = training.register_retrain(ctx, base, fitted)
     ref = f"{trained['model']}:{trained['version']}"
     with ctx.read() as conn:
         policy = effective_for(conn, registry.model_row(conn, model_name))

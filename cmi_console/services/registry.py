@@ -20,7 +20,6 @@ from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import tier_counts, tiers_of
 from cmi_console.store import data_files, driver
-from cmi_console.store.artifacts import hash_file
 from cmi_console.store.engine import check_page
 from cmi_console.store.tables import (
     Alias,
@@ -259,13 +258,13 @@ def _dataset_view(row: Any) -> dict[str, Any]:
     }
 
 
-def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
-    """Hash, profile and store a data file. The same content twice is a no-op."""
+def register_dataset(ctx: Context, data: Path | data_files.DataFile, name: str) -> dict[str, Any]:
+    """Hash, profile and store a data file (or one read already: the rows a
+    run trained on). The same content twice is a no-op."""
     names.entity(name, "--name")
-    require_file(path)
-    fmt = data_files.format_of(path)
-    digest, _size = hash_file(path)
-    frame = data_files.read(path, fmt, str(path))
+    if isinstance(data, Path):
+        data = data_files.load(data)
+    fmt, digest, frame = data.fmt, data.sha256, data.frame
     columns = [{"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()]
     with ctx.read() as conn:
         latest = conn.execute(
@@ -276,7 +275,7 @@ def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
         ).first()
     if latest is not None and latest.content_sha256 == digest:
         return {**_dataset_view(latest), "created": False}
-    ctx.put_artifact(path)
+    ctx.put_artifact(data.blob)
     with ctx.write() as tx:
         actor = _writer(tx)
         version = (
@@ -291,7 +290,7 @@ def register_dataset(ctx: Context, path: Path, name: str) -> dict[str, Any]:
                 "name": name,
                 "version": version,
                 "content_sha256": digest,
-                "file_name": path.name,
+                "file_name": data.name,
                 "file_format": fmt,
                 "row_count": len(frame),
                 "columns": columns,
@@ -487,9 +486,11 @@ def register_version(
     metric_values = check_metrics(metrics or {})
     tag_values = {names.key(k, "--tag"): v for k, v in (tags or {}).items()}
     require_file(artifact)
-    fmt = artifact_format.detect(artifact)
     digest, size = ctx.put_artifact(artifact)
     with ctx.write() as tx:
+        # the format of the bytes stored, which the transaction holding the
+        # write lock keeps in place: the file named may change after its copy
+        fmt = artifact_format.detect(ctx.workspace.artifacts.path_for(digest))
         actor = _writer(tx)
         m = model_row(tx.conn, model)
         run_row = None

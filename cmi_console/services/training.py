@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ from sqlalchemy import select
 from cmi_console.core import environment
 from cmi_console.core import recipe as rcp
 from cmi_console.core.errors import BadInput, NotFound
-from cmi_console.core.small_files import require_file
 from cmi_console.services import registry
 from cmi_console.services.context import Context
 from cmi_console.store import data_files
@@ -67,33 +67,45 @@ def train(
     holdout_path = None
     if recipe.split.file is not None:
         holdout_path = rcp.resolve(path.parent, recipe.split.file, root, f"{path}: split.file")
-    return _fit_and_register(ctx, recipe, raw, data_path, holdout_path, code, str(path), again)
+    # read once: the datasets registered are the very bytes trained on
+    data = data_files.load(data_path)
+    held = data_files.load(holdout_path) if holdout_path else None
+    return _register(ctx, _fit(recipe, raw, data, held), code, str(path), again)
 
 
-def retrain(ctx: Context, ref: str, data_path: Path) -> dict[str, Any]:
+def fit_retrain(ctx: Context, ref: str, data: data_files.DataFile) -> Fitted:
     """Train `ref`'s recorded recipe again on new data (same features, seed
-    and estimator): the new dataset is a new version of the recipe's dataset,
-    and the result a new version of the model, in development."""
+    and estimator), writing nothing yet: a file it cannot train on, or has
+    trained on already, is refused before the caller writes anything."""
     recipe, raw, blobs = recipe_of(ctx, ref)
-    require_file(data_path, "--retrain")
     with ctx.read() as conn:
         v = registry.version_row(conn, ref)
         run = conn.execute(select(registry.RUNS).where(registry.RUNS.c.id == v.run_id)).one()
     features = (run.params or {}).get("features")
-    data = dict(
-        raw["data"], file=data_path.name, name=recipe.data.name or Path(recipe.data.file).stem
-    )
+    spec = dict(raw["data"], file=data.name, name=recipe.data.name or Path(recipe.data.file).stem)
     if features:  # the new file may carry more columns; parse() checks what a run recorded
-        data["features"] = features
-    raw = {**raw, "data": data}
+        spec["features"] = features
+    raw = {**raw, "data": spec}
     recipe = rcp.parse(raw, f"recipe of {ref}")
-    with tempfile.TemporaryDirectory() as tmp:
-        holdout_path = None
-        if recipe.split.file is not None and "holdout" in blobs:
-            holdout_path = Path(tmp) / Path(recipe.split.file).name
-            holdout_path.write_bytes(blobs["holdout"][0])
-        out = _fit_and_register(ctx, recipe, raw, data_path, holdout_path, None, str(data_path))
-    return {**out, "retrained_from": ref}
+    held = None
+    if recipe.split.file is not None and "holdout" in blobs:
+        blob, fmt = blobs["holdout"]
+        held = data_files.of_bytes(
+            blob, fmt, Path(recipe.split.file).name, "the recipe's holdout dataset"
+        )
+    fitted = _fit(recipe, raw, data, held)
+    if _registered_by(ctx, fitted.run_key) is not None:
+        raise BadInput(
+            f"{data.where}: the recipe of {ref} was already trained on this data "
+            f"(run {fitted.run_key})"
+        )
+    return fitted
+
+
+def register_retrain(ctx: Context, ref: str, fitted: Fitted) -> dict[str, Any]:
+    """Register what `fit_retrain` trained: the new dataset is a new version
+    of the recipe's dataset, the model a new version, in development."""
+    return {**_register(ctx, fitted, None, fitted.data.where), "retrained_from": ref}
 
 
 class _Trained(Exception):
@@ -119,51 +131,76 @@ def _registered_by(ctx: Context, run_key: str) -> int | None:
     return -1 if found.version is None else int(found.version)
 
 
-def _fit_and_register(
-    ctx: Context,
+@dataclass(frozen=True)
+class Fitted:
+    """A recipe trained on data read once, not registered yet."""
+
+    recipe: rcp.Recipe
+    raw: dict[str, Any]
+    data: data_files.DataFile
+    held: data_files.DataFile | None
+    result: Any  # validation.training.Trained
+
+    @property
+    def recipe_sha(self) -> str:
+        return rcp.sha256_of(self.raw)
+
+    @property
+    def run_key(self) -> str:
+        """The recipe, the data and the model's bytes, which the same recipe
+        and data reproduce."""
+        return (
+            f"{self.recipe.model}-{self.recipe_sha[:12]}-{self.data.sha256[:8]}-"
+            f"{self.result.artifact_hash[:8]}"
+        )
+
+
+def _fit(
     recipe: rcp.Recipe,
     raw: dict[str, Any],
-    data_path: Path,
-    holdout_path: Path | None,
+    data: data_files.DataFile,
+    held: data_files.DataFile | None,
+) -> Fitted:
+    from cmi_console.validation.conformance import require_labels
+    from cmi_console.validation.training import fit
+
+    target = recipe.data.target
+    for read in (data, held):
+        if read is not None and target in read.frame:  # else fit names the missing column
+            # an empty label had failed the split as an internal error
+            require_labels(read.frame[target], read.where)
+    trained = fit(recipe, data.frame, held.frame if held else None, data.where)
+    return Fitted(recipe, raw, data, held, trained)
+
+
+def _register(
+    ctx: Context,
+    fitted: Fitted,
     code: dict[str, Any] | None,
     where: str,
     again: bool = False,
 ) -> dict[str, Any]:
-    from cmi_console.validation.conformance import require_labels
-    from cmi_console.validation.training import fit
-
-    recipe_sha = rcp.sha256_of(raw)
-    frame = data_files.read_path(data_path)
-    holdout = data_files.read_path(holdout_path) if holdout_path else None
-    target = recipe.data.target
-    for data, path in ((frame, data_path), (holdout, holdout_path)):
-        if data is not None and target in data:  # else fit names the missing column
-            # an empty label had failed the split as an internal error
-            require_labels(data[target], str(path))
-    result = fit(recipe, frame, holdout)
+    recipe, result, run_key = fitted.recipe, fitted.result, fitted.run_key
+    recipe_sha = fitted.recipe_sha
     try:
         # datasets, run and version land together or not at all (one
         # transaction), and the look-up for an earlier run is in it: two CI
         # jobs on one commit train at once, and the second had failed on the
         # first's run ("already exists"). A run found rolls it all back.
         with ctx.batch():
-            name = recipe.data.name or data_path.stem
-            ds = registry.register_dataset(ctx, data_path, name)
-            # the run's key: the recipe, the data and the model's bytes, which
-            # the same recipe and data reproduce
-            run_key = (
-                f"{recipe.model}-{recipe_sha[:12]}-{ds['content_sha256'][:8]}-"
-                f"{result.artifact_hash[:8]}"
-            )
             number = _registered_by(ctx, run_key)
             if number is not None:
                 raise _Trained(number)
+            name = recipe.data.name or fitted.data.stem
+            # the data trained on, as it was read then: registered from the
+            # same bytes, whatever the file holds now
+            ds = registry.register_dataset(ctx, fitted.data, name)
             datasets = {"train": f"{ds['name']}:{ds['version']}"}
-            if holdout_path is not None:
-                hd = registry.register_dataset(ctx, holdout_path, f"{name}-holdout")
+            if fitted.held is not None:
+                hd = registry.register_dataset(ctx, fitted.held, f"{name}-holdout")
                 datasets["holdout"] = f"{hd['name']}:{hd['version']}"
             params: dict[str, Any] = {
-                "recipe": raw,
+                "recipe": fitted.raw,
                 "recipe_sha256": recipe_sha,
                 "features": result.features,
             }

@@ -118,13 +118,11 @@ def validate(
     inputs: dict[str, Any] = {}
     current = None
     if data is not None:
-        from cmi_console.core.small_files import require_file
         from cmi_console.store import data_files
-        from cmi_console.store.artifacts import hash_file
 
-        require_file(data, "--data")
-        inputs["current"] = {"file": data.name, "sha256": hash_file(data)[0]}
-        current = data_files.read_path(data)
+        read = data_files.load(data, "--data")  # the hash recorded is of the rows checked
+        inputs["current"] = {"file": read.name, "sha256": read.sha256}
+        current = read.frame
     store = ctx.workspace.artifacts
     subject = Subject(
         model=model.name,

@@ -12,6 +12,7 @@ import itertools
 import os
 import stat
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -74,29 +75,36 @@ class ArtifactStore:
         check_digest(digest)
         return self.root / "sha256" / digest[:2] / digest
 
-    def put_file(self, source: Path, *, sync: bool = True) -> Stored:
-        """Copy a file in, hashing as it streams.
+    def put_file(self, source: Path | bytes, *, sync: bool = True) -> Stored:
+        """Copy a file (or bytes already read) in, hashing as it streams.
 
         sync=False leaves the fsync to a later `sync()` (a batch makes all its
         files durable at once, before the commit that names them). Plain file
         descriptors, and directories made only when missing: every
         registration pays each system call here (pathlib and tempfile made
         23 for a small file; this makes 10)."""
+        if isinstance(source, bytes):
+            return self._put([source], sync)
         try:
             # O_NONBLOCK: a FIFO given as an artifact must not hang the open
             src = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             require_file(source)  # missing, or not a regular file
             raise BadInput(f"{source}: cannot read ({exc.strerror})") from None
-        tmp = ""
         try:
             if not stat.S_ISREG(os.fstat(src).st_mode):
                 raise BadInput(f"{source}: not a regular file")
-            out, tmp = self._temporary()
+            return self._put(iter(lambda: _read(src, source), b""), sync)
+        finally:
+            os.close(src)
+
+    def _put(self, chunks: Iterable[bytes], sync: bool) -> Stored:
+        out, tmp = self._temporary()
+        try:
             h = hashlib.sha256()
             size = 0
             try:
-                while chunk := _read(src, source):
+                for chunk in chunks:
                     h.update(chunk)
                     size += len(chunk)
                     view = memoryview(chunk)
@@ -125,7 +133,6 @@ class ArtifactStore:
                     raise self._unwritable(exc) from None
             tmp = ""
         finally:
-            os.close(src)
             if tmp:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)

@@ -4,11 +4,14 @@ user names and a data file kept in the artifact store alike."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cmi_console.core.errors import BadInput, first_line
+from cmi_console.core.small_files import require_file
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 # what a Parquet file may take in memory once read, counted as 8 bytes a cell
@@ -24,15 +27,49 @@ def format_of(path: Path) -> str:
     return fmt
 
 
-def read_path(path: Path) -> Any:
-    return read(path, format_of(path), str(path))
+@dataclass(frozen=True)
+class DataFile:
+    """A data file as one read of it found it: its bytes, their SHA-256 and
+    the frame parsed from those same bytes. What a run or a window records
+    (the hash, the stored copy) is then exactly what it measured or trained
+    on: reading the file again for each had let a file rewritten meanwhile
+    be recorded under another file's hash."""
+
+    name: str  # the file's name, as a dataset records it
+    where: str  # how an error names it: the path
+    fmt: str
+    blob: bytes
+    sha256: str
+    frame: Any
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem
 
 
-def read(source: Path | bytes, fmt: str, where: str) -> Any:
-    """The file as a DataFrame; BadInput, naming `where`, if it is not one."""
+def load(path: Path, where: str = "") -> DataFile:
+    """Read a data file the user names, once; `where` names the option."""
+    require_file(path, where)
+    fmt = format_of(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
+    return of_bytes(blob, fmt, path.name, str(path))
+
+
+def of_bytes(blob: bytes, fmt: str, name: str, where: str) -> DataFile:
+    """A data file from bytes in hand (a dataset kept in the artifact store)."""
+    return DataFile(
+        name, where, fmt, blob, hashlib.sha256(blob).hexdigest(), read(blob, fmt, where)
+    )
+
+
+def read(source: bytes, fmt: str, where: str) -> Any:
+    """The file's bytes as a DataFrame; BadInput, naming `where`, if they are not one."""
     import pandas as pd
 
-    src = io.BytesIO(source) if isinstance(source, bytes) else source
+    src = io.BytesIO(source)
     try:
         if fmt == "parquet":
             _check_unpacked(src, where)
@@ -52,15 +89,14 @@ def read(source: Path | bytes, fmt: str, where: str) -> Any:
     return frame
 
 
-def _check_unpacked(src: Path | io.BytesIO, where: str) -> None:
+def _check_unpacked(src: io.BytesIO, where: str) -> None:
     """Refuse a Parquet file whose cells, by its own footer, will not fit
     MAX_IN_MEMORY, before a byte of its data is unpacked."""
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(src).metadata
     cells = meta.num_rows * max(meta.num_columns, 1)
-    if isinstance(src, io.BytesIO):
-        src.seek(0)
+    src.seek(0)
     if cells * 8 > MAX_IN_MEMORY:
         raise BadInput(
             f"{where}: {meta.num_rows:,} rows of {meta.num_columns} columns would take "
@@ -68,12 +104,12 @@ def _check_unpacked(src: Path | io.BytesIO, where: str) -> None:
         )
 
 
-def _csv_header(source: Path | bytes, where: str) -> list[str]:
+def _csv_header(source: bytes, where: str) -> list[str]:
     """The header as written: pandas renames a repeated name ('a', 'a.1').
     A first row longer than the header is refused: pandas took its first
     field as the row index and shifted the rest (a=2, b=3 for 1,2,3); a
     longer row further down is pandas' own error."""
-    raw = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+    raw = io.BytesIO(source)
     with io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as text:
         try:
             # pandas takes the first non-blank line as the header, as here

@@ -17,7 +17,9 @@ def feature_columns(recipe: Recipe, frame: Any, where: str = "recipe") -> list[s
     d = recipe.data
     missing = [c for c in [d.target, *d.sensitive, *(d.features or [])] if c not in frame.columns]
     if missing:
-        raise BadInput(f"{where}: data: column(s) {', '.join(missing)} not in the data file")
+        raise BadInput(
+            f"{where}: column(s) {', '.join(missing)} missing: the recipe's data section names them"
+        )
     if d.features is not None:
         return list(d.features)
     return [c for c in frame.columns if c != d.target and c not in d.sensitive]
@@ -157,10 +159,11 @@ class Trained:
         return hashlib.sha256(self.artifact).hexdigest()
 
 
-def fit(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Trained:
+def fit(recipe: Recipe, frame: Any, holdout: Any | None = None, where: str = "recipe") -> Trained:
+    """`where` names the data in an error: the file, when there is one."""
     from cmi_console.store.model_files import dumps
 
-    features = feature_columns(recipe, frame)
+    features = feature_columns(recipe, frame, where)
     parts = split(recipe, frame, holdout)
     target = recipe.data.target
     model = build(recipe, parts.train[features])
