@@ -12,8 +12,6 @@ format) recorded one file's hash for another file's rows.
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import pandas as pd
 from conftest import REPO, Workspace
 from gate_helpers import ok
+from open_hook import before_open
 from sqlalchemy import select
 from test_deployments import serving  # noqa: F401  (the fixture)
 from test_monitoring import watched, week  # noqa: F401  (the fixture)
@@ -30,34 +29,13 @@ from test_training import cancer_recipe, credit  # noqa: F401  (the fixture)
 from cmi_console.core import artifact_format
 from cmi_console.services import monitoring
 
-# path -> [opens seen, the content it has from its second open on]
-_WATCHED: dict[str, list[Any]] = {}
-_HOOKED: list[bool] = []
-
-
-def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
-    if event != "open" or not _WATCHED or isinstance(args[0], int):
-        return
-    key = os.fsdecode(os.fspath(args[0]))
-    seen = _WATCHED.get(key)
-    if seen is None:
-        return
-    seen[0] += 1
-    if seen[0] == 2:
-        del _WATCHED[key]  # first: the rewrite below opens it too
-        Path(key).write_bytes(seen[1])
-
 
 @contextmanager
 def rewritten_when_reopened(path: Path, content: bytes) -> Iterator[None]:
-    if not _HOOKED:  # an audit hook cannot be removed: one, idle when nothing is watched
-        sys.addaudithook(_on_audit_event)
-        _HOOKED.append(True)
-    _WATCHED[str(path)] = [0, content]
-    try:
+    """As a concurrent writer would: the file's content is replaced just
+    before it is opened a second time."""
+    with before_open(path, lambda: path.write_bytes(content), nth=2):
         yield
-    finally:
-        _WATCHED.pop(str(path), None)
 
 
 def sha(data: bytes) -> str:

@@ -8,6 +8,12 @@ import os
 import shutil
 from pathlib import Path
 
+from conftest import Workspace
+from gate_helpers import ok
+from open_hook import before_open
+
+from cmi_console.services import registry
+from cmi_console.services.verify import verify
 from cmi_console.store.witness import Witness
 
 
@@ -65,3 +71,23 @@ def test_a_slower_writer_never_regresses_the_witness(tmp_path: Path) -> None:
     fast.write(_note(8), 8)
     slow.write(_note(4), 4)  # behind both slots: nothing written
     assert _claimed(tmp_path / "w") == [7, 8]
+
+
+def test_a_write_committed_while_verify_starts_is_no_truncation(ws: Workspace) -> None:
+    """A team's log grows while an auditor verifies it. A writer that
+    commits after verify's snapshot began, and then witnesses the new size,
+    must not read as a log cut short (exit 4 on a healthy log): the witness
+    is read before the snapshot, and a witness never runs ahead of the
+    commits it follows."""
+    ok(ws.cli("model", "create", "before"))
+    ctx = ws.ctx()
+    first_slot = ctx.workspace.witness.paths[0]
+
+    def another_writer() -> None:
+        registry.create_model(ws.ctx("root"), "during")
+
+    with before_open(first_slot, another_writer):
+        report = verify(ctx)
+    assert report.ok, [f.message for f in report.findings]
+    assert report.witness_size is not None and report.witness_size <= report.entries
+    assert verify(ws.ctx()).ok

@@ -184,6 +184,11 @@ class _Verifier:
     def run(self) -> VerifyReport:
         ws = self.ctx.workspace
         origin, log_public = ws.origin, ws.log_public()
+        # the witness first, then the snapshot: a writer witnesses a size only
+        # after its commit, so a witness read before the snapshot never claims
+        # more than the snapshot holds. Read after it, a write committed in
+        # between made a healthy, growing log look cut short (exit 4).
+        witnessed = self._witnesses(origin, log_public)
         with self.ctx.read() as conn:
             for name in missing_triggers(conn):
                 self.find("trigger-missing", f"append-only trigger {name} is gone")
@@ -194,7 +199,7 @@ class _Verifier:
             expected: dict[int, list[Any]] = {}
             for cp in cps:
                 expected.setdefault(cp.size, []).append(cp)
-            for witness in self._witnesses(origin, log_public):
+            for witness in witnessed:
                 expected.setdefault(witness.size, []).append(witness)
             rng = self._entries(conn, total, expected, origin, log_public)
             self._coverage(cps, rng.size, origin, log_public)

@@ -1,0 +1,44 @@
+"""Run code at the worst moment: just before a file is opened for the nth
+time, by whatever opens it (PEP 578's `open` audit event: builtins.open,
+io, os.open). A test plays a concurrent process this way, deterministically,
+with real files and real database connections.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+# path -> [opens seen, the open to act before, the action]
+_WATCHED: dict[str, list[Any]] = {}
+_HOOKED: list[bool] = []
+
+
+def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
+    if event != "open" or not _WATCHED or isinstance(args[0], int):
+        return
+    key = os.fsdecode(os.fspath(args[0]))
+    seen = _WATCHED.get(key)
+    if seen is None:
+        return
+    seen[0] += 1
+    if seen[0] == seen[1]:
+        del _WATCHED[key]  # first: the action may open the file too
+        seen[2]()
+
+
+@contextmanager
+def before_open(path: Path, action: Callable[[], object], nth: int = 1) -> Iterator[None]:
+    """Run `action` just before `path` is opened for the `nth` time."""
+    if not _HOOKED:  # an audit hook cannot be removed: one, idle when nothing is watched
+        sys.addaudithook(_on_audit_event)
+        _HOOKED.append(True)
+    _WATCHED[str(path)] = [0, nth, action]
+    try:
+        yield
+    finally:
+        _WATCHED.pop(str(path), None)
