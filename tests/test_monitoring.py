@@ -375,7 +375,7 @@ def test_retrain_on_data_it_cannot_train_on_writes_nothing(
     assert f"--retrain: no open retraining request; {recent} was not trained on" in out.out
     # the next request about v1 could not be answered with the same data:
     # refused before anything is written, too
-    with pytest.raises(BadInput, match="already trained on this data"):
+    with pytest.raises(BadInput, match=r"already trained on this data \(gave credit:3, run "):
         training.fit_retrain(watched.ctx("alice"), "credit:1", data_files.load(recent))
 
 

@@ -94,10 +94,12 @@ def fit_retrain(ctx: Context, ref: str, data: data_files.DataFile) -> Fitted:
             blob, fmt, Path(recipe.split.file).name, "the recipe's holdout dataset"
         )
     fitted = _fit(recipe, raw, data, held)
-    if _registered_by(ctx, fitted.run_key) is not None:
+    number = _registered_by(ctx, fitted.run_key)
+    if number is not None:
+        gave = f"gave {recipe.model}:{number}, " if number > 0 else ""
         raise BadInput(
             f"{data.where}: the recipe of {ref} was already trained on this data "
-            f"(run {fitted.run_key})"
+            f"({gave}run {fitted.run_key}); give newer data"
         )
     return fitted
 
