@@ -11,13 +11,17 @@ format) recorded one file's hash for another file's rows.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from conftest import REPO, Workspace
 from gate_helpers import ok
 from open_hook import before_open
@@ -154,3 +158,37 @@ def test_a_validation_checks_the_rows_whose_hash_it_records(
         return next(r["value"] for r in out["results"] if r["kind"] == "drift")
 
     assert drift(run)["drifted"] and drift(run) == drift(again)
+
+
+@pytest.mark.parametrize("command", ["dataset", "policy", "artifact"])
+def test_a_file_swapped_for_a_fifo_is_refused_not_waited_on(
+    ws: Workspace, tmp_path: Path, command: str
+) -> None:
+    """The name was checked (a regular file), then the file became a FIFO:
+    the read had waited for a writer that never comes. The check is now made
+    on what was opened."""
+    ok(ws.cli("model", "create", "m"))
+    path = tmp_path / {"dataset": "d.csv", "policy": "p.toml", "artifact": "m.bin"}[command]
+    path.write_text("a,b\n1,2\n")
+    args = {
+        "dataset": ["dataset", "register", str(path), "--name", "d"],
+        "policy": ["policy", "activate", str(path)],
+        "artifact": ["version", "register", "m", "--artifact", str(path)],
+    }[command]
+
+    def swap() -> None:
+        path.unlink()
+        os.mkfifo(path)
+
+    def unblock() -> None:  # should the read wait after all, the test fails, not hangs
+        with contextlib.suppress(OSError), open(path, "wb"):
+            pass
+
+    rescue = threading.Timer(10, unblock)
+    rescue.start()
+    try:
+        with before_open(path, swap):
+            r = ws.cli(*args)
+    finally:
+        rescue.cancel()
+    assert r.code == 2 and r.err.strip() == f"cmi: {path}: not a regular file", r.err

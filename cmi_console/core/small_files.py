@@ -5,6 +5,7 @@ was read until memory ran out, and a FIFO blocked the command."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -35,15 +36,39 @@ def require_file(path: Path, where: str = "") -> None:
         raise BadInput(f"{where + ': ' if where else ''}{path}: {what}")
 
 
-def read_document(path: Path, where: str = "") -> str:
-    """The UTF-8 text at `path`; BadInput naming `where` and the path otherwise."""
-    require_file(path, where)
+def open_regular(path: Path, where: str = "") -> int:
+    """A descriptor to read `path`, a regular file at the moment it is opened.
+
+    Checked on the descriptor, not only on the name: a file swapped for a FIFO
+    after `require_file` had blocked the read for good. O_NONBLOCK keeps the
+    open of a FIFO from blocking too; on a regular file it changes nothing."""
     label = f"{where}: {path}" if where else str(path)
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_DOCUMENT + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
+        require_file(path, where)  # missing, or not a regular file: says which
         raise BadInput(f"{label}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BadInput(f"{label}: not a regular file")
+    return fd
+
+
+def read_regular(path: Path, where: str = "", limit: int | None = None) -> bytes:
+    """The bytes of a regular file (at most `limit` + 1 of them, so a caller
+    can tell a file over its limit)."""
+    label = f"{where}: {path}" if where else str(path)
+    with os.fdopen(open_regular(path, where), "rb") as fh:
+        try:
+            return fh.read() if limit is None else fh.read(limit + 1)
+        except OSError as exc:  # EIO, a file system that refuses the read
+            raise BadInput(f"{label}: cannot read ({exc.strerror})") from None
+
+
+def read_document(path: Path, where: str = "") -> str:
+    """The UTF-8 text at `path`; BadInput naming `where` and the path otherwise."""
+    label = f"{where}: {path}" if where else str(path)
+    data = read_regular(path, where, MAX_DOCUMENT)
     if len(data) > MAX_DOCUMENT:
         raise BadInput(f"{label}: larger than {MAX_DOCUMENT >> 20} MiB")
     try:

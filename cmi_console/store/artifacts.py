@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import itertools
 import os
-import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, NamedTuple
 
 from cmi_console.core import names
 from cmi_console.core.errors import BadInput, IntegrityError
-from cmi_console.core.small_files import kind_of, require_file
+from cmi_console.core.small_files import kind_of, open_regular
 
 _CHUNK = 1 << 20
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -85,15 +84,8 @@ class ArtifactStore:
         23 for a small file; this makes 10)."""
         if isinstance(source, bytes):
             return self._put([source], sync)
+        src = open_regular(source)  # a FIFO given as an artifact must not hang it
         try:
-            # O_NONBLOCK: a FIFO given as an artifact must not hang the open
-            src = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            require_file(source)  # missing, or not a regular file
-            raise BadInput(f"{source}: cannot read ({exc.strerror})") from None
-        try:
-            if not stat.S_ISREG(os.fstat(src).st_mode):
-                raise BadInput(f"{source}: not a regular file")
             return self._put(iter(lambda: _read(src, source), b""), sync)
         finally:
             os.close(src)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cmi_console.core.errors import BadInput, first_line
-from cmi_console.core.small_files import require_file
+from cmi_console.core.small_files import read_regular, require_file
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 # what a Parquet file may take in memory once read, counted as 8 bytes a cell
@@ -49,13 +49,9 @@ class DataFile:
 
 def load(path: Path, where: str = "") -> DataFile:
     """Read a data file the user names, once; `where` names the option."""
-    require_file(path, where)
+    require_file(path, where)  # before the format: a missing file is said to be missing
     fmt = format_of(path)
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read ({exc.strerror})") from None
-    return of_bytes(blob, fmt, path.name, str(path))
+    return of_bytes(read_regular(path, where), fmt, path.name, str(path))
 
 
 def of_bytes(blob: bytes, fmt: str, name: str, where: str) -> DataFile:
