@@ -160,7 +160,7 @@ def test_a_validation_checks_the_rows_whose_hash_it_records(
     assert drift(run)["drifted"] and drift(run) == drift(again)
 
 
-@pytest.mark.parametrize("command", ["dataset", "policy", "artifact"])
+@pytest.mark.parametrize("command", ["dataset", "policy", "artifact", "bundle"])
 def test_a_file_swapped_for_a_fifo_is_refused_not_waited_on(
     ws: Workspace, tmp_path: Path, command: str
 ) -> None:
@@ -168,12 +168,14 @@ def test_a_file_swapped_for_a_fifo_is_refused_not_waited_on(
     the read had waited for a writer that never comes. The check is now made
     on what was opened."""
     ok(ws.cli("model", "create", "m"))
-    path = tmp_path / {"dataset": "d.csv", "policy": "p.toml", "artifact": "m.bin"}[command]
+    names = {"dataset": "d.csv", "policy": "p.toml", "artifact": "m.bin", "bundle": "b.zip"}
+    path = tmp_path / names[command]
     path.write_text("a,b\n1,2\n")
     args = {
         "dataset": ["dataset", "register", str(path), "--name", "d"],
         "policy": ["policy", "activate", str(path)],
         "artifact": ["version", "register", "m", "--artifact", str(path)],
+        "bundle": ["audit", "verify-bundle", str(path)],
     }[command]
 
     def swap() -> None:

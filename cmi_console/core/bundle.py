@@ -9,6 +9,7 @@ is in.
 from __future__ import annotations
 
 import hashlib
+import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from cmi_console.core import checkpoint, entries, keys, merkle, statements
 from cmi_console.core.canonical import canonical_bytes, is_canonical_of
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.gc_pause import gc_paused
+from cmi_console.core.small_files import open_regular
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -87,12 +89,14 @@ class BundleReport:
 
 def verify(path: Path, pinned_key: str | None = None, previous: str | None = None) -> BundleReport:
     """Check a bundle offline. BadInput when it is not a bundle at all."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise BadInput(f"{path}: not a readable zip file ({exc})") from None
-    with archive, gc_paused():
-        return _Check(archive, pinned_key, previous).run()
+    # a FIFO given as the bundle (or swapped in after a check) must not hang it
+    with os.fdopen(open_regular(path), "rb") as fh:
+        try:
+            archive = zipfile.ZipFile(fh)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise BadInput(f"{path}: not a readable zip file ({exc})") from None
+        with archive, gc_paused():
+            return _Check(archive, pinned_key, previous).run()
 
 
 def _manifest_shape(manifest: Any) -> str | None:
