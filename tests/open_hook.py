@@ -21,7 +21,9 @@ _HOOKED: list[bool] = []
 def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
     if event != "open" or not _WATCHED or isinstance(args[0], int):
         return
-    key = os.fsdecode(os.fspath(args[0]))
+    opened = os.fsdecode(os.fspath(args[0]))
+    # a file, or a directory ending in "/": any file made or opened in it
+    key = opened if opened in _WATCHED else os.path.dirname(opened) + "/"
     seen = _WATCHED.get(key)
     if seen is None:
         return
@@ -34,11 +36,25 @@ def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
 @contextmanager
 def before_open(path: Path, action: Callable[[], object], nth: int = 1) -> Iterator[None]:
     """Run `action` just before `path` is opened for the `nth` time."""
+    with _watching(str(path), action, nth):
+        yield
+
+
+@contextmanager
+def before_open_in(directory: Path, action: Callable[[], object]) -> Iterator[None]:
+    """Run `action` just before a file in `directory` is first opened (or
+    made: the artifact store's temporary files have names no test knows)."""
+    with _watching(f"{directory}/", action, 1):
+        yield
+
+
+@contextmanager
+def _watching(key: str, action: Callable[[], object], nth: int) -> Iterator[None]:
     if not _HOOKED:  # an audit hook cannot be removed: one, idle when nothing is watched
         sys.addaudithook(_on_audit_event)
         _HOOKED.append(True)
-    _WATCHED[str(path)] = [0, nth, action]
+    _WATCHED[key] = [0, nth, action]
     try:
         yield
     finally:
-        _WATCHED.pop(str(path), None)
+        _WATCHED.pop(key, None)

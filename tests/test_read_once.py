@@ -24,14 +24,15 @@ import pandas as pd
 import pytest
 from conftest import REPO, Workspace
 from gate_helpers import ok
-from open_hook import before_open
+from open_hook import before_open, before_open_in
 from sqlalchemy import select
 from test_deployments import serving  # noqa: F401  (the fixture)
 from test_monitoring import watched, week  # noqa: F401  (the fixture)
 from test_training import cancer_recipe, credit  # noqa: F401  (the fixture)
 
 from cmi_console.core import artifact_format
-from cmi_console.services import monitoring
+from cmi_console.services import monitoring, registry
+from cmi_console.services.verify import verify
 
 
 @contextmanager
@@ -70,6 +71,26 @@ def test_a_dataset_is_recorded_as_it_was_read(ws: Workspace, tmp_path: Path) -> 
     assert ds["row_count"] == len(wine)
     # the copy kept is the file whose hash and rows the log records
     assert ws.ctx().workspace.artifacts.read(ds["content_sha256"]) == original
+
+
+def test_the_same_file_registered_twice_at_once_is_one_version(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The same content twice is a no-op, also when the second registration
+    commits while the first is storing its copy: both had found no such
+    version, and both made one."""
+    path = tmp_path / "wine.csv"
+    path.write_bytes((REPO / "data" / "wine.csv").read_bytes())
+    store_tmp = ws.ctx().workspace.artifacts.root / "tmp"
+
+    def the_other() -> None:
+        registry.register_dataset(ws.ctx("root"), path, "wine")
+
+    with before_open_in(store_tmp, the_other):
+        first = registry.register_dataset(ws.ctx("root"), path, "wine")
+    assert (first["version"], first["created"]) == (1, False)
+    assert [d["version"] for d in registry.list_datasets(ws.ctx())] == [1]
+    assert verify(ws.ctx()).ok
 
 
 def test_a_trained_version_reproduces_though_its_data_was_rewritten(

@@ -258,6 +258,12 @@ def _dataset_view(row: Any) -> dict[str, Any]:
     }
 
 
+def _latest_dataset(conn: Connection, name: str) -> Any:
+    return conn.execute(
+        select(DATASETS).where(DATASETS.c.name == name).order_by(DATASETS.c.version.desc()).limit(1)
+    ).first()
+
+
 def register_dataset(ctx: Context, data: Path | data_files.DataFile, name: str) -> dict[str, Any]:
     """Hash, profile and store a data file (or one read already: the rows a
     run trained on). The same content twice is a no-op."""
@@ -267,23 +273,18 @@ def register_dataset(ctx: Context, data: Path | data_files.DataFile, name: str) 
     fmt, digest, frame = data.fmt, data.sha256, data.frame
     columns = [{"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()]
     with ctx.read() as conn:
-        latest = conn.execute(
-            select(DATASETS)
-            .where(DATASETS.c.name == name)
-            .order_by(DATASETS.c.version.desc())
-            .limit(1)
-        ).first()
+        latest = _latest_dataset(conn, name)
     if latest is not None and latest.content_sha256 == digest:
         return {**_dataset_view(latest), "created": False}
     ctx.put_artifact(data.blob)
     with ctx.write() as tx:
+        # again under the write lock: two registrations of the same file at
+        # once both found no such version above, and both made one
+        latest = _latest_dataset(tx.conn, name)
+        if latest is not None and latest.content_sha256 == digest:
+            return {**_dataset_view(latest), "created": False}
         actor = _writer(tx)
-        version = (
-            tx.conn.execute(
-                select(func.max(DATASETS.c.version)).where(DATASETS.c.name == name)
-            ).scalar()
-            or 0
-        ) + 1
+        version = (latest.version if latest is not None else 0) + 1
         tx.insert(
             DATASETS,
             {
