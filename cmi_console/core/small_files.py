@@ -36,13 +36,18 @@ def require_file(path: Path, where: str = "") -> None:
         raise BadInput(f"{where + ': ' if where else ''}{path}: {what}")
 
 
+def _label(path: Path, where: str) -> str:
+    """How an error names a file: the option that gave it, then the path."""
+    return f"{where}: {path}" if where else str(path)
+
+
 def open_regular(path: Path, where: str = "") -> int:
     """A descriptor to read `path`, a regular file at the moment it is opened.
 
     Checked on the descriptor, not only on the name: a file swapped for a FIFO
     after `require_file` had blocked the read for good. O_NONBLOCK keeps the
     open of a FIFO from blocking too; on a regular file it changes nothing."""
-    label = f"{where}: {path}" if where else str(path)
+    label = _label(path, where)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -57,7 +62,7 @@ def open_regular(path: Path, where: str = "") -> int:
 def read_regular(path: Path, where: str = "", limit: int | None = None) -> bytes:
     """The bytes of a regular file (at most `limit` + 1 of them, so a caller
     can tell a file over its limit)."""
-    label = f"{where}: {path}" if where else str(path)
+    label = _label(path, where)
     with os.fdopen(open_regular(path, where), "rb") as fh:
         try:
             return fh.read() if limit is None else fh.read(limit + 1)
@@ -67,7 +72,7 @@ def read_regular(path: Path, where: str = "", limit: int | None = None) -> bytes
 
 def read_document(path: Path, where: str = "") -> str:
     """The UTF-8 text at `path`; BadInput naming `where` and the path otherwise."""
-    label = f"{where}: {path}" if where else str(path)
+    label = _label(path, where)
     data = read_regular(path, where, MAX_DOCUMENT)
     if len(data) > MAX_DOCUMENT:
         raise BadInput(f"{label}: larger than {MAX_DOCUMENT >> 20} MiB")
