@@ -379,6 +379,29 @@ def test_retrain_on_data_it_cannot_train_on_writes_nothing(
         training.fit_retrain(watched.ctx("alice"), "credit:1", data_files.load(recent))
 
 
+def test_retrain_by_someone_who_may_not_register_writes_nothing(watched: Workspace) -> None:
+    """A deployer and a validator may evaluate, but --retrain registers,
+    validates and requests: they had the evaluation recorded (alerts and
+    requests) and were refused only at the registration."""
+    for n in (6, 7):
+        ingest(watched, week(n))
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    recent = str(REPO / "data" / "credit-recent.csv")
+    args = ["monitor", "evaluate", "credit", "--env", "production"]
+    for who, role in (("dora", "deployer"), ("victor", "validator")):
+        r = watched.cli(*args, "--retrain", recent, as_=who)
+        assert r.code == 3 and r.out == "", (r.out, r.err)
+        assert r.err == (
+            f"cmi: {who}: --retrain (register, validate, request) needs role admin or "
+            f"developer (holds: {role})\n"
+        )
+        assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+        assert monitoring.open_alerts(watched.ctx()) == []
+    # without --retrain the deployer evaluates as before
+    out = ok(watched.cli(*args, "--json", as_="dora")).json()
+    assert sorted(a["kind"] for a in out["alerts"]) == ["drift", "performance"]
+
+
 def test_zombies(watched: Workspace) -> None:
     ctx = watched.ctx("alice")
     assert monitoring.zombies(ctx) == []

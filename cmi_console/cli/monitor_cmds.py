@@ -191,7 +191,8 @@ def evaluate(
         typer.Option(
             "--retrain",
             help="Train the recipe on this data for each open retraining request, "
-            "validate, and open its promotion request (never promotes).",
+            "validate, and open its promotion request (never promotes; needs developer "
+            "or admin).",
         ),
     ] = None,
     as_json: JsonOpt = False,

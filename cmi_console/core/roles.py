@@ -52,3 +52,9 @@ DECISION_ROLES: dict[str, frozenset[str]] = {
 
 # Ingesting monitoring windows and labels, evaluating triggers.
 MONITORS = frozenset({"admin", "developer", "deployer", "validator"})
+
+# `monitor evaluate --retrain`: it registers the retrained version, validates
+# it and requests its next gate, so it needs all three rights (checked before
+# the evaluation writes: a deployer's run had recorded the alerts and
+# requests, then been refused at the registration).
+RETRAINERS = MONITORS & REGISTRY_WRITERS & VALIDATION_RUNNERS & REQUESTERS

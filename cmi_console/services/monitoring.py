@@ -776,6 +776,9 @@ def evaluate(
         # cannot train on (a missing column, an empty label, the data it was
         # trained on already) had been found only after the triggers, alerts
         # and requests were recorded
+        what = "--retrain (register, validate, request)"
+        with ctx.read() as conn:
+            require_role(conn, ctx.require_actor(), roles.RETRAINERS, what)
         data = data_files.load(retrain, "--retrain")
         fitted = {
             v: training.fit_retrain(ctx, f"{model_name}:{v}", data)
