@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
+import pytest
 from conftest import Workspace
 from gate_helpers import ok
 from open_hook import before_open
 
 from cmi_console.services import registry
 from cmi_console.services.verify import verify
+from cmi_console.store import witness
 from cmi_console.store.witness import Witness
 
 
@@ -71,6 +74,41 @@ def test_a_slower_writer_never_regresses_the_witness(tmp_path: Path) -> None:
     fast.write(_note(8), 8)
     slow.write(_note(4), 4)  # behind both slots: nothing written
     assert _claimed(tmp_path / "w") == [7, 8]
+
+
+def test_two_writers_choosing_a_slot_at_once_never_regress_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes (here two Witness objects, each with its own descriptors,
+    as two processes have) witness sizes 13 and 14 at the same instant: both
+    read the slots, both choose the older one. Without a lock between them
+    the later write of the smaller size landed last, and the witness claimed
+    13 with 14 committed. The second writer is started just after the first
+    has read the slots, and given half a second to finish."""
+    directory = tmp_path / "w"
+    first, second = Witness(directory), Witness(directory)
+    first.write(_note(11), 11)
+    first.write(_note(12), 12)
+    reads = 0
+    others: list[threading.Thread] = []
+    claimed = witness._claimed
+
+    def claimed_then_race(fd: int | None) -> int:
+        nonlocal reads
+        found = claimed(fd)
+        reads += 1
+        if reads == 2:  # the first writer has read both slots and will choose one
+            other = threading.Thread(target=second.write, args=(_note(14), 14))
+            other.start()
+            other.join(0.5)  # it finishes unless a lock holds it back
+            others.append(other)
+        return found
+
+    monkeypatch.setattr(witness, "_claimed", claimed_then_race)
+    first.write(_note(13), 13)
+    others[0].join(10)
+    assert not others[0].is_alive()
+    assert _claimed(directory) == [13, 14]
 
 
 def test_a_write_committed_while_verify_starts_is_no_truncation(ws: Workspace) -> None:

@@ -6,10 +6,16 @@ ext4 a rename over an existing file forces a flush that costs as much as the
 database commit itself. Every audited write lands here, so the slots stay
 open between writes (opening a file cost more than the rest of the write);
 a slot that was removed or replaced since is opened again.
+
+Writers in other processes (every CI job and console on the workspace) take
+an exclusive lock on `writers.lock` around choosing a slot and writing it:
+two that chose the same slot at once had left it with the smaller size (the
+witness moved back), or cut the longer note short with the other's length.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import weakref
@@ -17,12 +23,13 @@ from pathlib import Path
 
 SLOTS = ("checkpoint.0", "checkpoint.1")
 LEGACY = "latest.checkpoint"  # read, never written: the file before the slots
+LOCK = "writers.lock"  # never read: only locked
 
 
 class Witness:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._fds: list[int | None] = [None] * len(SLOTS)
+        self._fds: list[int | None] = [None] * (len(SLOTS) + 1)  # the slots, then the lock
         self._lock = threading.Lock()  # the console writes from worker threads
         weakref.finalize(self, _close, self._fds)
 
@@ -43,23 +50,29 @@ class Witness:
     def write(self, note: str, size: int) -> None:
         """Keep the witness at the largest size seen; a slower writer never regresses it."""
         with self._lock:
-            sizes = [_claimed(self._slot(i, create=False)) for i in range(len(SLOTS))]
-            if max(sizes) >= size:
-                return
-            fd = self._slot(sizes.index(min(sizes)), create=True)
-            data = note.encode()
-            os.pwrite(fd, data, 0)  # type: ignore[arg-type]
-            os.ftruncate(fd, len(data))  # type: ignore[arg-type]
+            lock = self._slot(len(SLOTS), create=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # type: ignore[arg-type]
+            try:
+                sizes = [_claimed(self._slot(i, create=False)) for i in range(len(SLOTS))]
+                if max(sizes) >= size:
+                    return
+                fd = self._slot(sizes.index(min(sizes)), create=True)
+                data = note.encode()
+                os.pwrite(fd, data, 0)  # type: ignore[arg-type]
+                os.ftruncate(fd, len(data))  # type: ignore[arg-type]
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)  # type: ignore[arg-type]
 
     def _slot(self, i: int, *, create: bool) -> int | None:
-        """Slot i's open descriptor; None when it does not exist and `create` is off."""
+        """Slot i's open descriptor (i == len(SLOTS): the lock file's); None
+        when it does not exist and `create` is off."""
         fd = self._fds[i]
         if fd is not None and os.fstat(fd).st_nlink > 0:
             return fd
         if fd is not None:  # removed or replaced since it was opened
             os.close(fd)
             self._fds[i] = None
-        path = self.directory / SLOTS[i]
+        path = self.directory / (SLOTS[i] if i < len(SLOTS) else LOCK)
         try:
             fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
         except FileNotFoundError:
