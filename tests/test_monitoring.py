@@ -5,6 +5,7 @@ windows (data/windows), which drift a little more each week."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -352,7 +353,6 @@ def test_retrain_on_data_it_cannot_train_on_writes_nothing(
     """The file is trained on before the triggers are applied: a missing
     feature had been found after the alerts and requests were recorded."""
     from cmi_console.core.errors import BadInput
-    from cmi_console.services import training
     from cmi_console.store import data_files
 
     for n in (6, 7):
@@ -375,8 +375,96 @@ def test_retrain_on_data_it_cannot_train_on_writes_nothing(
     assert f"--retrain: no open retraining request; {recent} was not trained on" in out.out
     # the next request about v1 could not be answered with the same data:
     # refused before anything is written, too
-    with pytest.raises(BadInput, match=r"already trained on this data \(gave credit:3, run "):
-        training.fit_retrain(watched.ctx("alice"), "credit:1", data_files.load(recent))
+    with pytest.raises(
+        BadInput,
+        match=r"already trained on this data \(gave credit:3, which answered retraining "
+        r"request #\d+; run credit-",
+    ):
+        monitoring._refit(watched.ctx("alice"), "credit:1", data_files.load(recent))
+
+
+def _stopped_half_way(ws: Workspace, reached: str) -> tuple[str, list[int]]:
+    """An evaluation that opened retraining requests, and a retraining that
+    stopped after `reached` (a killed job, the database gone): the steps
+    `monitor evaluate --retrain` takes, through the same services."""
+    from cmi_console.services import gates, training, validations
+    from cmi_console.store import data_files
+
+    for n in (6, 7):
+        ingest(ws, week(n))
+    opened = ok(ws.cli("monitor", "evaluate", "credit", "--env", "production", "--json"))
+    requests = sorted(a["retrain_request"] for a in opened.json()["alerts"])
+    base = f"credit:{monitoring.status(ws.ctx(), 'credit')['retrain_requests'][0]['version']}"
+    alice = ws.ctx("alice")
+    fitted = training.fit_retrain(alice, base, data_files.load(REPO / "data" / "credit-recent.csv"))
+    trained = training.register_retrain(alice, base, fitted)
+    ref = f"credit:{trained['version']}"
+    if reached in ("validated", "requested", "rejected", "retired"):
+        validations.validate(alice, ref)
+    if reached in ("requested", "rejected"):
+        gates.request(alice, ref, "staging")
+    if reached == "rejected":
+        gates.decide(ws.ctx("victor"), ref, "staging", "reject", "not good enough")
+    if reached == "retired":
+        gates.request(ws.ctx("dora"), ref, "retired")
+        gates.decide(ws.ctx("rita"), ref, "retired", "approve", "withdrawn by its team")
+        gates.retire(ws.ctx("dora"), ref, "withdrawn by its team")
+    return ref, requests
+
+
+@pytest.mark.parametrize("reached", ["registered", "validated", "requested"])
+def test_a_retraining_stopped_half_way_is_finished_by_the_next_run(
+    watched: Workspace, reached: str
+) -> None:
+    """Its candidate was registered, its requests left open: the same data
+    gives the same run, so the next run with it had been refused ("already
+    trained on this data") and the requests could not be answered. It now
+    finishes what is missing, and repeats nothing."""
+    from cmi_console.services import gates, validations
+
+    ref, requests = _stopped_half_way(watched, reached)
+    runs_before = len(validations.list_runs(watched.ctx(), ref))
+    recent = str(REPO / "data" / "credit-recent.csv")
+    args = ["monitor", "evaluate", "credit", "--env", "production", "--retrain", recent]
+    out = ok(watched.cli(*args, "--json", as_="alice")).json()
+    (retrained,) = out["retrained"]
+    assert retrained["candidate"] == ref and retrained["resumed"] is True
+    assert sorted(retrained["requests"]) == requests
+    assert retrained["validation"] == "pass" and retrained["requested"] == "staging"
+    versions = ok(watched.cli("version", "list", "credit", "--json")).json()
+    assert max(v["version"] for v in versions) == int(ref.split(":")[1])  # no new version
+    # validated once, requested once
+    assert len(validations.list_runs(watched.ctx(), ref)) == max(runs_before, 1)
+    asked = gates.latest_request(watched.ctx(), ref, "staging")
+    assert asked is not None and asked["status"] == "open"
+    status = monitoring.status(watched.ctx(), "credit")
+    assert {(r["status"], r["candidate"]) for r in status["retrain_requests"]} == {
+        ("trained", int(ref.split(":")[1]))
+    }
+    assert verify(watched.ctx()).ok
+    again = ok(watched.cli(*args, as_="alice"))
+    assert "--retrain: no open retraining request" in again.out
+
+
+@pytest.mark.parametrize(
+    ("reached", "why"),
+    [("rejected", r"whose request #\d+ to staging was rejected"), ("retired", "which was retired")],
+)
+def test_a_candidate_rejected_or_retired_answers_no_request(
+    watched: Workspace, reached: str, why: str
+) -> None:
+    ref, _ = _stopped_half_way(watched, reached)
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    recent = REPO / "data" / "credit-recent.csv"
+    args = ["monitor", "evaluate", "credit", "--env", "production", "--retrain", str(recent)]
+    r = watched.cli(*args, as_="alice")
+    assert r.code == 2 and r.out == "", r.out
+    assert re.fullmatch(
+        rf"cmi: {recent}: the recipe of credit:\d+ was already trained on this data "
+        rf"\(gave {ref}, {why}; run credit-\S+\); give newer data\n",
+        r.err,
+    ), r.err
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
 
 
 def test_retrain_by_someone_who_may_not_register_writes_nothing(watched: Workspace) -> None:

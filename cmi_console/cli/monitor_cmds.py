@@ -215,7 +215,7 @@ def evaluate(
     for r in out.get("retrained", []):
         c.print(
             f"retraining request(s) {', '.join(f'#{n}' for n in r['requests'])}: "
-            f"trained {r['candidate']} "
+            f"{'resumed' if r['resumed'] else 'trained'} {r['candidate']} "
             f"(validation {r['validation']}), waiting for approval to {r['requested']}",
             markup=False,
         )

@@ -767,22 +767,19 @@ def evaluate(
     """Apply the triggers and the canary criteria; with `retrain`, train the
     recipe on that data for each open retraining request, validate the
     candidate and open its promotion request. Nothing is ever promoted here."""
-    from cmi_console.services import training
-
     fitted: dict[int, training.Fitted] = {}
     data = None
     if retrain is not None:
         # trained before the evaluation writes anything: a file the recipe
-        # cannot train on (a missing column, an empty label, the data it was
-        # trained on already) had been found only after the triggers, alerts
-        # and requests were recorded
+        # cannot train on (a missing column, an empty label, data whose
+        # candidate may not answer) had been found only after the triggers,
+        # alerts and requests were recorded
         what = "--retrain (register, validate, request)"
         with ctx.read() as conn:
             require_role(conn, ctx.require_actor(), roles.RETRAINERS, what)
         data = data_files.load(retrain, "--retrain")
         fitted = {
-            v: training.fit_retrain(ctx, f"{model_name}:{v}", data)
-            for v in _to_retrain(ctx, model_name, env)
+            v: _refit(ctx, f"{model_name}:{v}", data) for v in _to_retrain(ctx, model_name, env)
         }
     with ctx.write() as tx:
         out = _evaluate_in(tx, model_name, env)
@@ -798,11 +795,49 @@ def evaluate(
                 version,
                 reqs,
                 # a request another evaluator opened since the look ahead
-                fitted.get(version) or training.fit_retrain(ctx, f"{model_name}:{version}", data),
+                fitted.get(version) or _refit(ctx, f"{model_name}:{version}", data),
             )
             for version, reqs in sorted(by_version.items())
         ]
     return out
+
+
+def _refit(ctx: Context, base: str, data: data_files.DataFile) -> training.Fitted:
+    """`base`'s recipe trained on `data`, refused unless its candidate may
+    answer a retraining request: a new one, or the one this same run
+    registered before if a retraining stopped half way left it (registered,
+    perhaps validated or requested, its requests still open). One that
+    answered a request already, was retired, or was rejected at a gate may
+    not: those requests need newer data."""
+    from cmi_console.services import training
+    from cmi_console.services.gates import REQUESTS
+
+    fitted = training.fit_retrain(ctx, base, data)
+    if fitted.registered is None:
+        return fitted
+    ref = f"{fitted.recipe.model}:{fitted.registered}"
+    with ctx.read() as conn:
+        cand = registry.version_row(conn, ref)
+        answered = conn.execute(
+            select(RETRAINS.c.id)
+            .where(RETRAINS.c.candidate_id == cand.id)
+            .order_by(RETRAINS.c.id)
+            .limit(1)
+        ).scalar()
+        rejected = conn.execute(
+            select(REQUESTS.c.id, REQUESTS.c.to_stage)
+            .where(REQUESTS.c.version_id == cand.id, REQUESTS.c.status == "rejected")
+            .limit(1)
+        ).first()
+    if answered is not None:
+        why = f"which answered retraining request #{answered}"
+    elif cand.status == registry.RETIRED:
+        why = "which was retired"
+    elif rejected is not None:
+        why = f"whose request #{rejected.id} to {rejected.to_stage} was rejected"
+    else:
+        return fitted
+    training.already_trained(fitted, base, f"gave {ref}, {why}; run {fitted.run_key}")
 
 
 class _Judged(Exception):
@@ -1044,14 +1079,20 @@ def _retrain(
     numbers = ", ".join(f"#{r['request']}" for r in requests)
     trained = training.register_retrain(ctx, base, fitted)
     ref = f"{trained['model']}:{trained['version']}"
+    resumed = trained["already_registered"]  # a retraining stopped half way: finish it
     with ctx.read() as conn:
         policy = effective_for(conn, registry.model_row(conn, model_name))
     gate = validations.next_gate(policy, trained["stage"])
     run = None
     if gate is not None:
         if gate[1] is not None:
-            run = validations.validate(ctx, ref)
-        gates.request(ctx, ref, gate[0], comment=f"retrained for retraining request {numbers}")
+            run = (resumed and validations.recorded(ctx, ref, gate[1])) or validations.validate(
+                ctx, ref
+            )
+        asked = gates.latest_request(ctx, ref, gate[0]) if resumed else None
+        if asked is None or asked["status"] != "open":
+            comment = f"retrained for retraining request {numbers}"
+            gates.request(ctx, ref, gate[0], comment=comment)
     with ctx.write() as tx:
         cand = registry.version_row(tx.conn, ref)
         for r in requests:
@@ -1071,6 +1112,7 @@ def _retrain(
     return {
         "requests": [r["request"] for r in requests],
         "candidate": ref,
+        "resumed": resumed,
         "validation": run["status"] if run else None,
         "requested": gate[0] if gate else None,
     }

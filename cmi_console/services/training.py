@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import select
 
@@ -75,8 +75,11 @@ def train(
 
 def fit_retrain(ctx: Context, ref: str, data: data_files.DataFile) -> Fitted:
     """Train `ref`'s recorded recipe again on new data (same features, seed
-    and estimator), writing nothing yet: a file it cannot train on, or has
-    trained on already, is refused before the caller writes anything."""
+    and estimator), writing nothing yet: a file it cannot train on is refused
+    before the caller writes anything. Data it was trained on already gives
+    the same run: `registered` then names the version that run registered,
+    which the caller judges (monitoring._refit); a run that registered
+    none is refused."""
     recipe, raw, blobs = recipe_of(ctx, ref)
     with ctx.read() as conn:
         v = registry.version_row(conn, ref)
@@ -95,19 +98,24 @@ def fit_retrain(ctx: Context, ref: str, data: data_files.DataFile) -> Fitted:
         )
     fitted = _fit(recipe, raw, data, held)
     number = _registered_by(ctx, fitted.run_key)
-    if number is not None:
-        gave = f"gave {recipe.model}:{number}, " if number > 0 else ""
-        raise BadInput(
-            f"{data.where}: the recipe of {ref} was already trained on this data "
-            f"({gave}run {fitted.run_key}); give newer data"
-        )
-    return fitted
+    if number is not None and number < 0:
+        already_trained(fitted, ref, f"run {fitted.run_key}")
+    return fitted if number is None else replace(fitted, registered=number)
+
+
+def already_trained(fitted: Fitted, ref: str, detail: str) -> NoReturn:
+    raise BadInput(
+        f"{fitted.data.where}: the recipe of {ref} was already trained on this data "
+        f"({detail}); give newer data"
+    )
 
 
 def register_retrain(ctx: Context, ref: str, fitted: Fitted) -> dict[str, Any]:
     """Register what `fit_retrain` trained: the new dataset is a new version
-    of the recipe's dataset, the model a new version, in development."""
-    return {**_register(ctx, fitted, None, fitted.data.where), "retrained_from": ref}
+    of the recipe's dataset, the model a new version, in development. The
+    version this very run registered before is answered instead, writing
+    nothing (`already_registered`): a retraining stopped half way resumes."""
+    return {**_register(ctx, fitted, None, fitted.data.where, again=True), "retrained_from": ref}
 
 
 class _Trained(Exception):
@@ -142,6 +150,7 @@ class Fitted:
     data: data_files.DataFile
     held: data_files.DataFile | None
     result: Any  # validation.training.Trained
+    registered: int | None = None  # the version this same run registered before, if any
 
     @property
     def recipe_sha(self) -> str:
