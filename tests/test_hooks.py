@@ -5,7 +5,10 @@ is down. A real HTTP server on 127.0.0.1 and a real command."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -18,8 +21,10 @@ import pytest
 from conftest import Workspace
 from gate_helpers import add_staff, ok
 
+from cmi_console.core import clock
 from cmi_console.core import hooks as core_hooks
 from cmi_console.services import audit, gates, hooks
+from cmi_console.services.context import Context
 
 SECRET = "s3cret-for-tests-only"
 
@@ -32,11 +37,13 @@ class Receiver:
         self.ws, self.delay = ws, delay
         self.calls: list[dict[str, Any]] = []
         self.errors: list[BaseException | None] = []
+        self.arrived = threading.Event()  # set when a request comes in, before its delay
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.arrived.set()
                 time.sleep(receiver.delay)
                 seq = json.loads(body)["entry"]["seq"]
                 committed = audit.count(receiver.ws.ctx(None)) > seq
@@ -167,6 +174,83 @@ def test_a_slow_receiver_times_out_and_is_retried(hooked: Workspace, tmp_path: P
         receiver.close()
     (d,) = hooks.list_deliveries(ws.ctx())
     assert d["status"] == "failed" and d["attempts"] == 2 and "timed out" in d["last_error"]
+
+
+def _failed_delivery(ws: Workspace, tmp_path: Path, port: int, timeout: float) -> int:
+    """One validation.passed delivery that failed (nothing listened on `port`)."""
+    hook = webhook(port, '["validation.passed"]').replace(
+        "timeout_seconds = 2", f"timeout_seconds = {timeout}"
+    )
+    activate(ws, tmp_path, hook)
+    ok(ws.cli("validate", "cancer:2", "--suite", "staging", as_="alice"))
+    (failed,) = hooks.list_deliveries(ws.ctx(), status="failed")
+    return int(failed["delivery"])
+
+
+def test_two_redeliverers_at_once_send_a_delivery_once(hooked: Workspace, tmp_path: Path) -> None:
+    """A `redeliver --failed` from cron while another is still waiting on a
+    slow receiver: both had sent it, and the later outcome overwrote the
+    other's attempts. The second now finds it claimed and leaves it."""
+    ws = hooked
+    port = free_port()
+    ident = _failed_delivery(ws, tmp_path, port, timeout=5)  # 2 attempts, both refused
+    receiver = Receiver(ws, port=port, delay=1.0)
+    first: list[Any] = []
+    sender = threading.Thread(
+        target=lambda: first.extend(hooks.redeliver(ws.ctx("dora"), failed=True))
+    )
+    try:
+        sender.start()
+        assert receiver.arrived.wait(10)  # the first sender is waiting on the receiver
+        second = ws.cli("hooks", "redeliver", "--failed", as_="dora")
+        sender.join(10)
+    finally:
+        receiver.close()
+    assert second.code == 1  # not known to be delivered when it answered
+    assert second.out.strip() == f"delivery #{ident}: being sent by another process; not sent again"
+    assert len(receiver.calls) == 1
+    assert [(d["status"], d["attempts"]) for d in first] == [("delivered", 3)]
+    (done,) = hooks.list_deliveries(ws.ctx())
+    assert (done["status"], done["attempts"], done["last_error"]) == ("delivered", 3, None)
+
+
+def test_a_dead_senders_claim_is_taken_over_once_it_expires(
+    hooked: Workspace, tmp_path: Path
+) -> None:
+    """kill -9 a redeliverer while the receiver holds its request: the
+    delivery stays claimed (`sending`), is left alone while the claim could
+    still be a live sender's, and is sent by the first redeliverer after."""
+    ws = hooked
+    port = free_port()
+    ident = _failed_delivery(ws, tmp_path, port, timeout=30)
+    receiver = Receiver(ws, port=port, delay=60)  # never answers in time
+    env = {**os.environ, "CMI_HOME": str(ws.home), "CMI_USER": "dora"}
+    if ws.db:
+        env["CMI_DATABASE_URL"] = ws.db
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cmi_console", "hooks", "redeliver", "--failed"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert receiver.arrived.wait(60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        receiver.close()
+    (claimed,) = hooks.list_deliveries(ws.ctx())
+    assert claimed["status"] == "sending"
+    again = hooks.redeliver(ws.ctx("dora"), failed=True)
+    assert [d["status"] for d in again] == ["sending"]  # it could still be sending
+    receiver = Receiver(ws, port=port)
+    later = clock.add(clock.utc_now(), hours=1)  # past the hook's 2 x 30 s and the clock skew
+    try:
+        done = hooks.redeliver(Context.open(ws.home, ws.db, "dora", clock=lambda: later), [ident])
+    finally:
+        receiver.close()
+    assert [(d["status"], d["attempts"]) for d in done] == [("delivered", 3)]
+    assert len(receiver.calls) == 1
 
 
 def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Path) -> None:

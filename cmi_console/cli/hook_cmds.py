@@ -41,7 +41,9 @@ def _table(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 @app.command("list")
 def list_(
-    status: Annotated[str | None, typer.Option(help="pending, delivered or failed.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending, sending, delivered or failed.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
@@ -67,9 +69,11 @@ def redeliver(
         common.print_json(out)
     else:
         for d in out:
-            common.console().print(
-                f"delivery #{d['delivery']}: {d['status']} after {d.get('attempts', 0)} attempt(s)",
-                markup=False,
+            said = (
+                "being sent by another process; not sent again"
+                if d["status"] == "sending"
+                else f"{d['status']} after {d.get('attempts', 0)} attempt(s)"
             )
-    if any(d["status"] != "delivered" for d in out):
+            common.console().print(f"delivery #{d['delivery']}: {said}", markup=False)
+    if any(d["status"] != "delivered" for d in out):  # "sending": not known to be delivered yet
         raise typer.Exit(1)

@@ -7,6 +7,14 @@ so a slow or dead receiver never holds a lock or rolls back a decision.
 A delivery that fails after its retries stays `failed`, with its attempts
 and last error; the event itself is the log entry, so it is never lost:
 `cmi hooks redeliver` sends it again.
+
+A sender first claims the delivery (`sending`, in one conditional UPDATE),
+so two processes never send it at once: a `redeliver --failed` from cron
+while the command that committed the event was still retrying, or two
+redeliverers, had both sent it, and the later outcome overwrote the other
+(a delivery received was recorded `failed`, attempts were lost). A claim
+whose sender died is taken over once it is older than the hook could take
+(`_lease`).
 """
 
 from __future__ import annotations
@@ -23,10 +31,10 @@ import urllib.request
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from cmi_console.core import hooks, names
+from cmi_console.core import clock, hooks, names
 from cmi_console.core.credentials import scrubbed
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.policy import Hook, url_problem
@@ -37,7 +45,7 @@ from cmi_console.store.engine import check_page
 from cmi_console.store.tables import AuditEntry, HookDelivery, table
 
 DELIVERIES, ENTRIES = table(HookDelivery), table(AuditEntry)
-STATUSES = ("pending", "delivered", "failed")
+STATUSES = ("pending", "sending", "delivered", "failed")
 REDELIVERERS = frozenset({"admin", "deployer"})
 
 
@@ -109,29 +117,57 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
         e = conn.execute(select(ENTRIES).where(ENTRIES.c.seq == d.seq)).one()
         hook = _policy_hooks(conn, d.model).get(d.hook)
     if hook is None:
-        _finish(ctx, d.id, "failed", d.attempts, f"hook '{d.hook}' is no longer in the policy")
+        _finish(ctx, d.id, "failed", 0, f"hook '{d.hook}' is no longer in the policy")
         return {"delivery": d.id, "status": "failed"}
+    view = {"delivery": d.id, "hook": d.hook, "event": d.event}
+    if not _claim(ctx, d.id, _lease(hook)):
+        return {**view, "status": "sending", "attempts": d.attempts}  # another process has it
     entry = {**orjson.loads(bytes(e.body)), "hash": e.hash}
     body = hooks.payload(d.event, entry, d.id)
-    attempts, error = d.attempts, None
+    made, error = 0, None
     wait = hook.backoff_seconds
-    for attempt in range(hook.retries):
-        if attempt:
-            time.sleep(wait)
-            wait *= 2
-        attempts += 1
-        error = _send(hook, d, body)
-        if error is None:
-            break
+    try:
+        for attempt in range(hook.retries):
+            if attempt:
+                time.sleep(wait)
+                wait *= 2
+            made += 1
+            error = _send(hook, d, body)
+            if error is None:
+                break
+    except BaseException:  # ^C while sending: the claim is let go, not left to expire
+        with contextlib.suppress(Exception):
+            _finish(ctx, d.id, "failed", made, "interrupted while sending")
+        raise
     status = "delivered" if error is None else "failed"
-    _finish(ctx, d.id, status, attempts, error)
-    return {
-        "delivery": d.id,
-        "hook": d.hook,
-        "event": d.event,
-        "status": status,
-        "attempts": attempts,
-    }
+    _finish(ctx, d.id, status, made, error)
+    return {**view, "status": status, "attempts": d.attempts + made}
+
+
+def _lease(hook: Hook) -> float:
+    """Seconds after which a claim is taken to be a dead sender's: longer than
+    every attempt and wait of the hook, plus the clock difference two hosts
+    of one team may have (each is refused beyond MAX_SKEW of the server)."""
+    waits = sum(hook.backoff_seconds * 2**i for i in range(hook.retries - 1))
+    return hook.retries * hook.timeout_seconds + waits + 2 * clock.MAX_SKEW.total_seconds()
+
+
+def _claim(ctx: Context, delivery_id: int, lease: float) -> bool:
+    """Mark the delivery `sending` unless another sender's claim is younger than `lease`."""
+    from cmi_console.store.engine import write_transaction
+
+    now = ctx.clock()
+    expired = clock.add(now, hours=-lease / 3600)
+    with write_transaction(ctx.engine) as conn:
+        claimed = conn.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id == delivery_id,
+                or_(DELIVERIES.c.status != "sending", DELIVERIES.c.updated_at < expired),
+            )
+            .values(status="sending", updated_at=now)
+        )
+    return claimed.rowcount == 1
 
 
 def _send(hook: Hook, d: Any, body: bytes) -> str | None:
@@ -233,7 +269,9 @@ def _run(command: list[str], body: bytes, timeout: float) -> str | None:
     return None
 
 
-def _finish(ctx: Context, delivery_id: int, status: str, attempts: int, error: str | None) -> None:
+def _finish(ctx: Context, delivery_id: int, status: str, made: int, error: str | None) -> None:
+    """Record the outcome of `made` more attempts (added in the database, not
+    to a count read earlier)."""
     from cmi_console.store.engine import write_transaction
 
     if error is not None:  # a command's stderr may quote a URL, password and all
@@ -243,7 +281,12 @@ def _finish(ctx: Context, delivery_id: int, status: str, attempts: int, error: s
         conn.execute(
             update(DELIVERIES)
             .where(DELIVERIES.c.id == delivery_id)
-            .values(status=status, attempts=attempts, last_error=error, updated_at=ctx.clock())
+            .values(
+                status=status,
+                attempts=DELIVERIES.c.attempts + made,
+                last_error=error,
+                updated_at=ctx.clock(),
+            )
         )
 
 
@@ -297,7 +340,8 @@ def redeliver(
                 r.id
                 for r in conn.execute(
                     select(DELIVERIES.c.id)
-                    .where(DELIVERIES.c.status.in_(["pending", "failed"]))
+                    # a claim is skipped by _claim unless its sender died
+                    .where(DELIVERIES.c.status.in_(["pending", "sending", "failed"]))
                     .order_by(DELIVERIES.c.id)
                 )
             ]
