@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import Workspace
+from open_hook import before_mkdir, before_open
 
 from cmi_console.services import registry
+from cmi_console.services.context import Context
 from cmi_console.services.verify import verify
 
 WRITER = Path(__file__).with_name("writer.py")
@@ -81,3 +83,47 @@ def test_four_writers_at_once_lose_nothing_and_never_fork(ws: Workspace) -> None
 def test_eight_writers_of_a_thousand_writes_each(ws: Workspace) -> None:
     """Team scale (issue 8): 8 processes x 1,000 audited writes, on both backends."""
     _writers_at_once(ws, 8, 1000)
+
+
+def _init_or_refusal(home: Path, admin: str, said: list[str]) -> None:
+    """Another `cmi init` of `home`, as a second process runs it."""
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services.setup import init_workspace
+
+    try:
+        init_workspace(home, admin=admin).engine.dispose()
+        said.append("made")
+    except BadInput as exc:
+        said.append(str(exc))
+
+
+def test_two_inits_of_one_home_at_once_leave_one_workspace(tmp_path: Path) -> None:
+    """Both had passed the checks (no workspace, an empty or missing
+    directory): the one that went on second failed on the other's tables and
+    deleted the home, the workspace the other had just reported made. Each
+    interleaving: the other init runs to its end just before this one makes
+    the directory, and just after this one has claimed it."""
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services.identity import list_users
+    from cmi_console.services.setup import MAKING, init_workspace
+
+    home = tmp_path / "ws"
+    said: list[str] = []
+    refused = pytest.raises(BadInput, match="already a cmi workspace; nothing was changed")
+    with before_mkdir(home, lambda: _init_or_refusal(home, "bea", said)), refused:
+        init_workspace(home, admin="ada")
+    assert said == ["made"]
+    ctx = Context.open(home, None, "bea")
+    assert verify(ctx).ok and [u.name for u in list_users(ctx)] == ["bea"]
+    ctx.engine.dispose()
+
+    home = tmp_path / "ws2"
+    said = []
+    with before_open(home / "keys" / "log.key", lambda: _init_or_refusal(home, "bea", said)):
+        ctx = init_workspace(home, admin="ada")
+    assert said == [
+        f"{home}: another `cmi init` is making a workspace here (if none is running, one was "
+        f"interrupted: remove {home / MAKING} and what it made); nothing was changed"
+    ]
+    assert not (home / MAKING).exists()
+    assert verify(ctx).ok and [u.name for u in list_users(ctx)] == ["ada"]

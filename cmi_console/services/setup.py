@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -36,13 +37,7 @@ def init_workspace(
 ) -> Context:
     """Create a workspace; refuse (and change nothing) if one is already there."""
     names.principal(admin, "--admin")
-    if kind_of(home / CONFIG_FILE, "--home") != "missing":
-        raise BadInput(f"{home}: already a cmi workspace; nothing was changed")
-    kind = kind_of(home, "--home")
-    if kind not in ("missing", "directory"):
-        raise BadInput(f"{home}: exists and is not a directory")
-    if kind == "directory" and any(home.iterdir()):
-        raise BadInput(f"{home}: directory is not empty; choose an empty or new directory")
+    kind = _check_home(home)
     wid = workspace_id or uuid.uuid4().hex
     origin = f"cmi-console.local/{wid[:16]}"
     config = {"format": 1, "workspace_id": wid, "origin": origin, "created_at": now()}
@@ -51,10 +46,7 @@ def init_workspace(
         config["database_url"] = db
     ws = Workspace(home=home, db_override=db, config=config)
     created_home = kind == "missing"
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInput(f"{home}: cannot create ({exc.strerror})") from None
+    _claim(home)
     engine = make_engine(ws.database_url)
     try:
         if schema.has_tables(engine):
@@ -81,6 +73,7 @@ def init_workspace(
         source = policy or policies.bundled_default()
         with ctx.write() as tx:
             policies.activate_document(tx, read_toml(source), source.name)
+        (home / MAKING).unlink()
     except BaseException:
         engine.dispose()
         if created_home:
@@ -93,3 +86,49 @@ def init_workspace(
                     child.unlink(missing_ok=True)
         raise
     return ctx
+
+
+# Made first, exclusively, by the `cmi init` that makes the workspace; removed
+# when it is done. Two inits of one home at once had both passed the checks:
+# one then failed on the other's tables and deleted the home, the workspace
+# the other had just reported made.
+MAKING = ".cmi-init"
+
+
+def _check_home(home: Path) -> str:
+    """What `home` is ("missing" or "directory"), if a workspace may be made there."""
+    if kind_of(home / MAKING, "--home") != "missing":
+        raise _making(home)
+    if kind_of(home / CONFIG_FILE, "--home") != "missing":
+        raise BadInput(f"{home}: already a cmi workspace; nothing was changed")
+    kind = kind_of(home, "--home")
+    if kind not in ("missing", "directory"):
+        raise BadInput(f"{home}: exists and is not a directory")
+    if kind == "directory" and any(home.iterdir()):
+        raise BadInput(f"{home}: directory is not empty; choose an empty or new directory")
+    return kind
+
+
+def _claim(home: Path) -> None:
+    """Make the home (if missing) and the MAKING mark in it, exclusively; then
+    check again that nothing else is there: another init may have made its
+    workspace between the first checks and this mark."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(home / MAKING, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise _making(home) from None
+    except OSError as exc:
+        raise BadInput(f"{home}: cannot create ({exc.strerror})") from None
+    if [p.name for p in home.iterdir()] != [MAKING]:
+        (home / MAKING).unlink()
+        _check_home(home)  # says what is there now
+        raise BadInput(f"{home}: directory is not empty; choose an empty or new directory")
+
+
+def _making(home: Path) -> BadInput:
+    return BadInput(
+        f"{home}: another `cmi init` is making a workspace here (if none is running, one "
+        f"was interrupted: remove {home / MAKING} and what it made); nothing was changed"
+    )
