@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import Workspace
+from conftest import Result, Workspace
+from gate_helpers import ok
+from open_hook import before_open
+
+from cmi_console.core import keys
 
 
 def entries(ws: Workspace) -> int:
@@ -182,3 +186,21 @@ def test_key_rotation_add_then_revoke(ws: Workspace, tmp_path) -> None:  # type:
     r = ws.cli("role", "grant", "dev", "reviewer", as_="root")
     assert r.code == 3 and "revoked" in r.err
     assert ws.cli("audit", "verify").code == 0
+
+
+def test_two_user_adds_of_one_name_at_once_keep_the_first_key(ws: Workspace) -> None:
+    """The second `user add alice` passed the name check before the first
+    wrote alice's key file, then failed to make its own: an internal error.
+    It is one line, exit 2; the key written is the one registered."""
+    key = ws.home / "keys" / "alice.key"
+    said: list[Result] = []
+    other = ["user", "add", "alice", "--role", "reviewer"]
+    with before_open(key, lambda: said.append(ws.cli(*other))):
+        first = ws.cli("user", "add", "alice", "--role", "developer")
+    # the other wrote its key first (just before this one opened the path) and
+    # registered alice; this one found the file and changed nothing
+    assert said[0].code == 0, said[0].err
+    assert first.code == 2 and first.err == f"cmi: {key}: a key file already exists\n", first.err
+    (alice,) = [u for u in ok(ws.cli("user", "list", "--json")).json() if u["name"] == "alice"]
+    on_disk = keys.public_raw(keys.load_private(key.read_bytes(), None, str(key)))
+    assert alice["roles"] == ["reviewer"] and alice["key_ids"] == [keys.key_id(on_disk)]

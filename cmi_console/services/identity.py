@@ -93,12 +93,16 @@ def require_role(
 def new_key_file(
     path: Path, passphrase: bytes | None, private: Ed25519PrivateKey | None = None
 ) -> bytes:
-    """Write a (new) key pair, the private half 0600; return the public raw bytes."""
-    if path.exists():
-        raise BadInput(f"{path}: a key file already exists")
+    """Write a (new) key pair, the private half 0600; return the public raw bytes.
+    A key file already there is refused, however it got there: the file is
+    made exclusively (another `user add` of the same name may have made it
+    since the name was checked; that was an internal error)."""
     private = private or keys.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_private(path, keys.private_pem(private, passphrase))
+    try:
+        write_private(path, keys.private_pem(private, passphrase))
+    except FileExistsError:
+        raise BadInput(f"{path}: a key file already exists") from None
     public = keys.public_raw(private)
     path.with_suffix(".pub").write_text(keys.b64(public) + "\n")
     return public
