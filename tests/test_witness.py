@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -128,4 +131,40 @@ def test_a_write_committed_while_verify_starts_is_no_truncation(ws: Workspace) -
         report = verify(ctx)
     assert report.ok, [f.message for f in report.findings]
     assert report.witness_size is not None and report.witness_size <= report.entries
+    assert verify(ws.ctx()).ok
+
+
+@contextmanager
+def _unwritable(path: Path) -> Iterator[None]:
+    """`path` made unwritable, for root too (the immutable flag), else by mode."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        yield
+        return
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("as root, only chattr +i makes a file unwritable, and it failed here")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.mark.parametrize("name", [*witness.SLOTS, witness.LOCK])
+def test_a_witness_that_cannot_be_written_refuses_the_write(ws: Workspace, name: str) -> None:
+    """It was found after the commit: the command failed as an internal error
+    (exit 70) with its change committed, and a CI job that retried it failed
+    again on its own change. The lock only needs to be readable."""
+    path = ws.home / "witness" / name
+    before = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    with _unwritable(path):
+        r = ws.cli("model", "create", "m")
+    if name == witness.LOCK:
+        ok(r)
+        return
+    assert r.code == 2 and r.out == ""
+    assert r.err.startswith(f"cmi: witness {path}: cannot write (") and r.err.endswith(
+        "); nothing was written\n"
+    ), r.err
+    assert ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == before
+    ok(ws.cli("model", "create", "m"))  # writable again: the same command goes through
     assert verify(ws.ctx()).ok

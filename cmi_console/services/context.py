@@ -219,6 +219,7 @@ class Context:
                         pending.pop(0).result()  # an fsync error stops the commit
                     self.workspace.artifacts.sync(opened.unsynced)
                     if opened.tail.leaves:
+                        self.workspace.witness.prepare()  # written after the commit
                         sealed = ledger.seal(
                             conn,
                             self.note_signer(),

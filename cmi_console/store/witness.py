@@ -21,6 +21,8 @@ import threading
 import weakref
 from pathlib import Path
 
+from cmi_console.core.errors import BadInput
+
 SLOTS = ("checkpoint.0", "checkpoint.1")
 LEGACY = "latest.checkpoint"  # read, never written: the file before the slots
 LOCK = "writers.lock"  # never read: only locked
@@ -46,6 +48,22 @@ class Witness:
             except FileNotFoundError:
                 continue
         return notes
+
+    def prepare(self) -> None:
+        """Open (or make) both slots and the lock for writing, or say why they
+        cannot be: called before a commit, so that a witness this process may
+        not write refuses the write. Found after the commit, it had failed a
+        command whose change was committed (an internal error, exit 70)."""
+        with self._lock:
+            for i in range(len(SLOTS) + 1):
+                try:
+                    self._slot(i, create=True)
+                except OSError as exc:
+                    name = SLOTS[i] if i < len(SLOTS) else LOCK
+                    raise BadInput(
+                        f"witness {self.directory / name}: cannot write ({exc.strerror}); "
+                        "nothing was written"
+                    ) from None
 
     def write(self, note: str, size: int) -> None:
         """Keep the witness at the largest size seen; a slower writer never regresses it."""
@@ -73,14 +91,17 @@ class Witness:
             os.close(fd)
             self._fds[i] = None
         path = self.directory / (SLOTS[i] if i < len(SLOTS) else LOCK)
+        # the lock is only locked: read-only, so a writer who may not write
+        # another's lock file (a shared witness directory) can still take it
+        mode = os.O_RDWR if i < len(SLOTS) else os.O_RDONLY
         try:
-            fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+            fd = os.open(path, mode | (os.O_CREAT if create else 0), 0o644)
         except FileNotFoundError:
             if not create:
                 return None
             # made only when missing, not checked with a system call each write
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, mode | os.O_CREAT, 0o644)
         self._fds[i] = fd
         return fd
 
