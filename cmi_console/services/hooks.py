@@ -47,6 +47,7 @@ from cmi_console.store.tables import AuditEntry, HookDelivery, table
 DELIVERIES, ENTRIES = table(HookDelivery), table(AuditEntry)
 STATUSES = ("pending", "sending", "delivered", "failed")
 REDELIVERERS = frozenset({"admin", "deployer"})
+LEASE_MARGIN = 10.0  # seconds past a hook's longest run before its claim is taken over
 
 
 def _policy_hooks(conn: Connection, model: str | None, effective: Any = None) -> dict[str, Hook]:
@@ -120,7 +121,7 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
         _finish(ctx, d.id, "failed", 0, f"hook '{d.hook}' is no longer in the policy")
         return {"delivery": d.id, "status": "failed"}
     view = {"delivery": d.id, "hook": d.hook, "event": d.event}
-    if not _claim(ctx, d.id, _lease(hook)):
+    if not _claim(ctx, d.id, _lease(hook, shared=ctx.engine.dialect.name != "sqlite")):
         return {**view, "status": "sending", "attempts": d.attempts}  # another process has it
     entry = {**orjson.loads(bytes(e.body)), "hash": e.hash}
     body = hooks.payload(d.event, entry, d.id)
@@ -144,12 +145,15 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
     return {**view, "status": status, "attempts": d.attempts + made}
 
 
-def _lease(hook: Hook) -> float:
+def _lease(hook: Hook, *, shared: bool) -> float:
     """Seconds after which a claim is taken to be a dead sender's: longer than
-    every attempt and wait of the hook, plus the clock difference two hosts
-    of one team may have (each is refused beyond MAX_SKEW of the server)."""
+    every attempt and wait of the hook, and a little more; on a team's
+    database (`shared`), plus the clock difference two of its hosts may have
+    (each is refused beyond MAX_SKEW of the server). A SQLite workspace has
+    one host, one clock."""
     waits = sum(hook.backoff_seconds * 2**i for i in range(hook.retries - 1))
-    return hook.retries * hook.timeout_seconds + waits + 2 * clock.MAX_SKEW.total_seconds()
+    margin = 2 * clock.MAX_SKEW.total_seconds() if shared else LEASE_MARGIN
+    return hook.retries * hook.timeout_seconds + waits + margin
 
 
 def _claim(ctx: Context, delivery_id: int, lease: float) -> bool:
