@@ -106,6 +106,47 @@ def test_demo_reset_refuses_a_real_workspace(tmp_path: Path) -> None:
     assert (tmp_path / "real" / "cmi.db").exists()
 
 
+def test_a_demo_refused_by_another_init_removes_nothing(tmp_path: Path) -> None:
+    """`cmi demo` twice at once: the second found no directory, then its init
+    found the first's workspace there and refused; it then deleted the
+    directory (a half-built demo of its own, it thought), the first's
+    workspace with it. The other init runs just before this one makes the
+    directory."""
+    from open_hook import before_mkdir
+
+    from cmi_console.core.errors import BadInput
+    from cmi_console.services.setup import init_workspace
+    from cmi_console.services.verify import verify
+
+    home = tmp_path / "demo"
+    other = before_mkdir(home, lambda: init_workspace(home, admin="ada").engine.dispose())
+    with other, pytest.raises(BadInput, match="already a cmi workspace"):
+        demo.ensure_demo(home)
+    assert verify(Context.open(home, None, "ada")).ok
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_demo_that_fails_half_way_leaves_nothing(tmp_path: Path, existed: bool) -> None:
+    """A recipe the demo cannot train on (its data here, a copy with one
+    recipe broken): what the demo had made is removed, the directory too
+    unless it was there before."""
+    import shutil
+
+    from cmi_console.core.errors import BadInput
+
+    data = tmp_path / "data"
+    shutil.copytree(demo.data_dir(), data)
+    (data / "recipes" / "wine-rf.toml").write_text("this is not TOML [")
+    home = tmp_path / "demo"
+    if existed:
+        home.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CMI_DEMO_DATA", str(data))
+        with pytest.raises(BadInput, match="wine-rf.toml"):
+            demo.ensure_demo(home)
+    assert (list(home.iterdir()) == []) if existed else not home.exists()
+
+
 @pytest.mark.slow
 def test_as_of_reads_only_what_it_needs_and_answers_as_a_full_replay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -35,7 +35,7 @@ from cmi_console.services import (
     validations,
 )
 from cmi_console.services.context import Context
-from cmi_console.services.setup import init_workspace
+from cmi_console.services.setup import discard, init_workspace
 from cmi_console.services.verify import verify
 from cmi_console.store.workspace import CONFIG_FILE, Workspace
 
@@ -119,6 +119,9 @@ def build(home: Path, start: date | None = None) -> Context:
         raise BadInput(f"{src}: demo data not found (set CMI_DEMO_DATA to the repository's data/)")
     tick = DemoClock(start or default_start())
     secret = DEMO_PASSPHRASE.encode()
+    existed = kind_of(home, "--home") != "missing"
+    # refused (another init, a workspace already there), it has made nothing:
+    # nothing here may be removed then
     ctx = init_workspace(
         home,
         admin=ADMIN,
@@ -130,6 +133,18 @@ def build(home: Path, start: date | None = None) -> Context:
         extra_config={"demo": True},
     )
     ctx.passphrase = lambda _what: secret
+    try:
+        _populate(ctx, tick, src, secret)
+    except BaseException:  # a half-built demo is worse than none
+        ctx.engine.dispose()
+        discard(home, created_home=not existed)
+        raise
+    ctx.actor = None
+    return ctx
+
+
+def _populate(ctx: Context, tick: DemoClock, src: Path, secret: bytes) -> None:
+    """Everything the demo holds after its workspace is made."""
 
     def as_(name: str) -> Context:
         ctx.actor = name
@@ -175,8 +190,6 @@ def build(home: Path, start: date | None = None) -> Context:
     tick.skip(days=1)
     identity.revoke_role(as_("sam"), "victor", "reviewer")
     _govern(as_, tick)
-    ctx.actor = None
-    return ctx
 
 
 def _gate(
@@ -433,13 +446,7 @@ def ensure_demo(home: Path, *, reset: bool = False, start: date | None = None) -
             raise BadInput(f"{home}: not a demo workspace; refusing to delete it")
         shutil.rmtree(home)
     if kind_of(config, "--home") == "missing":
-        existed = kind_of(home, "--home") != "missing"
-        try:
-            build(home, start)
-        except BaseException:
-            if not existed:  # a half-built demo is worse than none
-                shutil.rmtree(home, ignore_errors=True)
-            raise
+        build(home, start).engine.dispose()  # removes what it made if it fails
         built = True
     ctx = Context.open(home)
     return summarize(ctx, built)

@@ -76,16 +76,23 @@ def init_workspace(
         (home / MAKING).unlink()
     except BaseException:
         engine.dispose()
-        if created_home:
-            shutil.rmtree(home, ignore_errors=True)
-        else:
-            for child in home.iterdir():
-                if child.is_dir():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+        discard(home, created_home)
         raise
     return ctx
+
+
+def discard(home: Path, created_home: bool) -> None:
+    """Remove a workspace this process was making and could not finish: the
+    directory if it made it, else what is in it. Only once its init has
+    claimed the directory (`_claim`): before that, what is there is another's."""
+    if created_home:
+        shutil.rmtree(home, ignore_errors=True)
+        return
+    for child in home.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 # Made first, exclusively, by the `cmi init` that makes the workspace; removed
