@@ -181,7 +181,7 @@ def test_a_validation_checks_the_rows_whose_hash_it_records(
     assert drift(run)["drifted"] and drift(run) == drift(again)
 
 
-@pytest.mark.parametrize("command", ["dataset", "policy", "artifact", "bundle"])
+@pytest.mark.parametrize("command", ["dataset", "policy", "artifact", "bundle", "key"])
 def test_a_file_swapped_for_a_fifo_is_refused_not_waited_on(
     ws: Workspace, tmp_path: Path, command: str
 ) -> None:
@@ -190,13 +190,17 @@ def test_a_file_swapped_for_a_fifo_is_refused_not_waited_on(
     on what was opened."""
     ok(ws.cli("model", "create", "m"))
     names = {"dataset": "d.csv", "policy": "p.toml", "artifact": "m.bin", "bundle": "b.zip"}
-    path = tmp_path / names[command]
-    path.write_text("a,b\n1,2\n")
+    if command == "key":  # the signer's own key, in the workspace
+        path = ws.home / "keys" / "root.key"
+    else:
+        path = tmp_path / names[command]
+        path.write_text("a,b\n1,2\n")
     args = {
         "dataset": ["dataset", "register", str(path), "--name", "d"],
         "policy": ["policy", "activate", str(path)],
         "artifact": ["version", "register", "m", "--artifact", str(path)],
         "bundle": ["audit", "verify-bundle", str(path)],
+        "key": ["user", "add", "x", "--role", "developer"],  # a decision root signs
     }[command]
 
     def swap() -> None:

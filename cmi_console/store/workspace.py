@@ -46,11 +46,16 @@ def write_private(path: Path, data: bytes) -> None:
 
 def read_private(path: Path) -> bytes:
     """A secret file's bytes, refused (exit 3) if others may read it, as ssh
-    refuses such a key: a key others can read is a key others may use."""
-    import stat
-
-    with path.open("rb") as fh:
-        mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+    refuses such a key: a key others can read is a key others may use.
+    Opened without blocking and checked on the descriptor: a key file that is
+    a FIFO had blocked every command that signs. A missing file raises
+    FileNotFoundError (the caller says whose key is missing)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise BadInput(f"{path}: not a regular file")
+        mode = stat.S_IMODE(status.st_mode)
         if mode & 0o077:
             raise Denied(
                 f"{path}: private key is open to others (mode {mode:04o}); "
