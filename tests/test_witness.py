@@ -4,6 +4,7 @@ writer may move the witness back to a smaller tree."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -168,3 +169,39 @@ def test_a_witness_that_cannot_be_written_refuses_the_write(ws: Workspace, name:
     assert ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == before
     ok(ws.cli("model", "create", "m"))  # writable again: the same command goes through
     assert verify(ws.ctx()).ok
+
+
+@pytest.mark.parametrize("swapped", [1, 2])
+def test_a_witness_slot_that_is_a_fifo_is_reported_not_waited_on(
+    ws: Workspace, swapped: int
+) -> None:
+    """`cmi audit verify` read the slots with a blocking read: a slot made a
+    FIFO held it for good, a tampering that silenced the check meant to find
+    it. One such slot is tolerated as a torn one is (the other verifies);
+    both, and the witness is invalid (exit 4), naming the file."""
+    slots = [ws.home / "witness" / name for name in witness.SLOTS][:swapped]
+    for slot in slots:
+        slot.unlink()
+        os.mkfifo(slot)
+
+    waited: list[Path] = []
+
+    def unblock() -> None:  # should the read wait after all, the test fails, not hangs
+        for slot in slots:  # each open returns once verify has opened the slot to read it
+            with contextlib.suppress(OSError), open(slot, "wb"):
+                waited.append(slot)
+
+    rescue = threading.Timer(10, unblock)
+    rescue.start()
+    try:
+        r = ws.cli("audit", "verify", "--json")
+    finally:
+        rescue.cancel()
+    assert waited == []
+    if swapped == 1:
+        ok(r)
+        return
+    assert r.code == 4, r.err
+    assert r.json()["findings"] == [
+        {"kind": "witness-invalid", "message": f"witness: {slots[0]}: not a regular file"}
+    ]

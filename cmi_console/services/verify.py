@@ -212,8 +212,9 @@ class _Verifier:
     def _witnesses(self, origin: str, public: bytes) -> list[checkpoint.Checkpoint]:
         """Every valid witnessed checkpoint; a torn slot is tolerated while another
         slot still verifies, but with none valid the witness was tampered with."""
-        valid, errors = [], []
-        for note in self.ctx.workspace.witness.read():
+        valid = []
+        notes, errors = self.ctx.workspace.witness.read_checked()
+        for note in notes:
             try:
                 valid.append(checkpoint.verify(note, origin, public, where="witness checkpoint"))
             except (BadInput, IntegrityError) as exc:

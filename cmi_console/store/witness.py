@@ -22,10 +22,12 @@ import weakref
 from pathlib import Path
 
 from cmi_console.core.errors import BadInput
+from cmi_console.core.small_files import read_regular
 
 SLOTS = ("checkpoint.0", "checkpoint.1")
 LEGACY = "latest.checkpoint"  # read, never written: the file before the slots
 LOCK = "writers.lock"  # never read: only locked
+MAX_NOTE = 64 * 1024  # a signed note is a few hundred bytes
 
 
 class Witness:
@@ -41,13 +43,27 @@ class Witness:
 
     def read(self) -> list[str]:
         """The witnessed notes present (both slots, and a pre-slot file)."""
-        notes = []
+        return self.read_checked()[0]
+
+    def read_checked(self) -> tuple[list[str], list[str]]:
+        """The witnessed notes present, and what is wrong with each file there
+        that could not be read as one. Read without blocking and at most
+        MAX_NOTE bytes: a slot swapped for a FIFO (or a huge file) had held
+        `cmi audit verify` for good, instead of being reported."""
+        notes, problems = [], []
         for path in [*self.paths, self.directory / LEGACY]:
-            try:
-                notes.append(path.read_text(errors="replace"))
-            except FileNotFoundError:
+            if not os.path.lexists(path):
                 continue
-        return notes
+            try:
+                data = read_regular(path, "witness", limit=MAX_NOTE)
+            except BadInput as exc:
+                problems.append(exc.message)
+                continue
+            if len(data) > MAX_NOTE:
+                problems.append(f"witness: {path}: larger than {MAX_NOTE} bytes")
+                continue
+            notes.append(data.decode(errors="replace"))
+        return notes, problems
 
     def prepare(self) -> None:
         """Open (or make) both slots and the lock for writing, or say why they
