@@ -181,7 +181,9 @@ def test_a_validation_checks_the_rows_whose_hash_it_records(
     assert drift(run)["drifted"] and drift(run) == drift(again)
 
 
-@pytest.mark.parametrize("command", ["dataset", "policy", "artifact", "bundle", "key"])
+@pytest.mark.parametrize(
+    "command", ["dataset", "policy", "artifact", "bundle", "key", "config", "vkey"]
+)
 def test_a_file_swapped_for_a_fifo_is_refused_not_waited_on(
     ws: Workspace, tmp_path: Path, command: str
 ) -> None:
@@ -190,8 +192,9 @@ def test_a_file_swapped_for_a_fifo_is_refused_not_waited_on(
     on what was opened."""
     ok(ws.cli("model", "create", "m"))
     names = {"dataset": "d.csv", "policy": "p.toml", "artifact": "m.bin", "bundle": "b.zip"}
-    if command == "key":  # the signer's own key, in the workspace
-        path = ws.home / "keys" / "root.key"
+    inside = {"key": "keys/root.key", "config": "workspace.json", "vkey": "keys/log.vkey"}
+    if command in inside:  # the workspace's own files
+        path = ws.home / inside[command]
     else:
         path = tmp_path / names[command]
         path.write_text("a,b\n1,2\n")
@@ -201,6 +204,8 @@ def test_a_file_swapped_for_a_fifo_is_refused_not_waited_on(
         "artifact": ["version", "register", "m", "--artifact", str(path)],
         "bundle": ["audit", "verify-bundle", str(path)],
         "key": ["user", "add", "x", "--role", "developer"],  # a decision root signs
+        "config": ["audit", "log"],
+        "vkey": ["audit", "verify"],
     }[command]
 
     def swap() -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from cmi_console.core import names
 from cmi_console.core.errors import BadInput, Denied
-from cmi_console.core.small_files import kind_of
+from cmi_console.core.small_files import kind_of, read_document
 from cmi_console.store.artifacts import ArtifactStore
 from cmi_console.store.witness import Witness
 
@@ -123,9 +123,11 @@ class Workspace:
         cfg_path = home / CONFIG_FILE
         if kind_of(cfg_path, "--home") != "file":
             raise BadInput(f"{home}: no cmi workspace here; run `cmi init --home {home}`")
+        # read without blocking: a FIFO here had held every command
+        text = read_document(cfg_path)
         try:
-            config = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as exc:
+            config = json.loads(text)
+        except ValueError as exc:
             raise BadInput(f"{cfg_path}: unreadable workspace configuration ({exc})") from None
         problem = _config_problem(config)
         if problem:  # a hand-edited file: its keys were read as they came (internal errors)
@@ -186,10 +188,10 @@ class Workspace:
         from cmi_console.core import checkpoint
 
         path = self.keys_dir / "log.vkey"
-        try:
-            name, public = checkpoint.parse_verifier_key(path.read_text())
-        except OSError:
-            raise BadInput(f"{path}: the workspace log verifier key is missing") from None
+        if not os.path.lexists(path):
+            raise BadInput(f"{path}: the workspace log verifier key is missing")
+        # read without blocking: a FIFO here had held `cmi audit verify`
+        name, public = checkpoint.parse_verifier_key(read_document(path))
         if name != self.origin:
             raise BadInput(f"{path}: key name '{name}' is not the log origin '{self.origin}'")
         return public
