@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from conftest import Workspace
 from gate_helpers import ok
+from open_hook import before_open
 
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.services.context import Context
@@ -135,6 +138,44 @@ def test_verify_artifacts_names_the_rows_whose_files_are_gone_or_changed(
     }
     with pytest.raises(IntegrityError, match="missing from the store"):
         store.read(by_number[1])
+
+
+def test_a_stored_file_swapped_for_a_fifo_is_reported_not_waited_on(
+    populated: Workspace,
+) -> None:
+    """The store checked the name (a regular file), then opened it: a FIFO put
+    there in between held `verify --artifacts` (and any read) for good. It is
+    now opened without blocking and checked on the descriptor: altered."""
+    ctx = populated.ctx()
+    store = ctx.workspace.artifacts
+    versions = ok(populated.cli("version", "list", "cancer", "--json")).json()
+    digest = next(v["artifact_sha256"] for v in versions if v["version"] == 1)
+    path = store.path_for(digest)
+    os.chmod(path.parent, 0o755)
+
+    def swap() -> None:
+        path.unlink()
+        os.mkfifo(path)
+
+    waited: list[Path] = []
+
+    def unblock() -> None:  # should the read wait after all, the test fails, not hangs
+        with contextlib.suppress(OSError), open(path, "wb"):
+            waited.append(path)
+
+    rescue = threading.Timer(10, unblock)
+    rescue.start()
+    try:
+        with before_open(path, swap):
+            r = populated.cli("audit", "verify", "--artifacts", "--json")
+    finally:
+        rescue.cancel()
+    assert waited == [] and r.code == 4
+    rows = {v["version"]: v["id"] for v in _version_rows(ctx)}
+    found = {(f["kind"], f["table"], f["row_id"]) for f in r.json()["findings"]}
+    assert found == {("artifact-altered", "model_versions", rows[1])}
+    with pytest.raises(IntegrityError, match="not a regular file in the store"):
+        store.read(digest)
 
 
 def _version_rows(ctx: Context) -> list[dict[str, int]]:

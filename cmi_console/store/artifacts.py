@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -48,16 +49,6 @@ def require_writable(path: Path, where: str = "") -> None:
         raise BadInput(f"{prefix}{path}: no such directory {parent}")
     if not os.access(parent, os.W_OK) or (kind != "missing" and not os.access(path, os.W_OK)):
         raise BadInput(f"{prefix}{path}: not writable")
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 class Stored(NamedTuple):
@@ -186,12 +177,14 @@ class ArtifactStore:
 
     def read(self, digest: str) -> bytes:
         """The artifact's bytes, after checking they still hash to `digest`."""
-        path = self.path_for(digest)
-        if not path.is_file():
+        fd, fault = self._open_stored(digest)
+        if fd is None:
             # every caller reads an artifact the registry names: its loss is
             # an integrity violation, as a changed file is (exit 4, not 2)
-            raise IntegrityError(f"artifact {digest}: missing from the store ({self.root})")
-        data = path.read_bytes()
+            what = "missing from" if fault == "missing" else "not a regular file in"
+            raise IntegrityError(f"artifact {digest}: {what} the store ({self.root})")
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read()
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise IntegrityError(
@@ -205,10 +198,28 @@ class ArtifactStore:
     def fault(self, digest: str) -> str | None:
         """None if the artifact is there and hashes to `digest`; else
         'missing' or 'altered'."""
-        path = self.path_for(digest)
-        if not path.is_file():
-            return "missing"
-        return None if hash_file(path)[0] == digest else "altered"
+        fd, fault = self._open_stored(digest)
+        if fd is None:
+            return fault
+        h = hashlib.sha256()
+        with os.fdopen(fd, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+        return None if h.hexdigest() == digest else "altered"
+
+    def _open_stored(self, digest: str) -> tuple[int | None, str | None]:
+        """(a descriptor on the stored file, None), or (None, "missing" or
+        "altered"). Opened without blocking and checked on the descriptor: a
+        FIFO put in its place after a check of the name had held the read
+        (and `cmi audit verify --artifacts`) for good."""
+        try:
+            fd = os.open(self.path_for(digest), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, "missing"
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None, "altered"
+        return fd, None
 
 
 def _syncfs() -> Any:
