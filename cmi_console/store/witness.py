@@ -66,14 +66,16 @@ class Witness:
         return notes, problems
 
     def prepare(self) -> None:
-        """Open (or make) both slots and the lock for writing, or say why they
-        cannot be: called before a commit, so that a witness this process may
-        not write refuses the write. Found after the commit, it had failed a
-        command whose change was committed (an internal error, exit 70)."""
+        """Open the lock (made, with its directory, when missing) and the slots
+        there are, for writing, or say why they cannot be: called before a
+        commit, so that a witness this process may not write refuses the
+        write. Found after the commit, it had failed a command whose change
+        was committed (an internal error, exit 70). A missing slot is made
+        by the write, in the directory the lock was just made in."""
         with self._lock:
-            for i in range(len(SLOTS) + 1):
+            for i in (len(SLOTS), *range(len(SLOTS))):
                 try:
-                    self._slot(i, create=True)
+                    self._slot(i, create=i == len(SLOTS))
                 except OSError as exc:
                     name = SLOTS[i] if i < len(SLOTS) else LOCK
                     raise BadInput(
