@@ -4,8 +4,10 @@ button, the virtual audit log, validation runs, and seeing others' writes."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -133,6 +135,55 @@ async def test_choosing_a_principal_and_unlocking_the_key(home: Path) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert app.session.actor == "nina" and app.session.can_sign
+
+
+@pytest.mark.parametrize("key", ["open to others", "a FIFO"])
+async def test_a_key_no_passphrase_can_unlock_signs_in_read_only(tmp_path: Path, key: str) -> None:
+    """An unencrypted key that others may read is refused (Denied), and the
+    console asked again, with no passphrase to ask for: it recursed until it
+    died. A key file that is a FIFO froze it. Now: the error, and that
+    principal (or nobody) read-only."""
+    import os
+
+    from cmi_console.services.setup import init_workspace
+
+    home = tmp_path / "ws"
+    init_workspace(home, admin="root").engine.dispose()
+    path = home / "keys" / "root.key"
+    if key == "a FIFO":
+        path.unlink()
+        os.mkfifo(path, 0o600)
+    else:
+        path.chmod(0o644)
+    done, waited = threading.Event(), []
+
+    def rescue() -> None:  # should a read wait on the FIFO, the test fails, not hangs
+        while not done.wait(0.2):
+            with contextlib.suppress(OSError):  # opens only if a reader waits there
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                waited.append(path)
+
+    if key == "a FIFO":
+        threading.Thread(target=rescue, daemon=True).start()
+    app = CmiApp(Context.open(home, None, None), passphrase=None)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert isinstance(app.screen, ChoosePrincipal)
+            app.screen.query_one(OptionList).highlighted = app.screen.names.index("root")
+            await pilot.press("enter")
+            await settle(pilot)
+            asked = isinstance(app.screen, Passphrase)
+    finally:
+        done.set()
+    assert waited == []
+    assert app.session.read_only and not asked
+    said = [n.message for n in app._notifications]
+    if key == "a FIFO":
+        assert app.session.actor is None and said == [f"{path}: not a regular file"]
+    else:
+        assert app.session.actor == "root" and len(said) == 1
+        assert said[0].startswith(f"{path}: private key is open to others (mode 0644)")
 
 
 async def test_escape_at_sign_in_is_read_only(home: Path) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cmi_console.core import clock, entries
-from cmi_console.core.errors import BadInput, Denied, Unavailable, first_line
+from cmi_console.core.errors import BadInput, CmiError, Denied, Unavailable, first_line
 from cmi_console.core.hooks import event_for
 from cmi_console.store import driver, schema
 from cmi_console.store.artifacts import Stored
@@ -111,6 +111,19 @@ class Context:
             secret = self.passphrase(str(path)) if keys.pem_is_encrypted(pem) else None
             self._signers[name] = keys.load_private(pem, secret, str(path))
         return self._signers[name]
+
+    def key_is_encrypted(self, name: str) -> bool:
+        """Whether `name`'s key on this machine asks for a passphrase; False
+        when it cannot be read (missing, open to others, not a regular file):
+        `private_key` then says why. Read as a key is: a FIFO there had frozen
+        the console's sign-in."""
+        from cmi_console.core import keys
+        from cmi_console.store.workspace import read_private
+
+        try:
+            return keys.pem_is_encrypted(read_private(self.workspace.principal_key_path(name)))
+        except (CmiError, OSError):
+            return False
 
     def forget_keys(self) -> None:
         """Drop unlocked private keys (the acting principal changed)."""

@@ -164,8 +164,13 @@ class CmiApp(App[None]):
         try:
             self.session.sign_in(name, secret, read_only=locked)
         except Denied as exc:
-            self._sign_in(name, None, exc.message)
-            return
+            if self.session.key_is_encrypted(name):  # a wrong passphrase: ask again
+                self._sign_in(name, None, exc.message)
+                return
+            # a key that no passphrase can unlock (open to others): asking again
+            # had recursed until the console died; that principal, read-only
+            self.notify(exc.message, severity="error")
+            self.session.sign_in(name, None, read_only=True)
         except CmiError as exc:
             self.notify(exc.message, severity="error")
             self.session.sign_in(None)

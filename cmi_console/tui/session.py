@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cmi_console.core import keys
 from cmi_console.services import identity
 from cmi_console.services.context import Context
 
@@ -35,7 +34,7 @@ class Session:
         return self.ctx.workspace.principal_key_path(name).exists()
 
     def key_is_encrypted(self, name: str) -> bool:
-        return keys.pem_is_encrypted(self.ctx.workspace.principal_key_path(name).read_bytes())
+        return self.ctx.key_is_encrypted(name)
 
     def principals_with_keys(self) -> list[str]:
         """Principals whose private key is on this machine: who can sign here."""
