@@ -356,6 +356,30 @@ def test_a_document_named_on_the_line_has_a_size_limit(
     assert r.code == 2 and f"--metrics: {big}: larger than 16 MiB" in r.err, r.err
 
 
+def test_reading_a_small_document_allocates_about_its_size(tmp_path: Path) -> None:
+    """read(limit + 1) allocated the whole limit (16 MiB) before reading a
+    document of a few bytes: at every command's start, for workspace.json
+    (a memory test of the hooks found it). The limit still holds."""
+    import tracemalloc
+
+    from cmi_console.core.errors import BadInput
+    from cmi_console.core.small_files import MAX_DOCUMENT, read_document
+
+    small = tmp_path / "small.toml"
+    small.write_text("a = 1\n")
+    tracemalloc.start()
+    try:
+        assert read_document(small) == "a = 1\n"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, peak
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (MAX_DOCUMENT + 1))
+    with pytest.raises(BadInput, match="larger than 16 MiB"):
+        read_document(big)
+
+
 def test_database_password_is_never_printed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from cmi_console.core.errors import BadInput
 
@@ -65,9 +66,21 @@ def read_regular(path: Path, where: str = "", limit: int | None = None) -> bytes
     label = _label(path, where)
     with os.fdopen(open_regular(path, where), "rb") as fh:
         try:
-            return fh.read() if limit is None else fh.read(limit + 1)
+            return fh.read() if limit is None else _read_upto(fh, limit + 1)
         except OSError as exc:  # EIO, a file system that refuses the read
             raise BadInput(f"{label}: cannot read ({exc.strerror})") from None
+
+
+def _read_upto(fh: BinaryIO, most: int) -> bytes:
+    """At most `most` bytes, in reads of about the file's size: read(most)
+    itself allocates `most` bytes first, 16 MiB for every document (the
+    workspace's configuration at every command's start)."""
+    step = max(os.fstat(fh.fileno()).st_size + 1, 1 << 16)
+    parts: list[bytes] = []
+    while most > 0 and (chunk := fh.read(min(most, step))):
+        parts.append(chunk)
+        most -= len(chunk)
+    return b"".join(parts)
 
 
 def read_document(path: Path, where: str = "") -> str:
