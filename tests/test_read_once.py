@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -179,6 +180,21 @@ def test_a_validation_checks_the_rows_whose_hash_it_records(
         return next(r["value"] for r in out["results"] if r["kind"] == "drift")
 
     assert drift(run)["drifted"] and drift(run) == drift(again)
+
+
+def test_an_export_carries_the_log_key_it_checked(ws: Workspace, tmp_path: Path) -> None:
+    """Export checked keys/log.vkey (its origin, the --previous checkpoint's
+    signature), then read the file again for the bundle: rewritten in
+    between, the bundle carried a key nobody had checked."""
+    from cmi_console.core import bundle
+
+    vkey = ws.home / "keys" / "log.vkey"
+    checked = vkey.read_bytes()
+    out = tmp_path / "q.zip"
+    with rewritten_when_reopened(vkey, b"someone+00000000+AAAA\n"):
+        ok(ws.cli("audit", "export", "--out", str(out)))
+    with zipfile.ZipFile(out) as zf:
+        assert zf.read(bundle.LOG_KEY) == checked
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,7 @@ def export(
         raise BadInput(f"{out}: already exists; choose a new file name")
     require_writable(out, "--out")
     ws = ctx.workspace
-    origin, public = ws.origin, ws.log_public()
+    origin, (vkey, public) = ws.origin, ws.log_verifier_key()
     old = checkpoint.verify(previous, origin, public, where="--previous") if previous else None
     full = model is None and since is None and until is None
     tmp = out.with_name(f".{out.name}.partial")
@@ -191,7 +191,7 @@ def export(
                 doc = {"previous": previous, "old_size": old.size, "new_size": size}
                 w.put(bundle.CONSISTENCY, orjson.dumps({**doc, "proof": [p.hex() for p in proof]}))
             w.put(bundle.CHECKPOINT, note.encode())
-            w.put(bundle.LOG_KEY, (ws.keys_dir / "log.vkey").read_bytes())
+            w.put(bundle.LOG_KEY, vkey.encode())  # the key checked above, not a second read
             w.put(bundle.PRINCIPALS, orjson.dumps(_principals(conn), option=orjson.OPT_INDENT_2))
             w.put(bundle.DECISIONS, b"".join(orjson.dumps(d) + b"\n" for d in found["decisions"]))
             for run in found["runs"]:

@@ -185,16 +185,22 @@ class Workspace:
         return keys.load_private(pem, None, str(path))
 
     def log_public(self) -> bytes:
+        return self.log_verifier_key()[1]
+
+    def log_verifier_key(self) -> tuple[str, bytes]:
+        """keys/log.vkey: its text and the public key it gives, checked against
+        the log origin; read once (an export carries the very text checked)."""
         from cmi_console.core import checkpoint
 
         path = self.keys_dir / "log.vkey"
         if not os.path.lexists(path):
             raise BadInput(f"{path}: the workspace log verifier key is missing")
         # read without blocking: a FIFO here had held `cmi audit verify`
-        name, public = checkpoint.parse_verifier_key(read_document(path))
+        text = read_document(path)
+        name, public = checkpoint.parse_verifier_key(text)
         if name != self.origin:
             raise BadInput(f"{path}: key name '{name}' is not the log origin '{self.origin}'")
-        return public
+        return text, public
 
     @functools.cached_property
     def witness(self) -> Witness:
