@@ -42,20 +42,32 @@ def _label(path: Path, where: str) -> str:
     return f"{where}: {path}" if where else str(path)
 
 
-def open_regular(path: Path, where: str = "") -> int:
-    """A descriptor to read `path`, a regular file at the moment it is opened.
+def open_if_regular(path: Path) -> int | None:
+    """A descriptor to read `path` if it is a regular file at the moment it is
+    opened; None if it is something else; OSError (FileNotFoundError...) as
+    the open raises it, for callers that name a missing file their own way.
 
     Checked on the descriptor, not only on the name: a file swapped for a FIFO
-    after `require_file` had blocked the read for good. O_NONBLOCK keeps the
-    open of a FIFO from blocking too; on a regular file it changes nothing."""
+    after its name was checked had blocked the read for good. O_NONBLOCK
+    keeps the open of a FIFO from blocking too; on a regular file it changes
+    nothing."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def open_regular(path: Path, where: str = "") -> int:
+    """A descriptor to read `path`, a regular file (open_if_regular); BadInput
+    naming `where` and the path otherwise."""
     label = _label(path, where)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = open_if_regular(path)
     except OSError as exc:
         require_file(path, where)  # missing, or not a regular file: says which
         raise BadInput(f"{label}: cannot read ({exc.strerror})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
+    if fd is None:
         raise BadInput(f"{label}: not a regular file")
     return fd
 

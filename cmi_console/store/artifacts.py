@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import itertools
 import os
-import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any, NamedTuple
 
 from cmi_console.core import names
 from cmi_console.core.errors import BadInput, IntegrityError
-from cmi_console.core.small_files import kind_of, open_regular
+from cmi_console.core.small_files import kind_of, open_if_regular, open_regular
 
 _CHUNK = 1 << 20
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -209,17 +208,14 @@ class ArtifactStore:
 
     def _open_stored(self, digest: str) -> tuple[int | None, str | None]:
         """(a descriptor on the stored file, None), or (None, "missing" or
-        "altered"). Opened without blocking and checked on the descriptor: a
-        FIFO put in its place after a check of the name had held the read
-        (and `cmi audit verify --artifacts`) for good."""
+        "altered"). Opened with open_if_regular: a FIFO put in its place after
+        a check of the name had held the read (and `cmi audit verify
+        --artifacts`) for good."""
         try:
-            fd = os.open(self.path_for(digest), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = open_if_regular(self.path_for(digest))
         except (FileNotFoundError, NotADirectoryError):
             return None, "missing"
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            return None, "altered"
-        return fd, None
+        return (None, "altered") if fd is None else (fd, None)
 
 
 def _syncfs() -> Any:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from cmi_console.core import names
 from cmi_console.core.errors import BadInput, Denied
-from cmi_console.core.small_files import kind_of, read_document
+from cmi_console.core.small_files import kind_of, open_if_regular, read_document
 from cmi_console.store.artifacts import ArtifactStore
 from cmi_console.store.witness import Witness
 
@@ -47,15 +47,14 @@ def write_private(path: Path, data: bytes) -> None:
 def read_private(path: Path) -> bytes:
     """A secret file's bytes, refused (exit 3) if others may read it, as ssh
     refuses such a key: a key others can read is a key others may use.
-    Opened without blocking and checked on the descriptor: a key file that is
-    a FIFO had blocked every command that signs. A missing file raises
-    FileNotFoundError (the caller says whose key is missing)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    Opened with open_if_regular: a key file that is a FIFO had blocked every
+    command that signs. A missing file raises FileNotFoundError (the caller
+    says whose key is missing)."""
+    fd = open_if_regular(path)
+    if fd is None:
+        raise BadInput(f"{path}: not a regular file")
     with os.fdopen(fd, "rb") as fh:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise BadInput(f"{path}: not a regular file")
-        mode = stat.S_IMODE(status.st_mode)
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
         if mode & 0o077:
             raise Denied(
                 f"{path}: private key is open to others (mode {mode:04o}); "
