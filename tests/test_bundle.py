@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -374,6 +376,88 @@ def test_zip_bombs_are_reported_not_read_into_memory(
     monkeypatch.setattr(bundle, "MAX_LINE", 50)
     found = kinds(bundle.verify(path, pinned_key=vkey(governed)).as_json())
     assert ("too-large", f"{bundle.ENTRIES} line 1") in found
+
+
+def _member_at(data: bytes, name: str) -> tuple[int, int, int]:
+    """(local header offset, data offset, packed size) of a member in zip bytes."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        info = z.getinfo(name)
+    head = info.header_offset
+    name_len, extra_len = struct.unpack_from("<HH", data, head + 26)
+    return head, head + 30 + name_len + extra_len, info.compress_size
+
+
+def _set_header(data: bytearray, name: str, flags: int = 0, method: int | None = None) -> None:
+    """Set flag bits or the compression method in both of a member's headers."""
+    head, _, _ = _member_at(bytes(data), name)
+    central = data.find(b"PK\x01\x02")
+    while central != -1:
+        (name_len,) = struct.unpack_from("<H", data, central + 28)
+        if data[central + 46 : central + 46 + name_len] == name.encode():
+            break
+        central = data.find(b"PK\x01\x02", central + 4)
+    for flag_at, method_at in ((head + 6, head + 8), (central + 8, central + 10)):
+        struct.pack_into("<H", data, flag_at, struct.unpack_from("<H", data, flag_at)[0] | flags)
+        if method is not None:
+            struct.pack_into("<H", data, method_at, method)
+
+
+def _damaged(data: bytes, name: str, how: str) -> bytes:
+    out = bytearray(data)
+    if how == "flipped bit":  # in the middle of the packed bytes
+        _, start, size = _member_at(data, name)
+        out[start + size // 2] ^= 0x10
+    elif how == "unknown method":
+        _set_header(out, name, method=99)
+    else:  # "encrypted"
+        _set_header(out, name, flags=0x1)
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [
+        (bundle.ENTRIES, "flipped bit"),  # stored: the CRC finds it
+        (bundle.PRINCIPALS, "flipped bit"),  # deflated: the stream or the CRC
+        (bundle.DECISIONS, "flipped bit"),
+        (bundle.CHECKPOINT, "unknown method"),
+        ("csv/entries.csv", "encrypted"),
+    ],
+)
+def test_a_damaged_member_is_named_never_a_crash(
+    governed: Workspace, tmp_path: Path, name: str, how: str
+) -> None:
+    """A bit flipped in transit, or a member zipfile cannot unpack, is a fault
+    of the bundle: exit 4 naming the member, not an internal error."""
+    path = tmp_path / "full.zip"
+    export(governed, path)
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(_damaged(path.read_bytes(), name, how))
+    code, report = check(governed, damaged, "--log-key", vkey(governed))
+    assert code == 4
+    assert ("unreadable", name) in kinds(report)
+    assert kinds(report).count(("unreadable", name)) == 1
+    assert ("file-modified", name) not in kinds(report)  # one finding for one fault
+    r = governed.cli("audit", "verify-bundle", str(damaged), as_=None)
+    assert r.code == 4 and r.err.startswith(f"bundle rejected: unreadable: {name}: ")
+
+
+def test_a_second_member_of_the_same_name_is_refused(governed: Workspace, tmp_path: Path) -> None:
+    """zipfile reads the last member of a name and other unzip tools the
+    first: a forged first copy in front of the genuine one would be what an
+    auditor opens, while the check passed on the other."""
+    path = tmp_path / "full.zip"
+    export(governed, path)
+    files = members(path)
+    forged = files[bundle.ENTRIES].replace(b'"actor":"bob"', b'"actor":"eve"')
+    assert forged != files[bundle.ENTRIES]
+    doubled = tmp_path / "doubled.zip"
+    with zipfile.ZipFile(doubled, "w") as z, pytest.warns(UserWarning, match="Duplicate name"):
+        z.writestr(bundle.ENTRIES, forged)
+        for member, data in files.items():
+            z.writestr(member, data)
+    code, report = check(governed, doubled, "--log-key", vkey(governed))
+    assert code == 4 and kinds(report) == [("duplicate-file", bundle.ENTRIES)]
 
 
 def test_a_version_whose_run_was_recorded_by_hand_is_exported(

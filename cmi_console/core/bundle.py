@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
+import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,33 @@ MAX_PROBLEMS = 200
 # zip bomb, not a bundle, and is reported instead of read into memory
 MAX_MEMBER = 64 << 20
 MAX_LINE = 16 << 20
+_READ = 1 << 20
+
+
+def _unpacking_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged zip member raises as it is unpacked: a bad CRC or local
+    header (BadZipFile), a broken deflate, bzip2 or lzma stream (zlib.error,
+    OSError, EOFError, LZMAError), a method or an encryption zipfile cannot
+    read (NotImplementedError, RuntimeError). One flipped bit in transit is
+    enough; it is the bundle's fault, not the verifier's."""
+    found: list[type[BaseException]] = [
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        NotImplementedError,
+        RuntimeError,
+    ]
+    try:
+        import lzma
+
+        found.append(lzma.LZMAError)
+    except ImportError:  # a Python built without it cannot unpack lzma members at all
+        pass
+    return tuple(found)
+
+
+_UNPACKING = _unpacking_errors()
 
 
 def manifest_message(manifest: dict[str, Any]) -> bytes:
@@ -126,8 +155,16 @@ class _Check:
         self.pinned = pinned
         self.previous = previous
         self.report = BundleReport()
-        self.names = set(archive.namelist())
+        listed = Counter(archive.namelist())
+        self.names = set(listed)
+        self.unreadable: set[str] = set()
         self._next_proof: tuple[int, list[bytes]] | None = None
+        # zipfile reads the last member of a name, other unzip tools the
+        # first: the auditor could be shown another file than the one checked
+        for name in sorted(n for n, count in listed.items() if count > 1):
+            self.problem(
+                "duplicate-file", name, f"{listed[name]} members have this name; a bundle has one"
+            )
 
     def problem(self, kind: str, where: str, message: str) -> None:
         if len(self.report.problems) < MAX_PROBLEMS:
@@ -141,7 +178,23 @@ class _Check:
         if size > MAX_MEMBER:
             self.problem("too-large", name, f"unpacks to {size} bytes; no bundle file is that big")
             return None
-        return self.zip.read(name)
+        data = b"".join(self._chunks(name))
+        return None if name in self.unreadable else data
+
+    def _chunks(self, name: str) -> Iterator[bytes]:
+        """The member's bytes, a read at a time. A member that cannot be
+        unpacked is reported once, as `unreadable`, and yields nothing more
+        (zipfile checks the CRC after the last read: bytes already yielded
+        may be wrong, and the checks they reach report that too)."""
+        if name in self.unreadable:
+            return
+        try:
+            with self.zip.open(name) as fh:
+                while chunk := fh.read(_READ):
+                    yield chunk
+        except _UNPACKING as exc:
+            self.unreadable.add(name)
+            self.problem("unreadable", name, f"cannot be unpacked: {exc}")
 
     def run(self) -> BundleReport:
         raw_manifest, raw_sig, raw_vkey = (self.read(n) for n in (MANIFEST, SIGNATURE, LOG_KEY))
@@ -193,9 +246,10 @@ class _Check:
                 self.problem("unlisted-file", name, "in the bundle but not in the manifest")
                 continue
             h = hashlib.sha256()
-            with self.zip.open(name) as fh:
-                while chunk := fh.read(1 << 20):
-                    h.update(chunk)
+            for chunk in self._chunks(name):
+                h.update(chunk)
+            if name in self.unreadable:
+                continue
             if h.hexdigest() != listed[name]:
                 self.problem("file-modified", name, "SHA-256 differs from the manifest")
             self.report.files += 1
@@ -238,20 +292,19 @@ class _Check:
         # split from 1 MiB reads: twice as fast as iterating the member's lines,
         # and a line that never ends cannot pull the whole member into memory
         number, rest = 0, b""
-        with self.zip.open(name) as fh:
-            while chunk := fh.read(1 << 20):
-                lines = (rest + chunk).split(b"\n")
-                rest = lines.pop()
-                for line in lines:
-                    number += 1
-                    if len(line) > MAX_LINE:
-                        self.problem("too-large", f"{name} line {number}", "longer than any entry")
-                        return
-                    yield number, line
-                if len(rest) > MAX_LINE:  # a line that has not ended yet
-                    self.problem("too-large", f"{name} line {number + 1}", "longer than any entry")
+        for chunk in self._chunks(name):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                number += 1
+                if len(line) > MAX_LINE:
+                    self.problem("too-large", f"{name} line {number}", "longer than any entry")
                     return
-        if rest:
+                yield number, line
+            if len(rest) > MAX_LINE:  # a line that has not ended yet
+                self.problem("too-large", f"{name} line {number + 1}", "longer than any entry")
+                return
+        if rest and name not in self.unreadable:
             yield number + 1, rest
 
     def _proofs(self) -> Iterator[tuple[int, list[bytes]]]:
