@@ -289,6 +289,42 @@ def test_a_store_mlflow_cannot_read_is_one_line_and_nothing_is_created(
     assert audit.count(ws.ctx()) == size
 
 
+def test_a_store_this_mlflow_would_change_is_refused_and_left_as_it_was(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """MLflow's client creates, and migrates, every table of its schema that
+    it does not find: an import of a store written by an older MLflow (here,
+    one table of this MLflow's schema is dropped) upgraded that store in
+    place, and an import must only read. A file that is no database at all
+    was an internal error."""
+    from cmi_console.services.mlflow_import import _mlflow_tables
+
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    size = audit.count(ws.ctx())
+    uri, _runs = build_store(tmp_path)
+    store = tmp_path / "mlflow.db"
+    victim = sorted(_mlflow_tables() - {"registered_models"})[-1]
+    with sqlite3.connect(store) as conn:
+        conn.execute(f"DROP TABLE {victim}")  # noqa: S608 - a name from MLflow's schema
+    conn.close()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(bytes(range(256)) * 16)
+    before = {p: p.read_bytes() for p in (store, junk)}
+    for target, words in (
+        (uri, f"this MLflow would add 1 table(s) to the store ({victim})"),
+        (f"sqlite:///{junk}", "not a database (file is not a database)"),
+    ):
+        r = ws.cli("import", "mlflow", "--tracking-uri", target, as_="alice")
+        assert r.code == 2 and words in r.err, r.err
+        assert len(r.err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in before} == before
+    with sqlite3.connect(store) as conn:
+        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert victim not in names
+    assert audit.count(ws.ctx()) == size
+
+
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
     return {
         str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")

@@ -80,11 +80,15 @@ def _client(tracking_uri: str) -> Any:
 
 
 def _require_registry(tracking_uri: str) -> None:
-    """A database URI must name an MLflow store that exists, tables and all."""
+    """A database URI must name an MLflow store that exists, tables and all:
+    MLflow's client creates and migrates every table of its schema it does
+    not find (a store made by an older MLflow is upgraded in place), and an
+    import must only read the store it is given."""
     from sqlalchemy import create_engine, inspect
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import (
         ArgumentError,
+        DatabaseError,
         InterfaceError,
         NoSuchModuleError,
         OperationalError,
@@ -104,17 +108,38 @@ def _require_registry(tracking_uri: str) -> None:
         raise BadInput(f"--tracking-uri {shown}: driver {exc.name} is not installed") from None
     try:
         with engine.connect() as conn:
-            found = inspect(conn).has_table("registered_models")
+            found = set(inspect(conn).get_table_names())
     except (OperationalError, InterfaceError) as exc:
         raise Unavailable(
             f"--tracking-uri {shown}: cannot reach it ({first_line(exc.orig or exc)})"
         ) from None
+    except DatabaseError as exc:  # a file that is no database at all
+        raise BadInput(
+            f"--tracking-uri {shown}: not a database ({first_line(exc.orig or exc)})"
+        ) from None
     finally:
         engine.dispose()
-    if not found:
+    if "registered_models" not in found:
         raise BadInput(
             f"--tracking-uri {shown}: no MLflow registry there (no registered_models table)"
         )
+    if missing := sorted(_mlflow_tables() - found):
+        raise BadInput(
+            f"--tracking-uri {shown}: this MLflow would add {len(missing)} table(s) to the "
+            f"store ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}), and an "
+            "import only reads: upgrade it with `mlflow db upgrade` first, or import with "
+            "the MLflow version that wrote it"
+        )
+
+
+def _mlflow_tables() -> set[str]:
+    """Every table of the installed MLflow's schema: what its client creates
+    when one is missing. MLflow's schema module lists them once its table
+    modules are imported, which its database utilities do."""
+    from mlflow.store.db import utils  # noqa: F401 - fills Base.metadata
+    from mlflow.store.db.base_sql_model import Base
+
+    return set(Base.metadata.tables)
 
 
 def _require_file_store(folder: Path, tracking_uri: str) -> None:
