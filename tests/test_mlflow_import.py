@@ -312,7 +312,7 @@ def test_a_store_this_mlflow_would_change_is_refused_and_left_as_it_was(
     before = {p: p.read_bytes() for p in (store, junk)}
     for target, words in (
         (uri, f"this MLflow would add 1 table(s) to the store ({victim})"),
-        (f"sqlite:///{junk}", "not a database (file is not a database)"),
+        (f"sqlite:///{junk}", "cannot read it as a database (file is not a database)"),
     ):
         r = ws.cli("import", "mlflow", "--tracking-uri", target, as_="alice")
         assert r.code == 2 and words in r.err, r.err

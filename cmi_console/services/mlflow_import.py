@@ -115,7 +115,7 @@ def _require_registry(tracking_uri: str) -> None:
         ) from None
     except DatabaseError as exc:  # a file that is no database at all
         raise BadInput(
-            f"--tracking-uri {shown}: not a database ({first_line(exc.orig or exc)})"
+            f"--tracking-uri {shown}: cannot read it as a database ({first_line(exc.orig or exc)})"
         ) from None
     finally:
         engine.dispose()
