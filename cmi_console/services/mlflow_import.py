@@ -113,7 +113,7 @@ def _require_registry(tracking_uri: str) -> None:
         raise Unavailable(
             f"--tracking-uri {shown}: cannot reach it ({first_line(exc.orig or exc)})"
         ) from None
-    except DatabaseError as exc:  # a file that is no database at all
+    except DatabaseError as exc:  # a junk file, or a server that refuses the read
         raise BadInput(
             f"--tracking-uri {shown}: cannot read it as a database ({first_line(exc.orig or exc)})"
         ) from None
