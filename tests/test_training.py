@@ -553,6 +553,24 @@ def test_training_data_without_labels_or_with_lists_is_one_line(
     assert log_head(ws) == before
 
 
+@pytest.mark.parametrize("rows", [0, 1, 3])
+def test_data_too_small_to_split_is_one_line(ws: Workspace, tmp_path: Path, rows: int) -> None:
+    """No rows, or a class with one row, cannot give the recipe's stratified
+    holdout: scikit-learn's ValueError from the split was an internal error."""
+    ok(ws.cli("model", "create", "cancer"))
+    recipe = cancer_recipe(tmp_path)
+    data = tmp_path / "data" / "cancer.csv"
+    frame = pd.read_csv(data)
+    # rows of the first class, then one of the other: each class too rare
+    small = pd.concat([frame[frame["target"] == 0].head(rows - 1), frame[frame["target"] == 1]])
+    small.head(rows).to_csv(data, index=False)
+    before = log_head(ws)
+    r = ws.cli("train", str(recipe))
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1, r.err
+    assert f"{data}: {rows} row(s) cannot be split for a 0.3 holdout: " in r.err, r.err
+    assert log_head(ws) == before
+
+
 @pytest.mark.parametrize("ties", [True, False])
 def test_bootstrap_auc_by_weights_equals_sklearn_on_the_resample(ties: bool) -> None:
     from sklearn.metrics import roc_auc_score

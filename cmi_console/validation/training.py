@@ -31,7 +31,7 @@ class Split:
     holdout: Any
 
 
-def split(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Split:
+def split(recipe: Recipe, frame: Any, holdout: Any | None = None, where: str = "data") -> Split:
     """The recipe's split: a separate holdout frame, or a seeded random split."""
     from sklearn.model_selection import train_test_split
 
@@ -39,9 +39,15 @@ def split(recipe: Recipe, frame: Any, holdout: Any | None = None) -> Split:
         return Split(frame, holdout)
     y = frame[recipe.data.target]
     strat = y if recipe.task == "classification" and recipe.split.stratify else None
-    train, test = train_test_split(
-        frame, test_size=recipe.split.holdout, random_state=recipe.seed, stratify=strat
-    )
+    try:
+        train, test = train_test_split(
+            frame, test_size=recipe.split.holdout, random_state=recipe.seed, stratify=strat
+        )
+    except ValueError as exc:  # too few rows, or a class too rare to stratify
+        raise BadInput(
+            f"{where}: {len(frame)} row(s) cannot be split for a {recipe.split.holdout:g} "
+            f"holdout: {first_line(exc)}"
+        ) from None
     return Split(train.sort_index(), test.sort_index())
 
 
@@ -164,7 +170,7 @@ def fit(recipe: Recipe, frame: Any, holdout: Any | None = None, where: str = "re
     from cmi_console.store.model_files import dumps
 
     features = feature_columns(recipe, frame, where)
-    parts = split(recipe, frame, holdout)
+    parts = split(recipe, frame, holdout, where)
     target = recipe.data.target
     model = build(recipe, parts.train[features])
     # a solver that did not converge is evidence about the model: recorded
