@@ -288,6 +288,39 @@ def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Pat
     assert "S3CRET" not in json.dumps(hooks.list_deliveries(ws.ctx()))
 
 
+def test_a_command_hook_never_gets_the_consoles_secrets(
+    hooked: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command hook ran with the whole environment of whoever triggered it:
+    their key passphrase (with their key file, which it can read as them, it
+    could sign as them: the policy's author is not its reviewers) and the
+    secrets of the policy's webhooks. It gets the rest."""
+    ws = hooked
+    monkeypatch.setenv("CMI_KEY_PASSPHRASE", "rita-types-this")
+    monkeypatch.setenv("CMI_TEST_HOOK_URL", "http://127.0.0.1:9/secret-path")
+    monkeypatch.setenv("CMI_TEST_VISIBLE", "yes")
+    out = tmp_path / "env.json"
+    script = f"import json, os; open({str(out)!r}, 'w').write(json.dumps(dict(os.environ)))"
+    activate(
+        ws,
+        tmp_path,
+        "[hooks.notify]\nevents = ['model.retired']\n"
+        f"command = [{json.dumps(sys.executable)}, '-c', {json.dumps(script)}]\n"
+        # webhooks of the same policy, for other events: their secrets stay ours
+        "[hooks.signed]\nevents = ['gate.*']\nurl = 'http://127.0.0.1:9/x'\n"
+        "secret_env = 'CMI_TEST_HOOK_SECRET'\n"
+        "[hooks.slack]\nevents = ['gate.*']\nurl_env = 'CMI_TEST_HOOK_URL'\n",
+    )
+    gates.request(ws.ctx("alice"), "cancer:2", "retired")
+    gates.decide(ws.ctx("rita"), "cancer:2", "retired", "approve")
+    gates.retire(ws.ctx("dora"), "cancer:2", "superseded")
+    seen = json.loads(out.read_text())
+    assert seen["CMI_TEST_VISIBLE"] == "yes" and seen["PATH"] == os.environ["PATH"]
+    for name in ("CMI_KEY_PASSPHRASE", "CMI_TEST_HOOK_SECRET", "CMI_TEST_HOOK_URL"):
+        assert name not in seen, name
+    assert os.environ["CMI_KEY_PASSPHRASE"] == "rita-types-this"  # ours is untouched
+
+
 def test_a_chatty_or_hanging_command_costs_no_memory_and_meets_its_timeout(
     hooked: Workspace, tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -116,7 +117,8 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
     with ctx.read() as conn:
         d = conn.execute(select(DELIVERIES).where(DELIVERIES.c.id == delivery_id)).one()
         e = conn.execute(select(ENTRIES).where(ENTRIES.c.seq == d.seq)).one()
-        hook = _policy_hooks(conn, d.model).get(d.hook)
+        siblings = _policy_hooks(conn, d.model)
+        hook = siblings.get(d.hook)
     if hook is None:
         _finish(ctx, d.id, "failed", 0, f"hook '{d.hook}' is no longer in the policy")
         return {"delivery": d.id, "status": "failed"}
@@ -125,6 +127,7 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
         return {**view, "status": "sending", "attempts": d.attempts}  # another process has it
     entry = {**orjson.loads(bytes(e.body)), "hash": e.hash}
     body = hooks.payload(d.event, entry, d.id)
+    env = _command_env(siblings.values()) if hook.command is not None else None
     made, error = 0, None
     wait = hook.backoff_seconds
     try:
@@ -133,7 +136,7 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
                 time.sleep(wait)
                 wait *= 2
             made += 1
-            error = _send(hook, d, body)
+            error = _send(hook, d, body, env)
             if error is None:
                 break
     except BaseException:  # ^C while sending: the claim is let go, not left to expire
@@ -174,10 +177,28 @@ def _claim(ctx: Context, delivery_id: int, lease: float) -> bool:
     return claimed.rowcount == 1
 
 
-def _send(hook: Hook, d: Any, body: bytes) -> str | None:
-    """One attempt; None on success, else what went wrong (no secret in it)."""
+# the acting principal's key passphrase: with it (and their key file, which
+# the command can read as them) a hook's program could sign as whoever
+# happens to trigger it. Whoever writes a policy is not its reviewers.
+PASSPHRASE_ENV = "CMI_KEY_PASSPHRASE"
+
+
+def _command_env(policy_hooks: Iterable[Hook]) -> dict[str, str]:
+    """The environment a command hook runs in: this process's, less its
+    secrets: the key passphrase and every variable the policy's webhooks
+    take a secret or a secret URL from (a command could forge their
+    signed deliveries with it)."""
+    hidden = {PASSPHRASE_ENV}
+    for h in policy_hooks:
+        hidden.update(n for n in (h.secret_env, h.url_env) if n is not None)
+    return {k: v for k, v in os.environ.items() if k not in hidden}
+
+
+def _send(hook: Hook, d: Any, body: bytes, env: dict[str, str] | None) -> str | None:
+    """One attempt; None on success, else what went wrong (no secret in it).
+    `env`: a command's environment (_command_env)."""
     if hook.command is not None:
-        return _run(hook.command, body, hook.timeout_seconds)
+        return _run(hook.command, body, hook.timeout_seconds, env)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "cmi-console",
@@ -220,7 +241,7 @@ def _send(hook: Hook, d: Any, body: bytes) -> str | None:
 STDERR_KEPT = 64 * 1024  # of a command's stderr only the end is kept: its last line is the error
 
 
-def _run(command: list[str], body: bytes, timeout: float) -> str | None:
+def _run(command: list[str], body: bytes, timeout: float, env: dict[str, str] | None) -> str | None:
     """Run a command hook with the event on stdin; None when it exits 0.
 
     Its stdout is discarded and only the end of its stderr kept, as it is
@@ -235,6 +256,7 @@ def _run(command: list[str], body: bytes, timeout: float) -> str | None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env=env,
         )
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"[:500]
