@@ -94,6 +94,30 @@ async def test_header_shows_who_and_whether_the_log_verifies(home: Path) -> None
         assert app.sub_title.startswith("bob (reviewer)")
         assert "log verifies" in app.sub_title
         assert "stamped out of order" not in app.sub_title
+        health = app.screen.query_one("#health", Static)
+        assert "· log verifies (" in str(health.render()) and not health.has_class("error")
+
+
+async def test_the_dashboard_shows_a_log_that_does_not_verify(home: Path) -> None:
+    """The log check ends after the dashboard's first load: its health line
+    said "log not verified yet" until something reloaded it, while a
+    tampered log was told only in the header."""
+    from sqlalchemy import text
+
+    from cmi_console.store.triggers import create_append_only, drop_append_only
+
+    ctx = Context.open(home, None, None)
+    with ctx.engine.begin() as conn:
+        drop_append_only(conn)
+        conn.execute(text("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 40"))
+        create_append_only(conn)
+    ctx.engine.dispose()
+    app = app_for(home, "audrey")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        health = app.screen.query_one("#health", Static)
+        assert "· LOG DOES NOT VERIFY: " in str(health.render())
+        assert health.has_class("error")
 
 
 async def test_header_counts_entries_stamped_out_of_order(

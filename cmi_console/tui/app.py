@@ -9,6 +9,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.notifications import SeverityLevel
+from textual.reactive import reactive
 
 from cmi_console.core.errors import CmiError, Denied
 from cmi_console.core.printable import printable
@@ -55,6 +56,10 @@ class Navigate(Provider):
 
 
 class CmiApp(App[None]):
+    # the outcome of the log check, run in the background at start: the
+    # header and the dashboard's health line watch it
+    verify_status: reactive[str] = reactive("log not verified yet")
+    verify_failed = False  # set with verify_status: the log does not verify, or the check failed
     CSS_PATH = "cmi.tcss"
     TITLE = "cmi-console"
     MODES = {mode: cls for mode, (_title, cls) in SECTIONS.items()}
@@ -99,7 +104,6 @@ class CmiApp(App[None]):
         self.initial_actor = ctx.actor
         self.initial_passphrase = passphrase
         self.run_verify = verify
-        self.verify_status = "log not verified yet"
         self.model_names: list[str] = []
 
     def on_mount(self) -> None:
@@ -207,12 +211,16 @@ class CmiApp(App[None]):
                 if report.ok
                 else f"LOG DOES NOT VERIFY: {report.findings[0]}"
             )
+            failed = not report.ok
         except CmiError as exc:
-            status = f"log check failed: {exc.message}"
-        self.call_from_thread(self._verified, status)
+            status, failed = f"log check failed: {exc.message}", True
+        self.call_from_thread(self._verified, status, failed)
 
-    def _verified(self, status: str) -> None:
+    def _verified(self, status: str, failed: bool) -> None:
+        self.verify_failed = failed
         self.verify_status = status
+
+    def watch_verify_status(self) -> None:
         self._update_title()
 
 

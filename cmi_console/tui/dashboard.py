@@ -54,6 +54,9 @@ class DashboardScreen(DataScreen):
         self.query_one("#recent", DataTable).add_columns("time", "who", "what", "subject")
         self.query_one("#alerts", DataTable).add_columns("kind", "subject", "detail")
         super().on_mount()
+        # the log check usually ends after the first load: its outcome (a
+        # tampered log above all) must not wait for the next reload to show
+        self.watch(self.app, "verify_status", self._show_health, init=False)
 
     def fetch(self) -> Any:
         from cmi_console.services import (
@@ -159,9 +162,18 @@ class DashboardScreen(DataScreen):
             ]
         )
         fill(self.query_one("#alerts", DataTable), alerts)
-        head = data["head"]
-        verify = getattr(self.app, "verify_status", "not verified yet")
-        self.query_one("#health", Static).update(
+        self._head = data["head"]
+        self._show_health()
+
+    _head: dict[str, Any] | None = None
+
+    def _show_health(self) -> None:
+        head = self._head
+        if head is None:  # not loaded yet: the load shows it
+            return
+        health = self.query_one("#health", Static)
+        health.update(
             f"Log: {head['size']} entries · last checkpoint at {head['checkpoint_size']} "
-            f"({shown(head['checkpoint_time'])}) · {verify}"
+            f"({shown(head['checkpoint_time'])}) · {self.app.verify_status}"  # type: ignore[attr-defined]
         )
+        health.set_class(self.app.verify_failed, "error")  # type: ignore[attr-defined]
