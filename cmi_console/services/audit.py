@@ -224,6 +224,10 @@ def checkpoint_now(ctx: Context, out: Path | None = None) -> str:
     if out is not None:
         require_writable(out, "--out")
     with write_transaction(ctx.engine) as conn:
+        # before the seal's commit: a witness this process cannot write (a
+        # read-only file system, another user's slots) refuses the command,
+        # where found after it, it was an internal error with the seal committed
+        ctx.workspace.witness.prepare()
         sealed = _ledger().seal(conn, ctx.note_signer(), ctx.clock())
         if sealed is None:
             row = _ledger().latest_checkpoint(conn)

@@ -29,7 +29,7 @@ from cmi_console.core.signature_checks import SignatureChecks
 from cmi_console.services.context import Context
 from cmi_console.store import verify_worker
 from cmi_console.store.driver import stream_rows
-from cmi_console.store.engine import is_sqlite
+from cmi_console.store.engine import is_sqlite, sqlite_file
 from cmi_console.store.triggers import missing_triggers
 
 MAX_FINDINGS = log_scan.MAX_FINDINGS
@@ -157,7 +157,8 @@ def _dense(conn: Any, total: int) -> bool:
 def _worker_db(conn: Any) -> dict[str, str]:
     url = conn.engine.url
     if is_sqlite(conn.engine):
-        return {"sqlite": str(url.database)}
+        path, how = sqlite_file(conn.engine)
+        return {"sqlite": path, "open": how}
     return {"postgresql": url.set(drivername="postgresql").render_as_string(hide_password=False)}
 
 

@@ -8,9 +8,11 @@ constraints on seq and prev stop a fork even if the lock is bypassed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
@@ -29,7 +31,7 @@ def is_sqlite(engine: Engine) -> bool:
 def make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": 60})
+            engine = create_engine(_readable_where_it_is(url), connect_args={"timeout": 60})
             _sqlite_discipline(engine)
         elif url.startswith("postgresql"):
             engine = create_engine(url, pool_pre_ping=True)
@@ -43,6 +45,61 @@ def make_engine(url: str) -> Engine:
             "(pip install 'cmi-console[postgres]')"
         ) from None
     return engine
+
+
+def _readable_where_it_is(url: str) -> str:
+    """`url`; for a database file on a read-only file system (an evidence
+    copy, read-only media), the URL that reads it there. SQLite opens a WAL
+    database only where it can make the -shm file beside it, unless told
+    the file cannot change (`immutable`); with changes still in the -wal
+    file it must also read those, which needs the -shm file (SQLite's
+    "read-only WAL databases"). Either is opened read-only: `write_transaction`
+    refuses to write to it."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    path = parsed.database
+    if not path or path == ":memory:" or path.startswith("file:") or parsed.query:
+        return url  # an in-memory database, or a URI the caller composed
+    path = os.path.abspath(path)
+    try:
+        if not os.statvfs(os.path.dirname(path)).f_flag & os.ST_RDONLY:
+            return url
+    except OSError:  # no such directory: the open says so
+        return url
+    wal, shm = f"{path}-wal", f"{path}-shm"
+    pending = os.path.exists(wal) and os.path.getsize(wal) > 0
+    if pending and not os.path.exists(shm):
+        raise BadInput(
+            f"{path}: on a read-only file system, with changes in {wal} that SQLite "
+            f"reads only with {shm} beside it; copy the workspace to writable storage"
+        )
+    return f"sqlite:///file:{quote(path)}?{SQLITE_READ_ONLY[pending]}&uri=true"
+
+
+# how a database on a read-only file system is opened: with changes in its
+# -wal file (True), or without (False)
+SQLITE_READ_ONLY = {True: "mode=ro", False: "mode=ro&immutable=1"}
+
+
+def sqlite_file(engine: Engine) -> tuple[str, str]:
+    """A SQLite engine's database file and how a reader opens it ("mode=ro",
+    or with `immutable` on a read-only file system)."""
+    database = str(engine.url.database)
+    if not database.startswith("file:"):
+        return os.path.abspath(database), "mode=ro"
+    query = "&".join(f"{k}={v}" for k, v in engine.url.query.items() if k != "uri")
+    return unquote(database.removeprefix("file:")), query or "mode=ro"
+
+
+def require_writable(engine: Engine) -> None:
+    """BadInput for a database opened read-only, before anything is tried."""
+    if is_sqlite(engine) and engine.url.query.get("mode") == "ro":
+        raise BadInput(
+            f"database {sqlite_file(engine)[0]}: opened read-only (a read-only file "
+            "system, or a URI that asks for it): it can be read, not written; nothing "
+            "was written"
+        )
 
 
 def has_password(url: str) -> bool:
@@ -94,6 +151,7 @@ SERVER_TIME = "cmi_server_time"  # where the connection keeps it: conn.info
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One serialized write transaction: commit on success, roll back on error."""
+    require_writable(engine)
     with engine.connect() as conn:
         conn = conn.execution_options(cmi_write=True)
         with conn.begin():

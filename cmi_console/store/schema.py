@@ -55,6 +55,9 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
+    from cmi_console.store.engine import refresh_statistics, require_writable
+
+    require_writable(engine)
     before = current_revision(engine)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -71,8 +74,6 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)
-    from cmi_console.store.engine import refresh_statistics
-
     refresh_statistics(engine)
     return before, current_revision(engine)
 

@@ -164,7 +164,7 @@ def _connect(db: dict[str, str]) -> tuple[Any, str]:
         import sqlite3
         from urllib.parse import quote
 
-        uri = f"file:{quote(os.path.abspath(db['sqlite']))}?mode=ro"
+        uri = f"file:{quote(os.path.abspath(db['sqlite']))}?{db.get('open', 'mode=ro')}"
         return sqlite3.connect(uri, uri=True, timeout=60), "?"
     import psycopg
 
