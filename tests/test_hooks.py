@@ -134,6 +134,45 @@ def test_a_webhook_gets_each_event_signed_after_commit(hooked: Workspace, tmp_pa
     }
 
 
+def test_a_redirect_is_a_failed_delivery_never_followed(hooked: Workspace, tmp_path: Path) -> None:
+    """urllib answered a 302 to the POST with a GET elsewhere, without the
+    event: the landing page's 200 recorded the delivery delivered, and the
+    event's signed headers went to the other host."""
+    ws = hooked
+    landing: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(302)
+            self.send_header("Location", "/landing")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802
+            landing.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        activate(ws, tmp_path, webhook(server.server_address[1], '["validation.*"]'))
+        ok(ws.cli("validate", "cancer:1", "--suite", "staging", as_="alice"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    (failed,) = hooks.list_deliveries(ws.ctx())
+    assert failed["status"] == "failed" and failed["attempts"] == 2
+    assert failed["last_error"].startswith("HTTP 302: a redirect, not followed")
+    assert landing == []
+
+
 def test_a_receiver_that_is_down_loses_nothing(hooked: Workspace, tmp_path: Path) -> None:
     ws = hooked
     port = free_port()  # nothing listens here yet

@@ -221,10 +221,12 @@ def _send(hook: Hook, d: Any, body: bytes, env: dict[str, str] | None) -> str | 
     assert url is not None
     try:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=hook.timeout_seconds) as response:
+        with _OPENER.open(request, timeout=hook.timeout_seconds) as response:
             if not 200 <= response.status < 300:
                 return f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            return f"HTTP {exc.code}: a redirect, not followed; give the hook the final URL"
         return f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -237,6 +239,18 @@ def _send(hook: Hook, d: Any, body: bytes, env: dict[str, str] | None) -> str | 
         return f"{type(exc).__name__} from the receiver"
     return None
 
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib follows a 301, 302 or 303 answer to a POST with a GET, without
+    the body and to wherever it points: the event never arrived, yet the
+    final answer (a landing page's 200) recorded it delivered, and the
+    event's headers went to another host. A redirect is a failed delivery."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 STDERR_KEPT = 64 * 1024  # of a command's stderr only the end is kept: its last line is the error
 
