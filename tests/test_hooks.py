@@ -4,6 +4,7 @@ is down. A real HTTP server on 127.0.0.1 and a real command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -171,6 +172,53 @@ def test_a_redirect_is_a_failed_delivery_never_followed(hooked: Workspace, tmp_p
     assert failed["status"] == "failed" and failed["attempts"] == 2
     assert failed["last_error"].startswith("HTTP 302: a redirect, not followed")
     assert landing == []
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_meets_the_timeout(
+    hooked: Workspace, tmp_path: Path
+) -> None:
+    """A socket's timeout bounds each read, not the attempt: a receiver that
+    sent its answer's header a byte every 0.2 s held the approving command
+    until it gave up (here 40 s; a slower one, for hours), past the lease
+    after which another sender sends the event again."""
+    ws = hooked
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(200):  # 40 s, then it gives up
+                    if stop.is_set():
+                        break
+                    conn.sendall(b"a")
+                    time.sleep(0.2)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    try:
+        hook = webhook(port, '["validation.*"]').replace("seconds = 2", "seconds = 1")
+        activate(ws, tmp_path, hook)
+        started = time.monotonic()
+        ok(ws.cli("validate", "cancer:1", "--suite", "staging", as_="alice"))
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+    (failed,) = hooks.list_deliveries(ws.ctx())
+    assert failed["status"] == "failed" and failed["attempts"] == 2
+    assert failed["last_error"] == "timed out after 1 s"
+    # two attempts of at most 1 s and the validation: not the receiver's 2 x 40 s
+    assert took < 20, took
 
 
 def test_a_receiver_that_is_down_loses_nothing(hooked: Workspace, tmp_path: Path) -> None:

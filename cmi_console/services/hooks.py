@@ -23,6 +23,7 @@ import contextlib
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -219,9 +220,24 @@ def _send(hook: Hook, d: Any, body: bytes, env: dict[str, str] | None) -> str | 
         if problem:
             return f"the URL in {hook.url_env} {problem}"
     assert url is not None
+    with _Deadline(hook.timeout_seconds) as deadline:
+        error = _post(url, body, headers, hook, deadline)
+        # cut off, the answer may have ended early (headers end at EOF), so
+        # whatever it said, success or error, is not the receiver's
+        if not deadline.in_time():
+            return f"timed out after {hook.timeout_seconds:g} s"
+    return error
+
+
+def _post(
+    url: str, body: bytes, headers: dict[str, str], hook: Hook, deadline: _Deadline
+) -> str | None:
+    opener = urllib.request.build_opener(
+        _NoRedirect, _WatchedHTTP(deadline), _WatchedHTTPS(deadline)
+    )
     try:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        with _OPENER.open(request, timeout=hook.timeout_seconds) as response:
+        with opener.open(request, timeout=hook.timeout_seconds) as response:
             if not 200 <= response.status < 300:
                 return f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
@@ -250,7 +266,94 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises the 3xx as an HTTPError
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _Deadline:
+    """Ends an attempt when its time is up. A socket's timeout bounds each
+    read, not the attempt: a receiver that sent its answer a byte at a time,
+    each within the timeout, held the command that committed the event for
+    hours (and outlived the lease another sender waits out, so the event
+    could be sent twice). Each socket of the attempt is watched through a
+    duplicate of its descriptor (TLS takes the original over), and at the
+    deadline shut down, which ends whatever read or handshake waits on it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._done = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock.dup())
+            if self.expired:
+                _shut(self._sockets[-1])
+
+    def in_time(self) -> bool:
+        """Whether the attempt ended before the deadline; after this, it never expires."""
+        with self._lock:
+            self._done = True
+            return not self.expired
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(base: type[http.client.HTTPConnection], deadline: _Deadline) -> Any:
+    """`base` with every socket it opens watched by `deadline`."""
+
+    class Watched(base):  # type: ignore[valid-type, misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+
+            def connect(*a: Any, **k: Any) -> socket.socket:
+                sock = socket.create_connection(*a, **k)
+                deadline.watch(sock)
+                return sock
+
+            self._create_connection = connect
+
+    return Watched
+
+
+class _WatchedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
+
+
+class _WatchedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
+
 
 STDERR_KEPT = 64 * 1024  # of a command's stderr only the end is kept: its last line is the error
 
