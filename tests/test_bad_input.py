@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -390,6 +391,47 @@ def test_database_password_is_never_printed(
     r = w.cli("audit", "log")
     assert r.code == 75 and "hunter2" not in r.err + r.out  # nobody answers there: try again
     assert r.err.startswith("cmi: database: cannot reach it (") and len(r.err.splitlines()) == 1
+
+
+def test_a_server_that_accepts_and_never_answers_is_exit_75(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libpq waits for ever by default: a PostgreSQL host that took the
+    connection and then said nothing (hung, or behind a firewall that drops
+    its packets) held every command, and a CI job, until it was killed."""
+    import socket
+    import threading
+
+    from cmi_console.services.setup import init_workspace
+    from cmi_console.store import engine
+
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver is the postgres extra")
+    url = "postgresql+psycopg://u@127.0.0.1:1/x"
+    assert engine.with_connect_timeout(url).query["connect_timeout"] == "10"
+    assert engine.with_connect_timeout(url + "?connect_timeout=3").query["connect_timeout"] == "3"
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(silent.accept()[0])  # and never a word
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT", 2)  # the default (10 s), shorter
+    init_workspace(tmp_path / "w", admin="root").engine.dispose()
+    port = silent.getsockname()[1]
+    w = Workspace(tmp_path / "w", f"postgresql+psycopg://u@127.0.0.1:{port}/x", capsys)
+    try:
+        r = w.cli("audit", "log")
+    finally:
+        silent.close()
+        for conn in held:
+            conn.close()
+    assert r.code == 75 and len(r.err.splitlines()) == 1, r.err
+    assert r.err == "cmi: database: cannot reach it (connection timeout expired)\n"
 
 
 def test_a_file_that_is_no_database_is_one_line(ws: Workspace, tmp_path: Path) -> None:

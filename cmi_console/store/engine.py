@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from cmi_console.core.errors import BadInput
@@ -34,7 +34,7 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(_readable_where_it_is(url), connect_args={"timeout": 60})
             _sqlite_discipline(engine)
         elif url.startswith("postgresql"):
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(with_connect_timeout(url), pool_pre_ping=True)
         else:
             raise BadInput(f"database url: unsupported scheme in '{redacted(url)}'")
     except (ArgumentError, NoSuchModuleError) as exc:
@@ -45,6 +45,24 @@ def make_engine(url: str) -> Engine:
             "(pip install 'cmi-console[postgres]')"
         ) from None
     return engine
+
+
+# seconds to wait for a PostgreSQL server to accept and answer a connection:
+# libpq waits for ever by default, so a server that accepted the connection
+# and then said nothing (hung, or behind a firewall that swallows its
+# packets) held every command, and every CI job, until someone killed it
+CONNECT_TIMEOUT = 10
+
+
+def with_connect_timeout(url: str) -> URL:
+    """`url` with libpq's connect_timeout, unless it names one: carried in the
+    URL, so every connection made from it (verify's workers too) has it."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if "connect_timeout" in parsed.query:
+        return parsed
+    return parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)})
 
 
 def _readable_where_it_is(url: str) -> str:
