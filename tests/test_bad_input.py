@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 from conftest import Workspace
+from silent_server import silent_server
 
 BIG = "9" * 23  # beyond 2**63 - 1
 DEEP_JSON = "[" * 5000 + "]" * 5000
@@ -399,9 +399,6 @@ def test_a_server_that_accepts_and_never_answers_is_exit_75(
     """libpq waits for ever by default: a PostgreSQL host that took the
     connection and then said nothing (hung, or behind a firewall that drops
     its packets) held every command, and a CI job, until it was killed."""
-    import socket
-    import threading
-
     from cmi_console.services.setup import init_workspace
     from cmi_console.store import engine
 
@@ -409,27 +406,11 @@ def test_a_server_that_accepts_and_never_answers_is_exit_75(
     url = "postgresql+psycopg://u@127.0.0.1:1/x"
     assert engine.with_connect_timeout(url).query["connect_timeout"] == "10"
     assert engine.with_connect_timeout(url + "?connect_timeout=3").query["connect_timeout"] == "3"
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen()
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                held.append(silent.accept()[0])  # and never a word
-
-    threading.Thread(target=accept, daemon=True).start()
     monkeypatch.setattr(engine, "CONNECT_TIMEOUT", 2)  # the default (10 s), shorter
     init_workspace(tmp_path / "w", admin="root").engine.dispose()
-    port = silent.getsockname()[1]
-    w = Workspace(tmp_path / "w", f"postgresql+psycopg://u@127.0.0.1:{port}/x", capsys)
-    try:
+    with silent_server() as port:
+        w = Workspace(tmp_path / "w", f"postgresql+psycopg://u@127.0.0.1:{port}/x", capsys)
         r = w.cli("audit", "log")
-    finally:
-        silent.close()
-        for conn in held:
-            conn.close()
     assert r.code == 75 and len(r.err.splitlines()) == 1, r.err
     assert r.err == "cmi: database: cannot reach it (connection timeout expired)\n"
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import REPO, Workspace
 from gate_helpers import ok
+from silent_server import silent_server
 
 from cmi_console.services import audit, registry
 from cmi_console.services.verify import verify
@@ -323,6 +324,22 @@ def test_a_store_this_mlflow_would_change_is_refused_and_left_as_it_was(
     conn.close()
     assert victim not in names
     assert audit.count(ws.ctx()) == size
+
+
+def test_a_tracking_server_that_never_answers_is_exit_75(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL tracking store that took the connection and said nothing
+    held the import for ever (libpq waits for ever by default)."""
+    from cmi_console.store import engine
+
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT", 2)  # the default (10 s), shorter
+    with silent_server() as port:
+        uri = f"postgresql://u:hunter2@127.0.0.1:{port}/mlflow"
+        r = ws.cli("import", "mlflow", "--tracking-uri", uri, as_="alice")
+    assert r.code == 75 and "cannot reach it (connection timeout expired)" in r.err, r.err
+    assert "hunter2" not in r.err and len(r.err.strip().splitlines()) == 1
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:

@@ -36,7 +36,7 @@ from cmi_console.core.errors import BadInput, NotFound, Unavailable, first_line
 from cmi_console.core.small_files import kind_of
 from cmi_console.services import registry
 from cmi_console.services.context import Context
-from cmi_console.store.engine import redacted
+from cmi_console.store.engine import redacted, with_connect_timeout
 
 # the model file inside an MLflow model directory, in order of preference
 MODEL_FILES = ("*.skops", "model.pkl", "*.pkl", "*.joblib", "*.onnx")
@@ -101,6 +101,8 @@ def _require_registry(tracking_uri: str) -> None:
             url.database and kind_of(Path(url.database), "--tracking-uri") == "file"
         ):
             raise BadInput(f"--tracking-uri: {url.database or shown}: no such MLflow database")
+        if url.get_backend_name() == "postgresql":  # a silent server: no waiting for ever
+            url = with_connect_timeout(url.render_as_string(hide_password=False))
         engine = create_engine(url)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise BadInput(f"--tracking-uri {shown}: {first_line(exc)}") from None
