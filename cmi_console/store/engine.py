@@ -18,10 +18,13 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from cmi_console.core.errors import BadInput
+from cmi_console.core.errors import BadInput, Unavailable
 
 # Fixed key for pg_advisory_xact_lock: "cmi-log" as an integer.
 LOG_LOCK_KEY = 0x636D692D6C6F67
+# how long a writer waits for another to let go of the log, on either backend
+# (SQLite's busy timeout, PostgreSQL's lock_timeout for the log's lock)
+LOCK_WAIT_SECONDS = 60
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -31,7 +34,9 @@ def is_sqlite(engine: Engine) -> bool:
 def make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(_readable_where_it_is(url), connect_args={"timeout": 60})
+            engine = create_engine(
+                _readable_where_it_is(url), connect_args={"timeout": LOCK_WAIT_SECONDS}
+            )
             _sqlite_discipline(engine)
         elif url.startswith("postgresql"):
             engine = create_engine(with_connect_timeout(url), pool_pre_ping=True)
@@ -142,7 +147,7 @@ def _sqlite_discipline(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -159,8 +164,13 @@ def _sqlite_discipline(engine: Engine) -> None:
 # that order: the CTE's row exists only once the lock is taken), in one round
 # trip: a team's hosts stamp the log, and the server's clock is the one they
 # share (see `server_time`).
+# The wait is bounded as SQLite's is: PostgreSQL waits for a lock for ever by
+# default, so one writer stopped inside its transaction (a ^Z, a hung host)
+# held every other, and every CI job, for good. set_config(..., true) lasts
+# to the transaction's end and comes first, in the same round trip.
 _LOCK = text(
-    "WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(:key)) "
+    "WITH waiting AS MATERIALIZED (SELECT set_config('lock_timeout', :wait, true)), "
+    "locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(:key) FROM waiting) "
     "SELECT clock_timestamp() FROM locked"
 )
 SERVER_TIME = "cmi_server_time"  # where the connection keeps it: conn.info
@@ -174,8 +184,24 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         conn = conn.execution_options(cmi_write=True)
         with conn.begin():
             if not is_sqlite(engine):
-                conn.info[SERVER_TIME] = conn.execute(_LOCK, {"key": LOG_LOCK_KEY}).scalar_one()
+                conn.info[SERVER_TIME] = _take_log_lock(conn)
             yield conn
+
+
+def _take_log_lock(conn: Connection) -> Any:
+    """PostgreSQL: the log's lock, then the server's clock."""
+    from sqlalchemy.exc import OperationalError
+
+    wait = {"key": LOG_LOCK_KEY, "wait": f"{LOCK_WAIT_SECONDS}s"}
+    try:
+        return conn.execute(_LOCK, wait).scalar_one()
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        raise Unavailable(
+            f"database: another writer has held the log for {LOCK_WAIT_SECONDS} s; "
+            "nothing was written, try again"
+        ) from None
 
 
 def server_time(conn: Connection) -> Any:
