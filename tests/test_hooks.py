@@ -349,6 +349,13 @@ def test_a_dead_senders_claim_is_taken_over_once_it_expires(
     assert len(receiver.calls) == 1
 
 
+def retire_cancer_2(ws: Workspace) -> None:
+    """cancer:2 requested for retirement, approved and retired: a model.retired event."""
+    gates.request(ws.ctx("alice"), "cancer:2", "retired")
+    gates.decide(ws.ctx("rita"), "cancer:2", "retired", "approve")
+    gates.retire(ws.ctx("dora"), "cancer:2", "superseded")
+
+
 def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Path) -> None:
     ws = hooked
     out = tmp_path / "event.json"
@@ -363,9 +370,7 @@ def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Pat
         "command = ['sh', '-c', 'echo curl: cannot reach https://bot:S3CRET@h.example/x >&2; "
         "exit 1']\n",
     )
-    gates.request(ws.ctx("alice"), "cancer:2", "retired")
-    gates.decide(ws.ctx("rita"), "cancer:2", "retired", "approve")
-    gates.retire(ws.ctx("dora"), "cancer:2", "superseded")
+    retire_cancer_2(ws)
     event = json.loads(out.read_text())
     assert event["event"] == "model.retired" and event["entry"]["action"] == "version.retire"
     status = {d["hook"]: d for d in hooks.list_deliveries(ws.ctx())}
@@ -398,9 +403,7 @@ def test_a_command_hook_never_gets_the_consoles_secrets(
         "secret_env = 'CMI_TEST_HOOK_SECRET'\n"
         "[hooks.slack]\nevents = ['gate.*']\nurl_env = 'CMI_TEST_HOOK_URL'\n",
     )
-    gates.request(ws.ctx("alice"), "cancer:2", "retired")
-    gates.decide(ws.ctx("rita"), "cancer:2", "retired", "approve")
-    gates.retire(ws.ctx("dora"), "cancer:2", "superseded")
+    retire_cancer_2(ws)
     seen = json.loads(out.read_text())
     assert seen["CMI_TEST_VISIBLE"] == "yes" and seen["PATH"] == os.environ["PATH"]
     for name in ("CMI_KEY_PASSPHRASE", "CMI_TEST_HOOK_SECRET", "CMI_TEST_HOOK_URL"):

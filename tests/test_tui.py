@@ -86,6 +86,20 @@ async def open_request(pilot, app: CmiApp, version: str) -> ReviewQueueScreen:  
     return screen
 
 
+def tamper_with_entry_40(home: Path) -> None:
+    """Entry 40's actor rewritten behind the log's back (the triggers lifted)."""
+    from sqlalchemy import text
+
+    from cmi_console.store.triggers import create_append_only, drop_append_only
+
+    ctx = Context.open(home, None, None)
+    with ctx.engine.begin() as conn:
+        drop_append_only(conn)
+        conn.execute(text("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 40"))
+        create_append_only(conn)
+    ctx.engine.dispose()
+
+
 async def test_header_shows_who_and_whether_the_log_verifies(home: Path) -> None:
     app = app_for(home, "bob")
     async with app.run_test(size=SIZE) as pilot:
@@ -102,16 +116,7 @@ async def test_the_dashboard_shows_a_log_that_does_not_verify(home: Path) -> Non
     """The log check ends after the dashboard's first load: its health line
     said "log not verified yet" until something reloaded it, while a
     tampered log was told only in the header."""
-    from sqlalchemy import text
-
-    from cmi_console.store.triggers import create_append_only, drop_append_only
-
-    ctx = Context.open(home, None, None)
-    with ctx.engine.begin() as conn:
-        drop_append_only(conn)
-        conn.execute(text("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 40"))
-        create_append_only(conn)
-    ctx.engine.dispose()
+    tamper_with_entry_40(home)
     app = app_for(home, "audrey")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -496,16 +501,7 @@ async def test_read_only_offers_no_decision(home: Path) -> None:
 
 
 async def test_verify_finds_a_tampered_entry_and_jumps_to_it(home: Path) -> None:
-    from sqlalchemy import text
-
-    from cmi_console.store.triggers import create_append_only, drop_append_only
-
-    ctx = Context.open(home, None, None)
-    with ctx.engine.begin() as conn:
-        drop_append_only(conn)
-        conn.execute(text("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 40"))
-        create_append_only(conn)
-    ctx.engine.dispose()
+    tamper_with_entry_40(home)
     app = CmiApp(Context.open(home, None, "audrey"), passphrase=b"demo", verify=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

@@ -337,22 +337,24 @@ def _watched(base: type[http.client.HTTPConnection], deadline: _Deadline) -> Any
     return Watched
 
 
-class _WatchedHTTP(urllib.request.HTTPHandler):
+class _Watching:
+    """A urllib handler whose connections' sockets `deadline` watches."""
+
     def __init__(self, deadline: _Deadline) -> None:
         super().__init__()
         self._deadline = deadline
 
     def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
+        opened = super().do_open  # type: ignore[misc]
+        return opened(_watched(http_class, self._deadline), req, **kwargs)
 
 
-class _WatchedHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline) -> None:
-        super().__init__()
-        self._deadline = deadline
+class _WatchedHTTP(_Watching, urllib.request.HTTPHandler):
+    pass
 
-    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
-        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
+
+class _WatchedHTTPS(_Watching, urllib.request.HTTPSHandler):
+    pass
 
 
 STDERR_KEPT = 64 * 1024  # of a command's stderr only the end is kept: its last line is the error
