@@ -115,7 +115,7 @@ def sqlite_file(engine: Engine) -> tuple[str, str]:
     return unquote(database.removeprefix("file:")), query or "mode=ro"
 
 
-def require_writable(engine: Engine) -> None:
+def refuse_read_only(engine: Engine) -> None:
     """BadInput for a database opened read-only, before anything is tried."""
     if is_sqlite(engine) and engine.url.query.get("mode") == "ro":
         raise BadInput(
@@ -179,7 +179,7 @@ SERVER_TIME = "cmi_server_time"  # where the connection keeps it: conn.info
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One serialized write transaction: commit on success, roll back on error."""
-    require_writable(engine)
+    refuse_read_only(engine)
     with engine.connect() as conn:
         conn = conn.execution_options(cmi_write=True)
         with conn.begin():

@@ -55,9 +55,9 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    from cmi_console.store.engine import refresh_statistics, require_writable
+    from cmi_console.store.engine import refresh_statistics, refuse_read_only
 
-    require_writable(engine)
+    refuse_read_only(engine)
     before = current_revision(engine)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
