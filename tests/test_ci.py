@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -235,3 +236,58 @@ def test_a_change_author_who_is_no_principal_is_refused_before_training(
     assert r.code == 2 and "--code: change_author: must be a principal's name" in r.err, r.err
     assert log_head(ws) == before
     assert ok(ws.cli("version", "list", "cancer", "--json")).json() == []
+
+
+def _documented_gitlab_script() -> list[str]:
+    doc = (REPO / "docs" / "ci.md").read_text()
+    found = re.search(r"## GitLab CI\n\n```yaml\n(.*?)```", doc, re.S)
+    assert found, "docs/ci.md lost its GitLab job"
+    script = found.group(1).split("  script:\n", 1)[1].split("\n  artifacts:", 1)[0]
+    return [ln.strip()[2:] for ln in script.splitlines() if ln.strip().startswith("- ")]
+
+
+def test_the_documented_ci_job_runs_on_a_fresh_runner(ws: Workspace, tmp_path: Path) -> None:
+    """docs/ci.md's GitLab job, its script run line by line as a runner runs
+    it, with its CI/CD variables pointing at the team's files. The job it
+    documented left out the log key: its first write failed ("the workspace
+    log key is missing")."""
+    import os
+    import sys
+
+    repo = setup(ws, tmp_path, 0.5)
+    variables = tmp_path / "variables"  # GitLab's file variables
+    variables.mkdir()
+    for name, source in (
+        ("CMI_WORKSPACE_JSON", ws.home / "workspace.json"),
+        ("CMI_LOG_VKEY", ws.home / "keys" / "log.vkey"),
+        ("CMI_CI_KEY", ws.home / "keys" / "ci-bot.key"),
+        ("CMI_LOG_KEY", ws.home / "keys" / "log.key"),
+    ):
+        (variables / name).write_bytes(source.read_bytes())
+    runner = tmp_path / "runner"
+    env = {
+        **os.environ,
+        **{name: str(variables / name) for name in os.listdir(variables)},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "CI_PROJECT_DIR": str(runner),
+        "CMI_HOME": str(runner / ".cmi"),
+        "CMI_USER": "ci-bot",
+        "CMI_DATABASE_URL": ws.db or f"sqlite:///{ws.sqlite_path}",
+    }
+    env.pop("CMI_KEY_PASSPHRASE", None)  # the test workspace's keys are not encrypted
+    script = _documented_gitlab_script()
+    assert script[0].startswith("pip install ") and script[-1].startswith("cmi ci ")
+    for line in script[1:]:  # the project is installed already
+        done = subprocess.run(
+            ["bash", "-ec", line.replace("recipes/credit.toml", "cancer.toml")],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, (line, done.stderr)
+    ET.parse(repo / "cmi-junit.xml")
+    assert "cancer:1" in (repo / "cmi-summary.md").read_text()
+    assert [q["version"] for q in ok(ws.cli("queue", "--json")).json()] == ["cancer:1"]
+    assert ok(ws.cli("audit", "verify")).code == 0
