@@ -110,6 +110,23 @@ def test_train_records_full_lineage_and_sklearn_metrics(trained: Workspace, tmp_
     )
 
 
+@pytest.mark.parametrize("tree", ["changed", "unreadable"])
+def test_the_working_tree_state_is_recorded_as_git_gives_it(
+    trained: Workspace, tmp_path: Path, tree: str
+) -> None:
+    """A change not committed is recorded dirty. A status git cannot give (a
+    corrupt index; a status slower than its timeout on a huge tree) was
+    recorded as a clean tree: it is unknown (null)."""
+    repo = tmp_path / "repo"
+    recipe = repo / "cancer.toml"
+    recipe.write_text(recipe.read_text().replace("seed = 7", "seed = 8"))
+    if tree == "unreadable":
+        (repo / ".git" / "index").write_bytes(b"not an index" * 10)
+    v = ok(trained.cli("train", str(recipe), "--json")).json()
+    code = ok(trained.cli("run", "show", v["run"], "--json")).json()["code_ref"]
+    assert code["commit"] and code["dirty"] is {"changed": True, "unreadable": None}[tree]
+
+
 def test_reproduce_matches_bytes_and_metrics(trained: Workspace) -> None:
     out = ok(trained.cli("reproduce", "cancer:1", "--json")).json()
     assert out["artifact_match"] and out["metrics_match"]

@@ -39,7 +39,9 @@ def git_info(where: Path) -> dict[str, Any]:
         return {}
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain")
-    return {"repo_root": root, "commit": commit, "dirty": bool(status)}
+    # a status git could not give (a corrupt index, a status slower than the
+    # timeout on a huge tree) is unknown, not clean: it was recorded as clean
+    return {"repo_root": root, "commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def train(

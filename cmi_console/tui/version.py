@@ -51,7 +51,9 @@ def _code_facts(code: Any) -> str:
     parts = []
     commit = code.get("commit")
     if isinstance(commit, str) and commit:
-        parts.append(f"commit {commit[:12]}" + (" (dirty)" if code.get("dirty") else ""))
+        dirty = code.get("dirty")
+        state = " (dirty)" if dirty else " (uncommitted changes unknown)" if dirty is None else ""
+        parts.append(f"commit {commit[:12]}{state}")
     if author := change_author_of(code):
         parts.append(f"change by {author}")
     return ", ".join(parts) or "-"
