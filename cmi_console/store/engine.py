@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from cmi_console.core.errors import BadInput, Unavailable
@@ -62,8 +62,6 @@ CONNECT_TIMEOUT = 10
 def with_connect_timeout(url: str) -> URL:
     """`url` with libpq's connect_timeout, unless it names one: carried in the
     URL, so every connection made from it (verify's workers too) has it."""
-    from sqlalchemy.engine import make_url
-
     parsed = make_url(url)
     if "connect_timeout" in parsed.query:
         return parsed
@@ -78,8 +76,6 @@ def _readable_where_it_is(url: str) -> str:
     file it must also read those, which needs the -shm file (SQLite's
     "read-only WAL databases"). Either is opened read-only: `write_transaction`
     refuses to write to it."""
-    from sqlalchemy.engine import make_url
-
     parsed = make_url(url)
     path = parsed.database
     if not path or path == ":memory:" or path.startswith("file:") or parsed.query:
@@ -97,12 +93,8 @@ def _readable_where_it_is(url: str) -> str:
             f"{path}: on a read-only file system, with changes in {wal} that SQLite "
             f"reads only with {shm} beside it; copy the workspace to writable storage"
         )
-    return f"sqlite:///file:{quote(path)}?{SQLITE_READ_ONLY[pending]}&uri=true"
-
-
-# how a database on a read-only file system is opened: with changes in its
-# -wal file (True), or without (False)
-SQLITE_READ_ONLY = {True: "mode=ro", False: "mode=ro&immutable=1"}
+    how = "mode=ro" if pending else "mode=ro&immutable=1"
+    return f"sqlite:///file:{quote(path)}?{how}&uri=true"
 
 
 def sqlite_file(engine: Engine) -> tuple[str, str]:
