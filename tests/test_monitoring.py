@@ -826,3 +826,41 @@ def test_a_windows_period_is_its_first_and_last_instant_in_utc(
     ).to_parquet(columnar)
     w = ingest(watched, columnar)
     assert w["period"] == ["2026-11-01T07:15:00.000000Z", "2026-11-02T08:00:00.000000Z"]
+
+
+def test_a_comparison_with_a_missing_label_compares_the_labelled_rows(
+    watched: Workspace, tmp_path: Path
+) -> None:
+    """One empty label cell makes pandas read the labels as floats (1.0): the
+    comparison had matched predictions and labels as text, "1" against
+    "1.0", so every row was an error for both versions (difference 0, p 1)."""
+    from scipy import stats
+
+    ok(watched.cli("deploy", "credit:2", "--env", "production", "--strategy", "shadow", as_="dora"))
+    frame = pd.read_csv(week(3))
+    frame["default"] = frame["default"].astype(float)
+    frame.loc[7, "default"] = np.nan
+    path = tmp_path / "one-missing.csv"
+    frame.to_csv(path, index=False)
+    w = ingest(watched, path)
+    shown = monitoring.show_window(watched.ctx(), "credit", w["window"])
+    metrics = shown["metrics"]
+    comp, versions = metrics["comparison"], metrics["versions"]
+    assert versions["1"]["performance"]["labelled"] == 999
+    assert comp["difference"] == pytest.approx(
+        versions["2"]["performance"]["accuracy"] - versions["1"]["performance"]["accuracy"],
+        abs=1e-9,
+    )
+    stored = monitoring._load_frame(watched.ctx(), shown["data_sha256"], "parquet")
+    pairs = pd.DataFrame(
+        {
+            "c": stored[stored["version"] == 1]["prediction"].to_numpy(),
+            "h": stored[stored["version"] == 2]["prediction"].to_numpy(),
+            "y": frame["default"].to_numpy(),
+        }
+    ).dropna()
+    right_c, right_h = pairs["c"] == pairs["y"], pairs["h"] == pairs["y"]
+    b, c = int((right_h & ~right_c).sum()), int((right_c & ~right_h).sum())
+    assert b + c > 0  # the versions disagree on some labelled rows
+    p = stats.binomtest(min(b, c), b + c, 0.5).pvalue
+    assert comp["p_value"] == pytest.approx(p, abs=1e-9)

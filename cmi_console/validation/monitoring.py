@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmi_console.validation.conformance import as_classes
 from cmi_console.validation.drift import column_drift, dataset_drift
 from cmi_console.validation.fairness_check import group_rates, parity
 from cmi_console.validation.training import all_metrics
@@ -208,7 +209,9 @@ def _loss(sub: Any, spec: WindowSpec) -> Any:
 
     y = sub[spec.target]
     if spec.task == "classification":
-        return (sub["prediction"].astype(str) != y.astype(str)).to_numpy(dtype=float)
+        # as classes, not as text: labels with an empty cell are read as
+        # floats, and "1.0" against a prediction of "1" was an error on every row
+        return (as_classes(sub["prediction"]) != as_classes(y)).to_numpy(dtype=float)
     err = sub["prediction"].to_numpy(dtype=float) - y.to_numpy(dtype=float)
     return np.abs(err) if spec.comparison_metric == "mae" else err**2
 
