@@ -714,3 +714,41 @@ def test_library_warnings_are_kept_with_the_result_not_printed(
     document = {k: out[k] for k in ("model", "version", "artifact_sha256", "suite")}
     document |= {k: out[k] for k in ("policy_sha256", "seed", "inputs")}
     assert digest({**document, "results": bare}) == out["result_sha256"]
+
+
+def test_leakage_counts_training_rows_in_a_file_with_an_empty_cell(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """One empty cell in a column of integers makes pandas read the column as
+    floats: the leakage check had compared rows as text, 50 against 50.0,
+    and counted no row of the file as a training row."""
+    ok(ws.cli("model", "create", "credit"))
+    policy = tmp_path / "default.toml"
+    policy.write_text(
+        POLICY + '[[suites.data.checks]]\nkind = "quality"\nmax_missing_share = 0.5\n'
+    )
+    ok(ws.cli("policy", "activate", str(policy)))
+    (tmp_path / "data").mkdir()
+    credit = pd.read_csv(REPO / "data" / "credit.csv")
+    credit.to_csv(tmp_path / "data" / "credit.csv", index=False)
+    recipe = tmp_path / "credit.toml"
+    recipe.write_text(
+        'model = "credit"\n[data]\nfile = "data/credit.csv"\ntarget = "default"\n'
+        '[estimator]\nclass = "sklearn.linear_model.LogisticRegression"\n'
+        "params = { max_iter = 2000 }\n"
+    )
+    ok(ws.cli("train", str(recipe)))
+    copied = credit.sample(100, random_state=1).reset_index(drop=True)
+    assert credit["age"].dtype.kind == "i"
+    holed = copied.assign(age=copied["age"].astype(float))
+    holed.loc[0, "age"] = float("nan")  # that row alone is no longer a training row
+    shares = []
+    for name, frame in (("copied.csv", copied), ("holed.csv", holed)):
+        frame.to_csv(tmp_path / name, index=False)
+        r = ws.cli(
+            "validate", "credit:1", "--suite", "data", "--data", str(tmp_path / name), "--json"
+        )
+        quality = r.json()["results"][0]
+        assert r.code == 1 and quality["status"] == "fail", quality
+        shares.append(quality["value"]["leakage_share"])
+    assert shares[0] > 0.5 and shares[0] - shares[1] in (0, pytest.approx(0.01))

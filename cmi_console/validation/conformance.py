@@ -66,7 +66,7 @@ def check_classes(values: Any, classes: list[Any], where: str) -> None:
     import numpy as np
 
     known = {_as_class(c) for c in classes}
-    stray = (values.notna() & ~as_classes(values).isin(known)).to_numpy()
+    stray = (values.notna() & ~as_text(values).isin(known)).to_numpy()
     if stray.any():
         row = int(np.argmax(stray))
         raise BadInput(
@@ -81,9 +81,10 @@ def require_labels(labels: Any, where: str) -> None:
         first_bad(labels.where(labels.notna(), ""), labels, where, "a label")
 
 
-def as_classes(values: Any) -> Any:
-    """Each value as the class it names (`_as_class`), missing values kept:
-    looked up through the column's few distinct values, not row by row."""
+def as_text(values: Any) -> Any:
+    """Each value as the text of the class or value it names (`_as_class`: 1.0
+    is 1), missing values kept: looked up through the column's distinct
+    values, not row by row."""
     names = {v: _as_class(v) for v in values.dropna().unique().tolist()}
     return values.map(names, na_action="ignore")
 

@@ -73,6 +73,16 @@ def run_schema(spec: SchemaCheck, subject: Subject) -> CheckResult:
     )
 
 
+def _rows(frame: Any, keys: list[str]) -> Any:
+    """Each row as a tuple of its values' text (`as_text`): as `str` a column
+    of integers with one empty cell, which pandas reads as floats, had 50.0
+    where the training split has 50, and no such row matched."""
+    from cmi_console.validation.conformance import as_text
+
+    text = frame[keys].apply(lambda col: as_text(col).astype(object).where(col.notna(), None))
+    return text.itertuples(index=False, name=None)
+
+
 def run_quality(spec: QualityCheck, subject: Subject) -> CheckResult:
     ev = subject.evaluation()
     data = ev.current
@@ -82,8 +92,8 @@ def run_quality(spec: QualityCheck, subject: Subject) -> CheckResult:
     duplicate_share = round(float(data.duplicated().mean()), 6) if len(data) else 0.0
     constant = [c for c in columns if c in data and data[c].nunique(dropna=False) <= 1]
     keys = [c for c in columns if c in data and c in ev.reference]
-    train_rows = set(map(tuple, ev.reference[keys].astype(str).itertuples(index=False)))
-    overlap = sum(tuple(r) in train_rows for r in data[keys].astype(str).itertuples(index=False))
+    train_rows = set(_rows(ev.reference, keys))
+    overlap = sum(r in train_rows for r in _rows(data, keys))
     leakage = round(overlap / len(data), 6) if len(data) else 0.0
     problems = []
     if too_missing:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from cmi_console.validation.conformance import as_classes
+from cmi_console.validation.conformance import as_text
 from cmi_console.validation.drift import column_drift, dataset_drift
 from cmi_console.validation.fairness_check import group_rates, parity
 from cmi_console.validation.training import all_metrics
@@ -211,7 +211,7 @@ def _loss(sub: Any, spec: WindowSpec) -> Any:
     if spec.task == "classification":
         # as classes, not as text: labels with an empty cell are read as
         # floats, and "1.0" against a prediction of "1" was an error on every row
-        return (as_classes(sub["prediction"]) != as_classes(y)).to_numpy(dtype=float)
+        return (as_text(sub["prediction"]) != as_text(y)).to_numpy(dtype=float)
     err = sub["prediction"].to_numpy(dtype=float) - y.to_numpy(dtype=float)
     return np.abs(err) if spec.comparison_metric == "mae" else err**2
 
