@@ -128,3 +128,20 @@ def test_a_parquet_file_that_unpacks_past_the_memory_limit_is_refused_unread(
     r = ws.cli("dataset", "register", str(bomb), "--name", "bomb")
     assert r.code == 2 and r.err.strip() == f"cmi: {words}; split the file", r.err
     assert log_head(ws) == head
+
+
+def test_category_codes_read_as_floats_are_the_codes_the_model_knew() -> None:
+    """A column of category codes the model took as text ("7", "12") comes
+    back as numbers from a file of digits only, and as floats when one cell
+    is empty: "7.0" was a category the model had never seen (scored as
+    unknown, and counted as drift)."""
+    import numpy as np
+
+    from cmi_console.validation.conformance import check_features
+
+    reference = pd.DataFrame({"branch": ["7", "12", "A9"], "x": [1, 2, 3]})
+    frame = pd.DataFrame({"branch": [7.0, np.nan, 12.0], "x": [1, 2, 3]})
+    got = check_features(frame, ["branch", "x"], reference, "window.csv")["branch"]
+    assert got.tolist()[0::2] == ["7", "12"] and got.isna().tolist() == [False, True, False]
+    whole = check_features(frame.dropna().astype({"branch": int}), ["branch"], reference, "w.csv")
+    assert whole["branch"].tolist() == ["7", "12"]

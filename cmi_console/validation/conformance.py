@@ -46,7 +46,8 @@ def check_features(frame: Any, features: list[str], reference: Any, where: str) 
         elif col.isna().all():
             frame = frame.assign(**{c: col.astype(reference[c].dtype)})
         elif is_numeric_dtype(col):  # codes read as numbers: the model knew text
-            frame = frame.assign(**{c: col.map(lambda v: v if pd.isna(v) else str(v))})
+            # (read as floats when a cell is empty: 7.0 is the code "7")
+            frame = frame.assign(**{c: as_text(col)})
         elif pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
             # (that scan is in C; the one below, naming the value, in Python)
             text = col.map(lambda v: v if _is_text_or_missing(v) else None)
