@@ -716,20 +716,16 @@ def test_library_warnings_are_kept_with_the_result_not_printed(
     assert digest({**document, "results": bare}) == out["result_sha256"]
 
 
-def test_leakage_counts_training_rows_in_a_file_with_an_empty_cell(
-    ws: Workspace, tmp_path: Path
-) -> None:
-    """One empty cell in a column of integers makes pandas read the column as
-    floats: the leakage check had compared rows as text, 50 against 50.0,
-    and counted no row of the file as a training row."""
+def _credit_with_suite(ws: Workspace, tmp_path: Path, checks: str) -> pd.DataFrame:
+    """credit:1 trained on the credit data and a yes/no column (`homeowner`),
+    with `checks` as the policy's suite "data"; returns the training file."""
     ok(ws.cli("model", "create", "credit"))
     policy = tmp_path / "default.toml"
-    policy.write_text(
-        POLICY + '[[suites.data.checks]]\nkind = "quality"\nmax_missing_share = 0.5\n'
-    )
+    policy.write_text(POLICY + "[suites.data]\n" + checks)
     ok(ws.cli("policy", "activate", str(policy)))
     (tmp_path / "data").mkdir()
     credit = pd.read_csv(REPO / "data" / "credit.csv")
+    credit["homeowner"] = credit["age"] % 3 == 0
     credit.to_csv(tmp_path / "data" / "credit.csv", index=False)
     recipe = tmp_path / "credit.toml"
     recipe.write_text(
@@ -738,10 +734,23 @@ def test_leakage_counts_training_rows_in_a_file_with_an_empty_cell(
         "params = { max_iter = 2000 }\n"
     )
     ok(ws.cli("train", str(recipe)))
+    return credit
+
+
+@pytest.mark.parametrize("column", ["age", "homeowner"])
+def test_leakage_counts_training_rows_in_a_file_with_an_empty_cell(
+    ws: Workspace, tmp_path: Path, column: str
+) -> None:
+    """One empty cell in a column of integers or of yes/no makes pandas read
+    it as floats: the leakage check had compared rows as text, 50.0 against
+    the training split's 50 (and 1.0 against True), and counted no row of
+    the file as a training row."""
+    credit = _credit_with_suite(
+        ws, tmp_path, '[[suites.data.checks]]\nkind = "quality"\nmax_missing_share = 0.5\n'
+    )
     copied = credit.sample(100, random_state=1).reset_index(drop=True)
-    assert credit["age"].dtype.kind == "i"
-    holed = copied.assign(age=copied["age"].astype(float))
-    holed.loc[0, "age"] = float("nan")  # that row alone is no longer a training row
+    holed = copied.assign(**{column: copied[column].astype(object)})
+    holed.loc[0, column] = None  # that row alone is no longer a training row
     shares = []
     for name, frame in (("copied.csv", copied), ("holed.csv", holed)):
         frame.to_csv(tmp_path / name, index=False)
@@ -752,3 +761,33 @@ def test_leakage_counts_training_rows_in_a_file_with_an_empty_cell(
         assert r.code == 1 and quality["status"] == "fail", quality
         shares.append(quality["value"]["leakage_share"])
     assert shares[0] > 0.5 and shares[0] - shares[1] in (0, pytest.approx(0.01))
+
+
+def test_rows_missing_the_sliced_column_are_a_slice_of_their_own(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Under pandas 3 a missing value stays missing through astype(str): a
+    slices check on a column with an empty cell was an error (TypeError,
+    comparing a float with a str)."""
+    credit = _credit_with_suite(
+        ws,
+        tmp_path,
+        '[[suites.data.checks]]\nkind = "slices"\ncolumn = "employment"\n'
+        "min_rows = 10\nmax_gap = 1.0\n",
+    )
+    data = credit.sample(400, random_state=3).reset_index(drop=True)
+    data.loc[:14, "employment"] = None
+    data.to_csv(tmp_path / "holed.csv", index=False)
+    r = ok(
+        ws.cli(
+            "validate",
+            "credit:1",
+            "--suite",
+            "data",
+            "--data",
+            str(tmp_path / "holed.csv"),
+            "--json",
+        )
+    )
+    slices = r.json()["results"][0]["value"]["slices"]
+    assert set(slices) == {*credit["employment"].unique(), "(missing)"}

@@ -91,7 +91,10 @@ def as_text(values: Any) -> Any:
 
 
 def _as_class(value: Any) -> str:
-    # a column of integer labels with an empty cell is read as floats: 1.0 is 1
+    # a column of integer labels with an empty cell is read as floats: 1.0 is
+    # 1; a yes/no column so read is 1.0 and 0.0 too, so True is 1
+    if isinstance(value, bool):
+        return str(int(value))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

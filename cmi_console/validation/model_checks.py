@@ -14,6 +14,7 @@ from cmi_console.core.policy import (
     RobustnessCheck,
     SlicesCheck,
 )
+from cmi_console.validation.conformance import as_text
 from cmi_console.validation.results import FAIL, PASS, CheckResult
 from cmi_console.validation.subject import Evaluation, Subject
 from cmi_console.validation.training import metric, predictions
@@ -73,6 +74,9 @@ def run_calibration(spec: CalibrationCheck, subject: Subject) -> CheckResult:
     )
 
 
+MISSING = "(missing)"  # the slice of rows without a value
+
+
 def run_slices(spec: SlicesCheck, subject: Subject) -> CheckResult:
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
@@ -87,8 +91,11 @@ def run_slices(spec: SlicesCheck, subject: Subject) -> CheckResult:
     keys = (
         pd.qcut(col, spec.bins, duplicates="drop").astype(str)
         if is_numeric_dtype(col) and col.nunique() > spec.bins
-        else col.astype(str)
+        else as_text(col)
     )
+    # rows without a value are a slice of their own (pandas 3 keeps them
+    # missing through astype(str), and sorting a float with text failed)
+    keys = keys.astype(object).where(col.notna(), MISSING)
     overall = _score(model, ev, data, name)
     slices = {}
     for key in sorted(keys.unique()):

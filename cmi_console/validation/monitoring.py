@@ -255,7 +255,7 @@ def compare(frame: Any, spec: WindowSpec) -> dict[str, Any]:
                 chall = chall.assign(**{spec.target: champ[spec.target]})
         out["pairs"] = len(pc)
         if spec.task == "classification":
-            out["agreement"] = _r(float((pc.astype(str) == ph.astype(str)).mean()))
+            out["agreement"] = _r(float((as_text(pc) == as_text(ph)).mean()))
         else:
             out["mean_abs_difference"] = _r(float(np.mean(np.abs(pc - ph))))
     if spec.target not in champ or spec.target not in chall:
