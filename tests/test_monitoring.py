@@ -864,3 +864,21 @@ def test_a_comparison_with_a_missing_label_compares_the_labelled_rows(
     assert b + c > 0  # the versions disagree on some labelled rows
     p = stats.binomtest(min(b, c), b + c, 0.5).pvalue
     assert comp["p_value"] == pytest.approx(p, abs=1e-9)
+
+
+def test_categories_the_model_never_saw_are_counted(watched: Workspace, tmp_path: Path) -> None:
+    """pandas 3 reads text as its string dtype, not object: the check for
+    categories outside the training data (`ref.dtype == object`) had
+    matched no column, and a window full of unseen regions reported none."""
+    frame = pd.read_csv(week(1))
+    frame.loc[:99, "region"] = "moon"  # 100 of 1000 rows
+    frame.loc[:9, "employment"] = None  # missing is not unseen
+    path = tmp_path / "moon.csv"
+    frame.to_csv(path, index=False)
+    w = monitoring.show_window(watched.ctx(), "credit", ingest(watched, path)["window"])
+    assert w["metrics"]["quality"]["unseen_categories"] == {"region": 0.1}
+    shown = ok(watched.cli("monitor", "show", "credit", str(w["window"]), as_="alice")).out
+    assert (
+        "data quality: missing values employment 1.0%; duplicate rows 0.0%; "
+        "categories never seen in training region 10.0%"
+    ) in shown

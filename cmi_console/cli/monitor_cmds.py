@@ -113,6 +113,7 @@ def show(
         common.print_json(out)
         return
     _window_line(out)
+    common.console().print(_quality_line(out["metrics"]["quality"]), markup=False, highlight=False)
     drift = out["metrics"]["drift"]
     common.table(
         f"data drift (share {_fmt(drift['share'])})",
@@ -121,6 +122,17 @@ def show(
             [d["column"], d["method"], _fmt(d["score"]), d["threshold"], d["drifted"]]
             for d in drift["columns"]
         ],
+    )
+
+
+def _quality_line(q: dict[str, Any]) -> str:
+    def share(columns: dict[str, float]) -> str:
+        return ", ".join(f"{c} {v:.1%}" for c, v in sorted(columns.items())) or "none"
+
+    return (
+        f"data quality: missing values {share(q['missing_by_column'])}; duplicate rows "
+        f"{q['duplicate_share']:.1%}; categories never seen in training "
+        f"{share(q['unseen_categories'])}"
     )
 
 

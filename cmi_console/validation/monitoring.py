@@ -68,12 +68,16 @@ def kpi_columns(frame: Any, spec: WindowSpec) -> list[str]:
 
 
 def quality(frame: Any, spec: WindowSpec) -> dict[str, Any]:
+    from pandas.api.types import is_numeric_dtype
+
     feats = frame[spec.features]
     missing = feats.isna().mean()
     unseen: dict[str, float] = {}
     for c in spec.features:
         ref = spec.reference[c]
-        if ref.dtype == object:
+        # a category column, as check_features tells one (pandas 3 reads text
+        # as its string dtype: `dtype == object` had matched none)
+        if not is_numeric_dtype(ref):
             share = float((~feats[c].isin(ref.unique()) & feats[c].notna()).mean())
             if share:
                 unseen[c] = _r(share)  # type: ignore[assignment]
