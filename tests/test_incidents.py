@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from conftest import Workspace
 from gate_helpers import add_staff, ok, to_production
+from markdown_shown import rendered, shown
 
 
 @pytest.fixture
@@ -93,7 +94,35 @@ def test_a_report_shows_control_characters_escaped(governed: Workspace, tmp_path
         ok(ws.cli("incident", "report", n, "--out", str(out)))
         text = out.read_text()
         assert "\x1b" not in text and "\r" not in text
-        assert "latency\\x1b[2J spike" in text and "all clear\\rroot cause" in text
+        seen = shown(text) if suffix == ".md" else text
+        assert "latency\\x1b[2J spike" in seen and "all clear\\rroot cause" in seen
+
+
+def test_a_markdown_report_shows_notes_as_written(governed: Workspace, tmp_path: Path) -> None:
+    """Notes were written into the Markdown report as Markdown: rendered, a
+    note's `<!--` hid every later line of the report, raw HTML and images
+    ran in the reader's viewer, and a link showed other text than its
+    address. Rendered with CommonMark (markdown-it, which rich uses), every
+    note reads as it was written, and nothing after it is lost."""
+    ws = governed
+    opened = ok(ws.cli("incident", "open", "cancer", "--title", "# *slow*", "--json", as_="bob"))
+    n = str(opened.json()["incident"])
+    notes = [
+        "<!-- everything after this is hidden",
+        "<img src=http://evil.example/pixel> [status page](http://evil.example) **ok**",
+        "- not a list & not &lt;markup&gt; \\ `code` _x_ ~~y~~ ![i](j) 1. k",
+        "last note",
+    ]
+    for note in notes:
+        ok(ws.cli("incident", "note", n, "--", note, as_="bob"))
+    out = tmp_path / "report.md"
+    ok(ws.cli("incident", "report", n, "--out", str(out)))
+    text = out.read_text()
+    for tag in ("<img", "<a ", "<!--", "<strong", "<em", "<code", "<del", "<li"):
+        assert tag not in rendered(text), tag
+    for note in notes:
+        assert note in shown(text), note
+    assert "# *slow*" in shown(text)  # the title as written, in the report's heading
 
 
 @pytest.mark.parametrize(

@@ -10,18 +10,43 @@ whoever runs `cat` on the report.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from cmi_console.core.printable import printable
 
+# Markdown reads these anywhere in a line (emphasis, code, links and images,
+# raw HTML and comments, entities, strikethrough, a table's next cell; `_`
+# only next to a non-word character: inside a word it is no emphasis) ...
+_INLINE = re.compile(r"([\\`*\[\]<>|~&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+# ... and these at a paragraph line's start (a heading, a list item, a
+# setext underline)
+_LEADING = re.compile(r"^(\s*)([#+=-]|\d+(?=[.)]))")
 
-def _text(value: Any) -> str:
-    return printable(str(value))
+
+def _text(value: Any, *, one_line: bool = False) -> str:
+    return printable(str(value), one_line=one_line)
 
 
-def table_cell(value: Any) -> str:
-    """A Markdown table cell: one line, and `|` would start another cell."""
-    return printable(str(value), one_line=True).replace("|", "\\|")
+def md_inline(value: Any) -> str:
+    """Text from users and data files as one line of Markdown that renders as
+    itself (a table cell, a heading): a note's `<!--` had hidden the rest of
+    a report, its raw HTML had run in the reader's viewer, and a link had
+    shown other text than its address. The escapes are CommonMark's
+    backslash escapes; `|` would also have started another table cell."""
+    return _INLINE.sub(r"\\\1", _text(value, one_line=True))
+
+
+def md_paragraph(value: Any) -> str:
+    """The same for a paragraph's lines, where a line's start can also make
+    a heading or a list item."""
+    lines = _INLINE.sub(r"\\\1", _text(value)).split("\n")
+    return "\n".join(_LEADING.sub(_escape_leading, line) for line in lines)
+
+
+def _escape_leading(m: re.Match[str]) -> str:
+    mark = m.group(2)
+    return m.group(1) + (mark + "\\" if mark[0].isdigit() else "\\" + mark)
 
 
 # a block is ("p", [line, ...]) or ("table", [header, row, ...])
@@ -30,14 +55,14 @@ Section = tuple[str, list[Block]]
 
 
 def markdown(title: str, sections: list[Section]) -> str:
-    lines = [f"# {printable(title, one_line=True)}", ""]
+    lines = [f"# {md_inline(title)}", ""]
     for heading, blocks in sections:
-        lines += [f"## {printable(heading, one_line=True)}", ""]
+        lines += [f"## {md_inline(heading)}", ""]
         for kind, body in blocks:
             if kind == "p":
-                lines += [_text(x) for x in body] + [""]
+                lines += [md_paragraph(x) for x in body] + [""]
                 continue
-            rows = [[table_cell(c) for c in r] for r in body]
+            rows = [[md_inline(c) for c in r] for r in body]
             lines.append("| " + " | ".join(rows[0]) + " |")
             lines.append("|" + " --- |" * len(rows[0]))
             lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]

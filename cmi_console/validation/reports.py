@@ -8,7 +8,7 @@ import re
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from cmi_console.core.documents import table_cell
+from cmi_console.core.documents import md_inline
 from cmi_console.core.printable import printable
 
 ICONS = {"pass": "✅", "warn": "⚠️", "fail": "❌", "error": "💥"}
@@ -72,7 +72,7 @@ def markdown(run: dict[str, Any]) -> str:
         cells = [r["label"], status, short(r["value"]), short(r["threshold"]), r["explanation"]]
         # a line break or a control character in a cell (a column name from a
         # data file) had broken the table or acted on the viewer
-        lines.append("| " + " | ".join(map(table_cell, cells)) + " |")
+        lines.append("| " + " | ".join(map(md_inline, cells)) + " |")
     lines += [
         "",
         f"Result `{run['result_sha256'][:16]}` · policy `{run['policy_sha256'][:16]}` · "
