@@ -792,3 +792,39 @@ def test_rows_missing_the_sliced_column_are_a_slice_of_their_own(
     )
     slices = r.json()["results"][0]["value"]["slices"]
     assert set(slices) == {*credit["employment"].unique(), "(missing)"}
+
+
+def test_a_nullable_int_or_bool_column_with_an_empty_cell_meets_its_dtype(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """pandas reads a column of integers with an empty cell as floats, and a
+    yes/no one as objects (or, for the model, as 1.0 and 0.0): a contract of
+    `dtype = "int"` or `"bool"` with `nullable = true` failed on every row of
+    such a file, the one case `nullable` is for."""
+    credit = _credit_with_suite(
+        ws,
+        tmp_path,
+        '[[suites.data.checks]]\nkind = "schema"\n'
+        '[suites.data.checks.columns.age]\ndtype = "int"\nnullable = true\n'
+        '[suites.data.checks.columns.homeowner]\ndtype = "bool"\nnullable = true\n'
+        '[suites.data.checks.columns.default]\ndtype = "int"\n',
+    )
+    data = credit.sample(200, random_state=4).reset_index(drop=True)
+    holed = data.astype({"age": float, "homeowner": object})
+    holed.loc[3, "age"] = None
+    holed.loc[5, "homeowner"] = None
+    holed.to_csv(tmp_path / "holed.csv", index=False)
+    args = ["validate", "credit:1", "--suite", "data", "--json", "--data"]
+    ok(ws.cli(*args, str(tmp_path / "holed.csv")))
+    # a fraction is no integer, empty cells or not
+    holed.loc[7, "age"] = 30.5
+    holed.to_csv(tmp_path / "fraction.csv", index=False)
+    r = ws.cli(*args, str(tmp_path / "fraction.csv"))
+    assert r.code == 1, r.err
+    assert set(r.json()["results"][0]["value"]["failures"]) == {"age"}
+    # and 2 is no yes/no: named, where it is ("'True' is not a number" had
+    # named the first good value of a column pandas read as text)
+    holed.loc[9, "homeowner"] = 2
+    holed.to_csv(tmp_path / "wrong.csv", index=False)
+    r = ws.cli(*args, str(tmp_path / "wrong.csv"))
+    assert r.code == 2 and "wrong.csv:11: homeowner: '2' is not True or False" in r.err, r.err

@@ -26,7 +26,12 @@ def check_features(frame: Any, features: list[str], reference: Any, where: str) 
     numbers as their text and one empty throughout typed as the model knew
     it (pandas reads those as numbers, which a category encoder refused)."""
     import pandas as pd
-    from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype, is_timedelta64_dtype
+    from pandas.api.types import (
+        is_bool_dtype,
+        is_datetime64_any_dtype,
+        is_numeric_dtype,
+        is_timedelta64_dtype,
+    )
 
     if len(frame) == 0:
         raise BadInput(f"{where}: no rows")
@@ -35,7 +40,10 @@ def check_features(frame: Any, features: list[str], reference: Any, where: str) 
         raise BadInput(f"{where}: missing feature column(s) {', '.join(missing)}")
     for c in features:
         col = frame[c]
-        if is_numeric_dtype(reference[c]):  # a number the model expects must be a number
+        if is_bool_dtype(reference[c]):  # yes/no: a file's True/False, or 1/0
+            if not is_bool_dtype(col):
+                frame = frame.assign(**{c: _yes_no(col, where)})
+        elif is_numeric_dtype(reference[c]):  # a number the model expects must be a number
             if is_datetime64_any_dtype(col) or is_timedelta64_dtype(col):
                 col = col.astype(object)  # to_numeric would take their nanoseconds
             if not is_numeric_dtype(col):
@@ -53,6 +61,19 @@ def check_features(frame: Any, features: list[str], reference: Any, where: str) 
             text = col.map(lambda v: v if _is_text_or_missing(v) else None)
             first_bad(col, text, where, "text (a category)")
     return frame
+
+
+YES_NO = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0}
+
+
+def _yes_no(col: Any, where: str) -> Any:
+    """A yes/no column the model took, as 1.0 / 0.0 (what it computed with),
+    missing kept. pandas reads one with an empty cell as objects, and one
+    with any other value as text: "'True' is not a number" had named a good
+    value, and a number other than 1 or 0 had passed."""
+    parsed = as_text(col).str.lower().map(YES_NO) if len(col.dropna()) else col.astype(float)
+    first_bad(col, parsed, where, "True or False")
+    return parsed.astype(float)
 
 
 def _is_text_or_missing(value: Any) -> bool:

@@ -13,12 +13,34 @@ def _dtype_ok(series: Any, dtype: str) -> bool:
     from pandas.api import types as t
 
     return {
-        "int": t.is_integer_dtype,
+        "int": lambda s: t.is_integer_dtype(s) or _whole(s),
         "float": t.is_float_dtype,
         "number": t.is_numeric_dtype,
         "string": lambda s: t.is_object_dtype(s) or t.is_string_dtype(s),
-        "bool": t.is_bool_dtype,
+        "bool": lambda s: t.is_bool_dtype(s) or _yes_no(s),
     }[dtype](series)
+
+
+# An empty cell changes how pandas reads a column: integers become floats,
+# yes/no becomes objects (and, for a model that took yes/no as numbers, 1.0
+# and 0.0: conformance.check_features). Their values still meet the dtype; a
+# `nullable` contract had failed on every row of such a file.
+
+
+def _whole(series: Any) -> bool:
+    from pandas.api import types as t
+
+    present = series.dropna()
+    return bool(t.is_float_dtype(series) and (present % 1 == 0).all())
+
+
+def _yes_no(series: Any) -> bool:
+    from pandas.api import types as t
+
+    present = series.dropna()
+    if t.is_float_dtype(series):
+        return bool(present.isin([0.0, 1.0]).all())
+    return bool(t.is_object_dtype(series) and present.map(type).isin([bool]).all())
 
 
 def column_failures(series: Any, contract: ColumnContract) -> dict[str, int]:
