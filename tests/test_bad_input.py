@@ -105,6 +105,11 @@ def log_size(ws: Workspace) -> int:
             "a.b[1]: inf is not a finite number",
         ),
         (["run", "record", "--code", '{{"n": 9007199254740993}}'], "n: 9007199254740993 is beyond"),
+        # a name given twice: Python kept the last value, silently dropping one
+        (
+            ["run", "record", "--params", '{{"lr": 0.1, "x": {{"lr": 1, "lr": 2}}}}'],
+            "--params: invalid JSON: the name 'lr' appears twice in one object",
+        ),
         (["run", "record", "--seed", str(2**63 - 1)], "--seed: must be 0..4294967295"),
         # a seed numpy and scikit-learn refuse failed inside a check, or passed unused
         (["validate", "cancer:1", "--seed", "-1"], "--seed: must be 0..4294967295, not -1"),

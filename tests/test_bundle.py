@@ -207,6 +207,18 @@ def test_a_forged_manifest_signature_is_caught(governed: Workspace, subset: Path
     assert code == 4 and kinds(report) == [("manifest-signature", bundle.SIGNATURE)]
 
 
+def test_a_manifest_naming_a_member_twice_is_malformed(governed: Workspace, subset: Path) -> None:
+    """The signature covers the manifest as parsed, and orjson keeps a name's
+    last value: a forged `exported_by` put first passed, while a reader that
+    keeps the first value (as some JSON parsers do) saw the forgery."""
+    files = members(subset)
+    files[bundle.MANIFEST] = b'{"exported_by": "mallory",' + files[bundle.MANIFEST].lstrip()[1:]
+    rewrite(subset, files, fix_hashes=False)
+    code, report = check(governed, subset)
+    assert code == 4 and kinds(report) == [("malformed", bundle.MANIFEST)]
+    assert "'exported_by' appears twice" in report["problems"][0]["message"]
+
+
 def test_a_bundle_signed_by_another_log_is_refused_when_the_key_is_pinned(
     governed: Workspace, subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

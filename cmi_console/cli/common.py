@@ -175,7 +175,7 @@ def read_text_arg(path: Path, where: str) -> str:
 
 def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
     """A JSON object given inline or as @FILE."""
-    from cmi_console.core.canonical import unrepresentable
+    from cmi_console.core.canonical import RepeatedName, unique_names, unrepresentable
     from cmi_console.core.errors import BadInput
 
     if text is None:
@@ -186,9 +186,11 @@ def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
         text = read_text_arg(path, where)
         source = str(path)
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=unique_names)
     except json.JSONDecodeError as exc:
         raise BadInput(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except RepeatedName as exc:
+        raise BadInput(f"{source}: invalid JSON: {exc}") from None
     except RecursionError:
         raise BadInput(f"{source}: invalid JSON: nested too deeply") from None
     if not isinstance(value, dict):

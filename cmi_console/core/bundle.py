@@ -9,6 +9,7 @@ is in.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import zipfile
 import zlib
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from cmi_console.core import checkpoint, entries, keys, merkle, statements
-from cmi_console.core.canonical import canonical_bytes, is_canonical_of
+from cmi_console.core.canonical import RepeatedName, canonical_bytes, is_canonical_of, unique_names
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.gc_pause import gc_paused
 from cmi_console.core.small_files import open_regular
@@ -205,6 +206,11 @@ class _Check:
             origin, public = checkpoint.parse_verifier_key(raw_vkey.decode())
         except (orjson.JSONDecodeError, UnicodeDecodeError, BadInput) as exc:
             self.problem("malformed", MANIFEST + " / " + LOG_KEY, str(exc))
+            return self.report
+        try:  # signed as parsed: a name given twice is two documents to two readers
+            json.loads(raw_manifest, object_pairs_hook=unique_names)
+        except RepeatedName as exc:
+            self.problem("malformed", MANIFEST, str(exc))
             return self.report
         shape = _manifest_shape(manifest)
         if shape is not None:

@@ -138,6 +138,26 @@ def unrepresentable(obj: Any) -> str | None:
     return None
 
 
+class RepeatedName(ValueError):
+    """A JSON object names one member twice."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the name {name!r} appears twice in one object")
+
+
+def unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`'s object_pairs_hook for input that must be I-JSON (RFC
+    7493, which RFC 8785 takes as its input): a name given twice is refused,
+    since parsers differ on which value they keep (orjson and Python keep the
+    last, others the first), so two readers would see two documents."""
+    obj: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in obj:
+            raise RepeatedName(name)
+        obj[name] = value
+    return obj
+
+
 def _has_non_finite(obj: Any) -> bool:
     # orjson silently writes NaN/inf as null; only walk when a null is present.
     if isinstance(obj, float):
