@@ -828,3 +828,28 @@ def test_a_nullable_int_or_bool_column_with_an_empty_cell_meets_its_dtype(
     holed.to_csv(tmp_path / "wrong.csv", index=False)
     r = ws.cli(*args, str(tmp_path / "wrong.csv"))
     assert r.code == 2 and "wrong.csv:11: homeowner: '2' is not True or False" in r.err, r.err
+
+
+def test_a_yes_no_column_with_an_empty_cell_is_measured_for_drift(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The training split's yes/no column holds True and False; a file's with
+    an empty cell is read as 1.0 and 0.0, and the categorical drift tests
+    found none of the training values among them: every share 0, the score
+    NaN, and no drift reported however the column moved."""
+    credit = _credit_with_suite(
+        ws, tmp_path, '[[suites.data.checks]]\nkind = "drift"\nmethod = "auto"\nshare = 1.0\n'
+    )
+    args = ["validate", "credit:1", "--suite", "data", "--json", "--data"]
+    for name, yes_share, drifted in (("same.csv", None, False), ("moved.csv", 0.9, True)):
+        data = credit.sample(1500, random_state=5).reset_index(drop=True)
+        if yes_share is not None:  # the homeowners' share moved from a third to 90%
+            data["homeowner"] = np.arange(len(data)) < yes_share * len(data)
+        data = data.astype({"homeowner": object})
+        data.loc[0, "homeowner"] = None
+        data.to_csv(tmp_path / name, index=False)
+        r = ws.cli(*args, str(tmp_path / name))
+        (result,) = r.json()["results"]
+        assert result["status"] != "error", result
+        (column,) = [c for c in result["details"]["columns"] if c["column"] == "homeowner"]
+        assert column["drifted"] is drifted and 0 <= column["score"] <= 1, column

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cmi_console.validation.conformance import as_text
+
 LARGE = 1000
 DISTANCE_THRESHOLD = 0.1
 P_THRESHOLD = 0.05
@@ -39,7 +41,7 @@ def _is_numeric(ref: Any) -> bool:
 def _shares(ref: Any, cur: Any) -> tuple[Any, Any, list[Any]]:
     import numpy as np
 
-    keys = sorted(set(ref.dropna().unique()) | set(cur.dropna().unique()), key=str)
+    keys = sorted(set(ref.dropna().unique()) | set(cur.dropna().unique()))
     r = ref.value_counts(normalize=True).reindex(keys, fill_value=0).to_numpy()
     c = cur.value_counts(normalize=True).reindex(keys, fill_value=0).to_numpy()
     return np.asarray(r, float), np.asarray(c, float), keys
@@ -82,6 +84,12 @@ def column_drift(
     ref, cur = ref.dropna(), cur.dropna()
     numeric = _is_numeric(ref)
     kind = "numeric" if numeric else "categorical"
+    if not numeric:
+        # categories compared as the values they name: a yes/no column with
+        # an empty cell is read as 1.0 and 0.0, against the training split's
+        # True and False (no share in common: a NaN score), an integer code
+        # as 7.0 against 7
+        ref, cur = as_text(ref), as_text(cur)
     if len(ref) == 0 or len(cur) == 0:
         # no values on one side: no test applies (they raise, or answer NaN),
         # and a column that is empty in only one of them has changed
