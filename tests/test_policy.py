@@ -80,6 +80,22 @@ def test_the_bundled_default_is_the_repository_file() -> None:
             "stages.production.approval_expiry_days: Input should be a valid integer",
         ),
         (lambda t: t.replace("format = 1", "format = 1\nformat = 2"), "invalid TOML"),
+        # lax validation took a TOML boolean for a number and a number for a
+        # boolean: `count = true` was one approval, `exclusive = 1` true
+        (
+            lambda t: t.replace(
+                "count = 1 }]\napproval_expiry_days", "count = true }]\napproval_expiry_days"
+            ),
+            "stages.production.approvals[0].count: Input should be a valid integer",
+        ),
+        (
+            lambda t: t.replace("exclusive = true", "exclusive = 1"),
+            "stages.production.exclusive: Input should be a valid boolean",
+        ),
+        (
+            lambda t: t.replace('kind = "artifact"', 'kind = "artifact"\nblocking = "no"', 1),
+            "suites.staging.checks[0].blocking: Input should be a valid boolean",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_key_path(

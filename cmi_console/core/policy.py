@@ -517,7 +517,7 @@ class Suite(_Strict):
     # kept raw here, parsed per kind by `specs` so errors name the check's key path
     checks: list[dict[str, Any]] = Field(min_length=1)
 
-    def specs(self, where: str = "checks") -> list[CheckSpec]:
+    def specs(self, where: str = "checks", *, strict: bool = False) -> list[CheckSpec]:
         out = []
         for i, raw in enumerate(self.checks):
             kind = raw.get("kind")
@@ -526,7 +526,7 @@ class Suite(_Strict):
                 known = ", ".join(sorted(CHECK_SPECS))
                 raise ValueError(f"{where}[{i}].kind: unknown check kind {kind!r} (known: {known})")
             try:
-                out.append(spec.model_validate(raw))
+                out.append(spec.model_validate(raw, strict=strict))
             except ValidationError as exc:
                 err = exc.errors()[0]
                 raise ValueError(
@@ -638,17 +638,21 @@ def validate(
     `activating` adds the rules that hold only for a policy being activated.
     """
     try:
-        policy = Policy.model_validate(dict(doc), context={"activating": activating})
+        # strict when activating: lax validation took `count = true` as 1 and
+        # `exclusive = 1` as true; a policy read back stays readable as it was
+        policy = Policy.model_validate(
+            dict(doc), strict=activating, context={"activating": activating}
+        )
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         label = next((lbl for lbl, raw in sources if _has_path(raw, loc)), sources[-1][0])
         raise BadInput(f"{label}: {key_path(loc)}: {_message(err)}") from None
-    _check_references(policy, sources[0][0])
+    _check_references(policy, sources[0][0], strict=activating)
     return policy
 
 
-def _check_references(p: Policy, label: str) -> None:
+def _check_references(p: Policy, label: str, *, strict: bool) -> None:
     def bad(path: str, msg: str) -> BadInput:
         return BadInput(f"{label}: {path}: {msg}")
 
@@ -707,7 +711,7 @@ def _check_references(p: Policy, label: str) -> None:
     for sname, suite in p.suites.items():
         seen: set[str] = set()
         try:
-            specs = suite.specs(f"suites.{sname}.checks")
+            specs = suite.specs(f"suites.{sname}.checks", strict=strict)
         except ValueError as exc:
             raise BadInput(f"{label}: {exc}") from None
         for i, check in enumerate(specs):
