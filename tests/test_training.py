@@ -175,6 +175,9 @@ def test_training_the_same_recipe_twice_is_refused(trained: Workspace, tmp_path:
         ("", "seed: Input should be less than or equal to 4294967295"),
         # scikit-learn checks a parameter only when it fits: this was blamed on the data
         ("", "recipe: estimator.params: The 'C' parameter of LogisticRegression must be"),
+        # TOML types are kept: `stratify = "no"` was false, `seed = true` 1
+        ("", "split.stratify: Input should be a valid boolean"),
+        ("", "seed: Input should be a valid integer"),
     ],
 )
 def test_bad_recipes_are_refused_with_the_key_path(
@@ -189,8 +192,12 @@ def test_bad_recipes_are_refused_with_the_key_path(
         text = text.replace("data/cancer.csv", "../../../etc/passwd")
     if "nan" in message:
         text = text.replace("C = 0.5", "C = nan")
-    if "seed" in message:
+    if "seed: Input should be less" in message:
         text = text.replace("seed = 7", f"seed = {2**32}")
+    if "seed: Input should be a valid integer" in message:
+        text = text.replace("seed = 7", "seed = true")
+    if "stratify" in message:
+        text = text.replace("holdout = 0.3", 'holdout = 0.3\nstratify = "no"')
     if "'C' parameter" in message:
         text = text.replace("C = 0.5", 'C = "strong"')
     recipe.write_text(edit + text)

@@ -97,9 +97,12 @@ def sha256_of(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(content)).hexdigest()
 
 
-def parse(raw: dict[str, Any], label: str) -> Recipe:
+def parse(raw: dict[str, Any], label: str, *, strict: bool = False) -> Recipe:
+    """`strict` for a recipe file (TOML types kept: lax validation took
+    `stratify = "no"` as false and `seed = true` as 1); a recipe a run
+    recorded reads back as it was."""
     try:
-        return Recipe.model_validate(raw)
+        return Recipe.model_validate(raw, strict=strict)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple("class" if p == "class_" else p for p in err["loc"])
@@ -111,7 +114,7 @@ def parse(raw: dict[str, Any], label: str) -> Recipe:
 
 def load(path: Path) -> tuple[Recipe, dict[str, Any]]:
     raw = read_toml(path)
-    return parse(raw, str(path)), raw
+    return parse(raw, str(path), strict=True), raw
 
 
 def resolve(base: Path, file: str, root: Path, where: str) -> Path:
