@@ -243,6 +243,9 @@ def test_a_receiver_that_is_down_loses_nothing(hooked: Workspace, tmp_path: Path
     assert [json.loads(c["body"])["event"] for c in receiver.calls] == ["validation.passed"]
     (done,) = hooks.list_deliveries(ws.ctx())
     assert done["status"] == "delivered" and done["attempts"] == 5 and done["last_error"] is None
+    # nothing left: said, not silence (which read as done, or as nothing done)
+    idle = ok(ws.cli("hooks", "redeliver", "--failed", as_="dora"))
+    assert idle.out.strip() == "no delivery to send: none is waiting"
 
 
 def test_a_slow_receiver_times_out_and_is_retried(hooked: Workspace, tmp_path: Path) -> None:

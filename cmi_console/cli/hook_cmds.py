@@ -67,6 +67,8 @@ def redeliver(
     out = hooks.redeliver(common.context(), deliveries, failed=failed)
     if as_json:
         common.print_json(out)
+    elif not out:  # silence read as "done" or as "did nothing": say which
+        common.console().print("no delivery to send: none is waiting", markup=False)
     else:
         for d in out:
             said = (
