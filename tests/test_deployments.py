@@ -87,11 +87,16 @@ def test_first_deployment_and_direct_take_everything() -> None:
 # --- through the services and the CLI ----------------------------------------
 
 
-def train_credit(ws: Workspace, tmp_path: Path, count: int = 2) -> None:
-    """Credit models trained from recipes on the repository's credit data."""
+def train_credit(ws: Workspace, tmp_path: Path, count: int = 2, rows: int | None = None) -> None:
+    """Credit models trained from recipes on the repository's credit data (or
+    its first `rows` rows)."""
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
-    shutil.copy(REPO / "data" / "credit.csv", data / "credit.csv")
+    if rows is None:
+        shutil.copy(REPO / "data" / "credit.csv", data / "credit.csv")
+    else:
+        lines = (REPO / "data" / "credit.csv").read_text().splitlines(keepends=True)
+        (data / "credit.csv").write_text("".join(lines[: rows + 1]))
     for i, (cls, params) in enumerate(ESTIMATORS[:count]):
         recipe = tmp_path / f"credit-{i}.toml"
         recipe.write_text(CREDIT_RECIPE.format(cls=cls, params=params))
@@ -120,8 +125,12 @@ def to_stage(ws: Workspace, ref: str, stage: str) -> None:
 @pytest.fixture
 def serving(ws: Workspace, tmp_path: Path) -> Workspace:
     """credit:1 and credit:2 in production (v2 archived v1), v1 serving."""
+    return serve_credit(ws, tmp_path)
+
+
+def serve_credit(ws: Workspace, tmp_path: Path, rows: int | None = None) -> Workspace:
     staff(ws)
-    train_credit(ws, tmp_path)
+    train_credit(ws, tmp_path, rows=rows)
     from cmi_console.services import validations
 
     for ref in ("credit:1", "credit:2"):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, Result, Workspace
 from gate_helpers import ok
-from test_deployments import serving  # noqa: F401  (the fixture)
+from test_deployments import serve_credit, serving  # noqa: F401  (the fixture)
 
 from cmi_console.core import clock
 from cmi_console.services import deployments, monitoring, policies
@@ -882,3 +882,36 @@ def test_categories_the_model_never_saw_are_counted(watched: Workspace, tmp_path
         "data quality: missing values employment 1.0%; duplicate rows 0.0%; "
         "categories never seen in training region 10.0%"
     ) in shown
+
+
+def test_prediction_drift_is_a_distance_whatever_the_training_split_size(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Below 1,000 training rows the drift verdict comes from a test, and the
+    window metric `prediction_drift` had been its p-value: high for a
+    healthy window, near 0 for a drifted one, the opposite of the distance
+    it is above 1,000 rows, so a policy's `max = { prediction_drift = 0.1 }`
+    rolled healthy canaries back and let drifted ones through."""
+    serve_credit(ws, tmp_path, rows=900)  # a 675-row training split
+    policy = tmp_path / "credit-policy.toml"
+    policy.write_text(POLICY)
+    policies.activate(ws.ctx(), policy)
+    shifted = pd.read_csv(week(1)).head(400)
+    shifted["income"] *= 3.0
+    shifted["debt_ratio"] = (shifted["debt_ratio"] + 0.4).clip(0, 1)
+    path = tmp_path / "shifted.csv"
+    shifted.to_csv(path, index=False)
+    measured = {}
+    for name, window in (("healthy", pd.read_csv(week(1)).head(400)), ("shifted", shifted)):
+        window.to_csv(tmp_path / f"{name}.csv", index=False)
+        w = ingest(ws, tmp_path / f"{name}.csv")
+        entry = monitoring.show_window(ws.ctx(), "credit", w["window"])["metrics"]["versions"]["1"]
+        drift = entry["prediction_drift"]
+        assert drift["method"] == "ks"  # the verdict's test, for a small split
+        assert drift["distance_method"] == "wasserstein_distance_norm"
+        assert w["summary"]["1"]["prediction_drift"] == drift["distance"]
+        measured[name] = drift
+    healthy, moved = measured["healthy"], measured["shifted"]
+    assert not healthy["drifted"] and moved["drifted"]
+    assert healthy["score"] > moved["score"]  # the p-value falls as the drift grows
+    assert healthy["distance"] < moved["distance"] / 2  # the metric grows with it

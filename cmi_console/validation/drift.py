@@ -17,6 +17,7 @@ P_THRESHOLD = 0.05
 PSI_THRESHOLD = 0.1
 CATEGORICAL_MAX_UNIQUE = 5
 NO_VALUES = "no-values"  # the method of a column empty on one side (score: 1.0)
+DISTANCES = ("wasserstein_distance_norm", "jensenshannon", NO_VALUES)
 
 
 @dataclass
@@ -77,6 +78,9 @@ def psi(ref: Any, cur: Any, numeric: bool) -> float:
 def column_drift(
     name: str, ref: Any, cur: Any, method: str = "auto", threshold: float | None = None
 ) -> ColumnDrift:
+    """One column's drift. `auto` follows Evidently's defaults (a distance
+    above LARGE reference rows, a test's p-value below); `distance` takes the
+    distance at every size (a score that grows with the drift); `psi` PSI."""
     import numpy as np
     from scipy import stats
     from scipy.spatial import distance
@@ -98,7 +102,7 @@ def column_drift(
         t = threshold or PSI_THRESHOLD
         score = psi(ref, cur, numeric)
         return ColumnDrift(name, kind, "psi", round(score, 10), t, score >= t)
-    if len(ref) > LARGE:
+    if method == "distance" or len(ref) > LARGE:
         t = threshold or DISTANCE_THRESHOLD
         if numeric:
             std = float(np.std(ref))

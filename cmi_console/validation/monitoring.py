@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cmi_console.validation.conformance import as_text
-from cmi_console.validation.drift import column_drift, dataset_drift
+from cmi_console.validation.drift import DISTANCES, column_drift, dataset_drift
 from cmi_console.validation.fairness_check import group_rates, parity
 from cmi_console.validation.training import all_metrics
 
@@ -166,10 +166,16 @@ def analyse(frame: Any, spec: WindowSpec) -> dict[str, Any]:
         signal = _signal(sub, spec)
         if ref is not None and len(sub):
             pd_ = column_drift("prediction", ref, signal)
+            # the window metric is a distance at every size: below LARGE
+            # training rows the verdict's score is a p-value, which falls as
+            # the drift grows, and one metric name held both
+            far = pd_ if pd_.method in DISTANCES else column_drift("p", ref, signal, "distance")
             entry["prediction_drift"] = {
                 "method": pd_.method,
                 "score": pd_.score,
                 "drifted": pd_.drifted,
+                "distance_method": far.method,
+                "distance": far.score,
             }
         if spec.task == "classification" and spec.binary:
             entry["positive_rate"] = _r(float((sub["prediction"] == spec.positive).mean()))
@@ -195,7 +201,7 @@ def _summary(entry: dict[str, Any], drift_share: float, q: dict[str, Any]) -> di
     """The flat metrics that policy criteria and triggers read."""
     flat: dict[str, float] = {"drift_share": _r(drift_share), "missing_share": q["missing_share"]}  # type: ignore[dict-item]
     if "prediction_drift" in entry:
-        flat["prediction_drift"] = entry["prediction_drift"]["score"]
+        flat["prediction_drift"] = entry["prediction_drift"]["distance"]
     for k, v in (entry.get("performance") or {}).items():
         if k != "labelled" and v is not None:
             flat[k] = v
