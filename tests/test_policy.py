@@ -335,3 +335,11 @@ def test_a_call_reads_a_model_policy_once_and_again_after_writing_one(
         model = registry.model_row(tx.conn, "cancer")
         assert tx.effective_for(model).tier == "high"
         tx.record("model.tier", "model:cancer", {"tier": "high"})
+
+
+def test_a_drift_check_may_ask_for_distances_at_every_size(ws: Workspace, tmp_path: Path) -> None:
+    text = DEFAULT.replace('kind = "artifact"', 'kind = "drift"\nmethod = "distance"', 1)
+    assert text != DEFAULT
+    ok(ws.cli("policy", "check", str(write(tmp_path, "distance.toml", text))))
+    bad = ws.cli("policy", "check", str(write(tmp_path, "d.toml", text.replace("distance", "far"))))
+    assert bad.code == 2 and "method: Input should be 'auto', 'distance' or 'psi'" in bad.err

@@ -298,6 +298,11 @@ def test_drift_statistics_match_scipy() -> None:
     d = column_drift("x", small_ref, small_cur)
     assert d.method == "ks" and d.drifted
     assert d.score == pytest.approx(stats.ks_2samp(small_ref, small_cur).pvalue, abs=1e-9)
+    # "distance" takes the distance at any size (one threshold, one meaning)
+    far = column_drift("x", small_ref, small_cur, "distance")
+    expected = stats.wasserstein_distance(small_ref, small_cur) / np.std(small_ref)
+    assert far.method == "wasserstein_distance_norm" and far.drifted
+    assert far.score == pytest.approx(expected, abs=1e-9)
     big_ref, big_cur = pd.Series(rng.normal(0, 2, 5000)), pd.Series(rng.normal(0, 2, 5000))
     same = column_drift("x", big_ref, big_cur)
     assert same.method == "wasserstein_distance_norm" and not same.drifted

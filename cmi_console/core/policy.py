@@ -159,7 +159,7 @@ class DriftCheck(CheckSpec):
 
     kind: Literal["drift"] = "drift"
     columns: list[str] | None = None
-    method: Literal["auto", "psi"] = "auto"
+    method: Literal["auto", "distance", "psi"] = "auto"
     threshold: float | None = Field(default=None, gt=0)
     share: float = Field(default=0.5, gt=0, le=1)
 
