@@ -145,3 +145,23 @@ def test_category_codes_read_as_floats_are_the_codes_the_model_knew() -> None:
     assert got.tolist()[0::2] == ["7", "12"] and got.isna().tolist() == [False, True, False]
     whole = check_features(frame.dropna().astype({"branch": int}), ["branch"], reference, "w.csv")
     assert whole["branch"].tolist() == ["7", "12"]
+
+
+def test_a_file_opened_outside_its_root_is_refused(tmp_path: Path) -> None:
+    """A recipe's data path is checked to stay inside its repository, then
+    opened: a directory on the way swapped for a link in between (another
+    process on a CI runner) sent the open outside, and the file read there
+    was registered as a dataset. The open itself is checked: where the file
+    it opened lies (/proc/self/fd), not only where the name led before."""
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    (root / "data").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "credit.csv").write_text("secret,x\n1,2\n")
+    (root / "data" / "credit.csv").write_text("a,b\n1,2\n")
+    assert data_files.load(root / "data" / "credit.csv", "data.file", within=root).frame.shape
+    # the state the swap leaves: the checked path now leads outside
+    (root / "data" / "credit.csv").unlink()
+    (root / "data").rmdir()
+    (root / "data").symlink_to(outside)
+    with pytest.raises(BadInput, match="leads outside .*repo"):
+        data_files.load(root / "data" / "credit.csv", "data.file", within=root)

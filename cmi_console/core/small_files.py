@@ -58,9 +58,10 @@ def open_if_regular(path: Path) -> int | None:
     return fd
 
 
-def open_regular(path: Path, where: str = "") -> int:
+def open_regular(path: Path, where: str = "", within: Path | None = None) -> int:
     """A descriptor to read `path`, a regular file (open_if_regular); BadInput
-    naming `where` and the path otherwise."""
+    naming `where` and the path otherwise. With `within`, the file opened
+    must be inside that directory (see _landed_inside)."""
     label = _label(path, where)
     try:
         fd = open_if_regular(path)
@@ -69,14 +70,31 @@ def open_regular(path: Path, where: str = "") -> int:
         raise BadInput(f"{label}: cannot read ({exc.strerror})") from None
     if fd is None:
         raise BadInput(f"{label}: not a regular file")
+    if within is not None and not _landed_inside(fd, within):
+        os.close(fd)
+        raise BadInput(f"{label}: leads outside {within} (a link on its way changed)")
     return fd
 
 
-def read_regular(path: Path, where: str = "", limit: int | None = None) -> bytes:
+def _landed_inside(fd: int, root: Path) -> bool:
+    """Whether the file open on `fd` is inside `root`, asked of the open file
+    itself (Linux's /proc/self/fd): a path checked to stay inside a directory
+    could be sent elsewhere by a link swapped in between the check and the
+    open. Where /proc cannot say, the check made before the open stands."""
+    try:
+        landed = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return True
+    return Path(landed).is_relative_to(root.resolve())
+
+
+def read_regular(
+    path: Path, where: str = "", limit: int | None = None, within: Path | None = None
+) -> bytes:
     """The bytes of a regular file (at most `limit` + 1 of them, so a caller
-    can tell a file over its limit)."""
+    can tell a file over its limit); `within` as for open_regular."""
     label = _label(path, where)
-    with os.fdopen(open_regular(path, where), "rb") as fh:
+    with os.fdopen(open_regular(path, where, within), "rb") as fh:
         try:
             return fh.read() if limit is None else _read_upto(fh, limit + 1)
         except OSError as exc:  # EIO, a file system that refuses the read

@@ -69,9 +69,12 @@ def train(
     holdout_path = None
     if recipe.split.file is not None:
         holdout_path = rcp.resolve(path.parent, recipe.split.file, root, f"{path}: split.file")
-    # read once: the datasets registered are the very bytes trained on
-    data = data_files.load(data_path)
-    held = data_files.load(holdout_path) if holdout_path else None
+    # read once: the datasets registered are the very bytes trained on; and
+    # checked to be inside the root as opened, not only as resolved above
+    data = data_files.load(data_path, f"{path}: data.file", within=root)
+    held = (
+        data_files.load(holdout_path, f"{path}: split.file", within=root) if holdout_path else None
+    )
     return _register(ctx, _fit(recipe, raw, data, held), code, str(path), again)
 
 

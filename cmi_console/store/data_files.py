@@ -47,11 +47,12 @@ class DataFile:
         return Path(self.name).stem
 
 
-def load(path: Path, where: str = "") -> DataFile:
-    """Read a data file the user names, once; `where` names the option."""
+def load(path: Path, where: str = "", within: Path | None = None) -> DataFile:
+    """Read a data file the user names, once; `where` names the option;
+    `within`: the directory the file opened must be in (a recipe's root)."""
     require_file(path, where)  # before the format: a missing file is said to be missing
     fmt = format_of(path)
-    return of_bytes(read_regular(path, where), fmt, path.name, str(path))
+    return of_bytes(read_regular(path, where, within=within), fmt, path.name, str(path))
 
 
 def of_bytes(blob: bytes, fmt: str, name: str, where: str) -> DataFile:
