@@ -107,6 +107,10 @@ def as_text(values: Any) -> Any:
     """Each value as the text of the class or value it names (`_as_class`: 1.0
     is 1), missing values kept: looked up through the column's distinct
     values, not row by row."""
+    import pandas as pd
+
+    if isinstance(values.dtype, pd.StringDtype):  # text already (pandas 3's default)
+        return values
     names = {v: _as_class(v) for v in values.dropna().unique().tolist()}
     return values.map(names, na_action="ignore")
 

@@ -42,7 +42,7 @@ def _is_numeric(ref: Any) -> bool:
 def _shares(ref: Any, cur: Any) -> tuple[Any, Any, list[Any]]:
     import numpy as np
 
-    keys = sorted(set(ref.dropna().unique()) | set(cur.dropna().unique()))
+    keys = sorted(set(ref.dropna().unique()) | set(cur.dropna().unique()), key=str)
     r = ref.value_counts(normalize=True).reindex(keys, fill_value=0).to_numpy()
     c = cur.value_counts(normalize=True).reindex(keys, fill_value=0).to_numpy()
     return np.asarray(r, float), np.asarray(c, float), keys
@@ -88,11 +88,11 @@ def column_drift(
     ref, cur = ref.dropna(), cur.dropna()
     numeric = _is_numeric(ref)
     kind = "numeric" if numeric else "categorical"
-    if not numeric:
+    if not numeric and ref.dtype != cur.dtype:
         # categories compared as the values they name: a yes/no column with
         # an empty cell is read as 1.0 and 0.0, against the training split's
         # True and False (no share in common: a NaN score), an integer code
-        # as 7.0 against 7
+        # as 7.0 against 7 (two columns of one type compare as they are)
         ref, cur = as_text(ref), as_text(cur)
     if len(ref) == 0 or len(cur) == 0:
         # no values on one side: no test applies (they raise, or answer NaN),
