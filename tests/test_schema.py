@@ -101,3 +101,46 @@ def test_a_read_only_command_does_not_build_the_table_classes(ws: Workspace) -> 
         [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip().endswith("light"), out
+
+
+def test_two_upgrades_at_once_both_end_well(ws: Workspace) -> None:
+    """A second `cmi db upgrade` started while the first migrated failed
+    half-way on SQLite (`database is locked`, an internal error, exit 70).
+    Both take the writers' lock: one migrates, the other then finds the
+    schema current."""
+    import os
+    import subprocess
+    import sys
+
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(schema.MIGRATIONS))
+    engine = ws.ctx().engine
+    for _ in range(3):
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0002")
+        engine.dispose()
+        env = {**os.environ, "CMI_HOME": str(ws.home)}
+        if ws.db:
+            env["CMI_DATABASE_URL"] = ws.db
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "cmi_console", "db", "upgrade"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        said = sorted((p.wait(timeout=120), *p.communicate()) for p in runs)
+        assert [code for code, _, _ in said] == [0, 0], said
+        outs = sorted(out.strip() for _, out, _ in said)
+        assert outs == [
+            f"schema already at {schema.HEAD_REVISION}",
+            f"schema upgraded from 0002 to {schema.HEAD_REVISION}",
+        ], said
+    assert schema.current_revision(engine) == schema.HEAD_REVISION

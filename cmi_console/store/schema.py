@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError, ProgrammingError
 
 from cmi_console.core.errors import BadInput, SchemaOutdated, Unavailable, first_line
@@ -20,10 +20,14 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        try:
-            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        except (OperationalError, ProgrammingError):
-            return None
+        return _revision(conn)
+
+
+def _revision(conn: Connection) -> str | None:
+    try:
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    except (OperationalError, ProgrammingError):
+        return None
     return row[0] if row else None
 
 
@@ -55,7 +59,7 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    from cmi_console.store.engine import refresh_statistics, refuse_read_only
+    from cmi_console.store.engine import refresh_statistics, refuse_read_only, write_transaction
 
     refuse_read_only(engine)
     before = current_revision(engine)
@@ -71,7 +75,13 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str | Non
                 f"database: schema revision {before} is not one this cmi knows (it knows up "
                 f"to {HEAD_REVISION}); a newer cmi wrote it: use that one"
             ) from None
-    with engine.begin() as conn:
+    # under the writers' lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's log
+    # lock), and the revision read again under it: two upgrades at once had
+    # left one failed half-way ("database is locked", an internal error on
+    # SQLite); the second now waits, then finds the schema current
+    with write_transaction(engine) as conn:
+        # asked of the catalog: a failed SELECT aborts a PostgreSQL transaction
+        before = _revision(conn) if inspect(conn).has_table("alembic_version") else None
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)
     refresh_statistics(engine)
