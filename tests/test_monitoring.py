@@ -828,6 +828,28 @@ def test_a_windows_period_is_its_first_and_last_instant_in_utc(
     assert w["period"] == ["2026-11-01T07:15:00.000000Z", "2026-11-02T08:00:00.000000Z"]
 
 
+def test_feedback_from_the_future_is_refused(watched: Workspace, tmp_path: Path) -> None:
+    """A row stamped in 2099 was taken, and the window's period, which the log
+    keeps for good, ran to 2099. Beyond the clock skew a team's hosts are
+    allowed (5 min), a time after now is bad input naming its row."""
+    frame = pd.read_csv(week(1)).head(60)
+    soon = clock.add(clock.utc_now(), hours=0.05)  # 3 min ahead: within the skew
+    stamps = ["2026-10-19T12:30:00"] * len(frame)
+    stamps[2] = soon
+    path = tmp_path / "skewed.csv"
+    frame.assign(timestamp=stamps).to_csv(path, index=False)
+    assert ingest(watched, path)["period"][1] == soon
+    stamps[4] = "2099-01-01T00:00:00"
+    later = tmp_path / "later.csv"
+    frame.assign(timestamp=stamps).to_csv(later, index=False)
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    args = ["--env", "production", "--window", str(later), "--predict"]
+    r = watched.cli("monitor", "ingest", "credit", *args, as_="alice")
+    assert r.code == 2 and "later.csv:6: timestamp: '2099-01-01T00:00:00' is not" in r.err, r.err
+    assert "in the future" in r.err and r.err.count("\n") == 1
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+
+
 def test_a_comparison_with_a_missing_label_compares_the_labelled_rows(
     watched: Workspace, tmp_path: Path
 ) -> None:

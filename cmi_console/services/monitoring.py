@@ -278,6 +278,13 @@ def _period(frame: Any, where: str) -> tuple[str | None, str | None]:
         t = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
         t = t.where(t.dt.year.between(1, 9999))  # what a datetime holds
         first_bad(raw, t, where, "an ISO 8601 time")
+    # feedback cannot come from the future (beyond the clock skew a team's
+    # hosts may have): a row stamped 2099 ran the recorded period to 2099
+    now = clock.utc_now()
+    latest = pd.Timestamp(clock.instant(now) + clock.MAX_SKEW)
+    minutes = int(clock.MAX_SKEW.total_seconds() // 60)
+    what = f"a time up to now (it is in the future: now {now}, {minutes} min of clock skew allowed)"
+    first_bad(raw, t.where(t <= latest), where, what)
     return tuple(  # type: ignore[return-value]
         clock.format_time(x.floor("us").to_pydatetime()) for x in (t.min(), t.max())
     )
