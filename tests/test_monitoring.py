@@ -937,3 +937,28 @@ def test_prediction_drift_is_a_distance_whatever_the_training_split_size(
     assert not healthy["drifted"] and moved["drifted"]
     assert healthy["score"] > moved["score"]  # the p-value falls as the drift grows
     assert healthy["distance"] < moved["distance"] / 2  # the metric grows with it
+
+
+def test_a_row_key_given_twice_for_one_version_is_refused(
+    watched: Workspace, tmp_path: Path
+) -> None:
+    """A shadow pairs its versions' rows by `id`: an id given to many rows
+    paired each with each (1,000 rows of one id made a million pairs, 640 MB
+    and a "decided" comparison from nothing; 10,000 rows ran out of memory).
+    An id names one row of each version; where it does not, the first repeat
+    is named."""
+    ok(watched.cli("deploy", "credit:2", "--env", "production", "--strategy", "shadow", as_="dora"))
+    frame = pd.read_csv(week(3)).reset_index(names="id")
+    frame.loc[9, "id"] = 4
+    path = tmp_path / "twice.csv"
+    frame.to_csv(path, index=False)
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    args = ["--env", "production", "--window", str(path), "--predict"]
+    r = watched.cli("monitor", "ingest", "credit", *args, as_="alice")
+    assert r.code == 2 and "twice.csv:11: id: '4' is given twice for version 1" in r.err, r.err
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+    # one id per input, shared by the versions that scored it, is the shape
+    frame.loc[9, "id"] = 9
+    frame.to_csv(path, index=False)
+    comp = monitoring.show_window(watched.ctx(), "credit", ingest(watched, path)["window"])
+    assert comp["metrics"]["comparison"]["pairs"] == len(frame)

@@ -184,6 +184,7 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
         check_features,
         check_finite,
         first_bad,
+        one_row_per_key,
     )
     from cmi_console.validation.monitoring import kpi_columns
 
@@ -212,6 +213,8 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
         frame = frame.assign(version=s.primary)
     for col in ["prediction"] + ([spec.target] if spec.target in frame else []):
         check_classes(frame[col], spec.classes, where)
+    if "id" in frame:
+        one_row_per_key(frame, "id", "version", where)
     if "score" in frame:
         scores = pd.to_numeric(frame["score"], errors="coerce")
         if scores.isna().any() or ((scores < 0) | (scores > 1)).any():

@@ -97,6 +97,21 @@ def check_classes(values: Any, classes: list[Any], where: str) -> None:
         )
 
 
+def one_row_per_key(frame: Any, key: str, group: str, where: str) -> None:
+    """A row key names one row of each `group` (a window's `id`, one row per
+    version): a shadow pairs its versions' rows by it, and a key given to
+    many rows paired each with each (a million pairs from 1,000 rows)."""
+    import numpy as np
+
+    repeat = (frame.duplicated(subset=[group, key]) & frame[key].notna()).to_numpy()
+    if repeat.any():
+        row = int(np.argmax(repeat))
+        raise BadInput(
+            f"{_at(where, row)}: {key}: '{_shown(frame[key].iloc[row])}' is given twice for "
+            f"{group} {frame[group].iloc[row]}; a row key names one row"
+        )
+
+
 def require_labels(labels: Any, where: str) -> None:
     """A label on every row: training and scoring take no empty one."""
     if labels.isna().any():
