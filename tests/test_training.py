@@ -865,3 +865,34 @@ def test_a_yes_no_column_with_an_empty_cell_is_measured_for_drift(
         assert result["status"] != "error", result
         (column,) = [c for c in result["details"]["columns"] if c["column"] == "homeowner"]
         assert column["drifted"] is drifted and 0 <= column["score"] <= 1, column
+
+
+def test_rows_without_a_sensitive_value_are_in_no_group(ws: Workspace, tmp_path: Path) -> None:
+    """One row without a value for the sensitive attribute made a group of
+    its own, "nan", of no rows and every rate 0: the parity difference
+    jumped to the largest rate and the ratio to 0, failing the check. And
+    the metric gap looked groups up by their names as text, which matched no
+    row of a yes/no or numeric attribute (an error)."""
+    credit = _credit_with_suite(
+        ws,
+        tmp_path,
+        '[[suites.data.checks]]\nkind = "fairness"\nattributes = ["sex", "homeowner"]\n'
+        'metric = "accuracy"\nmax_demographic_parity_difference = 0.5\n'
+        "min_demographic_parity_ratio = 0.1\nmax_equalized_odds_difference = 0.9\n",
+    )
+    data = credit.sample(600, random_state=6).reset_index(drop=True)
+    data.loc[0, "sex"] = None
+    data.to_csv(tmp_path / "holed.csv", index=False)
+    args = ["validate", "credit:1", "--suite", "data", "--json", "--data"]
+    r = ws.cli(*args, str(tmp_path / "holed.csv"))
+    (result,) = r.json()["results"]
+    assert r.code == 0 and result["status"] == "pass", result
+    for attr, names, rows in (("sex", {"F", "M"}, 599), ("homeowner", {"0", "1"}, 600)):
+        found = result["value"][attr]
+        assert set(found["groups"]) == names, found
+        assert sum(g["n"] for g in found["groups"].values()) == rows
+        rates = [g["selection_rate"] for g in found["groups"].values()]
+        assert found["demographic_parity_difference"] == pytest.approx(
+            max(rates) - min(rates), abs=1e-9
+        )
+        assert 0 <= found["metric_gap"] <= 1

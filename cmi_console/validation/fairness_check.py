@@ -7,20 +7,34 @@ from __future__ import annotations
 from typing import Any
 
 from cmi_console.core.policy import FairnessCheck
+from cmi_console.validation.conformance import as_text
 from cmi_console.validation.results import FAIL, PASS, CheckResult
 from cmi_console.validation.subject import Subject
 from cmi_console.validation.training import metric, predictions
 
 
+def group_rows(groups: Any) -> dict[str, Any]:
+    """Each group's name and rows (a boolean mask). A row without a value is
+    in no group: it had made a group "nan" of no rows, whose rates of 0 were
+    taken as a disparity. Named as the values they are (conformance.as_text:
+    a yes/no attribute with an empty cell read as 1.0 is group "1")."""
+    import numpy as np
+    import pandas as pd
+
+    names = as_text(pd.Series(np.asarray(groups, dtype=object)))
+    present = names.notna().to_numpy()
+    values = names.to_numpy()
+    return {str(g): (values == g) & present for g in sorted(set(values[present]), key=str)}
+
+
 def group_rates(y: Any, pred: Any, groups: Any, positive: Any) -> dict[str, dict[str, float]]:
     import numpy as np
 
-    y, pred, groups = np.asarray(y), np.asarray(pred), np.asarray(groups)
+    y, pred = np.asarray(y), np.asarray(pred)
     out = {}
-    for g in sorted(set(groups.tolist()), key=str):
-        m = groups == g
+    for name, m in group_rows(groups).items():
         yt, yp = y[m] == positive, pred[m] == positive
-        out[str(g)] = {
+        out[name] = {
             "n": int(m.sum()),
             "selection_rate": float(yp.mean()) if m.any() else 0.0,
             "tpr": float(yp[yt].mean()) if yt.any() else 0.0,
@@ -64,15 +78,14 @@ def run(spec: FairnessCheck, subject: Subject) -> CheckResult:
         if spec.metric:
             import numpy as np
 
-            groups = np.asarray(ev.current[attr])
             per = {
                 g: metric(
                     spec.metric,
-                    np.asarray(y)[groups == g],
-                    pred[groups == g],
-                    None if proba is None else proba[groups == g],
+                    np.asarray(y)[rows],
+                    pred[rows],
+                    None if proba is None else proba[rows],
                 )
-                for g in rates
+                for g, rows in group_rows(ev.current[attr]).items()
             }
             scores["metric_gap"] = round(max(per.values()) - min(per.values()), 10)
         values[attr] = {"groups": rates, **scores}
