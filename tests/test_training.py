@@ -729,9 +729,12 @@ def test_library_warnings_are_kept_with_the_result_not_printed(
     assert digest({**document, "results": bare}) == out["result_sha256"]
 
 
-def _credit_with_suite(ws: Workspace, tmp_path: Path, checks: str) -> pd.DataFrame:
+def _credit_with_suite(
+    ws: Workspace, tmp_path: Path, checks: str, labels: dict[int, str] | None = None
+) -> pd.DataFrame:
     """credit:1 trained on the credit data and a yes/no column (`homeowner`),
-    with `checks` as the policy's suite "data"; returns the training file."""
+    with `checks` as the policy's suite "data"; returns the training file.
+    `labels` renames the target's classes (0 and 1)."""
     ok(ws.cli("model", "create", "credit"))
     policy = tmp_path / "default.toml"
     policy.write_text(POLICY + "[suites.data]\n" + checks)
@@ -739,6 +742,8 @@ def _credit_with_suite(ws: Workspace, tmp_path: Path, checks: str) -> pd.DataFra
     (tmp_path / "data").mkdir()
     credit = pd.read_csv(REPO / "data" / "credit.csv")
     credit["homeowner"] = credit["age"] % 3 == 0
+    if labels is not None:
+        credit["default"] = credit["default"].map(labels)
     credit.to_csv(tmp_path / "data" / "credit.csv", index=False)
     recipe = tmp_path / "credit.toml"
     recipe.write_text(
@@ -896,3 +901,44 @@ def test_rows_without_a_sensitive_value_are_in_no_group(ws: Workspace, tmp_path:
             max(rates) - min(rates), abs=1e-9
         )
         assert 0 <= found["metric_gap"] <= 1
+
+
+def test_a_classifier_of_named_classes_gets_every_metric(ws: Workspace, tmp_path: Path) -> None:
+    """scikit-learn's binary metrics take 1 as the positive class unless told:
+    with labels "no"/"yes", precision, recall, f1 and brier raised and were
+    left out of the run's metrics without a word, and the calibration check
+    was an error. The positive class is the greater one ("yes"), as the
+    model's probabilities have it."""
+    from sklearn import metrics as skm
+
+    from cmi_console.store import model_files
+
+    _credit_with_suite(
+        ws,
+        tmp_path,
+        '[[suites.data.checks]]\nkind = "calibration"\nmax_ece = 0.5\n',
+        labels={0: "no", 1: "yes"},
+    )
+    shown = ok(ws.cli("version", "show", "credit:1", "--json")).json()
+    got = shown["metrics"]
+    assert {"precision", "recall", "f1", "brier"} <= set(got), got
+    holdout = pd.read_csv(tmp_path / "data" / "credit.csv").sample(500, random_state=8)
+    holdout.to_csv(tmp_path / "holdout.csv", index=False)
+    r = ok(
+        ws.cli(
+            "validate",
+            "credit:1",
+            "--suite",
+            "data",
+            "--json",
+            "--data",
+            str(tmp_path / "holdout.csv"),
+        )
+    )
+    (calibration,) = r.json()["results"]
+    blob = ws.ctx().workspace.artifacts.read(shown["artifact_sha256"])
+    model = model_files.loads(blob, "skops", where="credit:1")
+    assert list(model.classes_) == ["no", "yes"]
+    proba = model.predict_proba(holdout.drop(columns=["default"]))[:, 1]
+    expected = skm.brier_score_loss(holdout["default"], proba, pos_label="yes")
+    assert calibration["value"]["brier"] == pytest.approx(expected, abs=1e-9)

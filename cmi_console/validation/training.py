@@ -100,14 +100,18 @@ def _computed(name: str, y: Any, pred: Any, proba: Any | None) -> float:
 
     binary = proba is not None and proba.shape[1] == 2
     avg = "binary" if binary else "macro"
+    # scikit-learn's binary metrics take 1 as the positive class unless told:
+    # with labels "no"/"yes" precision, recall, f1 and brier raised, and were
+    # left out of every run's metrics without a word
+    pos = {"pos_label": _positive(y, pred)} if binary else {}
     if name == "accuracy":
         return float(skm.accuracy_score(y, pred))
     if name == "precision":
-        return float(skm.precision_score(y, pred, average=avg, zero_division=0))
+        return float(skm.precision_score(y, pred, average=avg, zero_division=0, **pos))
     if name == "recall":
-        return float(skm.recall_score(y, pred, average=avg, zero_division=0))
+        return float(skm.recall_score(y, pred, average=avg, zero_division=0, **pos))
     if name == "f1":
-        return float(skm.f1_score(y, pred, average=avg, zero_division=0))
+        return float(skm.f1_score(y, pred, average=avg, zero_division=0, **pos))
     if name == "roc_auc":
         if proba is None:
             raise ValueError("roc_auc needs predicted probabilities")
@@ -121,7 +125,7 @@ def _computed(name: str, y: Any, pred: Any, proba: Any | None) -> float:
     if name == "brier":
         if not binary:
             raise ValueError("brier needs a binary classifier")
-        return float(skm.brier_score_loss(y, proba[:, 1]))
+        return float(skm.brier_score_loss(y, proba[:, 1], **pos))
     if name == "rmse":
         return float(skm.root_mean_squared_error(y, pred))
     if name == "mae":
@@ -135,6 +139,21 @@ def predictions(model: Any, X: Any, task: str) -> tuple[Any, Any | None]:
     pred = model.predict(X)
     proba = model.predict_proba(X) if task == "classification" else None
     return pred, proba
+
+
+def _positive(y: Any, pred: Any) -> Any:
+    """A binary classifier's positive class: the greater of its two classes,
+    as its probabilities' second column is (scikit-learn orders classes so).
+    With one class among labels and predictions alike, 1 where it is a
+    number (scikit-learn's own default); text cannot say which it is."""
+    import numpy as np
+
+    present = np.unique(np.concatenate([np.asarray(y).ravel(), np.asarray(pred).ravel()]))
+    if len(present) == 2:
+        return present[1]
+    if len(present) == 1 and isinstance(present[0], str):
+        raise ValueError("one class among labels and predictions: which is positive is unknown")
+    return 1
 
 
 def all_metrics(task: str, y: Any, pred: Any, proba: Any | None) -> dict[str, float]:
