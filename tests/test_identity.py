@@ -6,7 +6,7 @@ import os
 
 import pytest
 from conftest import Result, Workspace
-from gate_helpers import ok
+from gate_helpers import log_head, ok
 from open_hook import before_open
 
 from cmi_console.core import keys
@@ -204,3 +204,39 @@ def test_two_user_adds_of_one_name_at_once_keep_the_first_key(ws: Workspace) -> 
     (alice,) = [u for u in ok(ws.cli("user", "list", "--json")).json() if u["name"] == "alice"]
     on_disk = keys.public_raw(keys.load_private(key.read_bytes(), None, str(key)))
     assert alice["roles"] == ["reviewer"] and alice["key_ids"] == [keys.key_id(on_disk)]
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        b"\x01" + bytes(31),  # the identity: OpenSSL takes (R = identity, S = 0) for any message
+        bytes(32),  # y = 0: a point of order 4
+        b"\xec" + b"\xff" * 30 + b"\x7f",  # y = p - 1: of order 2
+        b"\xed" + b"\xff" * 30 + b"\x7f",  # y = p: the identity, not canonically written
+        b"\x02" + bytes(31),  # y = 2: no point of the curve
+    ],
+    ids=["identity", "order-4", "order-2", "non-canonical", "off-curve"],
+)
+def test_a_public_key_no_honest_signer_has_is_refused(
+    ws: Workspace, point: bytes, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """32 bytes that are no usable Ed25519 key were registered: the identity
+    point is one under which OpenSSL (and so an outside verifier built on it)
+    accepts a signature made by anyone, for any message; cmi's own checks
+    refuse its every signature. Such a key lets its holder deny what it
+    signed, so it is refused when registered."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if point == b"\x01" + bytes(31):  # the forgery this is about, made here
+        Ed25519PublicKey.from_public_bytes(point).verify(b"\x01" + bytes(63), b"any message")
+    ok(ws.cli("user", "add", "dev", "--role", "developer"))
+    before = log_head(ws)
+    pub = tmp_path / "eve.pub"  # `user add` reads the key from a file
+    pub.write_text(keys.b64(point))
+    for args, given in (
+        (("key", "add", "dev"), keys.b64(point)),
+        (("user", "add", "eve", "--role", "reviewer"), str(pub)),
+    ):
+        r = ws.cli(*args, "--public-key", given)
+        assert r.code == 2 and "--public-key: not a usable Ed25519 public key" in r.err, r.err
+    assert log_head(ws) == before  # no key for dev, and no eve

@@ -71,6 +71,18 @@ def sign(key: Ed25519PrivateKey, message: bytes) -> bytes:
     return key.sign(message)
 
 
+def usable_public(public: bytes) -> bool:
+    """32 bytes that a generated key's public half can be: a canonically
+    written point of the curve's prime-order subgroup (libsodium's check).
+    The identity and the other small-order points are not: OpenSSL accepts
+    a signature anyone can make under the identity, for any message, so an
+    outside verifier built on it would take forgeries; and a key under
+    which anyone's signature counts lets its holder deny what it signed."""
+    from nacl.bindings import crypto_core_ed25519_is_valid_point
+
+    return bool(crypto_core_ed25519_is_valid_point(public))
+
+
 def verify(public: bytes, signature: bytes, message: bytes) -> bool:
     """Check with libsodium (PyNaCl): 1.7x faster here than OpenSSL's Ed25519
     verification, which is most of `audit verify`'s time on a log of decisions;

@@ -128,6 +128,11 @@ def public_key(text: str, where: str) -> bytes:
     public = keys.unb64(text.strip(), where)
     if len(public) != 32:
         raise BadInput(f"{where}: an Ed25519 public key is 32 bytes (base64)")
+    if not keys.usable_public(public):
+        raise BadInput(
+            f"{where}: not a usable Ed25519 public key (a point of small order, not "
+            "canonically written, or off the curve: no honest key is one)"
+        )
     return public
 
 
