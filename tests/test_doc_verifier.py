@@ -213,3 +213,17 @@ def test_the_documents_list_every_decision_and_every_replayed_table() -> None:
         "break-glass.sign",
         "break-glass.execute",
     } == doc_verifier.STATEMENTS
+
+
+def test_the_documents_verifier_checks_signatures_strictly() -> None:
+    """docs/audit-log-format.md asks for libsodium's strict check: under the
+    identity point as a key, (R = identity, S = 0) is a signature anyone
+    can make for any message, and OpenSSL's check takes it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    identity, forged = b"\x01" + bytes(31), b"\x01" + bytes(63)
+    assert not doc_verifier.ed25519(identity, forged, b"any message")
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes_raw()
+    assert doc_verifier.ed25519(public, key.sign(b"m"), b"m")
+    assert not doc_verifier.ed25519(public, key.sign(b"m"), b"n")
