@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, Workspace
+from conftest import REPO, Result, Workspace
 from gate_helpers import log_head, ok
 from markdown_shown import shown
 
@@ -227,23 +227,39 @@ def test_a_threshold_on_the_interval_fails_with_exit_1(trained: Workspace) -> No
     assert res["status"] == "fail" and "interval" in res["explanation"]
 
 
+def train_credit(
+    ws: Workspace, tmp_path: Path, data: pd.DataFrame, policy: str, recipe: str, seed: int = 0
+) -> None:
+    """credit:1, trained from data/credit.csv (`data`) under the default
+    policy plus `policy`, by a recipe that goes on with `recipe` after its
+    data file and target."""
+    ok(ws.cli("model", "create", "credit"))
+    (tmp_path / "default.toml").write_text(POLICY + policy)
+    ok(ws.cli("policy", "activate", str(tmp_path / "default.toml")))
+    (tmp_path / "data").mkdir()
+    data.to_csv(tmp_path / "data" / "credit.csv", index=False)
+    path = tmp_path / "credit.toml"
+    head = (
+        f'model = "credit"\nseed = {seed}\n[data]\nfile = "data/credit.csv"\ntarget = "default"\n'
+    )
+    path.write_text(head + recipe)
+    ok(ws.cli("train", str(path)))
+
+
 @pytest.fixture
 def credit(ws: Workspace, tmp_path: Path) -> Workspace:
     """credit:1, a gradient-boosted model of data/credit.csv (sensitive: sex)."""
-    ok(ws.cli("model", "create", "credit"))
-    policy = tmp_path / "default.toml"
-    policy.write_text(POLICY)
-    ok(ws.cli("policy", "activate", str(policy)))
-    (tmp_path / "data").mkdir()
-    for f in ("credit.csv", "credit-2026q3.csv"):
-        (tmp_path / "data" / f).write_bytes((REPO / "data" / f).read_bytes())
-    recipe = tmp_path / "credit.toml"
-    recipe.write_text(
-        'model = "credit"\nseed = 1\n[data]\nfile = "data/credit.csv"\ntarget = "default"\n'
+    train_credit(
+        ws,
+        tmp_path,
+        pd.read_csv(REPO / "data" / "credit.csv"),
+        "",
         'sensitive = ["sex"]\n[estimator]\nclass = "sklearn.ensemble.GradientBoostingClassifier"\n'
-        "params = { n_estimators = 60, max_depth = 2 }\n"
+        "params = { n_estimators = 60, max_depth = 2 }\n",
+        seed=1,
     )
-    ok(ws.cli("train", str(recipe)))
+    name = "credit-2026q3.csv"
+    (tmp_path / "data" / name).write_bytes((REPO / "data" / name).read_bytes())
     return ws
 
 
@@ -419,20 +435,7 @@ kind = "quality"
 
 
 def test_schema_and_quality_count_every_failure(ws: Workspace, tmp_path: Path) -> None:
-    ok(ws.cli("model", "create", "credit"))
-    policy = tmp_path / "default.toml"
-    policy.write_text(POLICY + CONTRACT)
-    ok(ws.cli("policy", "activate", str(policy)))
-    (tmp_path / "data").mkdir()
-    credit = pd.read_csv(REPO / "data" / "credit.csv")
-    credit.to_csv(tmp_path / "data" / "credit.csv", index=False)
-    recipe = tmp_path / "credit.toml"
-    recipe.write_text(
-        'model = "credit"\n[data]\nfile = "data/credit.csv"\ntarget = "default"\n'
-        'sensitive = ["sex"]\n[estimator]\nclass = "sklearn.linear_model.LogisticRegression"\n'
-        "params = { max_iter = 2000 }\n"
-    )
-    ok(ws.cli("train", str(recipe)))
+    credit = _credit_with_suite(ws, tmp_path, CONTRACT.split("[suites.data]\n", 1)[1])
     clean = ok(ws.cli("validate", "credit:1", "--suite", "data", "--json")).json()
     assert [r["status"] for r in clean["results"]] == ["pass", "pass"]
     bad = credit.sample(200, random_state=0).reset_index(drop=True)
@@ -735,24 +738,21 @@ def _credit_with_suite(
     """credit:1 trained on the credit data and a yes/no column (`homeowner`),
     with `checks` as the policy's suite "data"; returns the training file.
     `labels` renames the target's classes (0 and 1)."""
-    ok(ws.cli("model", "create", "credit"))
-    policy = tmp_path / "default.toml"
-    policy.write_text(POLICY + "[suites.data]\n" + checks)
-    ok(ws.cli("policy", "activate", str(policy)))
-    (tmp_path / "data").mkdir()
     credit = pd.read_csv(REPO / "data" / "credit.csv")
     credit["homeowner"] = credit["age"] % 3 == 0
     if labels is not None:
         credit["default"] = credit["default"].map(labels)
-    credit.to_csv(tmp_path / "data" / "credit.csv", index=False)
-    recipe = tmp_path / "credit.toml"
-    recipe.write_text(
-        'model = "credit"\n[data]\nfile = "data/credit.csv"\ntarget = "default"\n'
-        '[estimator]\nclass = "sklearn.linear_model.LogisticRegression"\n'
-        "params = { max_iter = 2000 }\n"
-    )
-    ok(ws.cli("train", str(recipe)))
+    estimator = '[estimator]\nclass = "sklearn.linear_model.LogisticRegression"\n'
+    recipe = estimator + "params = { max_iter = 2000 }\n"
+    train_credit(ws, tmp_path, credit, "[suites.data]\n" + checks, recipe)
     return credit
+
+
+def validate_file(ws: Workspace, tmp_path: Path, frame: pd.DataFrame, name: str) -> Result:
+    """`frame` written to `name` and validated as credit:1's data by the suite "data"."""
+    frame.to_csv(tmp_path / name, index=False)
+    args = ["validate", "credit:1", "--suite", "data", "--json", "--data"]
+    return ws.cli(*args, str(tmp_path / name))
 
 
 @pytest.mark.parametrize("column", ["age", "homeowner"])
@@ -771,10 +771,7 @@ def test_leakage_counts_training_rows_in_a_file_with_an_empty_cell(
     holed.loc[0, column] = None  # that row alone is no longer a training row
     shares = []
     for name, frame in (("copied.csv", copied), ("holed.csv", holed)):
-        frame.to_csv(tmp_path / name, index=False)
-        r = ws.cli(
-            "validate", "credit:1", "--suite", "data", "--data", str(tmp_path / name), "--json"
-        )
+        r = validate_file(ws, tmp_path, frame, name)
         quality = r.json()["results"][0]
         assert r.code == 1 and quality["status"] == "fail", quality
         shares.append(quality["value"]["leakage_share"])
@@ -795,18 +792,7 @@ def test_rows_missing_the_sliced_column_are_a_slice_of_their_own(
     )
     data = credit.sample(400, random_state=3).reset_index(drop=True)
     data.loc[:14, "employment"] = None
-    data.to_csv(tmp_path / "holed.csv", index=False)
-    r = ok(
-        ws.cli(
-            "validate",
-            "credit:1",
-            "--suite",
-            "data",
-            "--data",
-            str(tmp_path / "holed.csv"),
-            "--json",
-        )
-    )
+    r = ok(validate_file(ws, tmp_path, data, "holed.csv"))
     slices = r.json()["results"][0]["value"]["slices"]
     assert set(slices) == {*credit["employment"].unique(), "(missing)"}
 
@@ -830,20 +816,16 @@ def test_a_nullable_int_or_bool_column_with_an_empty_cell_meets_its_dtype(
     holed = data.astype({"age": float, "homeowner": object})
     holed.loc[3, "age"] = None
     holed.loc[5, "homeowner"] = None
-    holed.to_csv(tmp_path / "holed.csv", index=False)
-    args = ["validate", "credit:1", "--suite", "data", "--json", "--data"]
-    ok(ws.cli(*args, str(tmp_path / "holed.csv")))
+    ok(validate_file(ws, tmp_path, holed, "holed.csv"))
     # a fraction is no integer, empty cells or not
     holed.loc[7, "age"] = 30.5
-    holed.to_csv(tmp_path / "fraction.csv", index=False)
-    r = ws.cli(*args, str(tmp_path / "fraction.csv"))
+    r = validate_file(ws, tmp_path, holed, "fraction.csv")
     assert r.code == 1, r.err
     assert set(r.json()["results"][0]["value"]["failures"]) == {"age"}
     # and 2 is no yes/no: named, where it is ("'True' is not a number" had
     # named the first good value of a column pandas read as text)
     holed.loc[9, "homeowner"] = 2
-    holed.to_csv(tmp_path / "wrong.csv", index=False)
-    r = ws.cli(*args, str(tmp_path / "wrong.csv"))
+    r = validate_file(ws, tmp_path, holed, "wrong.csv")
     assert r.code == 2 and "wrong.csv:11: homeowner: '2' is not True or False" in r.err, r.err
 
 
@@ -857,15 +839,13 @@ def test_a_yes_no_column_with_an_empty_cell_is_measured_for_drift(
     credit = _credit_with_suite(
         ws, tmp_path, '[[suites.data.checks]]\nkind = "drift"\nmethod = "auto"\nshare = 1.0\n'
     )
-    args = ["validate", "credit:1", "--suite", "data", "--json", "--data"]
     for name, yes_share, drifted in (("same.csv", None, False), ("moved.csv", 0.9, True)):
         data = credit.sample(1500, random_state=5).reset_index(drop=True)
         if yes_share is not None:  # the homeowners' share moved from a third to 90%
             data["homeowner"] = np.arange(len(data)) < yes_share * len(data)
         data = data.astype({"homeowner": object})
         data.loc[0, "homeowner"] = None
-        data.to_csv(tmp_path / name, index=False)
-        r = ws.cli(*args, str(tmp_path / name))
+        r = validate_file(ws, tmp_path, data, name)
         (result,) = r.json()["results"]
         assert result["status"] != "error", result
         (column,) = [c for c in result["details"]["columns"] if c["column"] == "homeowner"]
@@ -887,9 +867,7 @@ def test_rows_without_a_sensitive_value_are_in_no_group(ws: Workspace, tmp_path:
     )
     data = credit.sample(600, random_state=6).reset_index(drop=True)
     data.loc[0, "sex"] = None
-    data.to_csv(tmp_path / "holed.csv", index=False)
-    args = ["validate", "credit:1", "--suite", "data", "--json", "--data"]
-    r = ws.cli(*args, str(tmp_path / "holed.csv"))
+    r = validate_file(ws, tmp_path, data, "holed.csv")
     (result,) = r.json()["results"]
     assert r.code == 0 and result["status"] == "pass", result
     for attr, names, rows in (("sex", {"F", "M"}, 599), ("homeowner", {"0", "1"}, 600)):
@@ -923,18 +901,7 @@ def test_a_classifier_of_named_classes_gets_every_metric(ws: Workspace, tmp_path
     got = shown["metrics"]
     assert {"precision", "recall", "f1", "brier"} <= set(got), got
     holdout = pd.read_csv(tmp_path / "data" / "credit.csv").sample(500, random_state=8)
-    holdout.to_csv(tmp_path / "holdout.csv", index=False)
-    r = ok(
-        ws.cli(
-            "validate",
-            "credit:1",
-            "--suite",
-            "data",
-            "--json",
-            "--data",
-            str(tmp_path / "holdout.csv"),
-        )
-    )
+    r = ok(validate_file(ws, tmp_path, holdout, "holdout.csv"))
     (calibration,) = r.json()["results"]
     blob = ws.ctx().workspace.artifacts.read(shown["artifact_sha256"])
     model = model_files.loads(blob, "skops", where="credit:1")
