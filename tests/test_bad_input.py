@@ -105,6 +105,15 @@ def log_size(ws: Workspace) -> int:
             "a.b[1]: inf is not a finite number",
         ),
         (["run", "record", "--code", '{{"n": 9007199254740993}}'], "n: 9007199254740993 is beyond"),
+        # a CI's repository URL carries its token: the log would keep it for good
+        (
+            ["run", "record", "--code", '{{"repo": "https://gitlab-ci-token:glcbt-64@x.io/r"}}'],
+            "--code: repo: holds a credential (https://***@x.io/r)",
+        ),
+        (
+            ["run", "record", "--params", '{{"src": ["s3://b/f?X-Amz-Signature=abc"]}}'],
+            "--params: src[0]: holds a credential (s3://b/f?X-Amz-Signature=***)",
+        ),
         # a name given twice: Python kept the last value, silently dropping one
         (
             ["run", "record", "--params", '{{"lr": 0.1, "x": {{"lr": 1, "lr": 2}}}}'],

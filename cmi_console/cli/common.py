@@ -176,6 +176,7 @@ def read_text_arg(path: Path, where: str) -> str:
 def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
     """A JSON object given inline or as @FILE."""
     from cmi_console.core.canonical import RepeatedName, unique_names, unrepresentable
+    from cmi_console.core.credentials import credential_in
     from cmi_console.core.errors import BadInput
 
     if text is None:
@@ -197,6 +198,9 @@ def load_json_arg(text: str | None, where: str) -> dict[str, Any]:
         raise BadInput(f"{source}: must be a JSON object")
     problem = unrepresentable(value)
     if problem:  # it would be recorded in canonical JSON, which has no form for it
+        raise BadInput(f"{source}: {problem}")
+    problem = credential_in(value)
+    if problem:  # the log keeps it for good (a CI's repository URL holds its token)
         raise BadInput(f"{source}: {problem}")
     return value
 

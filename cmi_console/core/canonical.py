@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -117,24 +118,30 @@ def _big_ints_as_floats(obj: Any) -> Any:
     return obj
 
 
-def unrepresentable(obj: Any) -> str | None:
-    """Where a parsed JSON or TOML value holds a number canonical JSON cannot
-    carry exactly (NaN, infinity, an integer beyond 2**53), and what; else
-    None. Walked with a stack: the nesting may be as deep as a parser allowed."""
+def walked(obj: Any) -> Iterator[tuple[str, Any]]:
+    """Every value of a parsed JSON or TOML document with where it is
+    (`a.b[1]`; "the value" for the whole), in document order. Walked with a
+    stack: the nesting may be as deep as a parser allowed."""
     stack: list[tuple[str, Any]] = [("", obj)]
     while stack:
         path, value = stack.pop()
-        where = path or "the value"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{where}: {value} is not a finite number"
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53 - 1:
-            return f"{where}: {value} is beyond the integers JSON carries exactly (2**53)"
-        # pushed in reverse, so the first one in the document is named
+        yield path or "the value", value
+        # pushed in reverse, so the first one in the document comes first
         if isinstance(value, dict):
             items = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
             stack.extend(reversed(items))
         elif isinstance(value, list):
             stack.extend(reversed([(f"{path}[{i}]", v) for i, v in enumerate(value)]))
+
+
+def unrepresentable(obj: Any) -> str | None:
+    """Where a parsed JSON or TOML value holds a number canonical JSON cannot
+    carry exactly (NaN, infinity, an integer beyond 2**53), and what; else None."""
+    for where, value in walked(obj):
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: {value} is not a finite number"
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53 - 1:
+            return f"{where}: {value} is beyond the integers JSON carries exactly (2**53)"
     return None
 
 

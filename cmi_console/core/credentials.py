@@ -10,6 +10,9 @@ Azure SAS `sig`, Google Chat's `key` and `token`, `access_token`).
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from cmi_console.core.canonical import walked
 
 # a query parameter (or a URL's part) whose name says it holds a secret
 SECRET_NAME = re.compile(r"token|secret|key|passw|pwd|sig|auth|credential", re.IGNORECASE)
@@ -28,3 +31,13 @@ def scrubbed(text: str) -> str:
         return text
     text = _USERINFO.sub(lambda m: m[1].split("://", 1)[0] + "://***@", text)
     return _QUERY.sub(lambda m: m[1] + "***" if SECRET_NAME.search(m[1]) else m[0], text)
+
+
+def credential_in(value: Any) -> str | None:
+    """Where a parsed JSON value holds a URL with a credential (`scrubbed`
+    would change it), shown scrubbed; else None. For values a user gives
+    that the log would keep: refused, so the user can give them without."""
+    for where, item in walked(value):
+        if isinstance(item, str) and (clean := scrubbed(item)) != item:
+            return f"{where}: holds a credential ({clean}); the audit log would keep it for good"
+    return None
