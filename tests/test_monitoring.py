@@ -786,6 +786,18 @@ def test_parquet_windows_with_values_of_the_wrong_kind(watched: Workspace, tmp_p
             "row.parquet: row 4: income: 'lots' is not a number",
         ),
     }
+    # a list or a mapping where one value belongs: unhashable, an internal error
+    for column, value, shown in (
+        ("default", [1], "[1]"),
+        ("prediction", {"a": 1}, "{'a': 1}"),
+        ("id", [7], "[7]"),
+        ("version", [1], "[1]"),
+        ("score", [0.5], "[0.5]"),
+    ):
+        bad[f"{column}.parquet"] = (
+            frame.assign(**{column: [value] * len(frame)}),
+            f"{column}.parquet: row 1: {column}: '{shown}' is not a single value",
+        )
     for name, (f, message) in bad.items():
         path = tmp_path / name
         f.to_parquet(path)

@@ -909,3 +909,16 @@ def test_a_classifier_of_named_classes_gets_every_metric(ws: Workspace, tmp_path
     proba = model.predict_proba(holdout.drop(columns=["default"]))[:, 1]
     expected = skm.brier_score_loss(holdout["default"], proba, pos_label="yes")
     assert calibration["value"]["brier"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_list_for_a_label_is_bad_input(ws: Workspace, tmp_path: Path) -> None:
+    """A Parquet file can hold a list in a cell; as a label it could not be
+    compared with the model's classes (an internal error)."""
+    credit = _credit_with_suite(ws, tmp_path, '[[suites.data.checks]]\nkind = "quality"\n')
+    data = credit.head(50).assign(default=[[1]] * 50)
+    data.to_parquet(tmp_path / "lists.parquet")
+    args = ["validate", "credit:1", "--suite", "data", "--data", str(tmp_path / "lists.parquet")]
+    r = ws.cli(*args)
+    assert r.code == 2 and "lists.parquet: row 1: default: '[1]' is not a single value" in r.err, (
+        r.err
+    )

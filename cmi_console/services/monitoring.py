@@ -183,12 +183,14 @@ def _prepare(frame: Any, spec: Any, s: Serving, models: Any, predict: bool, wher
         check_classes,
         check_features,
         check_finite,
+        check_single_values,
         first_bad,
         one_row_per_key,
     )
-    from cmi_console.validation.monitoring import kpi_columns
+    from cmi_console.validation.monitoring import RESERVED, kpi_columns
 
     frame = check_features(frame, spec.features, spec.reference, where)
+    check_single_values(frame, [*RESERVED, spec.target], where)
     for column in kpi_columns(frame, spec):  # a KPI's mean of inf has no JSON form
         check_finite(frame[column], where)
     if "version" in frame:
@@ -423,7 +425,7 @@ def labels(
     ctx: Context, model_name: str, window_id: int, path: Path, *, key: str | None = None
 ) -> dict[str, Any]:
     """Attach labels that arrived late, and measure the window again."""
-    from cmi_console.validation.conformance import check_classes
+    from cmi_console.validation.conformance import check_classes, check_single_values
     from cmi_console.validation.monitoring import analyse
 
     actor = ctx.require_actor()
@@ -441,6 +443,7 @@ def labels(
     given = read.frame
     if spec.target not in given.columns:
         raise BadInput(f"{where}: no '{spec.target}' column (the model's target)")
+    check_single_values(given, [spec.target, *([key] if key else [])], where)
     check_classes(given[spec.target], spec.classes, where)
     frame, join = _attach(frame, given, spec.target, key, where, spec.features)
     metrics = analyse(frame, spec)

@@ -97,6 +97,18 @@ def check_classes(values: Any, classes: list[Any], where: str) -> None:
         )
 
 
+def check_single_values(frame: Any, columns: list[str], where: str) -> None:
+    """One value in each cell of these columns: a Parquet file can hold a
+    list, a mapping or an array there, which no later step can compare or
+    hash (an internal error); the first one is named."""
+    from pandas.api.types import is_object_dtype, is_scalar
+
+    for c in columns:
+        if c in frame.columns and is_object_dtype(frame[c]):
+            col = frame[c]
+            first_bad(col, col.map(lambda v: v if is_scalar(v) else None), where, "a single value")
+
+
 def one_row_per_key(frame: Any, key: str, group: str, where: str) -> None:
     """A row key names one row of each `group` (a window's `id`, one row per
     version): a shadow pairs its versions' rows by it, and a key given to
@@ -149,6 +161,7 @@ def check_current(ev: Evaluation, where: str) -> None:
     data = ev.current = check_features(ev.current, ev.features, ev.reference, where)
     if ev.target not in data:
         return  # unlabelled: checks that need labels say so
+    check_single_values(data, [ev.target], where)
     labels = data[ev.target]
     require_labels(labels, where)
     if ev.task == "classification":
