@@ -169,7 +169,11 @@ def analyse(frame: Any, spec: WindowSpec) -> dict[str, Any]:
             # the window metric is a distance at every size: below LARGE
             # training rows the verdict's score is a p-value, which falls as
             # the drift grows, and one metric name held both
-            far = pd_ if pd_.method in DISTANCES else column_drift("p", ref, signal, "distance")
+            far = (
+                pd_
+                if pd_.method in DISTANCES
+                else column_drift("prediction", ref, signal, "distance")
+            )
             entry["prediction_drift"] = {
                 "method": pd_.method,
                 "score": pd_.score,

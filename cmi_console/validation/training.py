@@ -103,7 +103,8 @@ def _computed(name: str, y: Any, pred: Any, proba: Any | None) -> float:
     # scikit-learn's binary metrics take 1 as the positive class unless told:
     # with labels "no"/"yes" precision, recall, f1 and brier raised, and were
     # left out of every run's metrics without a word
-    pos = {"pos_label": _positive(y, pred)} if binary else {}
+    positive_named = binary and name in ("precision", "recall", "f1", "brier")
+    pos = {"pos_label": _positive(y, pred)} if positive_named else {}
     if name == "accuracy":
         return float(skm.accuracy_score(y, pred))
     if name == "precision":
