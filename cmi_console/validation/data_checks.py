@@ -13,11 +13,11 @@ def _dtype_ok(series: Any, dtype: str) -> bool:
     from pandas.api import types as t
 
     return {
-        "int": lambda s: t.is_integer_dtype(s) or _whole(s),
+        "int": lambda s: t.is_integer_dtype(s) or _reads_as_whole(s),
         "float": t.is_float_dtype,
         "number": t.is_numeric_dtype,
         "string": lambda s: t.is_object_dtype(s) or t.is_string_dtype(s),
-        "bool": lambda s: t.is_bool_dtype(s) or _yes_no(s),
+        "bool": lambda s: t.is_bool_dtype(s) or _reads_as_yes_no(s),
     }[dtype](series)
 
 
@@ -27,14 +27,14 @@ def _dtype_ok(series: Any, dtype: str) -> bool:
 # `nullable` contract had failed on every row of such a file.
 
 
-def _whole(series: Any) -> bool:
+def _reads_as_whole(series: Any) -> bool:
     from pandas.api import types as t
 
     present = series.dropna()
     return bool(t.is_float_dtype(series) and (present % 1 == 0).all())
 
 
-def _yes_no(series: Any) -> bool:
+def _reads_as_yes_no(series: Any) -> bool:
     from pandas.api import types as t
 
     present = series.dropna()
