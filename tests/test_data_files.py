@@ -165,3 +165,20 @@ def test_a_file_opened_outside_its_root_is_refused(tmp_path: Path) -> None:
     (root / "data").symlink_to(outside)
     with pytest.raises(BadInput, match="leads outside .*repo"):
         data_files.load(root / "data" / "credit.csv", "data.file", within=root)
+
+
+def test_a_classifiers_classes_are_in_the_order_its_probabilities_have() -> None:
+    """Classes were sorted as text: of 2 and 10 the "positive" one was 2,
+    while the model's probability column (the window's `score`, ROC AUC)
+    is for 10, so a window's positive rate and its fairness counted the
+    other class. They are in scikit-learn's order, as its `classes_`."""
+    from sklearn.linear_model import LogisticRegression
+
+    from cmi_console.validation.conformance import known_classes
+
+    labels = pd.Series([10, 2, 10, 2, None, 2])
+    X = pd.DataFrame({"x": [5.0, 1.0, 6.0, 0.0, 3.0, 1.5]})
+    model = LogisticRegression().fit(X[labels.notna()], labels.dropna().astype(int))
+    assert known_classes(labels) == list(model.classes_) == [2, 10]
+    assert known_classes(pd.Series(["yes", "no", "no"])) == ["no", "yes"]
+    assert known_classes(pd.Series([1, "a", 1])) == [1, "a"]  # no order but as text

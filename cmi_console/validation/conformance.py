@@ -15,8 +15,15 @@ from cmi_console.validation.subject import Evaluation
 
 
 def known_classes(labels: Any) -> list[Any]:
-    """The classes a classifier trained on these labels knows."""
-    return sorted(labels.dropna().unique().tolist(), key=str)
+    """The classes a classifier trained on these labels knows, in the order
+    scikit-learn gives them (its `classes_`, the columns of its
+    probabilities): sorted as text, 10 had come before 2, and a binary
+    model's positive class was the other one than its probability's."""
+    values = labels.dropna().unique().tolist()
+    try:
+        return sorted(values)
+    except TypeError:  # mixed kinds, which no classifier orders: as text
+        return sorted(values, key=str)
 
 
 def check_features(frame: Any, features: list[str], reference: Any, where: str) -> Any:
