@@ -34,14 +34,18 @@ def md_inline(value: Any) -> str:
     a report, its raw HTML had run in the reader's viewer, and a link had
     shown other text than its address. The escapes are CommonMark's
     backslash escapes; `|` would also have started another table cell."""
-    return _INLINE.sub(r"\\\1", _text(value, one_line=True))
+    return _escaped(_text(value, one_line=True))
 
 
 def md_paragraph(value: Any) -> str:
     """The same for a paragraph's lines, where a line's start can also make
     a heading or a list item."""
-    lines = _INLINE.sub(r"\\\1", _text(value)).split("\n")
+    lines = _escaped(_text(value)).split("\n")
     return "\n".join(_LEADING.sub(_escape_leading, line) for line in lines)
+
+
+def _escaped(text: str) -> str:
+    return _INLINE.sub(r"\\\1", text)
 
 
 def _escape_leading(m: re.Match[str]) -> str:

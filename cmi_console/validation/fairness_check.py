@@ -28,11 +28,15 @@ def group_rows(groups: Any) -> dict[str, Any]:
 
 
 def group_rates(y: Any, pred: Any, groups: Any, positive: Any) -> dict[str, dict[str, float]]:
+    return _rates(y, pred, group_rows(groups), positive)
+
+
+def _rates(y: Any, pred: Any, rows: dict[str, Any], positive: Any) -> dict[str, dict[str, float]]:
     import numpy as np
 
     y, pred = np.asarray(y), np.asarray(pred)
     out = {}
-    for name, m in group_rows(groups).items():
+    for name, m in rows.items():
         yt, yp = y[m] == positive, pred[m] == positive
         out[name] = {
             "n": int(m.sum()),
@@ -73,7 +77,8 @@ def run(spec: FairnessCheck, subject: Subject) -> CheckResult:
     for attr in attributes:
         if attr not in ev.current:
             raise ValueError(f"sensitive attribute '{attr}' is not in the data")
-        rates = group_rates(y, pred, ev.current[attr], positive)
+        groups = group_rows(ev.current[attr])  # once, for the rates and the metric gap
+        rates = _rates(y, pred, groups, positive)
         scores = {k: round(v, 10) for k, v in parity(rates).items()}
         if spec.metric:
             import numpy as np
@@ -85,7 +90,7 @@ def run(spec: FairnessCheck, subject: Subject) -> CheckResult:
                     pred[rows],
                     None if proba is None else proba[rows],
                 )
-                for g, rows in group_rows(ev.current[attr]).items()
+                for g, rows in groups.items()
             }
             scores["metric_gap"] = round(max(per.values()) - min(per.values()), 10)
         values[attr] = {"groups": rates, **scores}
