@@ -12,6 +12,23 @@ BIG = "9" * 23  # beyond 2**63 - 1
 DEEP_JSON = "[" * 5000 + "]" * 5000
 LONG = "x" * 2001
 NO_PATH = "/tmp/" + "n" * 300  # longer than a file name may be (ENAMETOOLONG)
+SIGNED_LINK = "https://acct.blob.example/d.csv?sv=2024&sig=Zm9vYmFy"
+SCRUBBED = "https://acct.blob.example/d.csv?sv=2024&sig=***"
+# the commands that take a comment or a reason, and its option
+COMMENTED = (
+    (["request", "cancer:1", "--to", "staging"], "--comment"),
+    (["approve", "cancer:1", "--to", "staging"], "--comment"),
+    (["reject", "cancer:1", "--to", "staging"], "--comment"),
+    (["promote", "cancer:1", "--to", "staging"], "--comment"),
+    (["withdraw", "1"], "--comment"),
+    (["retire", "cancer:1"], "--reason"),
+    (["break-glass", "cancer:1", "--to", "staging"], "--reason"),
+    (["deploy", "start", "cancer:1", "--env", "staging"], "--comment"),
+    (["rollback", "cancer", "--env", "staging"], "--reason"),
+    (["monitor", "close-alert", "1"], "--comment"),
+    (["model", "tier", "cancer", "low"], "--reason"),
+    (["user", "disable", "alice"], "--reason"),
+)
 
 
 def log_size(ws: Workspace) -> int:
@@ -128,20 +145,41 @@ def log_size(ws: Workspace) -> int:
         # limit (100 KB were logged); the documented 2,000 applies to all of them
         *(
             (args + [flag, LONG], f"{flag}: at most 2000 characters (2001 given)")
-            for args, flag in (
-                (["request", "cancer:1", "--to", "staging"], "--comment"),
-                (["approve", "cancer:1", "--to", "staging"], "--comment"),
-                (["reject", "cancer:1", "--to", "staging"], "--comment"),
-                (["promote", "cancer:1", "--to", "staging"], "--comment"),
-                (["withdraw", "1"], "--comment"),
-                (["retire", "cancer:1"], "--reason"),
-                (["break-glass", "cancer:1", "--to", "staging"], "--reason"),
-                (["deploy", "start", "cancer:1", "--env", "staging"], "--comment"),
-                (["rollback", "cancer", "--env", "staging"], "--reason"),
-                (["monitor", "close-alert", "1"], "--comment"),
-                (["model", "tier", "cancer", "low"], "--reason"),
-                (["user", "disable", "alice"], "--reason"),
-            )
+            for args, flag in COMMENTED
+        ),
+        # a URL's credential in free text (a signed link pasted into a comment)
+        # went into the log, which keeps it for good
+        *(
+            (args + [flag, f"see {SIGNED_LINK} ok"], f"{flag}: holds a credential ({SCRUBBED})")
+            for args, flag in COMMENTED
+        ),
+        (
+            ["model", "create", "new", "--description", f"data at {SIGNED_LINK}"],
+            f"models.description: holds a credential ({SCRUBBED})",
+        ),
+        (
+            [
+                "version",
+                "register",
+                "cancer",
+                "--artifact",
+                "{art}",
+                "--tag",
+                "data=" + SIGNED_LINK,
+            ],
+            f"version_tags.value: holds a credential ({SCRUBBED})",
+        ),
+        (
+            ["version", "tag", "cancer:1", "--tag", "repo=https://ghp_x1y2z3@github.com/o/r.git"],
+            "version_tags.value: holds a credential (https://***@github.com/o/r.git)",
+        ),
+        (
+            ["model", "consumers", "add", "cancer", "feed", "--contact", SIGNED_LINK],
+            f"model_consumers.contact: holds a credential ({SCRUBBED})",
+        ),
+        (
+            ["incident", "open", "cancer", "--title", f"leak: {SIGNED_LINK}"],
+            f"incidents.title: holds a credential ({SCRUBBED})",
         ),
         # found after the evaluation (triggers, alerts, requests) had been written
         (

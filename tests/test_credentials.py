@@ -3,10 +3,14 @@ and text without one is left exactly as it was."""
 
 from __future__ import annotations
 
+import pytest
+from conftest import Workspace
+from gate_helpers import ok
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cmi_console.core.credentials import scrubbed
+from cmi_console.core.credentials import credential_url, scrubbed
+from cmi_console.core.errors import BadInput
 
 SECRET = st.text("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=12, max_size=40)
 WORD = st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True)
@@ -48,3 +52,50 @@ def test_names_that_are_no_secret_stay() -> None:
         "ftp://anonymous@mirror.example/pub",
     ):
         assert scrubbed(text) == text
+
+
+@given(st.text(max_size=60), SECRET, WORD, st.text(max_size=60))
+def test_the_url_holding_a_credential_is_found_in_prose(
+    before: str, secret: str, host: str, after: str
+) -> None:
+    """Only the URL is shown (scrubbed): a 2,000-character description around
+    it would make the refusal's one line unreadable."""
+    url = f"https://ci:{secret}@{host}.example/r.git"
+    found = credential_url(f"{before} {url} {after}")
+    assert found is not None and secret not in found
+    if "://" not in before:  # a URL of the text's own may come first
+        assert found == f"https://***@{host}.example/r.git"
+
+
+def test_prose_whose_urls_hold_no_credential_is_not_refused() -> None:
+    for text in (
+        "see https://docs.example/page?x=1 and s3://bucket/k (mail a@b.example)",
+        "wasbs://container@account.blob.core.windows.net/runs/1, ftp://anonymous@m.example",
+        "no url at all, just key=value and ?token=in prose",
+    ):
+        assert credential_url(text) is None
+
+
+@pytest.mark.parametrize("where", ["row", "entry"])
+def test_no_write_can_put_a_credential_in_the_log(populated: Workspace, where: str) -> None:
+    """The backstop under every command's own check: a row's text and an
+    entry's data are refused whole, and nothing is written."""
+    from cmi_console.store.tables import VersionTag, table
+
+    tags = table(VersionTag)
+    ctx = populated.ctx("alice")
+    head = ok(populated.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    link = "https://acct.blob.example/d.csv?sig=Zm9vYmFy"
+    data = {"note": [f"from {link}"]} if where == "entry" else {}
+    with pytest.raises(BadInput) as caught, ctx.write() as tx:
+        tx.insert(tags, {"version_id": 1, "key": "kept", "value": "ok"})
+        if where == "row":
+            tx.update(tags, 1, {"value": f"see {link}"})
+        tx.record("version.tag", "version:cancer:1", data)
+    shown = "https://acct.blob.example/d.csv?sig=***"
+    assert str(caught.value) == (
+        f"{'version.tag: note[0]' if where == 'entry' else 'version_tags.value'}: "
+        f"holds a credential ({shown}); the audit log would keep it for good"
+    )
+    assert ok(populated.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
+    assert "kept" not in ok(populated.cli("version", "show", "cancer:1", "--json")).json()["tags"]

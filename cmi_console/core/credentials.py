@@ -23,6 +23,9 @@ _USERINFO = re.compile(
     r"(\b(?:https?://[^/?#@\s\"'<>]+|[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s\"'<>]*:[^/?#@\s\"'<>]*)@)"
 )
 _QUERY = re.compile(r"([?&][^=&#\s\"'<>]+=)([^&#\s\"'<>]+)")
+# one URL within text, as far as the characters that end one in prose or JSON;
+# tried only where a scheme can begin, so a long run of letters is read once
+_URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 
 
 def scrubbed(text: str) -> str:
@@ -33,11 +36,28 @@ def scrubbed(text: str) -> str:
     return _QUERY.sub(lambda m: m[1] + "***" if SECRET_NAME.search(m[1]) else m[0], text)
 
 
+def credential_url(text: str) -> str | None:
+    """The first URL in `text` that holds a credential (`scrubbed` would
+    change it), shown scrubbed: the URL alone, not a long description
+    around it; else None."""
+    if "://" not in text:  # the common case, checked in C
+        return None
+    for found in _URL.finditer(text):
+        if (clean := scrubbed(found[0])) != found[0]:
+            return clean
+    return None
+
+
+def holds_credential(where: str, url: str) -> str:
+    """The refusal of text that holds `url` (scrubbed)."""
+    return f"{where}: holds a credential ({url}); the audit log would keep it for good"
+
+
 def credential_in(value: Any) -> str | None:
-    """Where a parsed JSON value holds a URL with a credential (`scrubbed`
-    would change it), shown scrubbed; else None. For values a user gives
-    that the log would keep: refused, so the user can give them without."""
+    """Where a parsed JSON value holds a URL with a credential, and which;
+    else None. For values a user gives that the log would keep: refused, so
+    the user can give them without."""
     for where, item in walked(value):
-        if isinstance(item, str) and (clean := scrubbed(item)) != item:
-            return f"{where}: holds a credential ({clean}); the audit log would keep it for good"
+        if isinstance(item, str) and (url := credential_url(item)):
+            return holds_credential(where, url)
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from cmi_console.core.credentials import credential_url, holds_credential
 from cmi_console.core.errors import BadInput
 
 # matched whole with fullmatch: "$" also matches before a final newline, so
@@ -53,10 +54,13 @@ TEXT_MAX = 2000
 
 
 def free_text(value: str, where: str, limit: int = TEXT_MAX) -> str:
-    """A comment, a reason or a value held to `limit` characters, in the words
-    the column check uses (`at most N characters (M given)`)."""
+    """A comment, a reason or a value held to `limit` characters and free of
+    credentials, in the words the column check uses (`at most N characters
+    (M given)`): the log keeps it for good."""
     if len(value) > limit:
         raise BadInput(f"{where}: at most {limit} characters ({len(value)} given)")
+    if url := credential_url(value):
+        raise BadInput(holds_credential(where, url))
     return value
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cmi_console.core import clock, entries
+from cmi_console.core.credentials import credential_in, credential_url, holds_credential
 from cmi_console.core.errors import BadInput, CmiError, Denied, Unavailable, first_line
 from cmi_console.core.hooks import event_for
 from cmi_console.store import driver, schema
@@ -396,7 +397,7 @@ class Tx:
 
     def update(self, tbl: Table, row_id: int, values: dict[str, Any]) -> None:
         self._writes(tbl)
-        _check_lengths(tbl, values)
+        _check_text(tbl, values)
         driver.update_row(self.conn, tbl, row_id, values)
         self.changes.append({"t": tbl.name, "op": "update", "id": row_id, "row": values})
 
@@ -412,6 +413,9 @@ class Tx:
         from cmi_console.services import ledger
 
         actor = self.ctx.require_actor()
+        problem = credential_in(data or {})
+        if problem:  # a comment or a reason the entry carries beside its rows
+            raise BadInput(f"{action}: {problem}")
         signer = self.signer(actor) if action in entries.DECISION_ACTIONS else None
         entry = ledger.append(
             self.conn,
@@ -483,18 +487,21 @@ def complete_row(tbl: Table, values: dict[str, Any]) -> dict[str, Any]:
     for name, value in row.items():
         if value is _REQUIRED:
             raise TypeError(f"{tbl.name}.{name} needs a value")
-    _check_lengths(tbl, row)
+    _check_text(tbl, row)
     return row
 
 
 _LIMITS: dict[str, tuple[tuple[str, int], ...]] = {}
 
 
-def _check_lengths(tbl: Table, values: dict[str, Any]) -> None:
+def _check_text(tbl: Table, values: dict[str, Any]) -> None:
     """Text longer than its column (VARCHAR(n)), or holding a NUL character,
     is bad input on every backend: PostgreSQL refused both (an internal
     error) while SQLite kept them, so the same call worked on one and failed
-    on the other (an MLflow store's tags and descriptions reach columns)."""
+    on the other (an MLflow store's tags and descriptions reach columns).
+    So is text holding a URL with a credential: the row goes into the log,
+    which keeps it for good (a tag `data=https://user:token@host/...`, a
+    description quoting a signed link)."""
     limits = _LIMITS.get(tbl.name)
     if limits is None:
         limits = _LIMITS[tbl.name] = tuple(
@@ -511,3 +518,5 @@ def _check_lengths(tbl: Table, values: dict[str, Any]) -> None:
                 )
             if "\x00" in value:
                 raise BadInput(f"{tbl.name}.{name}: holds a NUL character")
+            if url := credential_url(value):
+                raise BadInput(holds_credential(f"{tbl.name}.{name}", url))
