@@ -164,46 +164,60 @@ def test_training_the_same_recipe_twice_is_refused(trained: Workspace, tmp_path:
 
 
 @pytest.mark.parametrize(
-    ("edit", "message"),
+    ("old", "new", "message"),
     [
-        ('colour = "red"\n', "colour: unknown key"),
-        ("", "estimator.class: 'os.system' is not an allowed estimator"),
-        ("", "data.file: '../../../etc/passwd' leads outside"),
+        ("format = 1", 'colour = "red"\nformat = 1', "colour: unknown key"),
+        (
+            "sklearn.linear_model.LogisticRegression",
+            "os.system",
+            "estimator.class: 'os.system' is not an allowed estimator",
+        ),
+        (
+            "data/cancer.csv",
+            "../../../etc/passwd",
+            "data.file: '../../../etc/passwd' leads outside",
+        ),
         # TOML has nan: the recipe's hash (canonical JSON) had crashed on it
-        ("", "estimator.params.C: nan is not a finite number"),
+        ("C = 0.5", "C = nan", "estimator.params.C: nan is not a finite number"),
         # scikit-learn takes seeds 0..2**32-1 only: it failed inside the estimator
-        ("", "seed: Input should be less than or equal to 4294967295"),
-        # scikit-learn checks a parameter only when it fits: this was blamed on the data
-        ("", "recipe: estimator.params: The 'C' parameter of LogisticRegression must be"),
+        ("seed = 7", f"seed = {2**32}", "seed: Input should be less than or equal to 4294967295"),
+        # scikit-learn checks a parameter only when it fits: this was blamed on
+        # the data, then named neither the file nor the key
+        (
+            "C = 0.5",
+            'C = "strong"',
+            "cancer.toml: estimator.params.C: must be a float in the range (0.0, inf], "
+            "not 'strong'",
+        ),
+        # the constructor's TypeError named neither
+        (
+            "C = 0.5",
+            "C = 0.5, solvr = 1",
+            "cancer.toml: estimator.params.solvr: LogisticRegression takes no such parameter",
+        ),
+        # the seed is every random step's: this trained the estimator with another
+        (
+            "C = 0.5",
+            "C = 0.5, random_state = 1",
+            "cancer.toml: estimator.params.random_state: the recipe's seed sets it (seed = 7); "
+            "leave it out",
+        ),
         # TOML types are kept: `stratify = "no"` was false, `seed = true` 1
-        ("", "split.stratify: Input should be a valid boolean"),
-        ("", "seed: Input should be a valid integer"),
+        ("holdout = 0.3", 'holdout = 0.3\nstratify = "no"', "split.stratify: Input should be"),
+        ("seed = 7", "seed = true", "seed: Input should be a valid integer"),
     ],
 )
 def test_bad_recipes_are_refused_with_the_key_path(
-    ws: Workspace, tmp_path: Path, edit: str, message: str
+    ws: Workspace, tmp_path: Path, old: str, new: str, message: str
 ) -> None:
     ok(ws.cli("model", "create", "cancer"))
     recipe = cancer_recipe(tmp_path)
-    text = recipe.read_text()
-    if "os.system" in message:
-        text = text.replace("sklearn.linear_model.LogisticRegression", "os.system")
-    if "passwd" in message:
-        text = text.replace("data/cancer.csv", "../../../etc/passwd")
-    if "nan" in message:
-        text = text.replace("C = 0.5", "C = nan")
-    if "seed: Input should be less" in message:
-        text = text.replace("seed = 7", f"seed = {2**32}")
-    if "seed: Input should be a valid integer" in message:
-        text = text.replace("seed = 7", "seed = true")
-    if "stratify" in message:
-        text = text.replace("holdout = 0.3", 'holdout = 0.3\nstratify = "no"')
-    if "'C' parameter" in message:
-        text = text.replace("C = 0.5", 'C = "strong"')
-    recipe.write_text(edit + text)
+    assert old in recipe.read_text()
+    recipe.write_text(recipe.read_text().replace(old, new, 1))
     before = log_head(ws)
     r = ws.cli("train", str(recipe))
     assert r.code == 2 and message in r.err, r.err
+    assert len(r.err.strip().splitlines()) == 1
     assert log_head(ws) == before
 
 

@@ -114,7 +114,15 @@ def parse(raw: dict[str, Any], label: str, *, strict: bool = False) -> Recipe:
 
 def load(path: Path) -> tuple[Recipe, dict[str, Any]]:
     raw = read_toml(path)
-    return parse(raw, str(path), strict=True), raw
+    recipe = parse(raw, str(path), strict=True)
+    if "random_state" in recipe.estimator.params:
+        # the seed is every random step's: a random_state of its own had
+        # trained the estimator with another seed than the run records
+        raise BadInput(
+            f"{path}: estimator.params.random_state: the recipe's seed sets it "
+            f"(seed = {recipe.seed}); leave it out"
+        )
+    return recipe, raw
 
 
 def resolve(base: Path, file: str, root: Path, where: str) -> Path:

@@ -75,7 +75,7 @@ def train(
     held = (
         data_files.load(holdout_path, f"{path}: split.file", within=root) if holdout_path else None
     )
-    return _register(ctx, _fit(recipe, raw, data, held), code, str(path), again)
+    return _register(ctx, _fit(recipe, raw, data, held, str(path)), code, str(path), again)
 
 
 def fit_retrain(ctx: Context, ref: str, data: data_files.DataFile) -> Fitted:
@@ -101,7 +101,7 @@ def fit_retrain(ctx: Context, ref: str, data: data_files.DataFile) -> Fitted:
         held = data_files.of_bytes(
             blob, fmt, Path(recipe.split.file).name, "the recipe's holdout dataset"
         )
-    fitted = _fit(recipe, raw, data, held)
+    fitted = _fit(recipe, raw, data, held, f"recipe of {ref}")
     number = _registered_by(ctx, fitted.run_key)
     if number is not None and number < 0:
         already_trained(fitted, ref, f"run {fitted.run_key}")
@@ -176,6 +176,7 @@ def _fit(
     raw: dict[str, Any],
     data: data_files.DataFile,
     held: data_files.DataFile | None,
+    source: str,
 ) -> Fitted:
     from cmi_console.validation.conformance import require_labels
     from cmi_console.validation.training import fit
@@ -185,7 +186,7 @@ def _fit(
         if read is not None and target in read.frame:  # else fit names the missing column
             # an empty label had failed the split as an internal error
             require_labels(read.frame[target], read.where)
-    trained = fit(recipe, data.frame, held.frame if held else None, data.where)
+    trained = fit(recipe, data.frame, held.frame if held else None, data.where, source)
     return Fitted(recipe, raw, data, held, trained)
 
 
@@ -308,7 +309,7 @@ def reproduce(ctx: Context, ref: str) -> dict[str, Any]:
 
     recipe, _raw, data = recipe_of(ctx, ref)
     train, holdout = frames(data)
-    result = fit(recipe, train, holdout)
+    result = fit(recipe, train, holdout, source=f"recipe of {ref}")
     view = registry.show_version(ctx, ref)
     recorded = view["metrics"]
     diffs = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,19 @@ def feature_columns(recipe: Recipe, frame: Any, where: str = "recipe") -> list[s
     if d.features is not None:
         return list(d.features)
     return [c for c in frame.columns if c != d.target and c not in d.sensitive]
+
+
+# scikit-learn's words for a parameter out of its range or of the wrong type
+_INVALID = re.compile(r"The '([^']+)' parameter of \w+ (must be .+)\. Got (.+) instead\.")
+
+
+def invalid_parameter(source: str, message: str) -> str:
+    """scikit-learn's refusal of a parameter, in the recipe's terms: the file
+    and the key path, as every other recipe error names them."""
+    said = _INVALID.fullmatch(message)
+    if said is None:
+        return f"{source}: estimator.params: {message}"
+    return f"{source}: estimator.params.{said[1]}: {said[2]}, not {said[3]}"
 
 
 @dataclass
@@ -51,7 +65,8 @@ def split(recipe: Recipe, frame: Any, holdout: Any | None = None, where: str = "
     return Split(train.sort_index(), test.sort_index())
 
 
-def build(recipe: Recipe, X: Any) -> Any:
+def build(recipe: Recipe, X: Any, source: str = "recipe") -> Any:
+    """The pipeline to fit; `source` names the recipe (its file) in an error."""
     from pandas.api.types import is_numeric_dtype
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
@@ -60,12 +75,15 @@ def build(recipe: Recipe, X: Any) -> Any:
     module, _, name = recipe.estimator.class_.rpartition(".")
     cls = getattr(importlib.import_module(module), name)  # allow-listed in core.recipe
     params = dict(recipe.estimator.params)
-    if "random_state" in cls().get_params() and "random_state" not in params:
+    known = cls().get_params()
+    unknown = [p for p in params if p not in known]
+    if unknown:  # the constructor's TypeError named neither the file nor the key
+        raise BadInput(
+            f"{source}: estimator.params.{unknown[0]}: {name} takes no such parameter"
+        )
+    if "random_state" in known and "random_state" not in params:
         params["random_state"] = recipe.seed
-    try:
-        estimator = cls(**params)
-    except TypeError as exc:
-        raise BadInput(f"recipe: estimator.params: {exc}") from None
+    estimator = cls(**params)
     cats = [c for c in X.columns if not is_numeric_dtype(X[c])]
     nums = [c for c in X.columns if c not in cats]
     parts: list[Any] = [("num", StandardScaler(), nums)]
@@ -185,14 +203,21 @@ class Trained:
         return hashlib.sha256(self.artifact).hexdigest()
 
 
-def fit(recipe: Recipe, frame: Any, holdout: Any | None = None, where: str = "recipe") -> Trained:
-    """`where` names the data in an error: the file, when there is one."""
+def fit(
+    recipe: Recipe,
+    frame: Any,
+    holdout: Any | None = None,
+    where: str = "recipe",
+    source: str = "recipe",
+) -> Trained:
+    """`where` names the data in an error (the file, when there is one), and
+    `source` the recipe."""
     from cmi_console.store.model_files import dumps
 
     features = feature_columns(recipe, frame, where)
     parts = split(recipe, frame, holdout, where)
     target = recipe.data.target
-    model = build(recipe, parts.train[features])
+    model = build(recipe, parts.train[features], source)
     # a solver that did not converge is evidence about the model: recorded
     # with its run, never printed over the command's output
     with kept_warnings() as said:
@@ -203,7 +228,7 @@ def fit(recipe: Recipe, frame: Any, holdout: Any | None = None, where: str = "re
             # scikit-learn checks its parameters only when it fits: a bad one
             # is the recipe's fault, not the data's
             if type(exc).__name__ == "InvalidParameterError":
-                raise BadInput(f"recipe: estimator.params: {first_line(exc)}") from None
+                raise BadInput(invalid_parameter(source, first_line(exc))) from None
             raise BadInput(
                 f"estimator {recipe.estimator.class_}: cannot train on this data: {first_line(exc)}"
             ) from None
