@@ -53,8 +53,13 @@ class Unavailable(CmiError):
     exit_code = 75
 
 
+FOREIGN_MAX = 300  # characters of a library's reason shown
+
+
 def first_line(exc: BaseException) -> str:
     """A library's reason in one line: the first line of its message, or its
     type when it gave none (pandas and scikit-learn write several lines)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    # scikit-learn lists every class or value it objects to: kept to a line
+    return line if len(line) <= FOREIGN_MAX else line[: FOREIGN_MAX - 1] + "…"

@@ -115,6 +115,9 @@ def parse(raw: dict[str, Any], label: str, *, strict: bool = False) -> Recipe:
 def load(path: Path) -> tuple[Recipe, dict[str, Any]]:
     raw = read_toml(path)
     recipe = parse(raw, str(path), strict=True)
+    problem = _columns_problem(recipe.data)
+    if problem:
+        raise BadInput(f"{path}: {problem}")
     if "random_state" in recipe.estimator.params:
         # the seed is every random step's: a random_state of its own had
         # trained the estimator with another seed than the run records
@@ -123,6 +126,27 @@ def load(path: Path) -> tuple[Recipe, dict[str, Any]]:
             f"(seed = {recipe.seed}); leave it out"
         )
     return recipe, raw
+
+
+def _columns_problem(data: Data) -> str | None:
+    """What is wrong with the columns a recipe names, before any data is read:
+    a target among the features trained a model on its own label (accuracy
+    1.0, registered), a feature named twice failed inside scikit-learn."""
+    features = data.features if data.features is not None else []
+    if data.features is not None and not features:
+        return "data.features: empty; leave it out for every column but the target and sensitive"
+    for key, names in (("features", features), ("sensitive", data.sensitive)):
+        if data.target in names:
+            return f"data.{key}: '{data.target}' is the target"
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                return f"data.{key}: '{name}' given twice"
+            seen.add(name)
+    for name in data.sensitive:
+        if name in features:
+            return f"data.sensitive: '{name}' is also in data.features: a sensitive column is none"
+    return None
 
 
 def resolve(base: Path, file: str, root: Path, where: str) -> Path:

@@ -78,9 +78,7 @@ def build(recipe: Recipe, X: Any, source: str = "recipe") -> Any:
     known = cls().get_params()
     unknown = [p for p in params if p not in known]
     if unknown:  # the constructor's TypeError named neither the file nor the key
-        raise BadInput(
-            f"{source}: estimator.params.{unknown[0]}: {name} takes no such parameter"
-        )
+        raise BadInput(f"{source}: estimator.params.{unknown[0]}: {name} takes no such parameter")
     if "random_state" in known and "random_state" not in params:
         params["random_state"] = recipe.seed
     estimator = cls(**params)
