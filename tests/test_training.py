@@ -218,6 +218,12 @@ def test_training_the_same_recipe_twice_is_refused(trained: Workspace, tmp_path:
                 ),
             )
         ),
+        # its holdout metrics were the training rows' own, and were registered
+        (
+            "holdout = 0.3",
+            'file = "data/cancer.csv"',
+            "cancer.toml: split.file: the same data as data.file; a holdout must be rows",
+        ),
         # a classifier on a measurement: scikit-learn listed every value as a class
         ('target = "target"', 'target = "mean radius"', "cannot be split for a 0.3 holdout"),
         # TOML types are kept: `stratify = "no"` was false, `seed = true` 1

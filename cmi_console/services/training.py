@@ -75,6 +75,12 @@ def train(
     held = (
         data_files.load(holdout_path, f"{path}: split.file", within=root) if holdout_path else None
     )
+    if held is not None and held.sha256 == data.sha256:
+        # its metrics, registered with the version, were the training rows' own
+        raise BadInput(
+            f"{path}: split.file: the same data as data.file; "
+            "a holdout must be rows the model was not trained on"
+        )
     return _register(ctx, _fit(recipe, raw, data, held, str(path)), code, str(path), again)
 
 
