@@ -96,6 +96,34 @@ def test_the_bundled_default_is_the_repository_file() -> None:
             lambda t: t.replace('kind = "artifact"', 'kind = "artifact"\nblocking = "no"', 1),
             "suites.staging.checks[0].blocking: Input should be a valid boolean",
         ),
+        # a stage added a role's counts up and a tier took the largest: which
+        # one the author meant cannot be told
+        (
+            lambda t: t.replace(
+                "count = 1 }]\napproval_expiry_days",
+                'count = 1 }, { role = "reviewer", count = 2 }]\napproval_expiry_days',
+            ),
+            "stages.production.approvals[1]: role 'reviewer' is listed twice; give it once",
+        ),
+        (
+            lambda t: t.replace(
+                '{ role = "risk-officer", count = 1 }]\nprogressive',
+                '{ role = "risk-officer", count = 1 }, { role = "reviewer" }]\nprogressive',
+            ),
+            "tiers.high.approvals[2]: role 'reviewer' is listed twice; give it once",
+        ),
+        # nothing leaves a terminal stage: a policy saying otherwise was taken
+        (
+            lambda t: t.replace(
+                '[stages.archived]\nfrom = ["development", "staging", "production"]',
+                '[stages.archived]\nfrom = ["retired"]',
+            ),
+            "stages.archived.from[0]: 'retired' is terminal; nothing leaves it",
+        ),
+        (
+            lambda t: t.replace('initial_stage = "development"', 'initial_stage = "retired"'),
+            "initial_stage: 'retired' is terminal; nothing would leave it",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_key_path(

@@ -667,10 +667,14 @@ def _check_references(p: Policy, label: str, *, strict: bool) -> None:
         raise bad("default_tier", f"unknown tier '{p.default_tier}'")
     if p.tier is not None and p.tier not in p.tiers:
         raise bad("tier", f"unknown tier '{p.tier}'")
+    if strict and p.stages[p.initial_stage].terminal:
+        raise bad("initial_stage", f"'{p.initial_stage}' is terminal; nothing would leave it")
     for name, stage in p.stages.items():
         for i, src in enumerate(stage.from_):
             if src not in p.stages:
                 raise bad(f"stages.{name}.from[{i}]", f"unknown stage '{src}'")
+            if strict and p.stages[src].terminal:
+                raise bad(f"stages.{name}.from[{i}]", f"'{src}' is terminal; nothing leaves it")
         if stage.suite is not None and stage.suite not in p.suites:
             raise bad(f"stages.{name}.suite", f"unknown suite '{stage.suite}'")
         if name != p.initial_stage and not stage.from_:
@@ -679,6 +683,17 @@ def _check_references(p: Policy, label: str, *, strict: bool) -> None:
         raise bad(
             "stages", f"an exclusive stage needs a stage '{ARCHIVED}' for the versions it replaces"
         )
+    if strict:  # a policy read back stays readable as it was
+        # a role listed twice: a stage added the counts up and a tier took the
+        # largest, so what the author meant cannot be told
+        for path, approvals in (
+            *((f"stages.{n}.approvals", st.approvals) for n, st in p.stages.items()),
+            *((f"tiers.{n}.approvals", t.approvals) for n, t in p.tiers.items()),
+        ):
+            roles = [a.role for a in approvals]
+            for i, role in enumerate(roles):
+                if role in roles[:i]:
+                    raise bad(f"{path}[{i}]", f"role '{role}' is listed twice; give it once")
     for tname, tier in p.tiers.items():
         for i, stage_name in enumerate(tier.applies_to):
             if stage_name not in p.stages:
