@@ -21,6 +21,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def with_check(body: str):  # type: ignore[no-untyped-def]
+    """An edit of the default policy: one more check in its production suite."""
+    first = '[[suites.production.checks]]\nkind = "artifact"'
+    return lambda t: t.replace(first, f"{first}\n[[suites.production.checks]]\n{body}", 1)
+
+
 def activate_for_cancer(ws: Workspace, tmp_path: Path, body: str) -> None:
     """Activate a model policy for `cancer` (as rita, a risk officer)."""
     path = write(tmp_path, "cancer.toml", 'format = 1\nmodel = "cancer"\n' + body)
@@ -123,6 +129,52 @@ def test_the_bundled_default_is_the_repository_file() -> None:
         (
             lambda t: t.replace('initial_stage = "development"', 'initial_stage = "retired"'),
             "initial_stage: 'retired' is terminal; nothing would leave it",
+        ),
+        # settings no value meets, a typo found only when a validation ran, a
+        # bound applied to nothing: each was taken
+        *(
+            (with_check(body), f"suites.production.checks[1].{message}")
+            for body, message in (
+                (
+                    "kind = 'performance'\nmin = { roc_auc = 1.5 }",
+                    "min: roc_auc = 1.5: roc_auc is at most 1; no value meets it",
+                ),
+                (
+                    "kind = 'performance'\nmax = { log_loss = -0.1 }",
+                    "max: log_loss = -0.1: log_loss is at least 0; no value meets it",
+                ),
+                (
+                    "kind = 'performance'\nmin = { f1 = 0.8 }\nmax = { f1 = 0.7 }",
+                    "max: f1: min 0.8 is above max 0.7; no value meets both",
+                ),
+                ("kind = 'drift'\ncolumns = []", "columns: empty; leave it out"),
+                ("kind = 'drift'\ncolumns = ['age', 'age']", "columns: 'age' given twice"),
+                ("kind = 'fairness'\nattributes = []", "attributes: empty; leave it out"),
+                ("kind = 'fairness'\nmetric = 'acuracy'", "metric: unknown metric 'acuracy'"),
+                ("kind = 'fairness'\nmax_metric_gap = 0.1", "max_metric_gap: needs `metric`"),
+                ("kind = 'slices'\ncolumn = 'age'\nmetric = 'r^2'", "metric: unknown metric"),
+                ("kind = 'robustness'\nmetric = 'auc'", "metric: unknown metric 'auc'"),
+                ("kind = 'champion'\nmetric = 'auc'", "metric: unknown metric 'auc'"),
+                (
+                    "kind = 'schema'\ncolumns = { age = { min = 10, max = 5 } }",
+                    "columns.age.max: 5 is below min 10; no value meets both",
+                ),
+                (
+                    "kind = 'schema'\ncolumns = { sex = { dtype = 'string', max = 1 } }",
+                    "columns.sex.max: a bound on numbers; the column's dtype is string",
+                ),
+                (
+                    "kind = 'schema'\ncolumns = { sex = { allowed = [] } }",
+                    "columns.sex.allowed: empty: no value would be allowed",
+                ),
+            )
+        ),
+        (
+            lambda t: t.replace(
+                "max = { error_rate = 0.45, drift_share = 0.5 }",
+                "max = { error_rate = 0.45, drift_share = 0.5 }\nmin = { error_rate = 0.5 }",
+            ),
+            "environments.production.auto_rollback.min: error_rate: min 0.5 is above max 0.45",
         ),
     ],
 )
@@ -371,3 +423,21 @@ def test_a_drift_check_may_ask_for_distances_at_every_size(ws: Workspace, tmp_pa
     ok(ws.cli("policy", "check", str(write(tmp_path, "distance.toml", text))))
     bad = ws.cli("policy", "check", str(write(tmp_path, "d.toml", text.replace("distance", "far"))))
     assert bad.code == 2 and "method: Input should be 'auto', 'distance' or 'psi'" in bad.err
+
+
+def test_settings_refused_since_still_load_in_an_active_policy(
+    populated: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bound no value meets is refused when a policy is activated; one
+    activated before that rule keeps loading, and its check fails (as it
+    always did) rather than every command on the model."""
+    ws = add_staff(populated)
+    body = "[suites.odd]\n[[suites.odd.checks]]\nkind = 'performance'\nmin = { accuracy = 1.5 }\n"
+    with monkeypatch.context() as m:
+        m.setattr(pol, "_activating", lambda _info: False)  # as activated before the rule
+        activate_for_cancer(ws, tmp_path, body)
+    assert ok(ws.cli("policy", "show", "cancer", "--json")).json()["policy"]["suites"]["odd"]
+    r = ws.cli("validate", "cancer:1", "--suite", "odd", "--json", as_="alice")
+    assert r.code == 1 and r.json()["results"][0]["status"] in ("fail", "error")
+    r = ws.cli("policy", "activate", str(tmp_path / "cancer.toml"), as_="rita")
+    assert r.code == 2 and "min: accuracy = 1.5: accuracy is at most 1" in r.err

@@ -11,6 +11,7 @@ Errors name the file and the key path, e.g.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -118,6 +119,18 @@ class ArtifactCheck(CheckSpec):
     kind: Literal["artifact"] = "artifact"
 
 
+# what each metric can be, as scikit-learn computes it (r2 has no floor)
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("accuracy", "precision", "recall", "f1", "roc_auc", "brier"), (0.0, 1.0)),
+    **dict.fromkeys(("log_loss", "rmse", "mae"), (0.0, math.inf)),
+    "r2": (-math.inf, 1.0),
+    # a monitoring window's own
+    **dict.fromkeys(
+        ("error_rate", "drift_share", "missing_share", "demographic_parity_difference"),
+        (0.0, 1.0),
+    ),
+    "prediction_drift": (0.0, math.inf),
+}
 METRICS = (
     "accuracy",
     "precision",
@@ -134,8 +147,53 @@ METRICS = (
 
 def _known_metrics(value: dict[str, float], known: tuple[str, ...] = METRICS) -> dict[str, float]:
     for name in value:
-        if name not in known:
-            raise ValueError(f"unknown metric '{name}' (known: {', '.join(known)})")
+        _known_metric(name, known)
+    return value
+
+
+def _known_metric(name: str, known: tuple[str, ...] = METRICS) -> str:
+    if name not in known:
+        raise ValueError(f"unknown metric '{name}' (known: {', '.join(known)})")
+    return name
+
+
+def _activated_metric(value: str | None, info: ValidationInfo) -> str | None:
+    """A check's `metric`, known by name when a policy is activated: a typo
+    was found only when a validation ran (an error then)."""
+    return _known_metric(value) if value is not None and _activating(info) else value
+
+
+def _met_bounds(value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+    """`min` or `max` bounds on metrics, refused when a policy is activated if
+    no value can meet them: above what the metric can be (`min = { roc_auc =
+    1.5 }` failed every run), below it, or a `min` above the `max` (checked
+    by whichever of the two is validated second, which sees the other)."""
+    if not _activating(info):
+        return value
+    side = info.field_name
+    other = info.data.get("max" if side == "min" else "min") or {}
+    for name, bound in value.items():
+        low, high = METRIC_RANGES[name]
+        if side == "min" and bound > high:
+            raise ValueError(f"{name} = {bound:g}: {name} is at most {high:g}; no value meets it")
+        if side == "max" and bound < low:
+            raise ValueError(f"{name} = {bound:g}: {name} is at least {low:g}; no value meets it")
+        least, most = (bound, other.get(name)) if side == "min" else (other.get(name), bound)
+        if least is not None and most is not None and least > most:
+            raise ValueError(f"{name}: min {least:g} is above max {most:g}; no value meets both")
+    return value
+
+
+def _column_list(value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+    """Columns a check names, when a policy is activated: an empty list
+    compared nothing (and passed), a name given twice counted twice."""
+    if value is None or not _activating(info):
+        return value
+    if not value:
+        raise ValueError("empty; leave it out for the recipe's columns")
+    for i, name in enumerate(value):
+        if name in value[:i]:
+            raise ValueError(f"'{name}' given twice")
     return value
 
 
@@ -150,8 +208,8 @@ class PerformanceCheck(CheckSpec):
 
     @field_validator("min", "max")
     @classmethod
-    def _metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        return _known_metrics(value)
+    def _metrics(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        return _met_bounds(_known_metrics(value), info)
 
 
 class DriftCheck(CheckSpec):
@@ -162,6 +220,8 @@ class DriftCheck(CheckSpec):
     method: Literal["auto", "distance", "psi"] = "auto"
     threshold: float | None = Field(default=None, gt=0)
     share: float = Field(default=0.5, gt=0, le=1)
+
+    _columns = field_validator("columns")(_column_list)
 
 
 class FairnessCheck(CheckSpec):
@@ -175,6 +235,17 @@ class FairnessCheck(CheckSpec):
     metric: str | None = None
     max_metric_gap: float | None = Field(default=None, ge=0)
 
+    _attributes = field_validator("attributes")(_column_list)
+    _metric = field_validator("metric")(_activated_metric)
+
+    @field_validator("max_metric_gap")
+    @classmethod
+    def _gap_of(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # without a metric there is no gap: the bound was never applied
+        if value is not None and _activating(info) and info.data.get("metric") is None:
+            raise ValueError("needs `metric`: the metric whose gap between groups it bounds")
+        return value
+
 
 class ColumnContract(_Strict):
     dtype: Literal["int", "float", "number", "string", "bool"] | None = None
@@ -184,6 +255,27 @@ class ColumnContract(_Strict):
     nullable: bool = True
     unique: bool = False
     required: bool = True
+
+    @field_validator("min", "max")
+    @classmethod
+    def _range(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # bounds no value meets, or that a text column never compares against
+        if value is None or not _activating(info):
+            return value
+        dtype = info.data.get("dtype")
+        if dtype in ("string", "bool"):
+            raise ValueError(f"a bound on numbers; the column's dtype is {dtype}")
+        least = info.data.get("min")
+        if info.field_name == "max" and least is not None and least > value:
+            raise ValueError(f"{value:g} is below min {least:g}; no value meets both")
+        return value
+
+    @field_validator("allowed")
+    @classmethod
+    def _some_allowed(cls, value: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
+        if value is not None and not value and _activating(info):
+            raise ValueError("empty: no value would be allowed; leave it out to allow any")
+        return value
 
 
 class SchemaCheck(CheckSpec):
@@ -225,6 +317,8 @@ class SlicesCheck(CheckSpec):
     bins: int = Field(default=5, ge=2, le=50)  # quantile bins for a numeric column
     min_rows: int = Field(default=30, ge=1)
 
+    _metric = field_validator("metric")(_activated_metric)
+
 
 class RobustnessCheck(CheckSpec):
     """The metric's drop under Gaussian noise, injected missing values and
@@ -236,6 +330,8 @@ class RobustnessCheck(CheckSpec):
     missing_rate: float = Field(default=0.05, ge=0, le=1)
     swap_rate: float = Field(default=0.05, ge=0, le=1)
     max_drop: float = Field(default=0.05, ge=0)
+
+    _metric = field_validator("metric")(_activated_metric)
 
 
 class ChampionCheck(CheckSpec):
@@ -251,6 +347,8 @@ class ChampionCheck(CheckSpec):
     require_significant: bool = False
     bootstrap: int = Field(default=200, ge=10, le=10_000)
     missing_champion: Literal["pass", "fail"] = "pass"
+
+    _metric = field_validator("metric")(_activated_metric)
 
 
 class LatencyCheck(CheckSpec):
@@ -308,8 +406,8 @@ class Criteria(_Strict):
 
     @field_validator("min", "max")
     @classmethod
-    def _metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        return _known_metrics(value, WINDOW_METRICS)
+    def _metrics(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        return _met_bounds(_known_metrics(value, WINDOW_METRICS), info)
 
     def breaches(self, metrics: dict[str, float]) -> list[str]:
         out = []
@@ -526,7 +624,7 @@ class Suite(_Strict):
                 known = ", ".join(sorted(CHECK_SPECS))
                 raise ValueError(f"{where}[{i}].kind: unknown check kind {kind!r} (known: {known})")
             try:
-                out.append(spec.model_validate(raw, strict=strict))
+                out.append(spec.model_validate(raw, strict=strict, context={"activating": strict}))
             except ValidationError as exc:
                 err = exc.errors()[0]
                 raise ValueError(
