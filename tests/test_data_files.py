@@ -3,6 +3,7 @@ artifact store; repeated column names are refused in both."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -53,6 +54,26 @@ def test_a_row_longer_than_the_header_is_refused(tmp_path: Path, text: str) -> N
     # a short row is missing values, as CSV readers take it
     path.write_text("a,b\n1\n2,3\n", encoding="utf-8")
     assert data_files.load(path).frame["a"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_file_separated_otherwise_is_refused_not_read_as_one_column(
+    tmp_path: Path, sep: str
+) -> None:
+    """A spreadsheet's CSV export in a locale whose decimal mark is a comma
+    is separated by ';': it was read (and registered) as one column named
+    'age;income'. A file of one column still reads."""
+    path = tmp_path / "eu.csv"
+    for row in (f"41{sep}2", f"41{sep}2,5"):  # with a decimal comma, the row is ragged
+        path.write_text(f"age{sep}income\n{row}\n", encoding="utf-8")
+        for read in (
+            lambda: data_files.load(path).frame,
+            lambda: data_files.read(path.read_bytes(), "csv", "stored"),
+        ):
+            with pytest.raises(BadInput, match=re.escape(f"one column holding {sep!r}")):
+                read()
+    path.write_text("age\n41\n", encoding="utf-8")
+    assert data_files.load(path).frame["age"].tolist() == [41]
 
 
 @pytest.mark.parametrize(

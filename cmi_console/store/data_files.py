@@ -114,6 +114,14 @@ def _csv_header(source: bytes, where: str) -> list[str]:
             header, first = next(rows, []), next(rows, [])
         except csv.Error as exc:  # e.g. a header field past csv's size limit
             raise BadInput(f"{where}: header: {exc}") from None
+    other = next((sep for sep in ";\t|" if len(header) == 1 and sep in header[0]), None)
+    if other is not None:
+        # a spreadsheet's export in a locale whose decimal mark is a comma:
+        # read as one column named 'age;income' and registered so
+        raise BadInput(
+            f"{where}: cannot read as csv: its header is one column holding {other!r}; "
+            "the file looks separated by it, and CSV here is comma-separated"
+        )
     if len(first) > len(header):
         raise BadInput(
             f"{where}: cannot read as csv: its first row has {len(first)} fields, "
