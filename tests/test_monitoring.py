@@ -64,8 +64,46 @@ def test_drift_per_window_follows_the_known_shift(watched: Workspace, tmp_path: 
     drifted = {c["column"] for c in w["metrics"]["drift"]["columns"] if c["drifted"]}
     assert drifted == {"income", "debt_ratio"}
     assert w["summary"]["1"]["drift_share"] == 0.25
-    # the same window measured twice gives the same result hash (deterministic)
-    assert ingest(watched, path)["result_sha256"] == w["result_sha256"]
+    # the same rows again are the window already ingested: scored the same
+    # way (deterministic), they are stored under the same hash
+    again = ingest(watched, path)
+    assert (again["window"], again["created"], again["result_sha256"]) == (
+        w["window"],
+        False,
+        w["result_sha256"],
+    )
+
+
+@pytest.mark.parametrize("predict", [True, False])
+def test_the_same_window_again_is_answered_not_counted_twice(
+    watched: Workspace, tmp_path: Path, predict: bool
+) -> None:
+    """A CI job's retry (or a copy of the file) had made a second window of
+    the same rows: counted twice toward a trigger's windows in a row and a
+    comparison's sample. It is answered with the window; nothing is written."""
+    path = week(3)
+    if not predict:  # a window that brings its predictions is stored as given
+        frame = pd.read_csv(week(3))
+        frame["prediction"] = 0
+        path = tmp_path / "given.csv"
+        frame.to_csv(path, index=False)
+    args = ["monitor", "ingest", "credit", "--env", "production", "--window"]
+    flags = ["--predict"] * predict
+    first = ok(watched.cli(*args, str(path), *flags, "--json", as_="alice")).json()
+    copy = tmp_path / "retry.csv"
+    copy.write_bytes(path.read_bytes())
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    r = ok(watched.cli(*args, str(copy), *flags, "--json", as_="alice"))
+    assert (r.json()["window"], r.json()["created"], first["created"]) == (
+        first["window"],
+        False,
+        True,
+    )
+    assert r.err.strip() == (
+        f"note: this data was ingested already, as window {first['window']} "
+        f"('{path.name}', {clock.shown(first['created_at'])}); nothing written"
+    )
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
 
 
 def test_late_labels_update_performance(watched: Workspace, tmp_path: Path) -> None:

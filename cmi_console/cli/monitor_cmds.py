@@ -12,6 +12,7 @@ from cmi_console.cli import common
 from cmi_console.cli.common import ModelArg
 from cmi_console.core.clock import shown
 from cmi_console.core.deployments import shares_text
+from cmi_console.core.printable import printable
 
 app = typer.Typer(help="Monitoring windows, alerts and retraining triggers.", no_args_is_help=True)
 JsonOpt = common.JsonOpt
@@ -74,13 +75,21 @@ def ingest(
     name: Annotated[str | None, typer.Option(help="Window name (default: file name).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure a window (quality, drift, performance, fairness, comparison, KPIs)."""
+    """Measure a window (quality, drift, performance, fairness, comparison, KPIs).
+
+    The same data ingested again is answered with its window; nothing is written.
+    """
     from cmi_console.services import monitoring
 
-    _window_out(
-        monitoring.ingest(common.context(), model, env, window, predict=predict, name=name),
-        as_json,
-    )
+    out = monitoring.ingest(common.context(), model, env, window, predict=predict, name=name)
+    if not out["created"]:
+        common.echo(
+            f"note: this data was ingested already, as window {out['window']} "
+            f"('{printable(out['name'], one_line=True)}', {shown(out['created_at'])}); "
+            "nothing written",
+            err=True,
+        )
+    _window_out(out, as_json)
 
 
 @app.command("labels")
