@@ -370,8 +370,9 @@ def test_a_command_hook_gets_the_event_on_stdin(hooked: Workspace, tmp_path: Pat
         f"command = [{json.dumps(sys.executable)}, '-c', {json.dumps(script)}]\n"
         "[hooks.broken]\nevents = ['model.retired']\nretries = 1\n"
         # its error names a URL with a password, as curl's do: kept without it
-        "command = ['sh', '-c', 'echo curl: cannot reach https://bot:S3CRET@h.example/x >&2; "
-        "exit 1']\n",
+        # (made as it runs: a policy whose text holds one is refused)
+        "command = ['sh', '-c', 'u=https://bot; echo curl: cannot reach $u:S3CRET@h.example/x "
+        ">&2; exit 1']\n",
     )
     retire_cancer_2(ws)
     event = json.loads(out.read_text())

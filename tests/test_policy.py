@@ -169,6 +169,15 @@ def test_the_bundled_default_is_the_repository_file() -> None:
                 ),
             )
         ),
+        # a link in a description: the policy's text is in the log for good
+        (
+            lambda t: t.replace(
+                'description = "Customer-facing, bounded impact."',
+                'description = "see https://wiki.example/risk?token=c2VjcmV0"',
+            ),
+            "tiers.medium.description: holds a credential "
+            "(https://wiki.example/risk?token=***); the audit log would keep it for good",
+        ),
         (
             lambda t: t.replace(
                 "max = { error_rate = 0.45, drift_share = 0.5 }",

@@ -224,6 +224,12 @@ def test_training_the_same_recipe_twice_is_refused(trained: Workspace, tmp_path:
             'file = "data/cancer.csv"',
             "cancer.toml: split.file: the same data as data.file; a holdout must be rows",
         ),
+        # the run records the recipe whole, in the log for good
+        (
+            "seed = 7",
+            'seed = 7\ndescription = "from https://ci:glpat-x1y2@git.example/m.git"',
+            "cancer.toml: description: holds a credential (https://***@git.example/m.git)",
+        ),
         # a classifier on a measurement: scikit-learn listed every value as a class
         ('target = "target"', 'target = "mean radius"', "cannot be split for a 0.3 holdout"),
         # TOML types are kept: `stratify = "no"` was false, `seed = true` 1

@@ -30,7 +30,7 @@ from pydantic import (
 
 from cmi_console.core import names
 from cmi_console.core.canonical import canonical_bytes, unrepresentable
-from cmi_console.core.credentials import SECRET_NAME
+from cmi_console.core.credentials import SECRET_NAME, credential_in
 from cmi_console.core.errors import BadInput
 from cmi_console.core.roles import ROLES
 from cmi_console.core.small_files import read_document
@@ -747,6 +747,11 @@ def validate(
         label = next((lbl for lbl, raw in sources if _has_path(raw, loc)), sources[-1][0])
         raise BadInput(f"{label}: {key_path(loc)}: {_message(err)}") from None
     _check_references(policy, sources[0][0], strict=activating)
+    if activating:  # after the hooks' own rules, which say where a URL's secret goes
+        label, raw = sources[0]
+        problem = credential_in(raw)
+        if problem:  # a description quoting a link: the log keeps the text for good
+            raise BadInput(f"{label}: {problem}")
     return policy
 
 

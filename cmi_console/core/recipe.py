@@ -21,6 +21,7 @@ from pydantic import (
 
 from cmi_console.core import seeds
 from cmi_console.core.canonical import canonical_bytes
+from cmi_console.core.credentials import credential_in
 from cmi_console.core.errors import BadInput
 from cmi_console.core.policy import key_path, read_toml
 
@@ -115,7 +116,8 @@ def parse(raw: dict[str, Any], label: str, *, strict: bool = False) -> Recipe:
 def load(path: Path) -> tuple[Recipe, dict[str, Any]]:
     raw = read_toml(path)
     recipe = parse(raw, str(path), strict=True)
-    problem = _columns_problem(recipe.data)
+    # the run records the recipe whole, in the log for good
+    problem = _columns_problem(recipe.data) or credential_in(raw)
     if problem:
         raise BadInput(f"{path}: {problem}")
     if "random_state" in recipe.estimator.params:
