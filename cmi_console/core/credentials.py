@@ -14,8 +14,35 @@ from typing import Any
 
 from cmi_console.core.canonical import walked
 
-# a query parameter (or a URL's part) whose name says it holds a secret
-SECRET_NAME = re.compile(r"token|secret|key|passw|pwd|sig|auth|credential", re.IGNORECASE)
+# words of a query parameter's name that say it holds a secret; the longer
+# ones also end a name run together (`accesstoken`, `clientsecret`)
+_SECRET_WORDS = frozenset(
+    {"key", "sig", "auth", "pwd", "pass", "jwt", "sas", "authorization", "credentials"}
+)
+_SECRET_ENDINGS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "signature",
+    "apikey",
+    "credential",
+)
+# a name's words: split at `-`, `_`, `.` and case (`X-Amz-Signature`,
+# `AWSAccessKeyId`, `api_key`)
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+
+def secret_name(name: str) -> bool:
+    """Whether a query parameter's name says it holds a secret: one of its
+    words is a secret's (`sig`, `api_key`, `X-Amz-Signature`) or it ends in
+    one (`access_token`, `clientsecret`). Matching text inside a word had
+    taken `author`, `keyword` and `design` for secrets."""
+    words = [w.lower() for w in _WORDS.findall(name)]
+    return any(w in _SECRET_WORDS or w.endswith(_SECRET_ENDINGS) for w in words)
+
+
 # user information holding a password (`user:password@`) under any scheme, or
 # anything at all under http(s), where a bare name before `@` is a token (a
 # CI clone's); elsewhere it is a name (Azure's `wasbs://container@account`)
@@ -33,7 +60,7 @@ def scrubbed(text: str) -> str:
     if "://" not in text:
         return text
     text = _USERINFO.sub(lambda m: m[1].split("://", 1)[0] + "://***@", text)
-    return _QUERY.sub(lambda m: m[1] + "***" if SECRET_NAME.search(m[1]) else m[0], text)
+    return _QUERY.sub(lambda m: m[1] + "***" if secret_name(m[1][1:-1]) else m[0], text)
 
 
 def credential_url(text: str) -> str | None:

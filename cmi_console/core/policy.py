@@ -30,7 +30,7 @@ from pydantic import (
 
 from cmi_console.core import names
 from cmi_console.core.canonical import canonical_bytes, unrepresentable
-from cmi_console.core.credentials import SECRET_NAME, credential_in
+from cmi_console.core.credentials import credential_in, secret_name
 from cmi_console.core.errors import BadInput
 from cmi_console.core.roles import ROLES
 from cmi_console.core.small_files import read_document
@@ -599,7 +599,7 @@ def secret_in_url(url: str) -> str | None:
     if any(host == h or host.endswith("." + h) for h in _SECRET_URL_HOSTS):
         return f"a {host} webhook URL is itself the credential; give it in url_env"
     for name, _value in parse_qsl(parts.query, keep_blank_values=True):
-        if SECRET_NAME.search(name):
+        if secret_name(name):
             return f"must not carry a credential in its query ({name}=...); use url_env"
     for i, segment in enumerate(parts.path.split("/")[1:], start=1):
         if any(_looks_like_token(piece) for piece in unquote(segment).split("/")):
