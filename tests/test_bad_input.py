@@ -236,6 +236,8 @@ def log_size(ws: Workspace) -> int:
             "roc_auc: " + "1" + "0" * 30 + " is beyond the integers",
         ),
         (["policy", "check", "/dev/zero"], "/dev/zero: not a regular file"),
+        # a header alone: every other command that reads data refused it
+        (["dataset", "register", "{folder}/header.csv", "--name", "h"], "header.csv: no rows"),
         # longer than the column: PostgreSQL refused it as an internal error,
         # SQLite stored it
         (
@@ -277,6 +279,7 @@ def test_one_line_exit_2_nothing_written(
     bad_csv.write_bytes(b'a,b\n1,"unterminated\n')
     dup_csv = tmp_path / "dup.csv"
     dup_csv.write_bytes(b"a,b,a\n1,2,3\n")
+    (tmp_path / "header.csv").write_bytes(b"a,b\n")
     bad_note = tmp_path / "note"
     bad_note.write_text("not a checkpoint")
     deep_toml = tmp_path / "deep.toml"

@@ -271,6 +271,10 @@ def register_dataset(ctx: Context, data: Path | data_files.DataFile, name: str) 
     if isinstance(data, Path):
         data = data_files.load(data)
     fmt, digest, frame = data.fmt, data.sha256, data.frame
+    if len(frame) == 0:
+        # a header alone (an export that failed part way): no command can
+        # train, validate or monitor on it, and the lineage would name it
+        raise BadInput(f"{data.where}: no rows")
     columns = [{"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()]
     with ctx.read() as conn:
         latest = _latest_dataset(conn, name)
