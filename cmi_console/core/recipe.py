@@ -147,7 +147,10 @@ def _columns_problem(data: Data) -> str | None:
             seen.add(name)
     for name in data.sensitive:
         if name in features:
-            return f"data.sensitive: '{name}' is also in data.features: a sensitive column is none"
+            return (
+                f"data.sensitive: '{name}' is also in data.features; a sensitive column "
+                "is kept out of the features"
+            )
     return None
 
 
