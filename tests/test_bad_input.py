@@ -236,6 +236,11 @@ def log_size(ws: Workspace) -> int:
             "roc_auc: " + "1" + "0" * 30 + " is beyond the integers",
         ),
         (["policy", "check", "/dev/zero"], "/dev/zero: not a regular file"),
+        # libpq takes a password in the query: it was printed as given
+        (
+            ["--db", "mysql://u@h/db?password=hunter2", "audit", "log"],
+            "unsupported scheme in 'mysql://u@h/db?password=***'",
+        ),
         # a header alone: every other command that reads data refused it
         (["dataset", "register", "{folder}/header.csv", "--name", "h"], "header.csv: no rows"),
         # longer than the column: PostgreSQL refused it as an internal error,

@@ -260,3 +260,17 @@ def _shifted(off: timedelta) -> type[datetime]:
             return datetime.now(tz) + off
 
     return Shifted
+
+
+def test_a_password_in_the_database_urls_query_is_never_written(
+    fresh_pg_url: str, tmp_path: Path
+) -> None:
+    """libpq takes `?password=`: such a URL had been written to
+    workspace.json (mode 0644) as given. The server here trusts local
+    connections, so the password is carried, not checked."""
+    home = tmp_path / "ws"
+    init_workspace(home, admin="root", db=f"{fresh_pg_url}?password=s3cr3t-pw").engine.dispose()
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert b"s3cr3t-pw" not in path.read_bytes(), path
+    assert "database_url" not in (home / "workspace.json").read_text()

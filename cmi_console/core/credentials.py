@@ -60,6 +60,12 @@ def scrubbed(text: str) -> str:
     if "://" not in text:
         return text
     text = _USERINFO.sub(lambda m: m[1].split("://", 1)[0] + "://***@", text)
+    return query_scrubbed(text)
+
+
+def query_scrubbed(text: str) -> str:
+    """`text` with the value of every query parameter named like a secret
+    replaced by `***` (`?password=`, `&sig=`)."""
     return _QUERY.sub(lambda m: m[1] + "***" if secret_name(m[1][1:-1]) else m[0], text)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from cmi_console.core.credentials import query_scrubbed
 from cmi_console.core.errors import BadInput, Unavailable
 
 # Fixed key for pg_advisory_xact_lock: "cmi-log" as an integer.
@@ -118,17 +119,23 @@ def refuse_read_only(engine: Engine) -> None:
 
 
 def has_password(url: str) -> bool:
+    """A password in the user information, or in the query (libpq takes
+    `?password=`, which had been written to workspace.json and printed)."""
+    return _userinfo_password(url) or query_scrubbed(url) != url
+
+
+def _userinfo_password(url: str) -> bool:
     rest = url.partition("://")[2]
     return "@" in rest and ":" in rest.split("@", 1)[0]
 
 
 def redacted(url: str) -> str:
     """Never print a password (DESIGN.md: secrets never go into logs)."""
-    if not has_password(url):
-        return url
-    scheme, sep, rest = url.partition("://")
-    user = rest.split("@", 1)[0].split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
+    if _userinfo_password(url):
+        scheme, sep, rest = url.partition("://")
+        user = rest.split("@", 1)[0].split(":", 1)[0]
+        url = f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
+    return query_scrubbed(url)
 
 
 def _sqlite_discipline(engine: Engine) -> None:
