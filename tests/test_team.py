@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PG_URL, REPO
+from conftest import PG_URL, REPO, Workspace
 from pg_outage import Outage
 
 from cmi_console.services import registry
@@ -263,13 +263,17 @@ def _shifted(off: timedelta) -> type[datetime]:
 
 
 def test_a_password_in_the_database_urls_query_is_never_written(
-    fresh_pg_url: str, tmp_path: Path
+    fresh_pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """libpq takes `?password=`: such a URL had been written to
-    workspace.json (mode 0644) as given. The server here trusts local
-    connections, so the password is carried, not checked."""
+    workspace.json (mode 0644) as given, and `cmi init` printed it. The
+    server here trusts local connections, so the password is carried, not
+    checked."""
     home = tmp_path / "ws"
-    init_workspace(home, admin="root", db=f"{fresh_pg_url}?password=s3cr3t-pw").engine.dispose()
+    r = Workspace(home, f"{fresh_pg_url}?password=s3cr3t-pw", capsys).cli(
+        "init", "--admin", "root", as_=None
+    )
+    assert r.code == 0 and "s3cr3t-pw" not in r.out + r.err and "password=***" in r.out
     for path in home.rglob("*"):
         if path.is_file():
             assert b"s3cr3t-pw" not in path.read_bytes(), path

@@ -28,6 +28,7 @@ def init(
     The admin's key is encrypted with CMI_KEY_PASSPHRASE when it is set.
     """
     from cmi_console.services.setup import init_workspace
+    from cmi_console.store.engine import redacted
     from cmi_console.store.workspace import default_home
 
     home = common.settings.home or default_home()
@@ -40,7 +41,7 @@ def init(
         display_name=display_name,
     )
     common.echo(f"workspace created at {home}")
-    common.echo(f"  database  {ctx.workspace.database_url.split('@')[-1]}")
+    common.echo(f"  database  {redacted(ctx.workspace.database_url).split('@')[-1]}")
     common.echo(f"  admin     {admin} (key {ctx.workspace.principal_key_path(admin)})")
     if not secret:
         common.echo(
