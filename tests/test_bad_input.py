@@ -368,6 +368,9 @@ def test_missing_workspace_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         ("{}", "origin: missing"),
         ('{"origin": 5}', "origin: must be a non-empty string"),
         ('{"origin": "o", "database_url": 5}', "database_url: must be a non-empty string"),
+        # each working directory had named a witness of its own
+        ('{"origin": "o", "witness_dir": "w2"}', "witness_dir: 'w2' is not an absolute path"),
+        ('{"origin": "o", "witness_dir": "~/w"}', "witness_dir: '~/w' is not an absolute path"),
     ],
 )
 def test_a_hand_edited_workspace_file_is_one_line(ws: Workspace, config: str, words: str) -> None:

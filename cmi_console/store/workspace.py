@@ -105,6 +105,11 @@ def _config_problem(config: Any) -> str | None:
                 return f"{key}: missing"
         elif not isinstance(config[key], str) or not config[key]:
             return f"{key}: must be a non-empty string"
+    witness = config.get("witness_dir")
+    if witness is not None and not Path(witness).is_absolute():
+        # found from each command's working directory: every CI checkout and
+        # console had a witness of its own, and none held the log's size
+        return f"witness_dir: '{witness}' is not an absolute path"
     return None
 
 
