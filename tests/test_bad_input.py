@@ -40,6 +40,12 @@ def log_size(ws: Workspace) -> int:
     [
         (["model", "create", "../etc"], "not a valid name"),
         (["model", "create", "cancer"], "already exists"),
+        # read for one another, and a policy for `cancer` would not govern `Cancer`
+        (
+            ["model", "create", "Cancer"],
+            "model 'Cancer': differs from the model 'cancer' only by case",
+        ),
+        (["model", "show", "CANCER"], "model 'CANCER' does not exist; did you mean 'cancer'?"),
         (["version", "register", "nope", "--artifact", "{art}"], "model 'nope' does not exist"),
         (["version", "register", "cancer", "--artifact", "/no/such/file"], "no such file"),
         (["version", "register", "cancer", "--artifact", "{folder}"], "not a regular file"),

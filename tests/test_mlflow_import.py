@@ -491,3 +491,17 @@ def test_the_import_sends_no_mlflow_telemetry(tmp_path: Path) -> None:
     assert telemetry("plain") == "True"  # this environment would send it
     assert telemetry("ours") == "False"
     assert telemetry("ours", MLFLOW_DISABLE_TELEMETRY="false") == "True"
+
+
+def test_a_model_named_as_one_here_but_for_case_is_skipped(ws: Workspace, tmp_path: Path) -> None:
+    """MLflow's `wine` beside a model `Wine` here: two models a reviewer reads
+    for one another, the policy of one not governing the other. Skipped,
+    said, and the rest imported."""
+    uri, _runs = build_store(tmp_path)
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    ok(ws.cli("model", "create", "Wine", as_="alice"))
+    r = ok(ws.cli("import", "mlflow", "--tracking-uri", uri, "--json", as_="alice")).json()
+    by = {m["model"]: m for m in r["models"]}
+    assert by["wine"]["imported"] == 0 and by["cancer"]["imported"] == 2
+    assert "model 'wine': differs from the model 'Wine' only by case" in r["skipped"]
+    assert ws.cli("model", "show", "wine").code == 2

@@ -385,6 +385,10 @@ def _import_model(
             exists = conn.execute(
                 select(registry.MODELS.c.id).where(registry.MODELS.c.name == name)
             ).first()
+            twin = registry.case_twin(conn, name) if exists is None else None
+        if twin is not None:
+            skipped.append(f"model '{name}': differs from the model '{twin}' only by case")
+            return {"model": name, "imported": 0, "already": 0}
         if exists is None:
             described = rm.description and _text(
                 rm.description, names.TEXT_MAX, f"model '{name}': description", skipped

@@ -80,8 +80,21 @@ def find_model(conn: Connection, name: str) -> Any:
 def model_row(conn: Connection, name: str) -> Any:
     row = find_model(conn, name)
     if row is None:
-        raise NotFound(f"model '{name}' does not exist")
+        twin = case_twin(conn, name)
+        raise NotFound(
+            f"model '{name}' does not exist" + (f"; did you mean '{twin}'?" if twin else "")
+        )
     return row
+
+
+def case_twin(conn: Connection, name: str) -> str | None:
+    """Another model whose name differs from `name` only by case, if any."""
+    row = conn.execute(
+        select(MODELS.c.name)
+        .where(func.lower(MODELS.c.name) == name.lower(), MODELS.c.name != name)
+        .limit(1)
+    ).first()
+    return row.name if row is not None else None
 
 
 def create_model(
@@ -94,6 +107,11 @@ def create_model(
         principal_row(tx.conn, owner)
         if tx.conn.execute(select(MODELS.c.id).where(MODELS.c.name == name)).first():
             raise BadInput(f"model '{name}' already exists")
+        twin = case_twin(tx.conn, name)
+        if twin is not None:
+            # a reviewer reads one for the other, and the policy written for
+            # the first (`model = "credit-risk"`) does not govern the second
+            raise BadInput(f"model '{name}': differs from the model '{twin}' only by case")
         tx.insert(
             MODELS,
             {
