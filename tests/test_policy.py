@@ -450,3 +450,13 @@ def test_settings_refused_since_still_load_in_an_active_policy(
     assert r.code == 1 and r.json()["results"][0]["status"] in ("fail", "error")
     r = ws.cli("policy", "activate", str(tmp_path / "cancer.toml"), as_="rita")
     assert r.code == 2 and "min: accuracy = 1.5: accuracy is at most 1" in r.err
+
+
+def test_a_model_policy_for_a_name_in_another_case_says_which_model(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "c.toml", 'format = 1\nmodel = "Cancer"\n')
+    r = populated.cli("policy", "activate", str(path), as_="root")
+    assert r.code == 2 and r.err.strip() == (
+        f"cmi: {path}: model: model 'Cancer' does not exist; did you mean 'cancer'?"
+    )

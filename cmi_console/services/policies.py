@@ -187,8 +187,12 @@ def activate_document(
     check_document(tx.conn, raw, label)
     scope = str(raw.get("model", DEFAULT_SCOPE))
     if scope != DEFAULT_SCOPE:
-        if tx.conn.execute(select(MODELS.c.id).where(MODELS.c.name == scope)).first() is None:
-            raise NotFound(f"{label}: model: model '{scope}' does not exist")
+        from cmi_console.services import registry  # it reads policies: imported here
+
+        try:
+            registry.model_row(tx.conn, scope)
+        except NotFound as exc:  # with the model it meant, if only the case differs
+            raise NotFound(f"{label}: model: {exc.message}") from None
     else:
         _check_overrides_against(tx.conn, raw)
     _check_nothing_stranded(tx.conn, raw, scope, label)
