@@ -257,3 +257,21 @@ def test_progress_bars_stay_off_stdout(
     r = populated.cli("validate", "cancer:1", "--suite", "staging", as_="alice")
     assert r.code == 0 and "checked " in r.err and "checked " not in r.out, r
     assert "validation run #1 of cancer:1" in r.out, r.out
+
+
+def test_an_alias_differing_from_another_only_by_case_is_refused(populated: Workspace) -> None:
+    """cancer@Champion beside cancer@champion named two versions a deployment
+    could mix up; a miss by case is answered with the alias meant."""
+    assert populated.cli("alias", "set", "cancer", "champion", "1", as_="alice").code == 0
+    head = populated.cli("audit", "log", "-n", "1", "--json").json()[0]["seq"]
+    for args, words in (
+        (
+            ("alias", "set", "cancer", "Champion", "2"),
+            "alias 'Champion': differs from cancer's alias 'champion' only by case",
+        ),
+        (("version", "show", "cancer@Champion"), "no alias 'Champion'; did you mean 'champion'?"),
+        (("alias", "delete", "cancer", "CHAMPION"), "no alias 'CHAMPION'; did you mean"),
+    ):
+        r = populated.cli(*args, as_="alice")
+        assert r.code == 2 and words in r.err and len(r.err.splitlines()) == 1, r.err
+    assert populated.cli("audit", "log", "-n", "1", "--json").json()[0]["seq"] == head

@@ -87,14 +87,20 @@ def model_row(conn: Connection, name: str) -> Any:
     return row
 
 
-def case_twin(conn: Connection, name: str) -> str | None:
-    """Another model whose name differs from `name` only by case, if any."""
+def case_twin(conn: Connection, name: str, column: Any = MODELS.c.name, *within: Any) -> str | None:
+    """Another name in `column` (a model's, by default; an alias's of one
+    model, `within` it) that differs from `name` only by case, if any."""
     row = conn.execute(
-        select(MODELS.c.name)
-        .where(func.lower(MODELS.c.name) == name.lower(), MODELS.c.name != name)
-        .limit(1)
+        select(column).where(func.lower(column) == name.lower(), column != name, *within).limit(1)
     ).first()
-    return row.name if row is not None else None
+    return row[0] if row is not None else None
+
+
+def _no_alias(model: Any, alias: str, conn: Connection) -> str:
+    twin = case_twin(conn, alias, ALIASES.c.alias, ALIASES.c.model_id == model.id)
+    return f"model {model.name} has no alias '{alias}'" + (
+        f"; did you mean '{twin}'?" if twin else ""
+    )
 
 
 def create_model(
@@ -479,7 +485,7 @@ def version_row(conn: Connection, ref: VersionRef | str, model: Any = None) -> A
     if ref.alias is not None:
         row = driver.first(conn, _VERSION_BY_ALIAS, {"model_id": m.id, "alias": ref.alias})
         if row is None:
-            raise NotFound(f"{ref}: model {ref.model} has no alias '{ref.alias}'")
+            raise NotFound(f"{ref}: {_no_alias(m, ref.alias, conn)}")
         return row
     if ref.version is not None:
         row = driver.first(conn, _VERSION_BY_NUMBER, {"model_id": m.id, "number": ref.version})
@@ -818,6 +824,11 @@ def set_alias(ctx: Context, model: str, alias: str, version: int) -> dict[str, A
         current = driver.first(tx.conn, _ALIAS, {"model_id": m.id, "alias": alias})
         previous = None
         if current is None:
+            twin = case_twin(tx.conn, alias, ALIASES.c.alias, ALIASES.c.model_id == m.id)
+            if twin is not None:  # MODEL@Champion beside MODEL@champion: two versions
+                raise BadInput(
+                    f"alias '{alias}': differs from {model}'s alias '{twin}' only by case"
+                )
             tx.insert(ALIASES, {"model_id": m.id, "alias": alias, "version_id": v.id})
         elif current.version_id == v.id:
             raise BadInput(f"{model}@{alias} already points at version {version}")
@@ -853,7 +864,7 @@ def delete_alias(ctx: Context, model: str, alias: str) -> dict[str, Any]:
             select(ALIASES).where(ALIASES.c.model_id == m.id, ALIASES.c.alias == alias)
         ).first()
         if current is None:
-            raise NotFound(f"model {model} has no alias '{alias}'")
+            raise NotFound(_no_alias(m, alias, tx.conn))
         tx.delete(ALIASES, current.id)
         tx.record("alias.delete", f"model:{model}", {"alias": alias})
     return {"model": model, "alias": alias, "deleted": True}
