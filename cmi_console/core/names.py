@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 from cmi_console.core.credentials import credential_url, holds_credential
 from cmi_console.core.errors import BadInput
+
+T = TypeVar("T", bound=Hashable)
 
 # matched whole with fullmatch: "$" also matches before a final newline, so
 # "^...$" took "evil\n" as a name (into subjects, paths and printed lines)
@@ -62,6 +66,17 @@ def free_text(value: str, where: str, limit: int = TEXT_MAX) -> str:
     if url := credential_url(value):
         raise BadInput(holds_credential(where, url))
     return value
+
+
+def repeated(items: Sequence[T]) -> tuple[int, T] | None:
+    """The place and value of the first item that an earlier one equals, if
+    any: a list a user wrote with one name twice."""
+    seen: set[T] = set()
+    for i, item in enumerate(items):
+        if item in seen:
+            return i, item
+        seen.add(item)
+    return None
 
 
 def one_of(value: str, choices: tuple[str, ...], where: str) -> str:

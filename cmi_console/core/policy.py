@@ -191,9 +191,9 @@ def _column_list(value: list[str] | None, info: ValidationInfo) -> list[str] | N
         return value
     if not value:
         raise ValueError("empty; leave it out for the recipe's columns")
-    for i, name in enumerate(value):
-        if name in value[:i]:
-            raise ValueError(f"'{name}' given twice")
+    twice = names.repeated(value)
+    if twice is not None:
+        raise ValueError(f"'{twice[1]}' given twice")
     return value
 
 
@@ -793,10 +793,9 @@ def _check_references(p: Policy, label: str, *, strict: bool) -> None:
             *((f"stages.{n}.approvals", st.approvals) for n, st in p.stages.items()),
             *((f"tiers.{n}.approvals", t.approvals) for n, t in p.tiers.items()),
         ):
-            roles = [a.role for a in approvals]
-            for i, role in enumerate(roles):
-                if role in roles[:i]:
-                    raise bad(f"{path}[{i}]", f"role '{role}' is listed twice; give it once")
+            twice = names.repeated([a.role for a in approvals])
+            if twice is not None:
+                raise bad(f"{path}[{twice[0]}]", f"role '{twice[1]}' is listed twice; give it once")
     for tname, tier in p.tiers.items():
         for i, stage_name in enumerate(tier.applies_to):
             if stage_name not in p.stages:

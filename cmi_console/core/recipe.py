@@ -23,6 +23,7 @@ from cmi_console.core import seeds
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.credentials import credential_in
 from cmi_console.core.errors import BadInput
+from cmi_console.core.names import repeated
 from cmi_console.core.policy import key_path, read_toml
 
 # Estimators a recipe may name: scikit-learn classes only, so a recipe can
@@ -140,11 +141,9 @@ def _columns_problem(data: Data) -> str | None:
     for key, names in (("features", features), ("sensitive", data.sensitive)):
         if data.target in names:
             return f"data.{key}: '{data.target}' is the target"
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                return f"data.{key}: '{name}' given twice"
-            seen.add(name)
+        twice = repeated(names)
+        if twice is not None:
+            return f"data.{key}: '{twice[1]}' given twice"
     for name in data.sensitive:
         if name in features:
             return (

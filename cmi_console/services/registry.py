@@ -773,9 +773,10 @@ def tag_version(
 ) -> dict[str, Any]:
     if not tags and not remove:
         raise BadInput("version tag: give --tag KEY=VALUE or --remove KEY")
-    for i, key in enumerate(remove):
-        if key in remove[:i]:
-            raise BadInput(f"--remove: '{key}' given twice")
+    twice = names.repeated(remove)
+    if twice is not None:
+        raise BadInput(f"--remove: '{twice[1]}' given twice")
+    for key in remove:
         if key in tags:
             raise BadInput(f"--remove: '{key}' is also set by --tag")
     with ctx.write() as tx:
