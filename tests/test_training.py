@@ -966,3 +966,30 @@ def test_a_list_for_a_label_is_bad_input(ws: Workspace, tmp_path: Path) -> None:
     assert r.code == 2 and "lists.parquet: row 1: default: '[1]' is not a single value" in r.err, (
         r.err
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # it was an internal error (KeyError)
+        (lambda f: f.drop(columns=["mean radius"]), "column(s) mean radius missing"),
+        # accuracy, precision, recall and f1 were dropped without a word, and
+        # ROC AUC matched "no"/"yes" to 0/1 by their order
+        (
+            lambda f: f.assign(target=f["target"].map({0: "no", 1: "yes"})),
+            "held.csv:2: target: 'no' is not a class of the model (0, 1)",
+        ),
+    ],
+)
+def test_a_holdout_file_unlike_the_training_data_is_refused(
+    ws: Workspace, tmp_path: Path, change, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    ok(ws.cli("model", "create", "cancer"))
+    recipe = cancer_recipe(tmp_path)
+    frame = pd.read_csv(tmp_path / "data" / "cancer.csv")
+    change(frame.sample(100, random_state=0)).to_csv(tmp_path / "data" / "held.csv", index=False)
+    recipe.write_text(recipe.read_text().replace("holdout = 0.3", 'file = "data/held.csv"'))
+    before = log_head(ws)
+    r = ws.cli("train", str(recipe))
+    assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1, r.err
+    assert log_head(ws) == before

@@ -184,14 +184,29 @@ def _fit(
     held: data_files.DataFile | None,
     source: str,
 ) -> Fitted:
-    from cmi_console.validation.conformance import require_labels
-    from cmi_console.validation.training import fit
+    from cmi_console.validation.conformance import check_classes, require_labels
+    from cmi_console.validation.training import feature_columns, fit
 
     target = recipe.data.target
     for read in (data, held):
         if read is not None and target in read.frame:  # else fit names the missing column
             # an empty label had failed the split as an internal error
             require_labels(read.frame[target], read.where)
+    if held is not None and target in data.frame:
+        # the holdout is measured as the training data is: a column it lacks
+        # was an internal error, and labels of another kind ("yes" where the
+        # model learnt 1) dropped accuracy, precision, recall and f1 without
+        # a word while ROC AUC matched classes by their order
+        wanted = [*feature_columns(recipe, data.frame, data.where), target]
+        missing = [c for c in wanted if c not in held.frame.columns]
+        if missing:
+            raise BadInput(
+                f"{held.where}: column(s) {', '.join(missing)} missing: the training data has them"
+            )
+        if recipe.task == "classification":
+            check_classes(
+                held.frame[target], list(data.frame[target].dropna().unique()), held.where
+            )
     trained = fit(recipe, data.frame, held.frame if held else None, data.where, source)
     return Fitted(recipe, raw, data, held, trained)
 
