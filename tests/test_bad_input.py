@@ -49,6 +49,11 @@ def log_size(ws: Workspace) -> int:
         (["version", "register", "nope", "--artifact", "{art}"], "model 'nope' does not exist"),
         (["version", "register", "cancer", "--artifact", "/no/such/file"], "no such file"),
         (["version", "register", "cancer", "--artifact", "{folder}"], "not a regular file"),
+        # a failed export: registered as a version of 0 bytes
+        (
+            ["version", "register", "cancer", "--artifact", "{folder}/empty.skops"],
+            "empty.skops: empty (0 bytes); it holds no model",
+        ),
         (
             ["version", "register", "cancer", "--artifact", "{art}", "--metrics", "{{bad"],
             "--metrics:1:2: invalid JSON",
@@ -291,6 +296,7 @@ def test_one_line_exit_2_nothing_written(
     dup_csv = tmp_path / "dup.csv"
     dup_csv.write_bytes(b"a,b,a\n1,2,3\n")
     (tmp_path / "header.csv").write_bytes(b"a,b\n")
+    (tmp_path / "empty.skops").write_bytes(b"")
     bad_note = tmp_path / "note"
     bad_note.write_text("not a checkpoint")
     deep_toml = tmp_path / "deep.toml"

@@ -275,3 +275,20 @@ def test_an_alias_differing_from_another_only_by_case_is_refused(populated: Work
         r = populated.cli(*args, as_="alice")
         assert r.code == 2 and words in r.err and len(r.err.splitlines()) == 1, r.err
     assert populated.cli("audit", "log", "-n", "1", "--json").json()[0]["seq"] == head
+
+
+def test_an_empty_artifact_is_refused_and_leaves_nothing_in_the_store(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    """A failed export (`model.skops` created, nothing written into it) was
+    registered as a version of 0 bytes."""
+    empty = tmp_path / "model.skops"
+    empty.write_bytes(b"")
+    store = sorted(p.name for p in (populated.home / "artifacts").rglob("*") if p.is_file())
+    r = populated.cli("version", "register", "cancer", "--artifact", str(empty), as_="alice")
+    assert r.code == 2 and r.err.strip() == (
+        f"cmi: --artifact: {empty}: empty (0 bytes); it holds no model"
+    )
+    assert sorted(p.name for p in (populated.home / "artifacts").rglob("*") if p.is_file()) == store
+    listed = populated.cli("version", "list", "cancer", "--json").json()
+    assert sorted(v["version"] for v in listed) == [1, 2]

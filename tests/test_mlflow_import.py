@@ -505,3 +505,24 @@ def test_a_model_named_as_one_here_but_for_case_is_skipped(ws: Workspace, tmp_pa
     assert by["wine"]["imported"] == 0 and by["cancer"]["imported"] == 2
     assert "model 'wine': differs from the model 'Wine' only by case" in r["skipped"]
     assert ws.cli("model", "show", "wine").code == 2
+
+
+def test_a_version_whose_model_file_is_empty_is_skipped_not_fatal(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A version of 0 bytes is refused by the registration, which had failed
+    the whole import (its batch) for one bad version."""
+    from mlflow import MlflowClient
+
+    uri, _runs = build_store(tmp_path)
+    empty = tmp_path / "art" / "broken" / "model.skops"
+    empty.parent.mkdir()
+    empty.write_bytes(b"")
+    client = MlflowClient(tracking_uri=uri)
+    client.create_registered_model("broken")
+    client.create_model_version("broken", source=str(empty.parent))
+    ok(ws.cli("user", "add", "alice", "--role", "developer"))
+    report = ok(ws.cli("import", "mlflow", "--tracking-uri", uri, "--json", as_="alice")).json()
+    imported = {m["model"]: m["imported"] for m in report["models"]}
+    assert imported["broken"] == 0 and imported["cancer"] == 2
+    assert "broken version 1: artifact is empty (0 bytes)" in report["skipped"], report["skipped"]

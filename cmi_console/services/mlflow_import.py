@@ -454,6 +454,9 @@ def _import_version(
         except Exception as exc:  # MLflow raises many kinds for a missing artifact
             skipped.append(f"{where}: artifact not readable ({type(exc).__name__})")
             return None
+        if artifact.stat().st_size == 0:  # registration refuses it, and the batch with it
+            skipped.append(f"{where}: artifact is empty (0 bytes)")
+            return None
         view = registry.register_version(
             ctx,
             name,

@@ -517,6 +517,9 @@ def register_version(
     require_file(artifact)
     digest, size = ctx.put_artifact(artifact)
     with ctx.write() as tx:
+        if size == 0:  # a failed export: no model is 0 bytes (refused in here, so the
+            # transaction's clean-up takes the stored copy away again)
+            raise BadInput(f"--artifact: {artifact}: empty (0 bytes); it holds no model")
         # the format of the bytes stored, which the transaction holding the
         # write lock keeps in place: the file named may change after its copy
         fmt = artifact_format.detect(ctx.workspace.artifacts.path_for(digest))
