@@ -460,3 +460,10 @@ def test_a_model_policy_for_a_name_in_another_case_says_which_model(
     assert r.code == 2 and r.err.strip() == (
         f"cmi: {path}: model: model 'Cancer' does not exist; did you mean 'cancer'?"
     )
+
+
+def test_every_metric_a_bound_may_name_has_its_range() -> None:
+    """The activation check of metric bounds reads each metric's range: a
+    metric added to the list without one would be an internal error there."""
+    assert set(pol.METRICS) <= set(pol.WINDOW_METRICS) == set(pol.METRIC_RANGES)
+    assert all(low < high for low, high in pol.METRIC_RANGES.values())
