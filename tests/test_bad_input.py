@@ -148,6 +148,8 @@ def log_size(ws: Workspace) -> int:
             "--params: invalid JSON: the name 'lr' appears twice in one object",
         ),
         (["run", "record", "--seed", str(2**63 - 1)], "--seed: must be 0..4294967295"),
+        # an unset CI variable: a generated key made each retry another run
+        (["run", "record", "--key", ""], "--key: '' is not a valid key"),
         # a seed numpy and scikit-learn refuse failed inside a check, or passed unused
         (["validate", "cancer:1", "--seed", "-1"], "--seed: must be 0..4294967295, not -1"),
         (["incident", "timeline", "1", "--hours-before", "nan"], "--hours-before: must be"),

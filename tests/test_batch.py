@@ -64,7 +64,7 @@ def test_register_returns_what_show_returns(ws: Workspace, tmp_path: Path) -> No
     made = registry.register_version(
         ctx, "m", art, tags={"b": "2", "a": "1"}, metrics={"z": 1, "auc": 0.75}
     )
-    assert made == registry.show_version(ctx, "m:1")
+    assert made == {**registry.show_version(ctx, "m:1"), "created": True}
 
 
 def test_a_failed_call_rolls_back_the_whole_batch(ws: Workspace, tmp_path: Path) -> None:

@@ -292,3 +292,121 @@ def test_an_empty_artifact_is_refused_and_leaves_nothing_in_the_store(
     assert sorted(p.name for p in (populated.home / "artifacts").rglob("*") if p.is_file()) == store
     listed = populated.cli("version", "list", "cancer", "--json").json()
     assert sorted(v["version"] for v in listed) == [1, 2]
+
+
+def test_a_run_recorded_again_under_its_key_is_answered_with_it(populated: Workspace) -> None:
+    """A CI job that records its run under the pipeline's id and is retried
+    after a timeout that came after the commit failed on "already exists"
+    (exit 2). The same run again is answered with it and nothing is written;
+    the key with anything else recorded is refused, naming the option."""
+    ws = populated
+    run = [
+        "run",
+        "record",
+        "--key",
+        "pipeline-81",
+        "--params",
+        '{"C": 0.5, "solver": {"name": "lbfgs"}}',
+        "--metrics",
+        '{"auc": 0.91}',
+        "--code",
+        '{"commit": "4f1c2e9"}',
+        "--environment",
+        '{"python": "3.11.7"}',
+        "--seed",
+        "7",
+        "--dataset",
+        "train=cancer:1",
+        "--json",
+    ]
+    first = ws.cli(*run, as_="alice")
+    assert first.code == 0 and first.json()["created"] is True
+    entries = len(ws.cli("audit", "log", "-n", "1000", "--json").json())
+    again = ws.cli(*run, as_="alice")
+    assert again.code == 0, again.err
+    assert again.err.strip().startswith("note: run 'pipeline-81' was recorded already (")
+    assert again.err.strip().endswith("nothing written")
+    view = again.json()
+    assert view["created"] is False
+    assert {k: v for k, v in view.items() if k != "created"} == {
+        k: v for k, v in first.json().items() if k != "created"
+    }
+    for option, value in (
+        ("--params", '{"C": 0.6, "solver": {"name": "lbfgs"}}'),
+        ("--metrics", '{"auc": 0.9100000000000001}'),
+        ("--code", '{"commit": "4f1c2e8"}'),
+        ("--environment", "{}"),
+        ("--seed", "8"),
+        ("--dataset", "holdout=cancer:1"),
+    ):
+        i = run.index(option)
+        changed = [*run[: i + 1], value, *run[i + 2 :]]
+        r = ws.cli(*changed, as_="alice")
+        assert r.code == 2, (option, r.err)
+        assert r.err.strip() == (
+            f"cmi: --key: run 'pipeline-81' was recorded with another {option}; "
+            "a retry gives what it recorded, a new run a new key"
+        )
+    i = run.index("--seed")
+    r = ws.cli(*run[:i], *run[i + 2 :], as_="alice")  # no seed, where 7 was recorded
+    assert r.code == 2 and "another --seed" in r.err
+    assert len(ws.cli("audit", "log", "-n", "1000", "--json").json()) == entries
+    assert ws.cli("audit", "verify").code == 0
+
+
+def test_a_version_registered_again_from_its_run_is_answered_with_it(
+    populated: Workspace, tmp_path: Path
+) -> None:
+    """The step after `run record` in a CI job: its retry registered the same
+    artifact from the same run as another version, which reviewers then saw
+    twice. The same registration from the same run is answered with its
+    version; anything different (a tag, another artifact) is a new version,
+    and so is a registration without a run, which has nothing to match."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.tree import DecisionTreeClassifier
+
+    from cmi_console.store.model_files import dumps
+
+    ws = populated
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    art = tmp_path / "tree.skops"
+    art.write_bytes(dumps(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)))
+    assert (
+        ws.cli("run", "record", "--key", "job-5", "--metrics", '{"auc": 0.95}', as_="alice").code
+        == 0
+    )
+    register = [
+        "version",
+        "register",
+        "cancer",
+        "--artifact",
+        str(art),
+        "--run",
+        "job-5",
+        "--dataset",
+        "train=cancer:1",
+        "--metrics",
+        '{"auc": 0.95}',
+        "--tag",
+        "commit=4f1c2e9",
+        "--description",
+        "depth 3",
+        "--json",
+    ]
+    first = ws.cli(*register, as_="alice")
+    assert first.code == 0 and first.json()["version"] == 3 and first.json()["created"] is True
+    entries = len(ws.cli("audit", "log", "-n", "1000", "--json").json())
+    again = ws.cli(*register, as_="alice")
+    assert again.code == 0, again.err
+    assert again.json()["version"] == 3 and again.json()["created"] is False
+    assert again.err.strip().startswith("note: run 'job-5' registered this as cancer:3 already (")
+    assert len(ws.cli("audit", "log", "-n", "1000", "--json").json()) == entries
+    assert [v["version"] for v in ws.cli("version", "list", "cancer", "--json").json()] == [3, 2, 1]
+
+    i = register.index("commit=4f1c2e9")
+    other_tag = ws.cli(*register[:i], "commit=77aa001", *register[i + 1 :], as_="alice")
+    assert other_tag.json()["version"] == 4 and other_tag.json()["created"] is True
+    j = register.index("--run")
+    no_run = ws.cli(*register[:j], *register[j + 2 :], as_="alice")
+    assert no_run.json()["version"] == 5 and no_run.json()["created"] is True
+    assert ws.cli("audit", "verify").code == 0

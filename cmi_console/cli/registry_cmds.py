@@ -97,7 +97,11 @@ def run_record(
     key: Annotated[str | None, typer.Option(help="Run key; generated if absent.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a training run."""
+    """Record a training run.
+
+    The same run recorded again under its --key (a retry) is answered with the
+    run; nothing is written. The key with other contents is refused.
+    """
     from cmi_console.services import registry
 
     view = registry.record_run(
@@ -110,6 +114,12 @@ def run_record(
         datasets=_dataset_roles(dataset),
         run_key=key,
     )
+    if not view["created"]:
+        common.echo(
+            f"note: run '{view['run']}' was recorded already ({shown(view['created_at'])}); "
+            "nothing written",
+            err=True,
+        )
     common.show(f"run {view['run']}", view, as_json)
 
 
@@ -249,7 +259,11 @@ def version_register(
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Register the next version of MODEL."""
+    """Register the next version of MODEL.
+
+    The same registration again from the same --run (a retry) is answered with
+    the version it made; nothing is written.
+    """
     from cmi_console.services import registry
 
     view = registry.register_version(
@@ -262,6 +276,12 @@ def version_register(
         tags=_pairs(tag, "--tag"),
         description=description,
     )
+    if not view["created"]:
+        common.echo(
+            f"note: run '{view['run']}' registered this as {view['model']}:{view['version']} "
+            f"already ({shown(view['created_at'])}); nothing written",
+            err=True,
+        )
     common.show(f"version {view['model']}:{view['version']}", view, as_json)
 
 

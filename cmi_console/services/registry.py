@@ -387,28 +387,52 @@ def record_run(
 ) -> dict[str, Any]:
     """A training run: params, metrics, environment, code and the data it read.
 
-    `datasets` maps a role (train, holdout, ...) to a dataset reference.
+    `datasets` maps a role (train, holdout, ...) to a dataset reference. The
+    same run recorded again under its key (a CI job's retry after a timeout
+    that came after the commit) is answered with the run (`created` false);
+    the key with anything else recorded is refused.
     """
     metrics = check_metrics(metrics)
     problem = seed_problem(seed) if seed is not None else None
     if problem:
         raise BadInput(f"--seed: {problem}")
-    run_key = names.key(run_key, "--key") if run_key else f"run-{uuid.uuid4().hex[:12]}"
+    # an empty key (a CI variable that was not set) is refused, not replaced:
+    # a generated key made every retry a new run
+    run_key = names.key(run_key, "--key") if run_key is not None else f"run-{uuid.uuid4().hex[:12]}"
+    environment, code_ref = environment or {}, code_ref or {}
     with ctx.write() as tx:
         actor = _writer(tx)
-        if tx.conn.execute(select(RUNS.c.id).where(RUNS.c.run_key == run_key)).first():
-            raise BadInput(f"run '{run_key}' already exists")
-        if code_ref and CHANGE_AUTHOR in code_ref:
+        if CHANGE_AUTHOR in code_ref:
             require_change_author(tx.conn, code_ref[CHANGE_AUTHOR], f"--code: {CHANGE_AUTHOR}")
         links = {role: dataset_row(tx.conn, ref) for role, ref in (datasets or {}).items()}
+        before = tx.conn.execute(select(RUNS).where(RUNS.c.run_key == run_key)).first()
+        if before is not None:
+            recorded = _run_view(tx.conn, before)
+            given = {
+                "params": params,
+                "metrics": metrics,
+                "environment": environment,
+                "code_ref": code_ref,
+                "seed": seed,
+                "datasets": _dataset_links(
+                    (r, d.name, d.version, d.content_sha256) for r, d in sorted(links.items())
+                ),
+            }
+            for field, option in _RUN_OPTIONS.items():
+                if given[field] != recorded[field]:
+                    raise BadInput(
+                        f"--key: run '{run_key}' was recorded with another {option}; "
+                        "a retry gives what it recorded, a new run a new key"
+                    )
+            return {**recorded, "created": False}
         rid = tx.insert(
             RUNS,
             {
                 "run_key": run_key,
                 "params": params,
                 "metrics": metrics,
-                "environment": environment or {},
-                "code_ref": code_ref or {},
+                "environment": environment,
+                "code_ref": code_ref,
                 "seed": seed,
                 "created_at": tx.time,
                 "created_by": actor,
@@ -431,7 +455,19 @@ def record_run(
                 "datasets": {r: f"{d.name}:{d.version}" for r, d in sorted(links.items())},
             },
         )
-    return show_run(ctx, run_key)
+        row = tx.conn.execute(select(RUNS).where(RUNS.c.id == rid)).one()
+        return {**_run_view(tx.conn, row), "created": True}
+
+
+# a run's view's fields as `cmi run record` takes them
+_RUN_OPTIONS = {
+    "params": "--params",
+    "metrics": "--metrics",
+    "environment": "--environment",
+    "code_ref": "--code",
+    "seed": "--seed",
+    "datasets": "--dataset",
+}
 
 
 def show_run(ctx: Context, run_key: str) -> dict[str, Any]:
@@ -439,14 +475,21 @@ def show_run(ctx: Context, run_key: str) -> dict[str, Any]:
         run = conn.execute(select(RUNS).where(RUNS.c.run_key == run_key)).first()
         if run is None:
             raise NotFound(f"run '{run_key}' does not exist")
-        links = conn.execute(
-            select(
-                RUN_DATASETS.c.role, DATASETS.c.name, DATASETS.c.version, DATASETS.c.content_sha256
-            )
-            .join(DATASETS, DATASETS.c.id == RUN_DATASETS.c.dataset_id)
-            .where(RUN_DATASETS.c.run_id == run.id)
-            .order_by(RUN_DATASETS.c.role)
-        ).all()
+        return _run_view(conn, run)
+
+
+def _dataset_links(links: Any) -> list[dict[str, Any]]:
+    """(role, name, version, sha256) rows as a run's or a version's view lists them."""
+    return [{"role": r, "dataset": f"{n}:{v}", "sha256": h} for r, n, v, h in links]
+
+
+def _run_view(conn: Connection, run: Any) -> dict[str, Any]:
+    links = conn.execute(
+        select(RUN_DATASETS.c.role, DATASETS.c.name, DATASETS.c.version, DATASETS.c.content_sha256)
+        .join(DATASETS, DATASETS.c.id == RUN_DATASETS.c.dataset_id)
+        .where(RUN_DATASETS.c.run_id == run.id)
+        .order_by(RUN_DATASETS.c.role)
+    ).all()
     return {
         "run": run.run_key,
         "params": run.params,
@@ -454,7 +497,7 @@ def show_run(ctx: Context, run_key: str) -> dict[str, Any]:
         "environment": run.environment,
         "code_ref": run.code_ref,
         "seed": run.seed,
-        "datasets": [{"role": r, "dataset": f"{n}:{v}", "sha256": h} for r, n, v, h in links],
+        "datasets": _dataset_links(links),
         "created_at": run.created_at,
         "created_by": run.created_by,
     }
@@ -510,7 +553,12 @@ def register_version(
     tags: dict[str, str] | None = None,
     description: str = "",
 ) -> dict[str, Any]:
-    """Copy the artifact into the store and register it as the next version."""
+    """Copy the artifact into the store and register it as the next version.
+
+    Registered again from the same `run` with everything the same (artifact,
+    metrics, tags, datasets, description: a CI job's retry), it is answered
+    with the version that registration made (`created` false); a run may
+    still register other versions (another artifact, other tags)."""
     names.entity(model, "model")
     metric_values = check_metrics(metrics or {})
     tag_values = {names.key(k, "--tag"): v for k, v in (tags or {}).items()}
@@ -531,6 +579,25 @@ def register_version(
             if run_row is None:
                 raise NotFound(f"--run: run '{run}' does not exist")
         links = {role: dataset_row(tx.conn, ref) for role, ref in (datasets or {}).items()}
+        ordered = sorted(links.items())
+        if run_row is not None:
+            same = _registered_from(
+                tx.conn,
+                m,
+                run_row.id,
+                digest,
+                {
+                    "run": run_row.run_key,
+                    "metrics": dict(sorted(metric_values.items())),
+                    "tags": dict(sorted(tag_values.items())),
+                    "datasets": _dataset_links(
+                        (r, d.name, d.version, d.content_sha256) for r, d in ordered
+                    ),
+                    "description": description,
+                },
+            )
+            if same is not None:
+                return {**same, "created": False}
         number = (driver.scalar(tx.conn, _LAST_NUMBER, {"model_id": m.id}) or 0) + 1
         row = {
             "model_id": m.id,
@@ -548,7 +615,6 @@ def register_version(
         }
         row = complete_row(VERSIONS, row)  # with the table's defaults, as the log has it
         vid = tx.insert(VERSIONS, row)
-        ordered = sorted(links.items())
         tx.insert_many(
             VERSION_DATASETS,
             [{"version_id": vid, "dataset_id": ds.id, "role": role} for role, ds in ordered],
@@ -570,7 +636,7 @@ def register_version(
             {"model": model, "version": number, "artifact_sha256": digest, "format": fmt},
         )
     # built from what was written: a batch of registrations reads nothing back
-    return _view(
+    view = _view(
         model,
         row,
         run=run_row.run_key if run_row else None,
@@ -579,6 +645,28 @@ def register_version(
         aliases=[],
         datasets=[(r, ds.name, ds.version, ds.content_sha256) for r, ds in ordered],
     )
+    return {**view, "created": True}
+
+
+def _registered_from(
+    conn: Connection, m: Any, run_id: int, digest: str, given: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The view of `m`'s version that run `run_id` registered with artifact
+    `digest` and what `given` holds, if there is one."""
+    rows = conn.execute(
+        select(VERSIONS)
+        .where(
+            VERSIONS.c.artifact_sha256 == digest,
+            VERSIONS.c.model_id == m.id,
+            VERSIONS.c.run_id == run_id,
+        )
+        .order_by(VERSIONS.c.version)
+    ).all()
+    for v in rows:
+        view = version_view(conn, m.name, v)
+        if all(view[k] == value for k, value in given.items()):
+            return view
+    return None
 
 
 _VIEW_METRICS = (
@@ -656,9 +744,7 @@ def _view(
         "metrics": metrics,
         "tags": tags,
         "aliases": aliases,
-        "datasets": [
-            {"role": r, "dataset": f"{n}:{ver}", "sha256": h} for r, n, ver, h in datasets
-        ],
+        "datasets": _dataset_links(datasets),
     }
 
 

@@ -270,6 +270,8 @@ def _register(
                     },
                     description=recipe.description,
                 )
+                # a new run's version is new; `already_registered` says the rest
+                del version["created"]
         already = False
     except _Trained as done:
         if not again or done.number < 0:
