@@ -386,6 +386,10 @@ async def test_sod_shows_the_rule_instead_of_a_button(home: Path) -> None:
         text = str(screen.query_one("#can", Static).render())
         # ci-bot trained it from alice's change (the demo's --change-author)
         assert "You cannot decide" in text and "sod.change-author-cannot-approve" in text
+        # the queue's own row says so too (it said "-", the rule only below)
+        table = screen.query_one("#requests", DataTable)
+        [request] = [q["request"] for q in screen.rows.values() if q["version"] == "credit-risk:3"]
+        assert str(table.get_row(str(request))[-1]).startswith("sod.change-author-cannot-approve")
         size = audit.count(app.session.ctx)
         await pilot.press("a")
         await settle(pilot)

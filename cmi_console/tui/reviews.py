@@ -59,7 +59,7 @@ class ReviewQueueScreen(DataScreen):
                         q["requested_by"],
                         shown(q["created_at"], minute=True),
                         q["approvals"],
-                        "can decide" if q["you_can_decide"] else "-",
+                        "can decide" if q["you_can_decide"] else q["why_not"],
                     ],
                 )
                 for q in data
