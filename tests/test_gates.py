@@ -359,3 +359,27 @@ def test_the_database_itself_refuses_two_versions_in_one_exclusive_slot(
         )
     ctx.engine.dispose()
     assert stage_of(ws, "cancer:2") == "development"
+
+
+def test_the_same_request_again_is_answered_with_it(governed: Workspace) -> None:
+    """A CI job's `cmi request` retried after it had committed failed on
+    "already open" (exit 2). Its requester asking the same again is answered
+    with the open request, nothing written; anyone else, or another comment,
+    is still refused, and told who opened it."""
+    ws = governed
+    ask = ["request", "cancer:1", "--to", "staging", "--comment", "suite passed", "--json"]
+    first = ok(ws.cli(*ask, as_="alice")).json()
+    assert first["created"] is True
+    entries = len(ok(ws.cli("audit", "log", "-n", "1000", "--json")).json())
+    again = ok(ws.cli(*ask, as_="alice"))
+    assert again.json() == {**first, "created": False}
+    assert (
+        again.err.strip() == f"note: request #{first['request']} was open already; nothing written"
+    )
+    refused = f"cmi: cancer:1: request #{first['request']} to staging is already open (by alice)"
+    other = ws.cli(*ask[:4], "--comment", "suite passed again", as_="alice")
+    assert other.code == 2 and other.err.strip() == refused
+    by_sam = ws.cli(*ask, as_="sam")
+    assert by_sam.code == 2 and by_sam.err.strip() == refused
+    assert len(ok(ws.cli("audit", "log", "-n", "1000", "--json")).json()) == entries
+    assert [q["request"] for q in ok(ws.cli("queue", "--json")).json()] == [first["request"]]

@@ -100,10 +100,16 @@ def statement(
 def request(
     ref: RefArg, to: ToOpt, env: EnvOpt = None, comment: CommentOpt = "", as_json: JsonOpt = False
 ) -> None:
-    """Open a promotion (or retirement) request; it shows in the review queue."""
+    """Open a promotion (or retirement) request; it shows in the review queue.
+
+    The same request again by its requester (a retry) is answered with it;
+    nothing is written.
+    """
     from cmi_console.services import gates
 
     data = gates.request(common.context(), ref, to, env, comment)
+    if not data["created"]:
+        common.echo(f"note: request #{data['request']} was open already; nothing written", err=True)
     if as_json:
         common.print_json(data)
     else:

@@ -268,8 +268,13 @@ def request(
         if problem:
             raise Denied(f"{g.version.ref}: {problem}")
         if g.request is not None:
+            r = g.request
+            if (r.requested_by, r.environment, r.comment) == (actor, g.environment, comment):
+                # the same request again (a CI job's retry): answered with it
+                return {**_request_view(g, r.id, comment), "created": False}
             raise BadInput(
-                f"{g.version.ref}: request #{g.request.id} to {to_stage} is already open"
+                f"{g.version.ref}: request #{r.id} to {to_stage} is already open "
+                f"(by {r.requested_by})"
             )
         rid = tx.insert(
             REQUESTS,
@@ -283,17 +288,22 @@ def request(
                 "status": "open",
             },
         )
-        data = {
-            "request": rid,
-            "model": g.model.name,
-            "version": g.row.version,
-            "from_stage": g.row.stage,
-            "to_stage": to_stage,
-            "environment": g.environment,
-            "comment": comment,
-        }
+        data = _request_view(g, rid, comment)
         tx.record("gate.request", _subject(g), data)
-    return data
+    return {**data, "created": True}
+
+
+def _request_view(g: Gathered, rid: int, comment: str) -> dict[str, Any]:
+    """A request as `gate.request` records it (and `cmi request` prints it)."""
+    return {
+        "request": rid,
+        "model": g.model.name,
+        "version": g.row.version,
+        "from_stage": g.row.stage,
+        "to_stage": g.to_stage,
+        "environment": g.environment,
+        "comment": comment,
+    }
 
 
 def latest_request(ctx: Context, ref: str, to_stage: str) -> dict[str, Any] | None:

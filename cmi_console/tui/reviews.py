@@ -276,7 +276,9 @@ class RequestDialog(ActionDialog):
 
         self.submit(
             lambda: gates.request(self.ctx, self.ref, stage, None, comment),
-            lambda out: f"request #{out['request']} opened",
+            lambda out: (
+                f"request #{out['request']} " + ("opened" if out["created"] else "was open already")
+            ),
         )
 
 
