@@ -42,8 +42,8 @@ def test_versions_tags_aliases_and_search(populated: Workspace) -> None:
 
 
 def test_an_empty_listing_says_when_its_filter_names_nothing(populated: Workspace) -> None:
-    """`--actor Alice` (principals are lower case) or `--stage prod` listed
-    nothing and said nothing: an investigator could read "no entries" as
+    """`--actor Alice` (principals are lower case), `--stage prod` or `--tag
+    Team=onc` listed nothing and said nothing: an investigator could read "no entries" as
     "did nothing". A filter that names what exists and matches nothing stays
     quiet, and --json output stays JSON alone."""
     ws = populated
@@ -57,8 +57,23 @@ def test_an_empty_listing_says_when_its_filter_names_nothing(populated: Workspac
     r = ws.cli("version", "search", "--stage", "prod", "--json")
     assert r.code == 0 and r.json() == []
     assert r.err.strip() == "note: no version is in stage 'prod' (in use: development)"
-    r = ws.cli("version", "search", "--stage", "development", "--tag", "x=y", "--json")
+    # a tag or metric no version carries, or a tag value in another case
+    # (tags are compared exactly), said nothing either
+    r = ws.cli("version", "search", "--tag", "Team=onc", "--metric", "AUC>=0.9", "--json")
+    assert r.code == 0 and r.json() == []
+    assert r.err.strip().splitlines() == [
+        "note: no version has a tag 'Team'; did you mean 'team'?",
+        "note: no version has a metric 'AUC'; did you mean 'auc'?",
+    ]
+    r = ws.cli("version", "search", "--tag", "team=ONC", "--metric", "f1>=0.5")
+    assert r.err.strip().splitlines() == [
+        "note: no version has the tag team=ONC; did you mean 'onc'?",
+        "note: no version has a metric 'f1'",
+    ]
+    r = ws.cli("version", "search", "--stage", "development", "--tag", "team=x", "--json")
     assert r.code == 0 and r.json() == [] and r.err.strip() == ""
+    r = ws.cli("version", "search", "--tag", "team=onc", "--metric", "auc>=0.99", "--json")
+    assert r.code == 0 and r.json() == [] and r.err.strip() == ""  # both exist, none meets both
 
 
 def test_every_write_is_an_audit_entry(populated: Workspace) -> None:

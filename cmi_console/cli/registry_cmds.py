@@ -365,16 +365,14 @@ def version_search(
     from cmi_console.services import registry
 
     ctx = common.context()
+    tags = list(parse_pairs(tag or [], "--tag").items())
+    metrics = [registry.parse_metric_filter(m) for m in metric or []]
     rows = registry.search_versions(
-        ctx,
-        model=model,
-        tags=list(parse_pairs(tag or [], "--tag").items()),
-        metrics=[registry.parse_metric_filter(m) for m in metric or []],
-        stage=stage,
-        limit=limit,
+        ctx, model=model, tags=tags, metrics=metrics, stage=stage, limit=limit
     )
-    if not rows and stage is not None and (why := registry.stage_note(ctx, stage)):
-        common.echo(f"note: {why}", err=True)
+    if not rows:
+        for why in registry.search_notes(ctx, stage=stage, tags=tags, metrics=metrics):
+            common.echo(f"note: {why}", err=True)
     _version_rows(rows, as_json)
 
 

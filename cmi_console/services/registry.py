@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from cmi_console.core import artifact_format, names, roles
 from cmi_console.core.errors import BadInput, NotFound
+from cmi_console.core.printable import printable
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
 from cmi_console.core.seeds import seed_problem
 from cmi_console.core.small_files import require_file
@@ -785,14 +786,56 @@ def parse_metric_filter(text: str) -> tuple[str, str, float]:
     raise BadInput(f"--metric: '{text[:80]}' is not KEY>=NUMBER (ops: >= <= > < =)")
 
 
-def stage_note(ctx: Context, stage: str) -> str | None:
-    """Why `--stage` matched nothing, or None: no version is in that stage
-    (a stage name mistyped, or one no policy has)."""
+def search_notes(
+    ctx: Context,
+    *,
+    stage: str | None = None,
+    tags: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    metrics: list[tuple[str, str, float]] = (),  # type: ignore[assignment]
+) -> list[str]:
+    """Why a search matched nothing, where a filter names what no version has:
+    a stage no version is in, a tag or metric no version carries (`Team=onc`
+    where tags are `team`), a tag value in another case. A filter naming what
+    exists says nothing: the versions simply do not meet them all."""
+    notes = []
     with ctx.read() as conn:
-        used = sorted(r[0] for r in conn.execute(select(VERSIONS.c.stage).distinct()))
-    if stage in used:
-        return None
-    return f"no version is in stage '{stage}' (in use: {', '.join(used) or 'none'})"
+        if stage is not None:
+            used = sorted(r[0] for r in conn.execute(select(VERSIONS.c.stage).distinct()))
+            if stage not in used:
+                notes.append(
+                    f"no version is in stage '{stage}' (in use: {', '.join(used) or 'none'})"
+                )
+        for key, value in tags:
+            if not _has(conn, TAGS, TAGS.c.key == key):
+                notes.append(f"no version has a tag '{key}'" + _near(conn, TAGS.c.key, key))
+            elif not _has(conn, TAGS, TAGS.c.key == key, TAGS.c.value == value):
+                near = _near(conn, TAGS.c.value, value, TAGS.c.key == key)
+                if near:  # another value is no news; the same in another case is
+                    notes.append(f"no version has the tag {key}={printable(value)}" + near)
+        for key, _op, _value in metrics:
+            if not _has(conn, METRICS, METRICS.c.key == key):
+                notes.append(f"no version has a metric '{key}'" + _near(conn, METRICS.c.key, key))
+    return notes
+
+
+def _has(conn: Connection, table: Any, *conditions: Any) -> bool:
+    return (
+        conn.execute(select(1).select_from(table).where(*conditions).limit(1)).first() is not None
+    )
+
+
+def _near(conn: Connection, column: Any, text: str, *within: Any) -> str:
+    """`; did you mean 'X'?` for a value of `column` equal to `text` but for case."""
+    found = (
+        conn.execute(
+            select(column).where(func.lower(column) == text.lower(), *within).distinct().limit(3)
+        )
+        .scalars()
+        .all()
+    )
+    if not found:
+        return ""
+    return "; did you mean " + " or ".join(f"'{printable(f)}'" for f in sorted(found)) + "?"
 
 
 def search_versions(
