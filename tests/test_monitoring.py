@@ -132,7 +132,27 @@ def test_late_labels_update_performance(watched: Workspace, tmp_path: Path) -> N
     stored = monitoring._load_frame(watched.ctx(), shown["data_sha256"], "parquet")
     expected = roc_auc_score(frame["default"], stored["score"])
     assert r["summary"]["1"]["roc_auc"] == pytest.approx(expected, abs=1e-9)
-    assert r["result_sha256"] != w["result_sha256"] and r["labelled"]
+    assert r["result_sha256"] != w["result_sha256"] and r["labelled"] and r["created"]
+    # the same labels again (a CI job's retry) measured the same and logged
+    # a second monitor.labels entry; they change nothing, so nothing is written
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    again = watched.cli(
+        "monitor",
+        "labels",
+        "credit",
+        "--window",
+        str(w["window"]),
+        "--file",
+        str(labels),
+        "--json",
+        as_="alice",
+    )
+    assert again.code == 0 and again.json()["created"] is False
+    assert again.json()["result_sha256"] == r["result_sha256"]
+    assert again.err.strip() == (
+        f"note: window {w['window']} has these labels already; nothing written"
+    )
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
     short = tmp_path / "short.csv"
     frame[["default"]].head(10).to_csv(short, index=False)
     bad = watched.cli(

@@ -102,10 +102,18 @@ def labels(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Attach labels that arrived late; performance is measured again."""
+    """Attach labels that arrived late; performance is measured again.
+
+    The same labels again change nothing and are answered with the window.
+    """
     from cmi_console.services import monitoring
 
-    _window_out(monitoring.labels(common.context(), model, window, file, key=key), as_json)
+    out = monitoring.labels(common.context(), model, window, file, key=key)
+    if not out["created"]:
+        common.echo(
+            f"note: window {out['window']} has these labels already; nothing written", err=True
+        )
+    _window_out(out, as_json)
 
 
 @app.command("show")
