@@ -1032,3 +1032,69 @@ def test_a_row_key_given_twice_for_one_version_is_refused(
     frame.to_csv(path, index=False)
     comp = monitoring.show_window(watched.ctx(), "credit", ingest(watched, path)["window"])
     assert comp["metrics"]["comparison"]["pairs"] == len(frame)
+
+
+def test_a_column_nothing_measures_is_named_with_its_first_value(
+    watched: Workspace, tmp_path: Path
+) -> None:
+    """Any other numeric column is a KPI; one a spreadsheet wrote with its
+    thousands separator ("1,204.50") is text, and was dropped without a word:
+    the window looked as if the KPI had not been sent. The ingest names each
+    column nothing measured, with its first value; numbers stay KPIs."""
+    frame = pd.read_csv(week(1)).head(300)
+    frame["approved"] = frame["loan_amount"] * 0.9
+    frame["revenue"] = [f"{1000 + 3.5 * i:,.2f}" for i in range(len(frame))]
+    frame["channel"] = ["web", None, "branch"] * 100
+    path = tmp_path / "kpis.csv"
+    frame.to_csv(path, index=False)
+    r = ok(
+        watched.cli(
+            "monitor",
+            "ingest",
+            "credit",
+            "--env",
+            "production",
+            "--window",
+            str(path),
+            "--predict",
+            as_="alice",
+        )
+    )
+    assert (
+        "  columns not measured (no KPI: not numbers): revenue ('1,000.00'), channel ('web')"
+        in (r.out.splitlines())
+    )
+    w = monitoring.show_window(watched.ctx(), "credit", 1)
+    assert set(w["metrics"]["versions"]["1"]["kpis"]) == {"approved"}
+    again = ok(
+        watched.cli(
+            "monitor",
+            "ingest",
+            "credit",
+            "--env",
+            "production",
+            "--window",
+            str(path),
+            "--predict",
+            "--json",
+            as_="alice",
+        )
+    ).json()
+    assert again["created"] is False
+    assert again["unmeasured"] == {"revenue": "1,000.00", "channel": "web"}
+    plain = tmp_path / "plain.csv"
+    pd.read_csv(week(2)).head(300).to_csv(plain, index=False)
+    r = ok(
+        watched.cli(
+            "monitor",
+            "ingest",
+            "credit",
+            "--env",
+            "production",
+            "--window",
+            str(plain),
+            "--predict",
+            as_="alice",
+        )
+    )
+    assert "not measured" not in r.out

@@ -51,6 +51,16 @@ def _window_out(window: dict[str, Any], as_json: bool) -> None:
         common.print_json(window)
         return
     _window_line(window)
+    if window.get("unmeasured"):  # a KPI given as text would vanish without a word
+        shown_values = ", ".join(
+            f"{printable(c, one_line=True)} ('{printable(v, one_line=True)}')"
+            for c, v in window["unmeasured"].items()
+        )
+        common.console().print(
+            f"  columns not measured (no KPI: not numbers): {shown_values}",
+            markup=False,
+            highlight=False,
+        )
     join = window.get("join")
     if join:  # late labels: say what the file labelled, so a bad join shows
         unknown = join["unknown_keys"]

@@ -347,8 +347,11 @@ def ingest(
     predict: bool = False,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """Measure a window and record it (one entry, audited by its result hash)."""
-    from cmi_console.validation.monitoring import analyse
+    """Measure a window and record it (one entry, audited by its result hash).
+
+    The view also names the columns nothing measured (`unmeasured`), with
+    their first value: said, not stored."""
+    from cmi_console.validation.monitoring import analyse, unmeasured
 
     actor = ctx.require_actor()
     where = str(path)
@@ -366,6 +369,7 @@ def ingest(
     given = set(frame.columns)
     frame = _prepare(frame, spec, s, models, predict, where)
     metrics = analyse(frame, spec)
+    ignored = unmeasured(frame, spec)
     # a window that brings its predictions is kept as given: the bytes measured
     stored = window if "prediction" in given else None
     with ctx.write() as tx:
@@ -394,7 +398,7 @@ def ingest(
             # the same rows again (a CI job's retry, a copy of the file): a
             # second window had counted them twice, toward a trigger's K
             # windows in a row and a comparison's sample
-            return {**window_view(before, model.name), "created": False}
+            return {**window_view(before, model.name), "created": False, "unmeasured": ignored}
         result = _result(model.name, env, data_sha, None, metrics)
         row = {
             "model_id": model.id,
@@ -433,7 +437,7 @@ def ingest(
                 "versions": row["versions"],
             },
         )
-    return {**window_view({**row, "id": wid}, model.name), "created": True}
+    return {**window_view({**row, "id": wid}, model.name), "created": True, "unmeasured": ignored}
 
 
 def labels(

@@ -67,6 +67,20 @@ def kpi_columns(frame: Any, spec: WindowSpec) -> list[str]:
     return [c for c in frame.columns if c not in known and is_numeric_dtype(frame[c])]
 
 
+def unmeasured(frame: Any, spec: WindowSpec) -> dict[str, str]:
+    """The window's columns that nothing measures (neither the model's nor
+    reserved nor a KPI, which must be numbers), each with its first value: a
+    KPI written as text (`1,204.50`, a spreadsheet's thousands separator) was
+    dropped without a word."""
+    known = {*spec.features, spec.target, *spec.sensitive, *RESERVED, *kpi_columns(frame, spec)}
+    out = {}
+    for column in frame.columns:
+        if column not in known:
+            values = frame[column].dropna()
+            out[str(column)] = str(values.iloc[0])[:40] if len(values) else ""
+    return out
+
+
 def quality(frame: Any, spec: WindowSpec) -> dict[str, Any]:
     from pandas.api.types import is_numeric_dtype
 
