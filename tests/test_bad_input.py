@@ -39,7 +39,11 @@ def log_size(ws: Workspace) -> int:
     "args, words",
     [
         (["model", "create", "../etc"], "not a valid name"),
-        (["model", "create", "cancer"], "already exists"),
+        # its creator creating it again is answered with it; anything else is not
+        (
+            ["model", "create", "cancer", "--description", "other"],
+            "model 'cancer' already exists (created by alice, another description)",
+        ),
         # read for one another, and a policy for `cancer` would not govern `Cancer`
         (
             ["model", "create", "Cancer"],

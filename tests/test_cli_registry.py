@@ -425,3 +425,30 @@ def test_a_version_registered_again_from_its_run_is_answered_with_it(
     no_run = ws.cli(*register[:j], *register[j + 2 :], as_="alice")
     assert no_run.json()["version"] == 5 and no_run.json()["created"] is True
     assert ws.cli("audit", "verify").code == 0
+
+
+def test_a_model_created_again_by_its_creator_is_answered_with_it(populated: Workspace) -> None:
+    """A set-up step (`cmi model create` in a CI job or a script run twice)
+    failed on "already exists" the second time, so scripts added `|| true`
+    and hid every other failure with it. The same model again by its creator
+    is answered with it; anything else is refused and says what differs."""
+    ws = populated
+    create = ["model", "create", "fraud", "--description", "card fraud", "--json"]
+    first = ws.cli(*create, as_="alice")
+    assert first.code == 0 and first.json()["created"] is True
+    entries = len(ws.cli("audit", "log", "-n", "1000", "--json").json())
+    again = ws.cli(*create, as_="alice")
+    assert again.code == 0 and again.json() == {**first.json(), "created": False}
+    assert again.err.strip().startswith("note: model 'fraud' was created already (")
+    for args, as_, why in (
+        (create, "root", "created by alice, owner alice"),
+        (
+            ["model", "create", "fraud", "--description", "fraud"],
+            "alice",
+            "created by alice, another description",
+        ),
+        ([*create[:-1], "--owner", "bob"], "alice", "created by alice, owner alice"),
+    ):
+        r = ws.cli(*args, as_=as_)
+        assert r.code == 2 and r.err.strip() == f"cmi: model 'fraud' already exists ({why})", r.err
+    assert len(ws.cli("audit", "log", "-n", "1000", "--json").json()) == entries

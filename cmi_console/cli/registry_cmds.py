@@ -141,10 +141,20 @@ def model_create(
     owner: Annotated[str | None, typer.Option(help="Owning principal (default: you).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a model."""
+    """Create a model.
+
+    The same model again by its creator (a retry) is answered with it; nothing
+    is written.
+    """
     from cmi_console.services import registry
 
     view = registry.create_model(common.context(), name, description, owner)
+    if not view["created"]:
+        common.echo(
+            f"note: model '{name}' was created already ({shown(view['created_at'])}); "
+            "nothing written",
+            err=True,
+        )
     common.show(f"model {name}", view, as_json)
 
 

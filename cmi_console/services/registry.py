@@ -107,13 +107,24 @@ def _no_alias(model: Any, alias: str, conn: Connection) -> str:
 def create_model(
     ctx: Context, name: str, description: str = "", owner: str | None = None
 ) -> dict[str, Any]:
+    """A new model. The same model created again by its creator (a CI job's
+    retry, a set-up script run twice) is answered with it (`created` false);
+    a model of that name that differs is refused."""
     names.entity(name, "model")
     with ctx.write() as tx:
         actor = _writer(tx)
         owner = owner or actor
         principal_row(tx.conn, owner)
-        if tx.conn.execute(select(MODELS.c.id).where(MODELS.c.name == name)).first():
-            raise BadInput(f"model '{name}' already exists")
+        before = tx.conn.execute(select(MODELS).where(MODELS.c.name == name)).first()
+        if before is not None:
+            if (before.description, before.owner, before.created_by) != (description, owner, actor):
+                raise BadInput(
+                    f"model '{name}' already exists (created by {before.created_by}"
+                    + ("" if before.owner == owner else f", owner {before.owner}")
+                    + ("" if before.description == description else ", another description")
+                    + ")"
+                )
+            return {**model_view(tx.conn, before), "created": False}
         twin = case_twin(tx.conn, name)
         if twin is not None:
             # a reviewer reads one for the other, and the policy written for
@@ -130,7 +141,7 @@ def create_model(
             },
         )
         tx.record("model.create", f"model:{name}", {"model": name, "owner": owner})
-    return show_model(ctx, name)
+    return {**show_model(ctx, name), "created": True}
 
 
 def list_models(ctx: Context) -> list[dict[str, Any]]:
@@ -217,17 +228,21 @@ def model_status(stage_counts: dict[str, int]) -> str:
 
 def show_model(ctx: Context, name: str) -> dict[str, Any]:
     with ctx.read() as conn:
-        m = model_row(conn, name)
-        tier = tiers_of(conn, [m])[m.id]
-        versions = conn.execute(
-            select(VERSIONS).where(VERSIONS.c.model_id == m.id).order_by(VERSIONS.c.version)
-        ).all()
-        aliases = conn.execute(
-            select(ALIASES.c.alias, VERSIONS.c.version)
-            .join(VERSIONS, VERSIONS.c.id == ALIASES.c.version_id)
-            .where(ALIASES.c.model_id == m.id)
-            .order_by(ALIASES.c.alias)
-        ).all()
+        return model_view(conn, model_row(conn, name))
+
+
+def model_view(conn: Connection, m: Any) -> dict[str, Any]:
+    """A model as every reader shows it (`m`: its models row)."""
+    tier = tiers_of(conn, [m])[m.id]
+    versions = conn.execute(
+        select(VERSIONS).where(VERSIONS.c.model_id == m.id).order_by(VERSIONS.c.version)
+    ).all()
+    aliases = conn.execute(
+        select(ALIASES.c.alias, VERSIONS.c.version)
+        .join(VERSIONS, VERSIONS.c.id == ALIASES.c.version_id)
+        .where(ALIASES.c.model_id == m.id)
+        .order_by(ALIASES.c.alias)
+    ).all()
     return {
         "name": m.name,
         "description": m.description,
