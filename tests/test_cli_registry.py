@@ -390,24 +390,9 @@ def test_a_version_registered_again_from_its_run_is_answered_with_it(
         ws.cli("run", "record", "--key", "job-5", "--metrics", '{"auc": 0.95}', as_="alice").code
         == 0
     )
-    register = [
-        "version",
-        "register",
-        "cancer",
-        "--artifact",
-        str(art),
-        "--run",
-        "job-5",
-        "--dataset",
-        "train=cancer:1",
-        "--metrics",
-        '{"auc": 0.95}',
-        "--tag",
-        "commit=4f1c2e9",
-        "--description",
-        "depth 3",
-        "--json",
-    ]
+    register = ["version", "register", "cancer", "--artifact", str(art), "--run", "job-5"]
+    register += ["--dataset", "train=cancer:1", "--metrics", '{"auc": 0.95}']
+    register += ["--tag", "commit=4f1c2e9", "--description", "depth 3", "--json"]
     first = ws.cli(*register, as_="alice")
     assert first.code == 0 and first.json()["version"] == 3 and first.json()["created"] is True
     entries = len(ws.cli("audit", "log", "-n", "1000", "--json").json())

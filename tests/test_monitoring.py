@@ -115,19 +115,8 @@ def test_late_labels_update_performance(watched: Workspace, tmp_path: Path) -> N
     frame[["default"]].to_csv(labels, index=False)
     w = ingest(watched, inputs)
     assert "roc_auc" not in w["summary"]["1"] and not w["labelled"]
-    r = ok(
-        watched.cli(
-            "monitor",
-            "labels",
-            "credit",
-            "--window",
-            str(w["window"]),
-            "--file",
-            str(labels),
-            "--json",
-            as_="alice",
-        )
-    ).json()
+    attach = ["monitor", "labels", "credit", "--window", str(w["window"]), "--file", str(labels)]
+    r = ok(watched.cli(*attach, "--json", as_="alice")).json()
     shown = monitoring.show_window(watched.ctx(), "credit", w["window"])
     stored = monitoring._load_frame(watched.ctx(), shown["data_sha256"], "parquet")
     expected = roc_auc_score(frame["default"], stored["score"])
@@ -136,17 +125,7 @@ def test_late_labels_update_performance(watched: Workspace, tmp_path: Path) -> N
     # the same labels again (a CI job's retry) measured the same and logged
     # a second monitor.labels entry; they change nothing, so nothing is written
     head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
-    again = watched.cli(
-        "monitor",
-        "labels",
-        "credit",
-        "--window",
-        str(w["window"]),
-        "--file",
-        str(labels),
-        "--json",
-        as_="alice",
-    )
+    again = watched.cli(*attach, "--json", as_="alice")
     assert again.code == 0 and again.json()["created"] is False
     assert again.json()["result_sha256"] == r["result_sha256"]
     assert again.err.strip() == (
@@ -155,16 +134,7 @@ def test_late_labels_update_performance(watched: Workspace, tmp_path: Path) -> N
     assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
     short = tmp_path / "short.csv"
     frame[["default"]].head(10).to_csv(short, index=False)
-    bad = watched.cli(
-        "monitor",
-        "labels",
-        "credit",
-        "--window",
-        str(w["window"]),
-        "--file",
-        str(short),
-        as_="alice",
-    )
+    bad = watched.cli(*attach[:-1], str(short), as_="alice")
     assert bad.code == 2 and "10 labels for a window of 1000 rows" in bad.err
     assert verify(watched.ctx()).ok
 
@@ -1047,54 +1017,22 @@ def test_a_column_nothing_measures_is_named_with_its_first_value(
     frame["channel"] = ["web", None, "branch"] * 100
     path = tmp_path / "kpis.csv"
     frame.to_csv(path, index=False)
-    r = ok(
-        watched.cli(
-            "monitor",
-            "ingest",
-            "credit",
-            "--env",
-            "production",
-            "--window",
-            str(path),
-            "--predict",
-            as_="alice",
-        )
-    )
+
+    def ingested(window: Path, *extra: str) -> Result:
+        args = ["--env", "production", "--window", str(window), "--predict", *extra]
+        return ok(watched.cli("monitor", "ingest", "credit", *args, as_="alice"))
+
+    r = ingested(path)
     assert (
         "  columns not measured (no KPI: not numbers): revenue ('1,000.00'), channel ('web')"
         in (r.out.splitlines())
     )
     w = monitoring.show_window(watched.ctx(), "credit", 1)
     assert set(w["metrics"]["versions"]["1"]["kpis"]) == {"approved"}
-    again = ok(
-        watched.cli(
-            "monitor",
-            "ingest",
-            "credit",
-            "--env",
-            "production",
-            "--window",
-            str(path),
-            "--predict",
-            "--json",
-            as_="alice",
-        )
-    ).json()
+    again = ingested(path, "--json").json()
     assert again["created"] is False
     assert again["unmeasured"] == {"revenue": "1,000.00", "channel": "web"}
     plain = tmp_path / "plain.csv"
     pd.read_csv(week(2)).head(300).to_csv(plain, index=False)
-    r = ok(
-        watched.cli(
-            "monitor",
-            "ingest",
-            "credit",
-            "--env",
-            "production",
-            "--window",
-            str(plain),
-            "--predict",
-            as_="alice",
-        )
-    )
+    r = ingested(plain)
     assert "not measured" not in r.out
