@@ -99,6 +99,17 @@ def test_as_of_before_a_model_existed_says_so(populated: Workspace) -> None:
     assert _as_of(populated, "2001-01-01")["models"] == []
 
 
+def test_as_of_after_now_says_it_answers_with_now(populated: Workspace) -> None:
+    """`2062-11-10` for `2026-11-10` answered as the registry "as of 2062":
+    an investigator read today's state as an answer about that day."""
+    r = ok(populated.cli("registry", "as-of", "2062-11-10", "--json"))
+    assert r.err.startswith("note: WHEN is after now (20")
+    assert r.err.strip().endswith("): this is the registry as it is now")
+    assert r.json()["models"][0]["model"] == "cancer"
+    past = ok(populated.cli("registry", "as-of", "2001-01-01", "--json"))
+    assert past.err == ""
+
+
 def test_as_of_refuses_a_bad_time(populated: Workspace) -> None:
     r = populated.cli("registry", "as-of", "last tuesday")
     assert r.code == 2 and "ISO 8601" in r.err and "\n" not in r.err.strip()

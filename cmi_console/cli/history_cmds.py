@@ -18,10 +18,13 @@ def as_of(
     as_json: common.JsonOpt = False,
 ) -> None:
     """Which version was in which stage, and took which share of traffic, at that instant."""
-    from cmi_console.core.clock import parse_time
+    from cmi_console.core.clock import parse_time, utc_now
     from cmi_console.services import history
 
-    report = history.as_of(common.context(), parse_time(when, "WHEN"), model)
+    at = parse_time(when, "WHEN")
+    report = history.as_of(common.context(), at, model)
+    if at > (now := utc_now()):  # a year mistyped read as an answer about that instant
+        common.echo(f"note: WHEN is after now ({now}): this is the registry as it is now", err=True)
     if note := history.later_note(report):
         common.echo(f"note: {note}", err=True)
     if as_json:
