@@ -661,6 +661,17 @@ async def test_incidents_and_the_investigation_view(home: Path) -> None:
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, IncidentsScreen)
+        # incident 3's timeline starts 72 hours before it, with the log's
+        # entries then: the view opens on the moment it happened, not there
+        table.move_cursor(row=[r.value for r in table.rows].index("3"))
+        await pilot.press("enter")
+        await settle(pilot)
+        view = app.screen
+        assert isinstance(view, InvestigationScreen)
+        happened = next(i for i, e in enumerate(view.events) if e["seq"] is None)
+        assert happened > 0 and view.query_one("#timeline", DataTable).cursor_row == happened
+        panel = str(view.query_one("#as-of", Static).render())
+        assert f"registry as of {shown(view.events[happened]['time'])}" in panel
 
 
 async def test_export_dialog_writes_a_bundle_that_verifies(

@@ -70,6 +70,7 @@ class InvestigationScreen(DataScreen):
         self.incident_id = incident_id
         self.events: list[dict[str, Any]] = []
         self.model = ""
+        self.opened = False  # the cursor starts on the moment it happened, once
 
     def body(self) -> ComposeResult:
         yield Static("", id="summary", classes="title", markup=False)
@@ -115,6 +116,12 @@ class InvestigationScreen(DataScreen):
                 for n, e in enumerate(self.events)
             ],
         )
+        if not self.opened:
+            # what was serving when it happened is the first question; the
+            # timeline's first row is 72 hours before it
+            self.opened = True
+            happened = [e["action"] for e in self.events].index("incident.happened")
+            self.query_one("#timeline", DataTable).move_cursor(row=happened)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None and self.events:
