@@ -383,3 +383,25 @@ def test_the_same_request_again_is_answered_with_it(governed: Workspace) -> None
     assert by_sam.code == 2 and by_sam.err.strip() == refused
     assert len(ok(ws.cli("audit", "log", "-n", "1000", "--json")).json()) == entries
     assert [q["request"] for q in ok(ws.cli("queue", "--json")).json()] == [first["request"]]
+
+
+def test_a_retry_racing_its_first_try_is_answered_not_doubled(governed: Workspace) -> None:
+    """A CI job's retry can start while its first try still runs. Each
+    answer-or-write decision is taken inside the write transaction, which
+    holds the log's lock: of two identical calls at once, one writes and the
+    other is answered with what it wrote, on both backends."""
+    ws = governed
+    from cmi_console.services import registry
+
+    ok(ws.cli("validate", "cancer:1", "--suite", "staging", as_="alice"))
+    asks = _race([lambda: gates.request(ws.ctx("alice"), "cancer:1", "staging", comment="ci")] * 2)
+    assert sorted(r["created"] for r in asks) == [False, True], asks
+    assert asks[0]["request"] == asks[1]["request"]
+    runs = _race(
+        [lambda: registry.record_run(ws.ctx("alice"), params={"C": 1}, metrics={}, run_key="j")] * 2
+    )
+    assert sorted(r["created"] for r in runs) == [False, True], runs
+    log = ok(ws.cli("audit", "log", "-n", "1000", "--json")).json()
+    assert [e["action"] for e in log].count("gate.request") == 1
+    assert [e["action"] for e in log].count("run.record") == 1
+    assert ok(ws.cli("audit", "verify")).code == 0
