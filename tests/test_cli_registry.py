@@ -52,8 +52,21 @@ def test_an_empty_listing_says_when_its_filter_names_nothing(populated: Workspac
     assert r.err.strip() == "note: no principal is named 'Alice'; did you mean 'alice'?"
     r = ws.cli("audit", "log", "--actor", "nobody-at-all")
     assert r.err.strip() == "note: no principal is named 'nobody-at-all'"
-    r = ws.cli("audit", "log", "--actor", "bob", "--action", "gate.*", "--json")
+    r = ws.cli("audit", "log", "--actor", "bob", "--action", "version.*", "--json")
     assert r.code == 0 and r.json() == [] and r.err.strip() == ""  # bob exists, did no such thing
+    # an action or a subject typed wrong listed nothing and said nothing either
+    r = ws.cli("audit", "log", "--action", "version.regster", "--subject", "version:Cancer:1")
+    assert r.code == 0 and r.err.strip().splitlines() == [
+        "note: no entry has the action 'version.regster'; did you mean 'version.register'?",
+        "note: no entry has the subject 'version:Cancer:1'; did you mean 'version:cancer:1'?",
+    ]
+    r = ws.cli("audit", "log", "--action", "gate.*", "--subject", "model:Cancer*")
+    assert r.err.strip().splitlines() == [
+        "note: no entry's action starts with 'gate.'",
+        "note: no entry's subject starts with 'model:Cancer'; did you mean 'model:cancer*'?",
+    ]
+    r = ws.cli("audit", "log", "--action", "version.register", "--subject", "model:cancer")
+    assert r.code == 0 and r.err.strip() == ""  # both exist, no entry has both
     r = ws.cli("version", "search", "--stage", "prod", "--json")
     assert r.code == 0 and r.json() == []
     assert r.err.strip() == "note: no version is in stage 'prod' (in use: development)"

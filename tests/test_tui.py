@@ -434,6 +434,15 @@ async def test_audit_view_is_virtual_and_sees_new_entries(
         assert app.screen.sub_title == (
             "0 entries (no principal is named 'Ada'; did you mean 'ada'?)"
         )
+        # nor an action typed wrong: it says which, not just "0 entries"
+        app.screen.query_one("#f-actor", Input).value = ""
+        app.screen.query_one("#f-action", Input).value = "break-glas.execute"
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert app.screen.sub_title == (
+            "0 entries (no entry has the action 'break-glas.execute'; "
+            "did you mean 'break-glass.execute'?)"
+        )
 
 
 async def test_audit_view_keeps_focus_and_keys_while_pages_load(home: Path) -> None:

@@ -54,8 +54,9 @@ def log(
         offset=offset,
         oldest_first=reverse,
     )
-    if not rows and actor is not None and (why := audit.unknown_actor(ctx, actor)):
-        common.echo(f"note: {why}", err=True)
+    if not rows:
+        for why in audit.filter_notes(ctx, actor=actor, action=action, subject=subject):
+            common.echo(f"note: {why}", err=True)
     if as_json:
         common.print_json(rows)
         return

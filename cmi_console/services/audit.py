@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import LargeBinary, and_, column, select
+from sqlalchemy import LargeBinary, and_, column, select, text
 from sqlalchemy import table as light_table
 
 from cmi_console.core import merkle
@@ -34,16 +35,69 @@ E = light_table(
 _PRINCIPALS = light_table("principals", column("name"))
 
 
-def unknown_actor(ctx: Context, actor: str) -> str | None:
-    """Why `--actor` can match nothing, or None: no principal has that name.
-    An investigator must not read "no entries" as "did nothing" when the name
-    was typed in another case or spelling."""
+# Every action the log holds, one index seek each (a loose index scan): a
+# DISTINCT read all of a million-entry log's index. No parameters.
+_ACTIONS = text(
+    "WITH RECURSIVE a(x) AS (SELECT min(action) FROM audit_entries UNION ALL "
+    "SELECT (SELECT min(action) FROM audit_entries WHERE action > a.x) FROM a "
+    "WHERE a.x IS NOT NULL) SELECT x FROM a WHERE x IS NOT NULL"
+)
+_MODELS = light_table("models", column("name"))
+
+
+def filter_notes(
+    ctx: Context,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    subject: str | None = None,
+) -> list[str]:
+    """Why a listing can be empty, filter by filter: one naming what no entry
+    has (a principal, an action, a subject typed in another case or
+    spelling). An investigator must not read "no entries" as "did nothing"
+    when `--action gate.aprove` or `--subject version:Credit-Risk:2` was
+    typed. A filter naming what exists says nothing."""
+    notes = []
     with ctx.read() as conn:
-        names = [r[0] for r in conn.execute(select(_PRINCIPALS.c.name))]
-    if actor in names:
-        return None
-    near = [n for n in names if n.lower() == actor.lower()]
-    return f"no principal is named '{actor}'" + (f"; did you mean '{near[0]}'?" if near else "")
+        if actor is not None:
+            names = [r[0] for r in conn.execute(select(_PRINCIPALS.c.name))]
+            if actor not in names:
+                near = [n for n in names if n.lower() == actor.lower()]
+                notes.append(f"no principal is named '{actor}'" + _did_you_mean(near))
+        if action is not None:
+            actions = [r[0] for r in conn.execute(_ACTIONS)]
+            stem = action.rstrip("*")
+            if action.endswith("*") and not any(a.startswith(stem) for a in actions):
+                notes.append(f"no entry's action starts with '{stem}'")
+            elif not action.endswith("*") and action not in actions:
+                near = difflib.get_close_matches(action.lower(), actions, n=1, cutoff=0.75)
+                notes.append(f"no entry has the action '{action}'" + _did_you_mean(near))
+        if subject is not None:
+            sqlite = is_sqlite(ctx.engine)
+            found = select(E.c.seq).where(_like_prefix(E.c.subject, subject, sqlite))
+            if conn.execute(found.limit(1)).first() is None:
+                models = [r[0] for r in conn.execute(select(_MODELS.c.name))]
+                said = (
+                    f"no entry's subject starts with '{subject.rstrip('*')}'"
+                    if subject.endswith("*")
+                    else f"no entry has the subject '{subject}'"
+                )
+                notes.append(said + _did_you_mean(_subject_in_case(subject, models)))
+    return notes
+
+
+def _did_you_mean(near: list[str]) -> str:
+    return f"; did you mean '{near[0]}'?" if near else ""
+
+
+def _subject_in_case(subject: str, models: list[str]) -> list[str]:
+    """`subject` with a model's name written as the model has it
+    (`version:Credit-Risk:2` -> `version:credit-risk:2`)."""
+    by_lower = {m.lower(): m for m in models}
+    stem = subject.rstrip("*")
+    parts = stem.split(":")
+    fixed = [by_lower.get(p.lower(), p) for p in parts]
+    return [":".join(fixed) + subject[len(stem) :]] if fixed != parts else []
 
 
 def _ledger() -> Any:

@@ -68,9 +68,10 @@ class AuditScreen(DataScreen):
 
         filters = self.filters()
         total = audit.count(self.session.ctx, **filters)
-        note = None  # nothing listed because the actor is nobody: say so
-        if total == 0 and filters["actor"] is not None:
-            note = audit.unknown_actor(self.session.ctx, filters["actor"])
+        note = None  # nothing listed because a filter names nothing: say so
+        if total == 0:
+            named = {k: filters[k] for k in ("actor", "action", "subject")}
+            note = "; ".join(audit.filter_notes(self.session.ctx, **named)) or None
         return filters, total, note
 
     def show(self, data: Any) -> None:
