@@ -105,9 +105,9 @@ def test_as_of_after_now_says_it_answers_with_now(populated: Workspace) -> None:
     r = ok(populated.cli("registry", "as-of", "2062-11-10", "--json"))
     assert r.err.startswith("note: WHEN is after now (20")
     assert r.err.strip().endswith("): this is the registry as it is now")
-    assert r.json()["models"][0]["model"] == "cancer"
+    assert r.json()["models"][0]["model"] == "cancer" and r.json()["whole_log"] is True
     past = ok(populated.cli("registry", "as-of", "2001-01-01", "--json"))
-    assert past.err == ""
+    assert past.err == "" and past.json()["whole_log"] is False
 
 
 def test_as_of_refuses_a_bad_time(populated: Workspace) -> None:

@@ -23,7 +23,9 @@ def as_of(
 
     at = parse_time(when, "WHEN")
     report = history.as_of(common.context(), at, model)
-    if at > (now := utc_now()):  # a year mistyped read as an answer about that instant
+    # a year mistyped, answered with today's registry headed with that instant
+    # (unless a host's clock ahead stamped entries after it: then it is not now)
+    if at > (now := utc_now()) and report["whole_log"]:
         common.echo(f"note: WHEN is after now ({now}): this is the registry as it is now", err=True)
     if note := history.later_note(report):
         common.echo(f"note: {note}", err=True)

@@ -43,6 +43,7 @@ class Replayed:
     applied: int = 0  # entries in the prefix
     last: str | None = None  # the time of its last entry
     later: int = 0  # entries stamped by the instant that come after it (see state_at)
+    whole: bool = False  # no entry is stamped after the instant: the prefix is the log
     # per version row: the entry that last set its stage (who, when, seq) and
     # what it rested on (see _decided_on)
     staged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -80,6 +81,7 @@ def state_at(ctx: Context, when: str, cancelled: Callable[[], bool] | None = Non
     out = Replayed(RegistryState(REGISTRY_TABLES, keep=_AS_OF_TABLES))
     with ctx.read() as conn:
         end = _first_after(conn, when)
+        out.whole = end is None
         if end is not None:
             out.later = conn.execute(
                 select(func.count()).where(ENTRIES.c.time <= when, ENTRIES.c.seq > end)
@@ -267,6 +269,7 @@ def _as_of(replayed: Replayed, when: str, model: str | None) -> dict[str, Any]:
         "entries": replayed.applied,
         "last_entry_time": replayed.last,
         "later_in_log": replayed.later,
+        "whole_log": replayed.whole,
         "models": out,
     }
 
