@@ -60,22 +60,27 @@ def _r(x: float | None) -> float | None:
     return round(float(x), 10)
 
 
+def _others(frame: Any, spec: WindowSpec) -> list[Any]:
+    """The window's columns that are neither the model's nor reserved."""
+    known = {*spec.features, spec.target, *spec.sensitive, *RESERVED}
+    return [c for c in frame.columns if c not in known]
+
+
 def kpi_columns(frame: Any, spec: WindowSpec) -> list[str]:
     from pandas.api.types import is_numeric_dtype
 
-    known = {*spec.features, spec.target, *spec.sensitive, *RESERVED}
-    return [c for c in frame.columns if c not in known and is_numeric_dtype(frame[c])]
+    return [c for c in _others(frame, spec) if is_numeric_dtype(frame[c])]
 
 
 def unmeasured(frame: Any, spec: WindowSpec) -> dict[str, str]:
-    """The window's columns that nothing measures (neither the model's nor
-    reserved nor a KPI, which must be numbers), each with its first value: a
-    KPI written as text (`1,204.50`, a spreadsheet's thousands separator) was
-    dropped without a word."""
-    known = {*spec.features, spec.target, *spec.sensitive, *RESERVED, *kpi_columns(frame, spec)}
+    """The other columns that nothing measures, not being numbers (a KPI must
+    be), each with its first value: a KPI written as text (`1,204.50`, a
+    spreadsheet's thousands separator) was dropped without a word."""
+    from pandas.api.types import is_numeric_dtype
+
     out = {}
-    for column in frame.columns:
-        if column not in known:
+    for column in _others(frame, spec):
+        if not is_numeric_dtype(frame[column]):
             values = frame[column].dropna()
             out[str(column)] = str(values.iloc[0])[:40] if len(values) else ""
     return out
