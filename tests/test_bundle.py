@@ -493,3 +493,19 @@ def test_a_version_whose_run_was_recorded_by_hand_is_exported(
         card = z.read("cards/cancer-v3.md").decode()
     assert "Training run: by-hand" in card and "(recipe" not in card
     assert check(ws, out)[0] == 0
+
+
+def test_an_export_matching_no_entry_says_so(governed: Workspace, tmp_path: Path) -> None:
+    """`--since 2062-01-01` for 2026 wrote a bundle of no entries, exit 0,
+    and said nothing: an auditor was sent a bundle that holds nothing. It
+    is still written (a quiet month's bundle is one), and the export says so."""
+    ws = governed
+    r = ok(
+        ws.cli("audit", "export", "--out", str(tmp_path / "q.zip"), "--since", "2062-01-01", "-q")
+    )
+    assert r.err.strip() == (
+        "note: no entry matched --model/--since/--until; the bundle holds the checkpoint "
+        "and keys only"
+    )
+    r = ok(ws.cli("audit", "export", "--out", str(tmp_path / "all.zip"), "-q", "--json"))
+    assert r.err == "" and r.json()["entries"] > 0

@@ -252,6 +252,12 @@ def export(
             progress=p,
         ),
     )
+    if not summary["entries"]:  # a window typed wrong shipped an empty bundle unsaid
+        common.echo(
+            "note: no entry matched --model/--since/--until; the bundle holds the "
+            "checkpoint and keys only",
+            err=True,
+        )
     if as_json:
         common.print_json(summary)
         return
