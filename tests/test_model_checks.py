@@ -209,3 +209,28 @@ def test_a_check_that_measures_nan_is_an_error_result_the_run_can_record(
     (result,) = runner.run_suite([spec], subject)
     assert result.status == "error" and "cannot be recorded" in result.explanation
     canonical_bytes(result.as_json())
+
+
+def test_a_warning_about_garbage_collection_is_never_kept() -> None:
+    """A training run's params recorded "<psycopg.Connection object at ...>
+    was deleted while still open" (a ResourceWarning from a finalizer the
+    garbage collector ran during the fit) once another thread's
+    catch_warnings had left filters that show everything: only the kinds
+    that are evidence (RuntimeWarning, UserWarning and theirs) are kept,
+    whatever the process's filters are while the block runs."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from cmi_console.validation.evidence import kept_warnings
+
+    with kept_warnings() as said:
+        warnings.simplefilter("always")  # as another thread's filters can leave them
+        warnings.warn(
+            "<psycopg.Connection object at 0x1> was deleted while still open",
+            ResourceWarning,
+            stacklevel=2,
+        )
+        warnings.warn("the estimator's import path moves in 2.0", DeprecationWarning, stacklevel=2)
+        warnings.warn("lbfgs failed to converge", ConvergenceWarning, stacklevel=2)
+    assert said == ["ConvergenceWarning: lbfgs failed to converge"]

@@ -30,5 +30,14 @@ def kept_warnings(limit: int = MAX_KEPT) -> Iterator[list[str]]:
         try:
             yield said
         finally:
-            distinct = dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught)
+            # the kinds are checked here too: the filters are the process's,
+            # and another thread's catch_warnings (joblib's workers copy and
+            # restore them) can leave others in place while the block runs,
+            # so a finalizer's ResourceWarning (a connection collected while
+            # open) was kept with a training run as if the model had said it
+            distinct = dict.fromkeys(
+                f"{w.category.__name__}: {w.message}"
+                for w in caught
+                if issubclass(w.category, (RuntimeWarning, UserWarning))
+            )
             said.extend(list(distinct)[:limit])
