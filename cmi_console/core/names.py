@@ -79,6 +79,11 @@ def repeated(items: Sequence[T]) -> tuple[int, T] | None:
     return None
 
 
+def did_you_mean(near: str | None) -> str:
+    """The end of a "no such name" line that names the one meant, if any."""
+    return f"; did you mean '{near}'?" if near else ""
+
+
 def one_of(value: str, choices: tuple[str, ...], where: str) -> str:
     """A value from a fixed set (a strategy, a status, a severity)."""
     if value not in choices:

@@ -13,6 +13,7 @@ from sqlalchemy import table as light_table
 from cmi_console.core import merkle
 from cmi_console.core.clock import check_window
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
+from cmi_console.core.names import did_you_mean
 from cmi_console.services.context import Context
 from cmi_console.store.artifacts import require_writable
 from cmi_console.store.engine import check_page, escape_like, is_sqlite, write_transaction
@@ -63,7 +64,9 @@ def filter_notes(
             names = [r[0] for r in conn.execute(select(_PRINCIPALS.c.name))]
             if actor not in names:
                 near = [n for n in names if n.lower() == actor.lower()]
-                notes.append(f"no principal is named '{actor}'" + _did_you_mean(near))
+                notes.append(
+                    f"no principal is named '{actor}'" + did_you_mean(next(iter(near), None))
+                )
         if action is not None:
             actions = [r[0] for r in conn.execute(_ACTIONS)]
             stem = action.rstrip("*")
@@ -71,7 +74,9 @@ def filter_notes(
                 notes.append(f"no entry's action starts with '{stem}'")
             elif not action.endswith("*") and action not in actions:
                 near = difflib.get_close_matches(action.lower(), actions, n=1, cutoff=0.75)
-                notes.append(f"no entry has the action '{action}'" + _did_you_mean(near))
+                notes.append(
+                    f"no entry has the action '{action}'" + did_you_mean(next(iter(near), None))
+                )
         if subject is not None:
             sqlite = is_sqlite(ctx.engine)
             found = select(E.c.seq).where(_like_prefix(E.c.subject, subject, sqlite))
@@ -82,22 +87,18 @@ def filter_notes(
                     if subject.endswith("*")
                     else f"no entry has the subject '{subject}'"
                 )
-                notes.append(said + _did_you_mean(_subject_in_case(subject, models)))
+                notes.append(said + did_you_mean(_subject_in_case(subject, models)))
     return notes
 
 
-def _did_you_mean(near: list[str]) -> str:
-    return f"; did you mean '{near[0]}'?" if near else ""
-
-
-def _subject_in_case(subject: str, models: list[str]) -> list[str]:
+def _subject_in_case(subject: str, models: list[str]) -> str | None:
     """`subject` with a model's name written as the model has it
-    (`version:Credit-Risk:2` -> `version:credit-risk:2`)."""
+    (`version:Credit-Risk:2` -> `version:credit-risk:2`), if that changes it."""
     by_lower = {m.lower(): m for m in models}
     stem = subject.rstrip("*")
     parts = stem.split(":")
     fixed = [by_lower.get(p.lower(), p) for p in parts]
-    return [":".join(fixed) + subject[len(stem) :]] if fixed != parts else []
+    return ":".join(fixed) + subject[len(stem) :] if fixed != parts else None
 
 
 def _ledger() -> Any:

@@ -82,9 +82,7 @@ def model_row(conn: Connection, name: str) -> Any:
     row = find_model(conn, name)
     if row is None:
         twin = case_twin(conn, name)
-        raise NotFound(
-            f"model '{name}' does not exist" + (f"; did you mean '{twin}'?" if twin else "")
-        )
+        raise NotFound(f"model '{name}' does not exist" + names.did_you_mean(twin))
     return row
 
 
@@ -99,9 +97,7 @@ def case_twin(conn: Connection, name: str, column: Any = MODELS.c.name, *within:
 
 def _no_alias(model: Any, alias: str, conn: Connection) -> str:
     twin = case_twin(conn, alias, ALIASES.c.alias, ALIASES.c.model_id == model.id)
-    return f"model {model.name} has no alias '{alias}'" + (
-        f"; did you mean '{twin}'?" if twin else ""
-    )
+    return f"model {model.name} has no alias '{alias}'" + names.did_you_mean(twin)
 
 
 def create_model(
@@ -822,14 +818,14 @@ def search_notes(
                 )
         for key, value in tags:
             if not _has(conn, TAGS, TAGS.c.key == key):
-                notes.append(f"no version has a tag '{key}'" + _near(conn, TAGS.c.key, key))
+                notes.append(f"no version has a tag '{key}'" + _near(conn, key, TAGS.c.key))
             elif not _has(conn, TAGS, TAGS.c.key == key, TAGS.c.value == value):
-                near = _near(conn, TAGS.c.value, value, TAGS.c.key == key)
+                near = _near(conn, value, TAGS.c.value, TAGS.c.key == key)
                 if near:  # another value is no news; the same in another case is
                     notes.append(f"no version has the tag {key}={printable(value)}" + near)
         for key, _op, _value in metrics:
             if not _has(conn, METRICS, METRICS.c.key == key):
-                notes.append(f"no version has a metric '{key}'" + _near(conn, METRICS.c.key, key))
+                notes.append(f"no version has a metric '{key}'" + _near(conn, key, METRICS.c.key))
     return notes
 
 
@@ -839,18 +835,10 @@ def _has(conn: Connection, table: Any, *conditions: Any) -> bool:
     )
 
 
-def _near(conn: Connection, column: Any, text: str, *within: Any) -> str:
+def _near(conn: Connection, text: str, column: Any, *within: Any) -> str:
     """`; did you mean 'X'?` for a value of `column` equal to `text` but for case."""
-    found = (
-        conn.execute(
-            select(column).where(func.lower(column) == text.lower(), *within).distinct().limit(3)
-        )
-        .scalars()
-        .all()
-    )
-    if not found:
-        return ""
-    return "; did you mean " + " or ".join(f"'{printable(f)}'" for f in sorted(found)) + "?"
+    twin = case_twin(conn, text, column, *within)
+    return names.did_you_mean(printable(twin) if twin is not None else None)
 
 
 def search_versions(
