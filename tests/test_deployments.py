@@ -216,6 +216,49 @@ def test_canary_rollout_is_signed_and_rollback_restores(serving: Workspace) -> N
     assert report.signatures >= 6
 
 
+def test_the_same_rollout_started_again_is_answered_with_its_decision(
+    serving: Workspace,
+) -> None:
+    """A CI job's `cmi deploy` retried after its first try had committed
+    failed: exit 2 "already serves" for a direct rollout, exit 3 "roll it
+    back first" for a canary. Its deployer starting the same again, while
+    nothing has happened to the rollout since, is answered with the decision
+    signed then; anything else is refused as before."""
+    ws = serving
+    direct = ["deploy", "credit:1", "--env", "production", "--strategy", "direct", "--json"]
+    first_direct = deployments.history(ws.ctx(), "credit")[0]
+    again = ok(ws.cli(*direct, as_="dora"))
+    assert again.json()["created"] is False
+    assert again.json()["deployment"] == first_direct["deployment"]
+    assert again.err.startswith(f"note: you started deployment #{first_direct['deployment']} ")
+    canary = ["deploy", "credit:2", "--env", "production", "--strategy", "canary"]
+    asked = [*canary, "--traffic", "20", "--comment", "pipeline 81", "--json"]
+    first = ok(ws.cli(*asked, as_="dora")).json()
+    assert first["created"] is True
+    head = log_head(ws)
+    again = ok(ws.cli(*asked, as_="dora"))
+    assert again.json() == {
+        **first,
+        "created": False,
+        "seq": head[0],
+        "time": again.json()["time"],
+    }
+    assert again.err.strip().endswith(f"entry #{head[0]}); nothing written")
+    for other, as_ in (
+        (["--traffic", "30", "--comment", "pipeline 81"], "dora"),
+        (["--traffic", "20"], "dora"),
+        (["--traffic", "20", "--comment", "pipeline 81"], "root"),  # the admin
+    ):
+        r = ws.cli(*canary, *other, as_=as_)
+        assert r.code == 3 and "roll it back first" in r.err, r.err
+    assert ws.cli(*direct, as_="dora").code == 3  # a rollout is in progress
+    assert log_head(ws) == head
+    ok(ws.cli("deploy", "advance", "credit", "--env", "production", as_="dora"))
+    r = ws.cli(*asked, as_="dora")  # the rollout moved on since: no retry
+    assert r.code == 3 and "roll it back first" in r.err, r.err
+    assert verify(ws.ctx()).ok
+
+
 def test_only_the_policys_stage_serves(serving: Workspace, tmp_path: Path) -> None:
     ws = serving
     from cmi_console.services import validations

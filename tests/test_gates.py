@@ -385,6 +385,44 @@ def test_the_same_request_again_is_answered_with_it(governed: Workspace) -> None
     assert [q["request"] for q in ok(ws.cli("queue", "--json")).json()] == [first["request"]]
 
 
+def test_the_same_promotion_again_is_answered_with_its_signed_decision(
+    governed: Workspace,
+) -> None:
+    """A CI job's `cmi promote` retried after its first try had committed
+    failed the gate ("already in production", exit 3). Its promoter promoting
+    the same again is answered with the decision signed then, read back from
+    the log; another promoter, another comment or a version moved since still
+    meet the gate. Two tries at once: one writes, the other is answered."""
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    tries = _race([lambda: gates.promote(ws.ctx("dora"), "cancer:1", "production")] * 2)
+    assert sorted(t["created"] for t in tries) == [False, True], tries
+    signed = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    assert signed["action"] == "gate.promote"
+    entries = signed["seq"] + 1
+    again = ok(ws.cli("promote", "cancer:1", "--to", "production", "--json", as_="dora"))
+    body = again.json()
+    assert body["created"] is False and body["seq"] == signed["seq"]
+    assert {k: body[k] for k in ("statement", "signature", "key")} == {
+        k: signed["data"][k] for k in ("statement", "signature", "key")
+    }
+    assert (body["version"], body["stage"], body["archived"]) == ("cancer:1", "production", None)
+    assert again.err.startswith("note: you promoted cancer:1 to production already (")
+    assert again.err.strip().endswith(f"entry #{signed['seq']}); nothing written")
+    for other, as_ in ((["--comment", "again"], "dora"), ([], "sam")):
+        r = ws.cli("promote", "cancer:1", "--to", "production", *other, as_=as_)
+        assert r.code == 3 and "already in production" in r.err, r.err
+    to_production(ws, 2)  # archives 1: the decision no longer holds
+    r = ws.cli("promote", "cancer:1", "--to", "production", as_="dora")
+    assert r.code == 3 and "archived -> production is not allowed" in r.err, r.err
+    log = ok(ws.cli("audit", "log", "-n", "1000", "--json")).json()
+    about_1 = [e["action"] for e in log if e["subject"] == "version:cancer:1"]
+    assert about_1.count("gate.promote") == 2  # staging and production, once each
+    assert [e["action"] for e in log if e["seq"] >= entries].count("version.archive") == 1
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
 def test_a_retry_racing_its_first_try_is_answered_not_doubled(governed: Workspace) -> None:
     """A CI job's retry can start while its first try still runs. Each
     answer-or-write decision is taken inside the write transaction, which

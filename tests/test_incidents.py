@@ -55,8 +55,9 @@ def test_an_incident_is_opened_annotated_linked_and_closed(
     ok(ws.cli("incident", "note", n, "paged the on-call", as_="bob"))
     ok(ws.cli("incident", "link", n, "--version", "cancer:2", as_="bob"))
     ok(ws.cli("incident", "link", n, "--entry", "3", as_="bob"))
-    again = ws.cli("incident", "link", n, "--entry", "3", as_="bob")
-    assert again.code == 2 and "already links" in again.err
+    again = ok(ws.cli("incident", "link", n, "--entry", "3", as_="carl"))
+    said = f"note: incident {n} links entry 3 already (by bob); nothing written"
+    assert again.err.strip() == said
     shown = ok(ws.cli("incident", "show", n, "--json")).json()
     assert [x["text"] for x in shown["notes"]] == ["paged the on-call"]
     assert [(x["kind"], x["ref"]) for x in shown["links"]] == [
@@ -73,10 +74,51 @@ def test_an_incident_is_opened_annotated_linked_and_closed(
     last = _log(ws)[-1]
     assert last["action"] == "incident.close" and "sig" in last and last["actor"] == "bob"
     twice = ws.cli("incident", "close", n, "--root-cause", "y", as_="bob")
-    assert twice.code == 2 and "already closed" in twice.err
+    assert (twice.code, twice.err.strip()) == (2, f"cmi: incident {n} is already closed (by bob)")
+    retry = ok(ws.cli("incident", "close", n, "--root-cause", "stale feature", as_="bob"))
+    assert retry.err.startswith(f"note: you closed incident {n} already (")
+    assert [e["action"] for e in _log(ws)].count("incident.close") == 1
     assert [
         i["incident"] for i in ok(ws.cli("incident", "list", "--status", "closed", "--json")).json()
     ] == [int(n)]
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_a_report_or_note_sent_twice_is_kept_once(governed: Workspace) -> None:
+    """An on-call's `cmi incident open` retried (a flaky VPN, a script run
+    twice) opened a second incident for one event, each to be closed with a
+    signed decision; a note retried was kept twice. The same report by its
+    reporter while the incident is open, and a writer's last note again,
+    are answered, nothing written; a report that differs is another
+    incident."""
+    ws = governed
+    report = ["incident", "open", "cancer", "--title", "false negatives up", "--json"]
+    first = ok(ws.cli(*report, as_="bob")).json()
+    entries = len(_log(ws))
+    again = ok(ws.cli(*report, as_="bob"))
+    assert again.json() == {**first, "created": False}
+    n = first["incident"]
+    assert again.err.startswith(f"note: you reported this as incident {n} already (")
+    ok(ws.cli("incident", "note", str(n), "paged the on-call", as_="bob"))
+    noted = ok(ws.cli("incident", "note", str(n), "paged the on-call", "--json", as_="bob"))
+    assert noted.json()["created"] is False and len(noted.json()["notes"]) == 1
+    assert "last note is this one, by you; nothing written" in noted.err
+    assert len(_log(ws)) == entries + 1
+    # the same words by someone else, or after another note, are notes of their own
+    ok(ws.cli("incident", "note", str(n), "paged the on-call", as_="carl"))
+    ok(ws.cli("incident", "note", str(n), "paged the on-call", as_="bob"))
+    assert len(ok(ws.cli("incident", "show", str(n), "--json")).json()["notes"]) == 3
+    # a report that differs in anything is another incident
+    others = [
+        (["--severity", "high"], "bob"),
+        (["--at", "2026-01-02T03:04:05Z"], "bob"),
+        ([], "carl"),
+    ]
+    opened = {ok(ws.cli(*report, *extra, as_=as_)).json()["incident"] for extra, as_ in others}
+    assert len(opened) == 3 and n not in opened
+    # ...and so is the same report once the first is closed
+    ok(ws.cli("incident", "close", str(n), "--root-cause", "stale feature", as_="bob"))
+    assert ok(ws.cli(*report, as_="bob")).json()["incident"] not in {n, *opened}
     assert ok(ws.cli("audit", "verify")).code == 0
 
 

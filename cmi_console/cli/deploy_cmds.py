@@ -69,7 +69,9 @@ def start(
     """Start a rollout (a signed decision).
 
     Exit 3 if the version's stage may not serve there, or a rollout is
-    already in progress."""
+    already in progress. The same start again by its deployer, while nothing
+    has happened to the rollout since (a retry), is answered with the
+    decision signed then; nothing is written."""
     from cmi_console.services import deployments
 
     out = deployments.deploy(
@@ -81,6 +83,12 @@ def start(
         segments=segments,
         comment=comment,
     )
+    if not out["created"]:
+        common.echo(
+            f"note: you started deployment #{out['deployment']} already "
+            f"({shown(out['time'])}, entry #{out['seq']}); nothing written",
+            err=True,
+        )
     _traffic(out, as_json)
 
 

@@ -235,11 +235,21 @@ def reject(
 def promote(
     ref: RefArg, to: ToOpt, env: EnvOpt = None, comment: CommentOpt = "", as_json: JsonOpt = False
 ) -> None:
-    """Promote if the gate passes; otherwise exit 3 with every unmet condition."""
+    """Promote if the gate passes; otherwise exit 3 with every unmet condition.
+
+    The same promotion again by its promoter (a retry) is answered with the
+    decision signed then; nothing is written.
+    """
     from cmi_console.services import gates
 
     with showing_refusal(as_json):
         data = gates.promote(common.context(), ref, to, env, comment)
+    if not data["created"]:
+        common.echo(
+            f"note: you promoted {data['version']} to {data['stage']} already "
+            f"({shown(data['time'])}, entry #{data['seq']}); nothing written",
+            err=True,
+        )
     if as_json:
         common.print_json(data)
         return

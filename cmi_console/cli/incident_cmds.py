@@ -29,15 +29,23 @@ def open_(
     severity: Annotated[str, typer.Option(help="low, medium, high or critical.")] = "medium",
     as_json: JsonOpt = False,
 ) -> None:
-    """Report an incident on a model."""
+    """Report an incident on a model.
+
+    The same report again by its reporter while the incident is open (same
+    title, severity and --at) is answered with it; nothing is written.
+    """
     from cmi_console.core.clock import parse_time
     from cmi_console.services import incidents
 
     when = parse_time(at, "--at") if at is not None else None
-    _show(
-        incidents.open_incident(common.context(), model, title, at=when, severity=severity),
-        as_json,
-    )
+    view = incidents.open_incident(common.context(), model, title, at=when, severity=severity)
+    if not view["created"]:
+        common.echo(
+            f"note: you reported this as incident {view['incident']} already "
+            f"({shown(view['opened_at'])}); nothing written",
+            err=True,
+        )
+    _show(view, as_json)
 
 
 @app.command("note")
@@ -46,10 +54,19 @@ def note(
     text: Annotated[str, typer.Argument(help="The note.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a note to an incident."""
+    """Add a note to an incident.
+
+    The incident's last note again by its writer (a retry) is answered with
+    the incident; nothing is written.
+    """
     from cmi_console.services import incidents
 
-    _show(incidents.note(common.context(), incident, text), as_json)
+    view = incidents.note(common.context(), incident, text)
+    if not view["created"]:
+        common.echo(
+            f"note: incident {incident}'s last note is this one, by you; nothing written", err=True
+        )
+    _show(view, as_json)
 
 
 @app.command("link")
@@ -65,7 +82,8 @@ def link(
     """Link an incident to a version, entry, validation, deployment or window.
 
     The target is a version, a log entry, a validation run, a deployment or a
-    monitoring window."""
+    monitoring window. A link the incident has already is answered with it,
+    naming who made it; nothing is written."""
     from cmi_console.core.errors import BadInput
     from cmi_console.services import incidents
 
@@ -80,7 +98,14 @@ def link(
     if len(given) != 1:
         raise BadInput("incident link: give exactly one of " + ", ".join(f"--{k}" for k in options))
     kind, ref = given[0]
-    _show(incidents.link(common.context(), incident, kind, str(ref)), as_json)
+    view = incidents.link(common.context(), incident, kind, str(ref))
+    if not view["created"]:
+        common.echo(
+            f"note: incident {incident} links {kind} {ref} already (by {view['linked_by']}); "
+            "nothing written",
+            err=True,
+        )
+    _show(view, as_json)
 
 
 @app.command("close")
@@ -89,10 +114,21 @@ def close(
     root_cause: Annotated[str, typer.Option(help="What caused it.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Close an incident with its root cause (a signed decision)."""
+    """Close an incident with its root cause (a signed decision).
+
+    The same closing again by its closer (a retry) is answered with the
+    incident; nothing is written.
+    """
     from cmi_console.services import incidents
 
-    _show(incidents.close(common.context(), incident, root_cause), as_json)
+    view = incidents.close(common.context(), incident, root_cause)
+    if not view["created"]:
+        common.echo(
+            f"note: you closed incident {incident} already ({shown(view['closed_at'])}); "
+            "nothing written",
+            err=True,
+        )
+    _show(view, as_json)
 
 
 @app.command("list")

@@ -15,7 +15,7 @@ from cmi_console.core import names, roles, statements
 from cmi_console.core.errors import BadInput, Denied, NotFound
 from cmi_console.core.policy import Effective
 from cmi_console.core.refs import parse_pairs, parse_version_ref
-from cmi_console.services import lineage, validations
+from cmi_console.services import ledger, lineage, validations
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import active_roles, require_role
 from cmi_console.services.policies import effective_for
@@ -182,6 +182,26 @@ def deploy(
         v = version_row(tx.conn, parsed)
         policy = effective_for(tx.conn, model)
         rules = policy.environment(env)
+        busy = open_deployment(tx.conn, model.id, env)
+        stable = stable_deployment(tx.conn, model.id, env)
+        state = dm.start(strategy, traffic, rules.canary_steps, stable is not None)
+        earlier = _started_already(
+            tx.conn,
+            busy if busy is not None else stable,
+            f"version:{model.name}:{v.version}",
+            {
+                "version_id": v.id,
+                "strategy": strategy,
+                "status": state.status,
+                "traffic": state.traffic,
+                "mirror": state.mirror,
+                "segments": segs,
+                "created_by": actor,
+            },
+            comment,
+        )
+        if earlier is not None:
+            return earlier
         allowed = rules.stages + (rules.shadow_stages if strategy == "shadow" else [])
         if v.status == RETIRED:
             raise Denied(f"{model.name}:{v.version} is retired; it cannot serve")
@@ -190,14 +210,12 @@ def deploy(
                 f"{model.name}:{v.version} is in {v.stage}; {env} takes "
                 f"{'a shadow from ' if strategy == 'shadow' else ''}{' or '.join(allowed)} versions"
             )
-        busy = open_deployment(tx.conn, model.id, env)
         if busy is not None:
             n = version_numbers(tx.conn, busy.version_id)[busy.version_id]
             raise dm.Illegal(
                 f"deploy: deployment #{busy.id} ({busy.strategy} of {model.name}:{n}) is "
                 f"{busy.status} in {env}; complete it or roll it back first"
             )
-        stable = stable_deployment(tx.conn, model.id, env)
         if stable is not None and stable.version_id == v.id:
             raise BadInput(f"{model.name}:{v.version} already serves {env}")
         if stable is None and strategy != "direct":
@@ -210,7 +228,6 @@ def deploy(
                 f"{model.name} is {policy.tier} tier: its policy requires a progressive "
                 "rollout (canary, blue-green, ab or shadow) to replace a serving version"
             )
-        state = dm.start(strategy, traffic, rules.canary_steps, stable is not None)
         signed = _statement(
             tx, policy, model.name, v, "deploy", env, _describe(strategy, state, comment)
         )
@@ -232,7 +249,28 @@ def deploy(
         row["id"] = tx.insert(DEPLOYMENTS, row)
         lineage.connect(tx, [(("version", v.id), ("deployment", row["id"]), "deployed")])
         numbers = version_numbers(tx.conn, v.id, row["stable_version_id"])
-        return _record(tx, row, numbers, "start", comment, signed, model.name)
+        return {**_record(tx, row, numbers, "start", comment, signed, model.name), "created": True}
+
+
+def _started_already(
+    conn: Connection, dep: Any, subject: str, asked: dict[str, Any], comment: str
+) -> dict[str, Any] | None:
+    """The same rollout started again by its deployer (a CI job's retry)
+    while nothing has happened to it since: the answer is the decision signed
+    then, read back from the log. `asked` holds the deployment's columns as
+    this start would write them. Anything else is refused as before (a
+    rollout in progress, a version that serves already)."""
+    if dep is None or any(dep._mapping[k] != value for k, value in asked.items()):
+        return None
+    events = conn.execute(
+        select(EVENTS.c.action, EVENTS.c.reason).where(EVENTS.c.deployment_id == dep.id).limit(2)
+    ).all()
+    if [tuple(e) for e in events] != [("start", comment)]:
+        return None
+    for entry in ledger.entries_about(conn, subject, ("deploy.start",)):
+        if entry["data"]["deployment"] == dep.id:
+            return {**entry["data"], "created": False, "seq": entry["seq"], "time": entry["time"]}
+    return None
 
 
 def _describe(strategy: str, state: dm.State, comment: str) -> str:

@@ -29,7 +29,7 @@ from cmi_console.core.gates import (
 )
 from cmi_console.core.policy import ARCHIVED, Effective, Stage
 from cmi_console.core.refs import parse_version_ref
-from cmi_console.services import deployments, lineage, validations
+from cmi_console.services import deployments, ledger, lineage, validations
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import (
     KEYS,
@@ -496,10 +496,50 @@ def promote(
         if g.stage.terminal:
             raise BadInput(f"--to {to_stage}: a terminal stage; use `cmi retire`")
         require_role(tx.conn, actor, frozenset(g.stage.promoters), f"promote to {to_stage}")
+        earlier = _promoted_already(tx.conn, g, actor, comment)
+        if earlier is not None:
+            return earlier
         report = g.evaluate(tx.time)
         if not report.passed:
             raise GateRefused(report)
-        return _execute(tx, g, actor, report, "promote", comment)
+        return {**_execute(tx, g, actor, report, "promote", comment), "created": True}
+
+
+# the entries that move a version out of one stage into another
+_MOVES = ("gate.promote", "version.archive", "version.retire")
+
+
+def _promoted_already(
+    conn: Connection, g: Gathered, actor: str, comment: str
+) -> dict[str, Any] | None:
+    """The same promotion again by its promoter (a CI job's retry): the answer
+    is the decision it signed then, read back from the log, while the version
+    is still where that decision put it. Anything else (another promoter,
+    another comment, a version moved since) goes through the gate, which
+    refuses a version already in the stage."""
+    if g.row.stage != g.to_stage:
+        return None
+    last = next(ledger.entries_about(conn, _subject(g), _MOVES), None)
+    if last is None or last["action"] != "gate.promote" or last["actor"] != actor:
+        return None
+    data = last["data"]
+    said = data["statement"]
+    if (said["decision"], said["to_stage"], said["environment"], said["comment"]) != (
+        "promote",
+        g.to_stage,
+        g.environment,
+        comment,
+    ):
+        return None
+    return {
+        "version": g.version.ref,
+        "stage": g.to_stage,
+        "environment": g.environment,
+        **data,
+        "created": False,
+        "seq": last["seq"],
+        "time": last["time"],
+    }
 
 
 def _execute(

@@ -76,6 +76,9 @@ def open_incident(
         occurred = at or tx.time
         if occurred > tx.time:
             raise BadInput(f"--at: {occurred} is in the future")
+        same = _open_already(tx.conn, m.id, title.strip(), severity, actor, at)
+        if same is not None:
+            return {**show_in(tx.conn, same), "created": False}
         incident_id = tx.insert(
             INCIDENTS,
             {
@@ -95,7 +98,29 @@ def open_incident(
             f"incident:{incident_id}",
             {"incident": incident_id, "kind": "incident", "model": model, "at": occurred},
         )
-    return show(ctx, incident_id)
+    return {**show(ctx, incident_id), "created": True}
+
+
+def _open_already(
+    conn: Any, model_id: int, title: str, severity: str, actor: str, at: str | None
+) -> int | None:
+    """The open incident this report repeats (a retry, the same report typed
+    twice): same model, title, severity and reporter, and the same moment if
+    one was given (a report without `--at` matches one that had none)."""
+    rows = conn.execute(
+        select(INCIDENTS.c.id, INCIDENTS.c.occurred_at, INCIDENTS.c.opened_at).where(
+            INCIDENTS.c.status == "open",
+            INCIDENTS.c.model_id == model_id,
+            INCIDENTS.c.kind == "incident",
+            INCIDENTS.c.title == title,
+            INCIDENTS.c.severity == severity,
+            INCIDENTS.c.opened_by == actor,
+        )
+    ).all()
+    for r in rows:
+        if (r.occurred_at or r.opened_at) == (at or r.opened_at):
+            return int(r.id)
+    return None
 
 
 def note(ctx: Context, incident_id: int, text: str) -> dict[str, Any]:
@@ -104,12 +129,21 @@ def note(ctx: Context, incident_id: int, text: str) -> dict[str, Any]:
     with ctx.write() as tx:
         actor = _reporter(ctx, tx.conn)
         _row(tx.conn, incident_id)
+        last = tx.conn.execute(
+            select(NOTES.c.text, NOTES.c.created_by)
+            .where(NOTES.c.incident_id == incident_id)
+            .order_by(NOTES.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None and (last.text, last.created_by) == (text, actor):
+            # the note its writer just added, again (a retry): not a second copy
+            return {**show_in(tx.conn, incident_id), "created": False}
         note_id = tx.insert(
             NOTES,
             {"incident_id": incident_id, "text": text, "created_at": tx.time, "created_by": actor},
         )
         tx.record("incident.note", f"incident:{incident_id}", {"note": note_id})
-    return show(ctx, incident_id)
+    return {**show(ctx, incident_id), "created": True}
 
 
 def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
@@ -122,12 +156,14 @@ def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
         _row(tx.conn, incident_id)
         ref, node = _check_target(tx.conn, kind, ref)
         exists = tx.conn.execute(
-            select(LINKS.c.id).where(
+            select(LINKS.c.created_by).where(
                 LINKS.c.incident_id == incident_id, LINKS.c.kind == kind, LINKS.c.ref == ref
             )
         ).first()
         if exists:
-            raise BadInput(f"incident {incident_id} already links {kind} {ref}")
+            # the link holds (a retry, or a second investigator found the same
+            # evidence): answered, with who made it, rather than refused
+            return {**show_in(tx.conn, incident_id), "created": False, "linked_by": exists[0]}
         tx.insert(
             LINKS,
             {
@@ -141,7 +177,7 @@ def link(ctx: Context, incident_id: int, kind: str, ref: str) -> dict[str, Any]:
         if kind != "entry":  # a log entry is evidence, not a lineage node
             lineage.connect(tx, [((kind, node), ("incident", incident_id), "incident")])
         tx.record("incident.link", f"incident:{incident_id}", {"kind": kind, "ref": ref})
-    return show(ctx, incident_id)
+    return {**show(ctx, incident_id), "created": True}
 
 
 def _check_target(conn: Any, kind: str, ref: str) -> tuple[str, int]:
@@ -172,7 +208,9 @@ def close(ctx: Context, incident_id: int, root_cause: str) -> dict[str, Any]:
         require_role(tx.conn, actor, roles.DECISION_ROLES["incident.close"], "close incidents")
         row = _row(tx.conn, incident_id)
         if row.status == "closed":
-            raise BadInput(f"incident {incident_id} is already closed")
+            if (row.closed_by, row.root_cause) == (actor, root_cause):
+                return {**show_in(tx.conn, incident_id), "created": False}  # a retry
+            raise BadInput(f"incident {incident_id} is already closed (by {row.closed_by})")
         tx.update(
             INCIDENTS,
             incident_id,
@@ -188,7 +226,7 @@ def close(ctx: Context, incident_id: int, root_cause: str) -> dict[str, Any]:
             f"incident:{incident_id}",
             {"incident": incident_id, "root_cause": root_cause},
         )
-    return show(ctx, incident_id)
+    return {**show(ctx, incident_id), "created": True}
 
 
 def _view(conn: Any, row: Any) -> dict[str, Any]:
@@ -223,18 +261,22 @@ def list_incidents(
 
 def show(ctx: Context, incident_id: int) -> dict[str, Any]:
     with ctx.read() as conn:
-        row = _row(conn, incident_id)
-        notes = conn.execute(
-            select(NOTES).where(NOTES.c.incident_id == incident_id).order_by(NOTES.c.id)
-        ).all()
-        links = conn.execute(
-            select(LINKS).where(LINKS.c.incident_id == incident_id).order_by(LINKS.c.id)
-        ).all()
-        return {
-            **_view(conn, row),
-            "notes": [{"time": n.created_at, "by": n.created_by, "text": n.text} for n in notes],
-            "links": [{"kind": lk.kind, "ref": lk.ref, "by": lk.created_by} for lk in links],
-        }
+        return show_in(conn, incident_id)
+
+
+def show_in(conn: Any, incident_id: int) -> dict[str, Any]:
+    row = _row(conn, incident_id)
+    notes = conn.execute(
+        select(NOTES).where(NOTES.c.incident_id == incident_id).order_by(NOTES.c.id)
+    ).all()
+    links = conn.execute(
+        select(LINKS).where(LINKS.c.incident_id == incident_id).order_by(LINKS.c.id)
+    ).all()
+    return {
+        **_view(conn, row),
+        "notes": [{"time": n.created_at, "by": n.created_by, "text": n.text} for n in notes],
+        "links": [{"kind": lk.kind, "ref": lk.ref, "by": lk.created_by} for lk in links],
+    }
 
 
 def timeline(ctx: Context, incident_id: int, hours_before: float = WINDOW_HOURS) -> dict[str, Any]:

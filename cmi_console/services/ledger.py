@@ -7,9 +7,11 @@ path is the hot path of every command, so its statements are built once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
@@ -123,6 +125,21 @@ def append(
     tail.leaves.append(leaf)
     tail.prev = leaf.hex()
     return entry
+
+
+def entries_about(
+    conn: Connection, subject: str, actions: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
+    """The entries on `subject` with one of `actions`, newest first, as
+    written: a retry is answered with the decision its first try signed, read
+    back from the log rather than rebuilt (the subject index finds them)."""
+    rows = conn.execute(
+        select(ENTRIES.c.body)
+        .where(ENTRIES.c.subject == subject, ENTRIES.c.action.in_(actions))
+        .order_by(ENTRIES.c.seq.desc())
+    ).all()  # read whole: a cursor left open would outlive a caller that stops early
+    for (body,) in rows:
+        yield orjson.loads(bytes(body))
 
 
 def latest_checkpoint(conn: Connection) -> Any:
