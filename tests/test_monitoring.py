@@ -361,6 +361,15 @@ def test_retrain_produces_a_candidate_that_waits(watched: Workspace, tmp_path: P
         )
     ).json()
     assert sorted(a["kind"] for a in out["alerts"]) == ["drift", "performance"]
+    # the alert table's rows name the version and kind in their columns: the
+    # message, which names them too (it stands alone in the log), is shown
+    # without them (it read "credit:1 drift: credit:1 drift: 2 window(s) ...")
+    listed = ok(watched.cli("monitor", "alerts", "--json")).json()
+    for a in listed:
+        opening = f"{a['model']}:{a['version']} {a['kind']}: "
+        assert a["message"] == opening + a["detail"] and "in a row" in a["detail"]
+    table = ok(watched.cli("monitor", "alerts")).out
+    assert "window(s) in a row" in table and f"{listed[0]['model']}:" not in table
     (retrained,) = out["retrained"]  # one candidate answers both requests
     assert sorted(retrained["requests"]) == sorted(a["retrain_request"] for a in out["alerts"])
     assert retrained["requested"] == "staging"

@@ -284,7 +284,7 @@ def alerts(as_json: JsonOpt = False) -> None:
                 a["version"],
                 a["environment"],
                 a["kind"],
-                a["message"],
+                a["detail"],
                 ",".join(map(str, a["windows"])),
                 shown(a["created_at"]),
             ]

@@ -710,6 +710,7 @@ def _alerts(conn: Connection, model: Any | None, *, open_only: bool = True) -> l
             "kind": a.kind,
             "status": a.status,
             "message": a.message,
+            "detail": _detail(a.message, f"{a.model}:{a.version}", a.kind),
             "windows": a.windows,
             "created_at": a.created_at,
             "created_by": a.created_by,
@@ -718,6 +719,17 @@ def _alerts(conn: Connection, model: Any | None, *, open_only: bool = True) -> l
         }
         for a in conn.execute(stmt)
     ]
+
+
+def _detail(message: str, version: str, kind: str) -> str:
+    """The message without the version and kind it opens with: the message
+    stands alone in the log and in hook payloads, but a table or a version's
+    screen shows both already ("credit-risk:2 performance: credit-risk:2
+    performance: 2 window(s) ...")."""
+    for opening in (f"{version} {kind}: ", f"{version} "):
+        if message.startswith(opening):
+            return message[len(opening) :]
+    return message
 
 
 def _retrains(conn: Connection, model: Any) -> list[dict[str, Any]]:

@@ -130,7 +130,7 @@ class DashboardScreen(DataScreen):
                     [
                         f"alert: {a['kind']}",
                         f"{a['model']}:{a['version']} ({a['environment']})",
-                        a["message"],
+                        a["detail"],
                     ],
                 )
                 for a in data["monitoring"]

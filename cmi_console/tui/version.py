@@ -274,7 +274,7 @@ class VersionScreen(DataScreen):
         ]
         alerts = [a for a in status["alerts"] if a["version"] == number and a["status"] == "open"]
         lines = [f"serving: {', '.join(traffic) or 'nowhere'}"]
-        lines += [f"ALERT #{a['alert']} {a['kind']}: {a['message']}" for a in alerts]
+        lines += [f"ALERT #{a['alert']} {a['kind']}: {a['detail']}" for a in alerts]
         self.query_one("#serving", Static).update("\n".join(lines))
         rows = []
         for w in status["windows"]:
