@@ -584,6 +584,41 @@ async def test_retire_dialog_shows_who_must_approve_then_retires(home: Path) -> 
     assert v["status"] == "retired" and v["aliases"] == []
 
 
+@pytest.mark.parametrize(
+    ("actor", "usable"),
+    [
+        ("nina", set()),  # a reviewer: decides in the queue, nothing here
+        ("alice", {"v", "g"}),  # a developer validates and requests
+        ("dora", {"g", "R"}),  # a deployer requests and retires
+        ("victor", {"v"}),
+    ],
+)
+async def test_the_version_screen_offers_only_what_its_principal_may_do(
+    home: Path, actor: str, usable: set[str]
+) -> None:
+    """The footer offered a reviewer "Request next stage" and "Retire": each
+    dialog took a reason and then ended in a refusal. Keys the principal may
+    not use are shown disabled, and pressing one opens nothing."""
+    from cmi_console.tui.reviews import RequestDialog, RetireDialog
+
+    app = app_for(home, actor)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(VersionScreen("wine-cultivar:3"))
+        await settle(pilot)
+        screen = app.screen
+        enabled = {k for k, b in screen.active_bindings.items() if b.enabled}
+        keys = {"v", "c", "g", "R"}
+        assert enabled & keys == usable  # "c" only while a run goes
+        for key, dialog in (("g", RequestDialog), ("R", RetireDialog)):
+            await pilot.press(key)
+            await settle(pilot)
+            assert isinstance(app.screen, dialog) == (key in usable), key
+            if app.screen is not screen:
+                await pilot.press("escape")
+                await settle(pilot)
+
+
 def test_a_cancelled_run_records_nothing(home: Path) -> None:
     import threading
 

@@ -21,7 +21,8 @@ from cmi_console.core import recipe as rcp
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.core.printable import printable
-from cmi_console.services.registry import stage_label
+from cmi_console.core.roles import REQUESTERS, VALIDATION_RUNNERS
+from cmi_console.services.registry import RETIRED, stage_label
 from cmi_console.tui.base import DataScreen, as_written, fill, worker
 
 
@@ -76,6 +77,7 @@ class VersionScreen(DataScreen):
         self.ref = ref
         self.cancel_event: threading.Event | None = None
         self.check_results: dict[str, dict[str, Any]] = {}  # the last run's checks, by label
+        self.refused: dict[str, bool] = {}  # action -> the principal may not (see _refusals)
 
     def body(self) -> ComposeResult:
         yield Static(self.ref, id="title", classes="title", markup=False)
@@ -148,10 +150,33 @@ class VersionScreen(DataScreen):
             "lineage": lineage.root_key(ctx, self.ref),
             "run": registry.show_run(ctx, v["run"]) if v["run"] else None,
             "monitoring": monitoring.status(ctx, model, version=number),
+            "targets": targets,
+            "retirers": getattr(eff.policy.stages.get(RETIRED), "promoters", []),
+        }
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dim the keys the principal at the console may not use here (the
+        dialog they open would end in a refusal); None shows them disabled."""
+        if action == "cancel":
+            return True if self.cancel_event is not None else None
+        return None if self.refused.get(action) else True
+
+    def _refusals(self, data: Any) -> dict[str, bool]:
+        """What the principal may not do on this version: by role, as the
+        services check it, and by the version's state."""
+        held = set(self.session.roles)
+        retired = data["version"]["status"] == RETIRED
+        return {
+            "validate": not held & VALIDATION_RUNNERS,
+            "request": not held & REQUESTERS or not data["targets"],
+            # a retirement is a signed decision: a read-only console cannot sign
+            "retire": retired or self.session.read_only or not held & set(data["retirers"]),
         }
 
     def show(self, data: Any) -> None:
         v = data["version"]
+        self.refused = self._refusals(data)
+        self.refresh_bindings()
         self.query_one("#title", Static).update(
             f"{v['model']}:{v['version']} · {stage_label(v)} · {v['status']} · author {v['author']}"
         )
@@ -393,6 +418,7 @@ class VersionScreen(DataScreen):
         bar.display = True
         bar.update(total=None, progress=0)
         self.cancel_event = threading.Event()
+        self.refresh_bindings()
         self._run_validation(self.cancel_event)
 
     def action_cancel(self) -> None:
@@ -423,6 +449,7 @@ class VersionScreen(DataScreen):
 
     def _finished(self, message: str, severity: str) -> None:
         self.cancel_event = None
+        self.refresh_bindings()
         self.query_one("#run-progress", ProgressBar).display = False
         self.notify(message, severity=severity)  # type: ignore[arg-type]
         self.reload()
