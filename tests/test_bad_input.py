@@ -82,6 +82,15 @@ def log_size(ws: Workspace) -> int:
             ["version", "register", "cancer", "--artifact", "{art}", "--dataset", "ghost"],
             "dataset 'ghost' does not exist",
         ),
+        (
+            ["version", "register", "cancer", "--artifact", "{art}", "--dataset", "CANCER:1"],
+            "dataset 'CANCER:1' does not exist; did you mean 'cancer:1'?",
+        ),
+        # read for one another in the lineage, as models are
+        (
+            ["dataset", "register", "{folder}/ok.csv", "--name", "Cancer"],
+            "dataset 'Cancer': differs from the dataset 'cancer' only by case",
+        ),
         (["version", "show", "cancer:zero"], "version must be a positive integer"),
         # the second delete of one tag had been recorded in the log: verify
         # then reported the log and the tables at odds
@@ -302,6 +311,7 @@ def test_one_line_exit_2_nothing_written(
     dup_csv = tmp_path / "dup.csv"
     dup_csv.write_bytes(b"a,b,a\n1,2,3\n")
     (tmp_path / "header.csv").write_bytes(b"a,b\n")
+    (tmp_path / "ok.csv").write_bytes(b"a,b\n1,2\n")
     (tmp_path / "empty.skops").write_bytes(b"")
     bad_note = tmp_path / "note"
     bad_note.write_text("not a checkpoint")

@@ -41,7 +41,11 @@ def dataset_register(
     name: Annotated[str, typer.Option("--name", help="Dataset name.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Hash and profile a CSV or Parquet file; a new version if its content changed."""
+    """Hash and profile a CSV or Parquet file; a new version if its content changed.
+
+    A new name that differs from a registered dataset's only by case is
+    refused, as for models: the two would read as one in the lineage.
+    """
     from cmi_console.services import registry
 
     view = registry.register_dataset(common.context(), path, name)

@@ -276,8 +276,21 @@ def dataset_row(conn: Connection, ref: str) -> Any:
         stmt = stmt.where(DATASETS.c.version == version)
     row = conn.execute(stmt).first()
     if row is None:
-        raise NotFound(f"dataset '{ref}' does not exist")
+        twin = case_twin(conn, name, DATASETS.c.name)
+        if twin is not None and version is not None:
+            twin = f"{twin}:{version}"
+        raise NotFound(f"dataset '{ref}' does not exist" + names.did_you_mean(twin))
     return row
+
+
+def _case_twin_dataset(conn: Connection, name: str) -> None:
+    """A new dataset name that differs from one registered only by case is
+    refused: `--dataset train=Credit:1` and `credit:1` would read as one
+    dataset in the lineage, and a policy or a reviewer could take one for
+    the other (as for models)."""
+    twin = case_twin(conn, name, DATASETS.c.name)
+    if twin is not None:
+        raise BadInput(f"dataset '{name}': differs from the dataset '{twin}' only by case")
 
 
 def _dataset_view(row: Any) -> dict[str, Any]:
@@ -314,6 +327,8 @@ def register_dataset(ctx: Context, data: Path | data_files.DataFile, name: str) 
     columns = [{"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()]
     with ctx.read() as conn:
         latest = _latest_dataset(conn, name)
+        if latest is None:
+            _case_twin_dataset(conn, name)  # before the file is stored: nothing written
     if latest is not None and latest.content_sha256 == digest:
         return {**_dataset_view(latest), "created": False}
     ctx.put_artifact(data.blob)
@@ -323,6 +338,8 @@ def register_dataset(ctx: Context, data: Path | data_files.DataFile, name: str) 
         latest = _latest_dataset(tx.conn, name)
         if latest is not None and latest.content_sha256 == digest:
             return {**_dataset_view(latest), "created": False}
+        if latest is None:
+            _case_twin_dataset(tx.conn, name)
         actor = _writer(tx)
         version = (latest.version if latest is not None else 0) + 1
         tx.insert(
