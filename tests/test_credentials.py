@@ -31,6 +31,19 @@ def test_a_bare_token_before_the_host_of_an_http_url_is_replaced(secret: str, ho
     )
 
 
+@given(SECRET)
+def test_a_token_where_a_clone_url_may_carry_a_name_is_replaced(secret: str) -> None:
+    """Bitbucket's names are lower case and its tokens are not; an Azure
+    DevOps name is the organization the path names, a token is not."""
+    for url in (
+        f"https://{secret}@bitbucket.org/team/repo.git",
+        f"https://{secret.lower()}x@dev.azure.com/contoso/models/_git/credit",
+        f"https://x-token-auth:{secret.lower()}@bitbucket.org/team/repo.git",
+        f"http://alice@bitbucket.org/{secret}",  # plain http: no exception
+    ):
+        assert "://***@" in scrubbed(url) and credential_url(url) is not None, url
+
+
 @given(
     SECRET,
     st.sampled_from(
@@ -67,6 +80,9 @@ def test_names_that_are_no_secret_stay() -> None:
         "git@github.com:org/repo.git",
         "https://host.example/path?email=a@b.example",
         "ftp://anonymous@mirror.example/pub",
+        # the user's name in a clone URL, as Bitbucket and Azure DevOps give them
+        "https://alice@bitbucket.org/team/repo.git",
+        "https://contoso@dev.azure.com/contoso/models/_git/credit",
         # a secret's word inside another word: these had been taken for secrets
         "https://docs.example/search?keyword=drift&author=alice&design=2&signal=on",
     ):
@@ -118,3 +134,17 @@ def test_no_write_can_put_a_credential_in_the_log(populated: Workspace, where: s
     )
     assert ok(populated.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
     assert "kept" not in ok(populated.cli("version", "show", "cancer:1", "--json")).json()["tags"]
+
+
+def test_a_bitbucket_clone_url_with_its_users_name_is_kept_as_given(
+    populated: Workspace,
+) -> None:
+    """A Bitbucket CI job's `--code` names the remote as the job cloned it,
+    with the user's name before `@`: it had been refused as a token."""
+    remote = "https://alice@bitbucket.org/team/credit.git"
+    code = f'{{"commit": "4f2a9c1", "remote": "{remote}"}}'
+    run = ok(populated.cli("run", "record", "--code", code, "--json", as_="alice")).json()
+    assert run["code_ref"]["remote"] == remote
+    with_token = code.replace("alice", "ATBB3xQ9k2LmZ7")
+    token = populated.cli("run", "record", "--code", with_token, as_="alice")
+    assert token.code == 2 and "https://***@bitbucket.org/team/credit.git" in token.err

@@ -55,11 +55,38 @@ _QUERY = re.compile(r"([?&][^=&#\s\"'<>]+=)([^&#\s\"'<>]+)")
 _URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
 
 
+# hosts whose clone URLs carry the user's name bare before `@`, and how to
+# tell it from a token there: Bitbucket's names are lower case (its tokens,
+# `ATBB...`, `ATCTT...`, come as `x-token-auth:TOKEN@` or a password), and
+# read as a name here only if they open with a letter and hold few digits;
+# Azure DevOps names the organization that also opens the path
+_BITBUCKET_NAME = re.compile(r"[a-z][a-z0-9_-]{0,29}")
+
+
+def _a_name(user: str, rest: str) -> bool:
+    """Whether `user`, bare before `@` in an https URL that goes on with
+    `rest`, is the user's name in a clone URL rather than a token
+    (`https://alice@bitbucket.org/team/repo.git` had been refused)."""
+    if rest.startswith("bitbucket.org/"):
+        digits = sum(c.isdigit() for c in user)
+        return _BITBUCKET_NAME.fullmatch(user) is not None and digits <= 4
+    if rest.startswith("dev.azure.com/"):
+        return rest[len("dev.azure.com/") :].split("/", 1)[0] == user
+    return False
+
+
+def _userinfo_scrubbed(m: re.Match[str]) -> str:
+    scheme, _, user = m[1][:-1].partition("://")
+    if scheme == "https" and ":" not in user and _a_name(user, m.string[m.end() :]):
+        return m[0]
+    return scheme + "://***@"
+
+
 def scrubbed(text: str) -> str:
     """`text` with the credentials of every URL in it replaced by `***`."""
     if "://" not in text:
         return text
-    text = _USERINFO.sub(lambda m: m[1].split("://", 1)[0] + "://***@", text)
+    text = _USERINFO.sub(_userinfo_scrubbed, text)
     return query_scrubbed(text)
 
 
