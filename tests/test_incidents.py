@@ -99,6 +99,9 @@ def test_a_report_or_note_sent_twice_is_kept_once(governed: Workspace) -> None:
     assert again.json() == {**first, "created": False}
     n = first["incident"]
     assert again.err.startswith(f"note: you reported this as incident {n} already (")
+    # said on stderr, not as a row "created False" under the incident
+    plain = ok(ws.cli(*report[:-1], as_="bob"))
+    assert f"incident {n}" in plain.out and "created" not in plain.out
     ok(ws.cli("incident", "note", str(n), "paged the on-call", as_="bob"))
     noted = ok(ws.cli("incident", "note", str(n), "paged the on-call", "--json", as_="bob"))
     assert noted.json()["created"] is False and len(noted.json()["notes"]) == 1

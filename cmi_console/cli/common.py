@@ -162,6 +162,10 @@ def show(title: str, data: dict[str, Any], as_json: bool) -> None:
     """One record: JSON for machines, a key/value table for people."""
     if as_json:
         print_json(data)
+    elif isinstance(data.get("created"), bool):
+        # whether a retry was answered: said on stderr, and a row "created
+        # True" under the record read like a date that was never filled in
+        kv(title, {k: v for k, v in data.items() if k != "created"})
     else:
         kv(title, data)
 
