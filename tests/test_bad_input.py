@@ -121,6 +121,8 @@ def log_size(ws: Workspace) -> int:
             "--until: 2026-11-10T00:00:00.000000Z is not after --since",
         ),
         (["audit", "prove", "999"], "not in the signed log"),
+        # read as a rollout of a model "status": "deploy start: Missing option '--env'"
+        (["deploy", "status"], "cmi: deploy: no command 'status' (commands: start, advance"),
         # found only after the run (or the checkpoint) had been recorded
         (
             ["validate", "cancer:1", "--junit", "{folder}/no/j.xml"],

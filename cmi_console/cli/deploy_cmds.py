@@ -19,8 +19,24 @@ class _DefaultStart(TyperGroup):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
+            if not _a_rollout(args):
+                # `cmi deploy status` had been read as a rollout of a model
+                # "status" and answered "deploy start: Missing option '--env'"
+                import click
+
+                raise click.UsageError(
+                    f"no command '{args[0]}' (commands: {', '.join(self.commands)}); "
+                    "a rollout is `cmi deploy MODEL:VERSION --env ENV`",
+                    ctx,
+                )
             args = ["start", *args]
         return super().parse_args(ctx, args)
+
+
+def _a_rollout(args: list[str]) -> bool:
+    """Whether words that name no command are a rollout's: a version
+    (`credit-risk:3`, `credit-risk@champion`) or a model with its `--env`."""
+    return ":" in args[0] or "@" in args[0] or any(a.split("=")[0] == "--env" for a in args)
 
 
 app = typer.Typer(
