@@ -410,6 +410,8 @@ def test_the_same_promotion_again_is_answered_with_its_signed_decision(
     assert (body["version"], body["stage"], body["archived"]) == ("cancer:1", "production", None)
     assert again.err.startswith("note: you promoted cancer:1 to production already (")
     assert again.err.strip().endswith(f"entry #{signed['seq']}); nothing written")
+    plain = ok(ws.cli("promote", "cancer:1", "--to", "production", as_="dora"))
+    assert plain.out.strip() == "cancer:1 is in production (production)"  # not "is now"
     for other, as_ in ((["--comment", "again"], "dora"), ([], "sam")):
         r = ws.cli("promote", "cancer:1", "--to", "production", *other, as_=as_)
         assert r.code == 3 and "already in production" in r.err, r.err

@@ -253,7 +253,8 @@ def promote(
     if as_json:
         common.print_json(data)
         return
-    common.echo(f"{data['version']} is now in {data['stage']} ({data['environment']})")
+    now = " now" if data["created"] else ""
+    common.echo(f"{data['version']} is{now} in {data['stage']} ({data['environment']})")
     if data["archived"] is not None:
         common.echo(f"  previous version {data['archived']} moved to archived")
 
