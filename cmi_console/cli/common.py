@@ -158,6 +158,12 @@ def kv(title: str, data: dict[str, Any]) -> None:
     console().print(t)
 
 
+def answered(what: str) -> None:
+    """Say on stderr that a retry was answered with what its first try did
+    (`what`), and that nothing was written: stdout stays the record."""
+    echo(f"note: {what}; nothing written", err=True)
+
+
 def show(title: str, data: dict[str, Any], as_json: bool) -> None:
     """One record: JSON for machines, a key/value table for people."""
     if as_json:

@@ -100,10 +100,9 @@ def start(
         comment=comment,
     )
     if not out["created"]:
-        common.echo(
-            f"note: you started deployment #{out['deployment']} already "
-            f"({shown(out['time'])}, entry #{out['seq']}); nothing written",
-            err=True,
+        common.answered(
+            f"you started deployment #{out['deployment']} already "
+            f"({shown(out['time'])}, entry #{out['seq']})"
         )
     _traffic(out, as_json)
 

@@ -109,7 +109,7 @@ def request(
 
     data = gates.request(common.context(), ref, to, env, comment)
     if not data["created"]:
-        common.echo(f"note: request #{data['request']} was open already; nothing written", err=True)
+        common.answered(f"request #{data['request']} was open already")
     if as_json:
         common.print_json(data)
     else:
@@ -245,10 +245,9 @@ def promote(
     with showing_refusal(as_json):
         data = gates.promote(common.context(), ref, to, env, comment)
     if not data["created"]:
-        common.echo(
-            f"note: you promoted {data['version']} to {data['stage']} already "
-            f"({shown(data['time'])}, entry #{data['seq']}); nothing written",
-            err=True,
+        common.answered(
+            f"you promoted {data['version']} to {data['stage']} already "
+            f"({shown(data['time'])}, entry #{data['seq']})"
         )
     if as_json:
         common.print_json(data)

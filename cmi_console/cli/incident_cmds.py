@@ -40,10 +40,8 @@ def open_(
     when = parse_time(at, "--at") if at is not None else None
     view = incidents.open_incident(common.context(), model, title, at=when, severity=severity)
     if not view["created"]:
-        common.echo(
-            f"note: you reported this as incident {view['incident']} already "
-            f"({shown(view['opened_at'])}); nothing written",
-            err=True,
+        common.answered(
+            f"you reported this as incident {view['incident']} already ({shown(view['opened_at'])})"
         )
     _show(view, as_json)
 
@@ -63,9 +61,7 @@ def note(
 
     view = incidents.note(common.context(), incident, text)
     if not view["created"]:
-        common.echo(
-            f"note: incident {incident}'s last note is this one, by you; nothing written", err=True
-        )
+        common.answered(f"incident {incident}'s last note is this one, by you")
     _show(view, as_json)
 
 
@@ -100,11 +96,7 @@ def link(
     kind, ref = given[0]
     view = incidents.link(common.context(), incident, kind, str(ref))
     if not view["created"]:
-        common.echo(
-            f"note: incident {incident} links {kind} {ref} already (by {view['linked_by']}); "
-            "nothing written",
-            err=True,
-        )
+        common.answered(f"incident {incident} links {kind} {ref} already (by {view['linked_by']})")
     _show(view, as_json)
 
 
@@ -123,11 +115,7 @@ def close(
 
     view = incidents.close(common.context(), incident, root_cause)
     if not view["created"]:
-        common.echo(
-            f"note: you closed incident {incident} already ({shown(view['closed_at'])}); "
-            "nothing written",
-            err=True,
-        )
+        common.answered(f"you closed incident {incident} already ({shown(view['closed_at'])})")
     _show(view, as_json)
 
 

@@ -93,11 +93,9 @@ def ingest(
 
     out = monitoring.ingest(common.context(), model, env, window, predict=predict, name=name)
     if not out["created"]:
-        common.echo(
-            f"note: this data was ingested already, as window {out['window']} "
-            f"('{printable(out['name'], one_line=True)}', {shown(out['created_at'])}); "
-            "nothing written",
-            err=True,
+        common.answered(
+            f"this data was ingested already, as window {out['window']} "
+            f"('{printable(out['name'], one_line=True)}', {shown(out['created_at'])})"
         )
     _window_out(out, as_json)
 
@@ -120,9 +118,7 @@ def labels(
 
     out = monitoring.labels(common.context(), model, window, file, key=key)
     if not out["created"]:
-        common.echo(
-            f"note: window {out['window']} has these labels already; nothing written", err=True
-        )
+        common.answered(f"window {out['window']} has these labels already")
     _window_out(out, as_json)
 
 

@@ -119,11 +119,7 @@ def run_record(
         run_key=key,
     )
     if not view["created"]:
-        common.echo(
-            f"note: run '{view['run']}' was recorded already ({shown(view['created_at'])}); "
-            "nothing written",
-            err=True,
-        )
+        common.answered(f"run '{view['run']}' was recorded already ({shown(view['created_at'])})")
     common.show(f"run {view['run']}", view, as_json)
 
 
@@ -154,11 +150,7 @@ def model_create(
 
     view = registry.create_model(common.context(), name, description, owner)
     if not view["created"]:
-        common.echo(
-            f"note: model '{name}' was created already ({shown(view['created_at'])}); "
-            "nothing written",
-            err=True,
-        )
+        common.answered(f"model '{name}' was created already ({shown(view['created_at'])})")
     common.show(f"model {name}", view, as_json)
 
 
@@ -291,10 +283,9 @@ def version_register(
         description=description,
     )
     if not view["created"]:
-        common.echo(
-            f"note: run '{view['run']}' registered this as {view['model']}:{view['version']} "
-            f"already ({shown(view['created_at'])}); nothing written",
-            err=True,
+        common.answered(
+            f"run '{view['run']}' registered this as {view['model']}:{view['version']} "
+            f"already ({shown(view['created_at'])})"
         )
     common.show(f"version {view['model']}:{view['version']}", view, as_json)
 
