@@ -28,7 +28,12 @@ def test_versions_tags_aliases_and_search(populated: Workspace) -> None:
     assert ws.cli("alias", "set", "cancer", "champion", "1", as_="alice").code == 0
     assert ws.cli("version", "show", "cancer@champion", "--json").json()["version"] == 1
     moved = ws.cli("alias", "set", "cancer", "champion", "2", "--json", as_="alice").json()
-    assert moved["previous"] == 1
+    assert moved["previous"] == 1 and moved["created"] is True
+    # set again (a CI job's retry): answered, nothing written; it had failed, exit 2
+    entries = len(ws.cli("audit", "log", "-n", "1000", "--json").json())
+    again = ws.cli("alias", "set", "cancer", "champion", "2", "--json", as_="alice")
+    assert again.code == 0 and again.json()["created"] is False
+    assert again.err.strip() == "note: cancer@champion points at version 2 already; nothing written"
     assert ws.cli("alias", "delete", "cancer", "champion", as_="alice").code == 0
     assert ws.cli("version", "show", "cancer@champion").code == 2
 
@@ -36,6 +41,12 @@ def test_versions_tags_aliases_and_search(populated: Workspace) -> None:
         "version", "tag", "cancer:1", "--tag", "c=0.2", "--remove", "team", "--json", as_="alice"
     ).json()
     assert tagged["tags"] == {"c": "0.2"}
+    retag = ws.cli("version", "tag", "cancer:1", "--tag", "c=0.2", as_="alice")
+    assert retag.code == 0 and "cancer:1 has these tags already; nothing written" in retag.err
+    log = ws.cli("audit", "log", "-n", "1000", "--json").json()
+    assert len(log) == entries + 2  # the delete and the first tagging only
+    # a tag the version does not have is still refused: a typo, not a retry
+    assert ws.cli("version", "tag", "cancer:1", "--remove", "tema", as_="alice").code == 2
     models = ws.cli("model", "list", "--json").json()
     assert models[0]["name"] == "cancer" and models[0]["versions"] == 2 and models[0]["latest"] == 2
     assert ws.cli("audit", "verify").code == 0

@@ -347,10 +347,16 @@ def version_tag(
     remove: Annotated[list[str] | None, typer.Option(help="KEY to remove (repeatable).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set or remove tags on a version."""
+    """Set or remove tags on a version.
+
+    Tags already as given (a retry) are answered with the version; nothing
+    is written. Removing a tag the version does not have is refused.
+    """
     from cmi_console.services import registry
 
     view = registry.tag_version(common.context(), ref, _pairs(tag, "--tag"), remove or [])
+    if not view["created"]:
+        common.answered(f"{view['model']}:{view['version']} has these tags already")
     common.show(f"version {view['model']}:{view['version']}", view, as_json)
 
 
@@ -388,12 +394,17 @@ def alias_set(
     version: Annotated[int, typer.Argument(help="The version number it points at.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Point MODEL@ALIAS at VERSION."""
+    """Point MODEL@ALIAS at VERSION.
+
+    An alias that points at VERSION already (a retry) is answered; nothing is
+    written.
+    """
     from cmi_console.services import registry
 
-    common.show(
-        f"{model}@{alias}", registry.set_alias(common.context(), model, alias, version), as_json
-    )
+    view = registry.set_alias(common.context(), model, alias, version)
+    if not view["created"]:
+        common.answered(f"{model}@{alias} points at version {version} already")
+    common.show(f"{model}@{alias}", view, as_json)
 
 
 @aliases.command("delete")

@@ -949,14 +949,17 @@ def tag_version(
                     tx.update(TAGS, existing[key].id, {"value": value})
             else:
                 tx.insert(TAGS, {"version_id": v.id, "key": key, "value": value})
-        if not tx.changes:
-            raise BadInput(f"{model}:{v.version}: tags already as given; nothing to change")
-        tx.record(
-            "version.tag",
-            f"version:{model}:{v.version}",
-            {"set": dict(sorted(tags.items())), "removed": sorted(remove)},
-        )
-    return show_version(ctx, f"{model}:{v.version}")
+        changed = bool(tx.changes)
+        # tags already as given (a retry): nothing to record, and no entry
+        # that changes nothing (verify would find the log and the tables at
+        # odds); answered with the version, as every retry is
+        if changed:
+            tx.record(
+                "version.tag",
+                f"version:{model}:{v.version}",
+                {"set": dict(sorted(tags.items())), "removed": sorted(remove)},
+            )
+    return {**show_version(ctx, f"{model}:{v.version}"), "created": changed}
 
 
 _ALIAS = driver.Prepared(
@@ -983,8 +986,8 @@ def set_alias(ctx: Context, model: str, alias: str, version: int) -> dict[str, A
                     f"alias '{alias}': differs from {model}'s alias '{twin}' only by case"
                 )
             tx.insert(ALIASES, {"model_id": m.id, "alias": alias, "version_id": v.id})
-        elif current.version_id == v.id:
-            raise BadInput(f"{model}@{alias} already points at version {version}")
+        elif current.version_id == v.id:  # a retry: answered, nothing written
+            return {"model": model, "alias": alias, "version": version, "created": False}
         else:
             previous = current.version
             tx.update(ALIASES, current.id, {"version_id": v.id})
@@ -993,7 +996,13 @@ def set_alias(ctx: Context, model: str, alias: str, version: int) -> dict[str, A
             f"model:{model}",
             {"alias": alias, "version": version, "previous": previous},
         )
-    return {"model": model, "alias": alias, "version": version, "previous": previous}
+    return {
+        "model": model,
+        "alias": alias,
+        "version": version,
+        "previous": previous,
+        "created": True,
+    }
 
 
 def drop_aliases_of(tx: Tx, version_id: int) -> list[str]:
