@@ -67,6 +67,16 @@ def test_revoked_role_no_longer_counts(ws: Workspace) -> None:
     assert ws.cli("role", "revoke", "alice", "developer").code == 0
     r = ws.cli("model", "create", "m2", as_="alice")
     assert r.code == 3 and "needs role" in r.err
+    # an admin's provisioning run again: answered, nothing written (it failed, exit 2)
+    entries = len(ws.cli("audit", "log", "-n", "1000", "--json").json())
+    again = ws.cli("role", "revoke", "alice", "developer")
+    assert again.code == 0 and "developer" not in again.out
+    assert again.err.strip() == "note: alice does not hold role developer; nothing written"
+    assert ws.cli("role", "grant", "alice", "validator").code == 0
+    twice = ws.cli("role", "grant", "alice", "validator", "--json")
+    assert twice.code == 0 and twice.json()["roles"] == ["validator"]
+    assert twice.err.strip() == "note: alice holds role validator already; nothing written"
+    assert len(ws.cli("audit", "log", "-n", "1000", "--json").json()) == entries + 1
     assert ws.cli("audit", "verify").code == 0
 
 

@@ -134,18 +134,30 @@ def key_revoke(
 
 @role_app.command("grant")
 def grant(name: PrincipalArg, role: RoleArg, as_json: JsonOpt = False) -> None:
-    """Grant ROLE to NAME (admin only, signed; never to yourself)."""
+    """Grant ROLE to NAME (admin only, signed; never to yourself).
+
+    A role NAME holds already is answered; nothing is written.
+    """
     from cmi_console.services import identity
 
-    _show(identity.grant_role(common.context(), name, role), as_json)
+    view, changed = identity.grant_role(common.context(), name, role)
+    if not changed:
+        common.answered(f"{name} holds role {role} already")
+    _show(view, as_json)
 
 
 @role_app.command("revoke")
 def revoke(name: PrincipalArg, role: RoleArg, as_json: JsonOpt = False) -> None:
-    """Revoke ROLE from NAME (admin only, signed)."""
+    """Revoke ROLE from NAME (admin only, signed).
+
+    A role NAME does not hold is answered; nothing is written.
+    """
     from cmi_console.services import identity
 
-    _show(identity.revoke_role(common.context(), name, role), as_json)
+    view, changed = identity.revoke_role(common.context(), name, role)
+    if not changed:
+        common.answered(f"{name} does not hold role {role}")
+    _show(view, as_json)
 
 
 @role_app.command("list")

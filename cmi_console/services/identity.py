@@ -218,7 +218,10 @@ def add_user(
     return get_user(ctx, name)
 
 
-def grant_role(ctx: Context, name: str, role: str) -> PrincipalView:
+def grant_role(ctx: Context, name: str, role: str) -> tuple[PrincipalView, bool]:
+    """Grant `role`; the principal, and whether it changed. A role held
+    already (an admin's provisioning script run again) is answered, nothing
+    written."""
     actor = ctx.require_actor()
     roles.check(role)
     if name == actor:
@@ -226,14 +229,16 @@ def grant_role(ctx: Context, name: str, role: str) -> PrincipalView:
     with ctx.write() as tx:
         require_role(tx.conn, actor, {"admin"}, "grant roles")
         target = principal_row(tx.conn, name)
-        if role in active_roles(tx.conn, name):
-            raise BadInput(f"{name} already holds role {role}")
-        insert_grant(tx, target.id, role)
-        tx.record("role.grant", f"principal:{name}", {"user": name, "role": role})
-    return get_user(ctx, name)
+        changed = role not in active_roles(tx.conn, name)
+        if changed:
+            insert_grant(tx, target.id, role)
+            tx.record("role.grant", f"principal:{name}", {"user": name, "role": role})
+    return get_user(ctx, name), changed
 
 
-def revoke_role(ctx: Context, name: str, role: str) -> PrincipalView:
+def revoke_role(ctx: Context, name: str, role: str) -> tuple[PrincipalView, bool]:
+    """Revoke `role`; the principal, and whether it changed. A role not held
+    (a revocation run again) is answered, nothing written."""
     actor = ctx.require_actor()
     roles.check(role)
     with ctx.write() as tx:
@@ -246,13 +251,12 @@ def revoke_role(ctx: Context, name: str, role: str) -> PrincipalView:
                 GRANTS.c.revoked_at.is_(None),
             )
         ).first()
-        if grant is None:
-            raise BadInput(f"{name} does not hold role {role}")
-        if role == "admin" and _admin_count(tx.conn) <= 1:
-            raise Denied(f"{name} is the last admin; grant admin to someone else first")
-        tx.update(GRANTS, grant.id, {"revoked_by": actor, "revoked_at": tx.time})
-        tx.record("role.revoke", f"principal:{name}", {"user": name, "role": role})
-    return get_user(ctx, name)
+        if grant is not None:
+            if role == "admin" and _admin_count(tx.conn) <= 1:
+                raise Denied(f"{name} is the last admin; grant admin to someone else first")
+            tx.update(GRANTS, grant.id, {"revoked_by": actor, "revoked_at": tx.time})
+            tx.record("role.revoke", f"principal:{name}", {"user": name, "role": role})
+    return get_user(ctx, name), grant is not None
 
 
 def _admin_count(conn: Connection) -> int:
