@@ -385,10 +385,12 @@ def _import_model(
             exists = conn.execute(
                 select(registry.MODELS.c.id).where(registry.MODELS.c.name == name)
             ).first()
-            twin = registry.case_twin(conn, name) if exists is None else None
-        if twin is not None:
-            skipped.append(f"model '{name}': differs from the model '{twin}' only by case")
-            return {"model": name, "imported": 0, "already": 0}
+            try:
+                if exists is None:
+                    registry.refuse_case_twin(conn, "model", name, registry.MODELS.c.name)
+            except BadInput as exc:  # skipped and reported, the other models imported
+                skipped.append(exc.message)
+                return {"model": name, "imported": 0, "already": 0}
         if exists is None:
             described = rm.description and _text(
                 rm.description, names.TEXT_MAX, f"model '{name}': description", skipped

@@ -121,11 +121,9 @@ def create_model(
                     + ")"
                 )
             return {**model_view(tx.conn, before), "created": False}
-        twin = case_twin(tx.conn, name)
-        if twin is not None:
-            # a reviewer reads one for the other, and the policy written for
-            # the first (`model = "credit-risk"`) does not govern the second
-            raise BadInput(f"model '{name}': differs from the model '{twin}' only by case")
+        # a reviewer reads one for the other, and the policy written for the
+        # first (`model = "credit-risk"`) does not govern the second
+        refuse_case_twin(tx.conn, "model", name, MODELS.c.name)
         tx.insert(
             MODELS,
             {
@@ -283,14 +281,13 @@ def dataset_row(conn: Connection, ref: str) -> Any:
     return row
 
 
-def _case_twin_dataset(conn: Connection, name: str) -> None:
-    """A new dataset name that differs from one registered only by case is
-    refused: `--dataset train=Credit:1` and `credit:1` would read as one
-    dataset in the lineage, and a policy or a reviewer could take one for
-    the other (as for models)."""
-    twin = case_twin(conn, name, DATASETS.c.name)
+def refuse_case_twin(conn: Connection, kind: str, name: str, column: Any) -> None:
+    """Refuse a new `kind` name that differs from one in `column` only by
+    case: the two read as one (in the lineage, in a reviewer's eyes, in a
+    policy that names one of them)."""
+    twin = case_twin(conn, name, column)
     if twin is not None:
-        raise BadInput(f"dataset '{name}': differs from the dataset '{twin}' only by case")
+        raise BadInput(f"{kind} '{name}': differs from the {kind} '{twin}' only by case")
 
 
 def _dataset_view(row: Any) -> dict[str, Any]:
@@ -328,7 +325,8 @@ def register_dataset(ctx: Context, data: Path | data_files.DataFile, name: str) 
     with ctx.read() as conn:
         latest = _latest_dataset(conn, name)
         if latest is None:
-            _case_twin_dataset(conn, name)  # before the file is stored: nothing written
+            # before the file is stored: nothing written
+            refuse_case_twin(conn, "dataset", name, DATASETS.c.name)
     if latest is not None and latest.content_sha256 == digest:
         return {**_dataset_view(latest), "created": False}
     ctx.put_artifact(data.blob)
@@ -339,7 +337,7 @@ def register_dataset(ctx: Context, data: Path | data_files.DataFile, name: str) 
         if latest is not None and latest.content_sha256 == digest:
             return {**_dataset_view(latest), "created": False}
         if latest is None:
-            _case_twin_dataset(tx.conn, name)
+            refuse_case_twin(tx.conn, "dataset", name, DATASETS.c.name)
         actor = _writer(tx)
         version = (latest.version if latest is not None else 0) + 1
         tx.insert(
