@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from conftest import Result, Workspace
+
+from cmi_console.core.errors import CmiError
 
 STAFF = (
     ("victor", "validator"),
@@ -53,3 +56,24 @@ def log_head(ws: Workspace) -> tuple[int, str]:
 
 def stage_of(ws: Workspace, ref: str) -> Any:
     return ok(ws.cli("version", "show", ref, "--json")).json()["stage"]
+
+
+def race(fns: list[Any]) -> list[Any]:
+    """Call each of `fns` in its own thread, all released at once; their
+    results, or the CmiError each raised."""
+    barrier = threading.Barrier(len(fns))
+    results: list[Any] = [None] * len(fns)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fns[i]()
+        except CmiError as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results

@@ -3,15 +3,11 @@ promotion, exclusivity, retirement, break-glass, queue and races."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 import pytest
 from conftest import Workspace
-from gate_helpers import add_staff, ok, ready_for_production, stage_of, to_production
+from gate_helpers import add_staff, ok, race, ready_for_production, stage_of, to_production
 
 from cmi_console.core import clock, keys, statements
-from cmi_console.core.errors import CmiError
 from cmi_console.services import gates
 
 
@@ -262,32 +258,13 @@ def test_break_glass_still_needs_the_validation(governed: Workspace) -> None:
     assert r.code == 3 and "validation unmet" in r.err
 
 
-def _race(fns: list[Any]) -> list[Any]:
-    barrier = threading.Barrier(len(fns))
-    results: list[Any] = [None] * len(fns)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = fns[i]()
-        except CmiError as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
-
-
 def test_two_promotes_racing_give_one_production_version(governed: Workspace) -> None:
     ws = governed
     ready_for_production(ws, 1)
     ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
     ok(ws.cli("role", "grant", "sam", "deployer"))
     ctxs = [ws.ctx("dora"), ws.ctx("sam")]
-    results = _race([lambda c=c: gates.promote(c, "cancer:1", "production") for c in ctxs])
+    results = race([lambda c=c: gates.promote(c, "cancer:1", "production") for c in ctxs])
     wins = [r for r in results if isinstance(r, dict)]
     losses = [r for r in results if isinstance(r, gates.GateRefused)]
     assert len(wins) == 1 and len(losses) == 1, results
@@ -301,7 +278,7 @@ def test_two_versions_racing_for_production_leave_exactly_one(governed: Workspac
     for v in (1, 2):
         ready_for_production(ws, v)
         ok(ws.cli("approve", f"cancer:{v}", "--to", "production", as_="bob"))
-    results = _race(
+    results = race(
         [lambda v=v: gates.promote(ws.ctx("dora"), f"cancer:{v}", "production") for v in (1, 2)]
     )
     assert all(isinstance(r, dict) for r in results), results  # serialized: both may win in turn
@@ -315,7 +292,7 @@ def test_two_reviewers_approving_at_once_keep_the_log_linear(governed: Workspace
     ok(ws.cli("model", "tier", "cancer", "high", "--reason", "patients", as_="rita"))
     ok(ws.cli("role", "grant", "carl", "risk-officer"))
     ready_for_production(ws, 1)
-    results = _race(
+    results = race(
         [
             lambda: gates.decide(ws.ctx("bob"), "cancer:1", "production", "approve"),
             lambda: gates.decide(ws.ctx("carl"), "cancer:1", "production", "approve"),
@@ -396,7 +373,7 @@ def test_the_same_promotion_again_is_answered_with_its_signed_decision(
     ws = governed
     ready_for_production(ws, 1)
     ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
-    tries = _race([lambda: gates.promote(ws.ctx("dora"), "cancer:1", "production")] * 2)
+    tries = race([lambda: gates.promote(ws.ctx("dora"), "cancer:1", "production")] * 2)
     assert sorted(t["created"] for t in tries) == [False, True], tries
     signed = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
     assert signed["action"] == "gate.promote"
@@ -434,10 +411,10 @@ def test_a_retry_racing_its_first_try_is_answered_not_doubled(governed: Workspac
     from cmi_console.services import registry
 
     ok(ws.cli("validate", "cancer:1", "--suite", "staging", as_="alice"))
-    asks = _race([lambda: gates.request(ws.ctx("alice"), "cancer:1", "staging", comment="ci")] * 2)
+    asks = race([lambda: gates.request(ws.ctx("alice"), "cancer:1", "staging", comment="ci")] * 2)
     assert sorted(r["created"] for r in asks) == [False, True], asks
     assert asks[0]["request"] == asks[1]["request"]
-    runs = _race(
+    runs = race(
         [lambda: registry.record_run(ws.ctx("alice"), params={"C": 1}, metrics={}, run_key="j")] * 2
     )
     assert sorted(r["created"] for r in runs) == [False, True], runs

@@ -6,7 +6,7 @@ import os
 
 import pytest
 from conftest import Result, Workspace
-from gate_helpers import log_head, ok
+from gate_helpers import log_head, ok, race
 from open_hook import before_open
 
 from cmi_console.core import keys
@@ -196,6 +196,71 @@ def test_key_rotation_add_then_revoke(ws: Workspace, tmp_path) -> None:  # type:
     r = ws.cli("role", "grant", "dev", "reviewer", as_="root")
     assert r.code == 3 and "revoked" in r.err
     assert ws.cli("audit", "verify").code == 0
+
+
+def test_a_user_added_again_unchanged_is_answered(
+    ws: Workspace, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """An admin's provisioning script run twice failed on the users it had
+    added ("already exists", exit 2), so scripts learned `|| true`, which
+    also hides the refusal of a user whose roles differ. The same add by the
+    same admin, with nothing changed since, is answered; nothing written.
+    Anything else is refused, saying what differs."""
+    add = ["user", "add", "alice", "--role", "developer", "--display-name", "Alice"]
+    ok(ws.cli(*add))
+    key = ws.home / "keys" / "alice.key"
+    pem, head = key.read_bytes(), log_head(ws)
+    again = ok(ws.cli(*add, "--json"))
+    assert again.err == "note: user alice exists already, as asked; nothing written\n"
+    assert again.json()["roles"] == ["developer"] and key.read_bytes() == pem
+    assert log_head(ws) == head
+    ok(ws.cli("user", "add", "sam", "--role", "admin"))
+    for args, as_, differs in [
+        (["--role", "reviewer", "--display-name", "Alice"], "root", "roles developer"),
+        (["--role", "developer"], "root", "named 'Alice'"),
+        (["--role", "developer", "--display-name", "Alice"], "sam", "added by root"),
+    ]:
+        r = ws.cli("user", "add", "alice", *args, as_=as_)
+        assert r.code == 2 and r.err.startswith(
+            f"cmi: user 'alice' already exists ({differs}); change a user with"
+        ), r.err
+    monkeypatch.setenv("CMI_NEW_KEY_PASSPHRASE", "later")  # the key file is not encrypted
+    r = ws.cli(*add)
+    assert r.code == 2 and "(a key file encrypted otherwise)" in r.err, r.err
+    monkeypatch.delenv("CMI_NEW_KEY_PASSPHRASE")
+    key.rename(tmp_path / "handed-to-alice.key")  # the admin gave it to alice
+    r = ws.cli(*add)
+    assert r.code == 2 and f"(no key file at {key})" in r.err, r.err
+    assert log_head(ws)[0] == head[0] + 1 and not key.exists()  # only sam's add
+
+    # a key the user brought: the same key again is answered, another refused
+    pub, other = tmp_path / "dana.pub", tmp_path / "other.pub"
+    pub.write_text(keys.b64(keys.public_raw(keys.generate())) + "\n")
+    other.write_text(keys.b64(keys.public_raw(keys.generate())) + "\n")
+    ok(ws.cli("user", "add", "dana", "--role", "reviewer", "--public-key", str(pub)))
+    assert ok(ws.cli("user", "add", "dana", "--role", "reviewer", "--public-key", str(pub))).err
+    r = ws.cli("user", "add", "dana", "--role", "reviewer", "--public-key", str(other))
+    assert r.code == 2 and "(another key)" in r.err, r.err
+    ok(ws.cli("user", "disable", "dana", "--reason", "left"))
+    r = ws.cli("user", "add", "dana", "--role", "reviewer", "--public-key", str(pub))
+    assert r.code == 2 and "(disabled)" in r.err, r.err
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_a_user_add_racing_its_retry_is_answered_not_an_internal_error(ws: Workspace) -> None:
+    """Both tries pass the name check before either writes; the second
+    found the name taken by the unique index (an internal error). The check
+    is made again under the write lock, so it is answered."""
+    from cmi_console.services import identity
+
+    pub = keys.b64(keys.public_raw(keys.generate()))
+    tries = race(
+        [lambda: identity.add_user(ws.ctx(), "dana", ["reviewer"], public_key_b64=pub)] * 2
+    )
+    assert sorted(created for _, created in tries) == [False, True], tries
+    log = ok(ws.cli("audit", "log", "--action", "user.add", "-n", "100", "--json")).json()
+    assert [e["data"]["user"] for e in log].count("dana") == 1
+    assert ok(ws.cli("audit", "verify")).code == 0
 
 
 def test_two_user_adds_of_one_name_at_once_keep_the_first_key(ws: Workspace) -> None:

@@ -40,12 +40,14 @@ def add(
     """Add a principal (admin only, signed).
 
     A generated key is encrypted with CMI_NEW_KEY_PASSPHRASE when it is set.
+    The same add again by the admin who made it, with nothing changed since,
+    is answered; nothing is written.
     """
     from cmi_console.services import identity
 
     pub = common.read_text_arg(public_key, "--public-key") if public_key is not None else None
     secret = os.environ.get("CMI_NEW_KEY_PASSPHRASE")
-    view = identity.add_user(
+    view, created = identity.add_user(
         common.context(),
         name,
         role,
@@ -53,6 +55,8 @@ def add(
         public_key_b64=pub,
         new_key_passphrase=secret.encode() if secret else None,
     )
+    if not created:
+        common.answered(f"user {name} exists already, as asked")
     _show(view, as_json)
 
 

@@ -178,8 +178,12 @@ def add_user(
     public_key_b64: str | None = None,
     new_key_passphrase: bytes | None = None,
     private_key: Ed25519PrivateKey | None = None,
-) -> PrincipalView:
-    """Admin only. Without a public key, a key pair is generated in the workspace."""
+) -> tuple[PrincipalView, bool]:
+    """Admin only. Without a public key, a key pair is generated in the
+    workspace. The principal, and whether it was added: the same user added
+    again by the admin who added them, unchanged since (a provisioning
+    script run twice), is answered, nothing written; any other user of that
+    name is refused."""
     actor = ctx.require_actor()
     names.principal(name, "user")
     for role in role_names:
@@ -192,16 +196,23 @@ def add_user(
     else:
         public = None
         key_path = ctx.workspace.principal_key_path(name)
+    asked = _Asked(actor, name, display_name, sorted(set(role_names)), public, key_path)
     with ctx.read() as conn:
         require_role(conn, actor, {"admin"}, "add users")
-        if conn.execute(select(PRINCIPALS.c.id).where(PRINCIPALS.c.name == name)).first():
-            raise BadInput(f"user '{name}' already exists")
+        earlier = _added_already(conn, asked, new_key_passphrase, private_key)
+        if earlier is not None:
+            return earlier, False
     if key_path is not None:
         public = new_key_file(key_path, new_key_passphrase, private_key)
     assert public is not None
     try:
         with ctx.write() as tx:
             require_role(tx.conn, actor, {"admin"}, "add users")
+            # another try may have added them since the read (the key file
+            # is made exclusively, so only a given public key gets here)
+            earlier = _added_already(tx.conn, asked, new_key_passphrase, private_key)
+            if earlier is not None:
+                return earlier, False
             pid = insert_principal(tx, name, display_name, public)
             for role in sorted(set(role_names)):
                 insert_grant(tx, pid, role)
@@ -215,7 +226,80 @@ def add_user(
             key_path.unlink(missing_ok=True)
             key_path.with_suffix(".pub").unlink(missing_ok=True)
         raise
-    return get_user(ctx, name)
+    return get_user(ctx, name), True
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A `user add` as asked: what a retry must match."""
+
+    actor: str
+    name: str
+    display_name: str
+    roles: list[str]
+    public: bytes | None  # given by the user; None: generated at key_path
+    key_path: Path | None
+
+
+def _added_already(
+    conn: Connection,
+    asked: _Asked,
+    passphrase: bytes | None,
+    private: Ed25519PrivateKey | None,
+) -> PrincipalView | None:
+    """None when there is no user of that name; the principal when this is
+    the same add again, by the same admin, with nothing changed since;
+    otherwise refused, saying what differs."""
+    row = conn.execute(select(PRINCIPALS).where(PRINCIPALS.c.name == asked.name)).first()
+    if row is None:
+        return None
+    view = _view(conn, row)
+    differs = (
+        f"added by {row.created_by}"
+        if row.created_by != asked.actor
+        else "disabled"
+        if view.disabled
+        else f"named {view.display_name!r}"
+        if view.display_name != asked.display_name
+        else f"roles {', '.join(view.roles) or 'none'}"
+        if view.roles != asked.roles
+        else _other_key(view.key_ids, asked, passphrase, private)
+    )
+    if differs:
+        raise BadInput(
+            f"user '{asked.name}' already exists ({differs}); change a user with "
+            "`cmi role grant/revoke` and `cmi user key add/revoke`"
+        )
+    return view
+
+
+def _other_key(
+    key_ids: list[str],
+    asked: _Asked,
+    passphrase: bytes | None,
+    private: Ed25519PrivateKey | None,
+) -> str:
+    """'' when the user's only key is the one this add would give them: the
+    public key given, or the workspace key file (which this add would have
+    written, encrypted as asked). Else what differs."""
+    if asked.public is not None:
+        same = key_ids == [keys.key_id(asked.public)]
+        return "" if same else "another key"
+    assert asked.key_path is not None
+    try:
+        pem = asked.key_path.read_bytes()
+    except OSError:
+        return f"no key file at {asked.key_path}"
+    if keys.pem_is_encrypted(pem) != (passphrase is not None):
+        return "a key file encrypted otherwise"
+    try:
+        held = keys.load_private(pem, passphrase, str(asked.key_path))
+    except (BadInput, Denied):
+        return "a key file encrypted otherwise"
+    public = keys.public_raw(held)
+    if private is not None and keys.public_raw(private) != public:
+        return "another key"
+    return "" if key_ids == [keys.key_id(public)] else "another key"
 
 
 def grant_role(ctx: Context, name: str, role: str) -> tuple[PrincipalView, bool]:
