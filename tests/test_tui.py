@@ -4,6 +4,7 @@ button, the virtual audit log, validation runs, and seeing others' writes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import shutil
@@ -941,3 +942,26 @@ async def test_validation_tab_drills_into_drift_per_column(home: Path) -> None:
         await settle(pilot)
         keys = [str(k.value) for k in detail.rows]
         assert keys[:2] == ["value", "threshold"]
+
+
+async def test_a_write_the_witness_could_not_follow_is_shown(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write made from a worker while another process held the witness
+    writers' lock: committed, not witnessed. The console says so (a warning
+    notification) rather than hanging the worker or keeping quiet."""
+    from held_lock import lock_held_elsewhere
+
+    from cmi_console.services import registry
+    from cmi_console.store import witness
+
+    monkeypatch.setattr(witness, "LOCK_WAIT", 0.2)
+    app = app_for(home, "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        with lock_held_elsewhere(home / "witness" / witness.LOCK):
+            await asyncio.to_thread(registry.create_model, app.session.ctx, "noted")
+        await pilot.pause(1.5)  # the console looks for notices every second
+        said = [n.message for n in app._notifications]
+        assert any(m.startswith("committed, not witnessed: ") for m in said), said
+    assert registry.show_model(Context.open(home, None, None), "noted")["name"] == "noted"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 from gate_helpers import ok
+from held_lock import lock_held_elsewhere
 from open_hook import before_open
 
 from cmi_console.services import registry
@@ -209,3 +210,35 @@ def test_a_witness_slot_that_is_a_fifo_is_reported_not_waited_on(
     assert r.json()["findings"] == [
         {"kind": "witness-invalid", "message": f"witness: {slots[0]}: not a regular file"}
     ]
+
+
+def test_a_writers_lock_held_elsewhere_delays_no_write_for_good(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The witness is written after the commit, under a lock other
+    processes take too. One that held it for good had hung every writer with
+    its change committed (a CI job killed on its timeout, then retried on a
+    change it had made). The wait is bounded: the command ends, exit 0, and
+    says on stderr that the change is committed but not witnessed; the
+    witness stays behind (never ahead), and the next write catches it up."""
+    monkeypatch.setattr(witness, "LOCK_WAIT", 0.3)
+    ok(ws.cli("model", "create", "before"))
+    lock = ws.home / "witness" / witness.LOCK
+    said = (
+        f"warning: committed, not witnessed: {lock} was held by another process for "
+        "0.3 s; the next write brings the witness up to date\n"
+    )
+    with lock_held_elsewhere(lock):
+        witnessed = max(_claimed(ws.home / "witness"))
+        r = ok(ws.cli("model", "create", "during", "--json"))
+        assert r.json()["name"] == "during" and r.err == said, r.err
+        c = ok(ws.cli("audit", "checkpoint"))
+        assert c.err == said and max(_claimed(ws.home / "witness")) == witnessed
+        size = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] + 1
+        assert witnessed < size
+        report = verify(ws.ctx())
+        assert report.ok and report.witness_size == witnessed, report.findings
+    ok(ws.cli("model", "create", "after"))
+    size = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] + 1
+    assert max(_claimed(ws.home / "witness")) == size
+    assert verify(ws.ctx()).ok

@@ -181,8 +181,13 @@ def main(argv: list[str] | None = None) -> None:
         args = ["tui"]
     app = _with_group(args[0]) if args[0] in GROUPS else _whole()
     try:
-        command = _bounded(typer.main.get_command(app))
-        result = command.main(args=args, prog_name="cmi", standalone_mode=False)
+        try:
+            command = _bounded(typer.main.get_command(app))
+            result = command.main(args=args, prog_name="cmi", standalone_mode=False)
+        finally:
+            # before a failure's line, which stays the last: a change committed
+            # before the failure still has its notices
+            common.say_notices()
     except CmiError as exc:
         _fail(exc.message, exc.exit_code)
     except typer.Exit as exc:

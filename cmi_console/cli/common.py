@@ -88,16 +88,31 @@ def prompt_passphrase(what: str) -> bytes | None:
     return None
 
 
+# the contexts this command opened: what their writes could not finish (the
+# witness not updated) is said on stderr when the command ends
+_opened: list[Context] = []
+
+
 def context(check_schema: bool = True) -> Context:
     from cmi_console.services.context import Context
 
-    return Context.open(
+    ctx = Context.open(
         settings.home,
         settings.db,
         settings.actor,
         check_schema=check_schema,
         passphrase=prompt_passphrase,
     )
+    _opened.append(ctx)
+    return ctx
+
+
+def say_notices() -> None:
+    """Print, on stderr, the notices of the contexts this command opened, and
+    let the contexts go (tests run many commands in one process)."""
+    while _opened:
+        for notice in _opened.pop(0).take_notices():
+            echo(f"warning: {notice}", err=True)
 
 
 def print_json(data: Any) -> None:

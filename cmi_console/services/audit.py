@@ -291,7 +291,7 @@ def checkpoint_now(ctx: Context, out: Path | None = None) -> str:
             note, size = row.note, row.size
         else:
             note, size = sealed.note, sealed.size
-    ctx.workspace.witness.write(note, size)
+    ctx.witness(note, size)
     if out is not None:
         try:
             write_atomic(out, note.encode())

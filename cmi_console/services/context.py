@@ -64,6 +64,10 @@ class Context:
     # the write transaction this thread has open: the console shares one
     # Context between worker threads, and a connection must stay in its thread
     _local: threading.local = field(default_factory=threading.local, repr=False)
+    # what a committed write could not finish (the witness not updated): not
+    # a failure of the call, so not raised; the CLI prints them on stderr
+    # when the command ends, the console shows them as notifications
+    notices: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
     def open(
@@ -125,6 +129,19 @@ class Context:
             return keys.pem_is_encrypted(read_private(self.workspace.principal_key_path(name)))
         except (CmiError, OSError):
             return False
+
+    def witness(self, note: str, size: int) -> None:
+        """Write a committed checkpoint to the witness; a write that could
+        not be made is a notice (the change stands)."""
+        if (problem := self.workspace.witness.write(note, size)) is not None:
+            self.notices.append(problem)
+
+    def take_notices(self) -> list[str]:
+        """The notices since the last call (worker threads may add more meanwhile)."""
+        taken = []
+        while self.notices:
+            taken.append(self.notices.pop(0))
+        return taken
 
     def forget_keys(self) -> None:
         """Drop unlocked private keys (the acting principal changed)."""
@@ -251,7 +268,7 @@ class Context:
         if sealed is not None:
             self._last_seal = sealed
             # after commit: the witness must never be ahead of the database
-            self.workspace.witness.write(sealed.note, sealed.size)
+            self.witness(sealed.note, sealed.size)
             if len(opened.tail.leaves) >= STATISTICS_AFTER:
                 refresh_statistics(self.engine)  # a big batch changes the tables' shape
         if opened.outbox:

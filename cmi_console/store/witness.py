@@ -11,6 +11,11 @@ Writers in other processes (every CI job and console on the workspace) take
 an exclusive lock on `writers.lock` around choosing a slot and writing it:
 two that chose the same slot at once had left it with the smaller size (the
 witness moved back), or cut the longer note short with the other's length.
+The lock is waited for LOCK_WAIT seconds at most: the write comes after the
+commit, and a process that held the lock for good (stopped in a debugger, a
+hostile `flock`) had hung every writer after its change was committed. A
+write that gives up says so; the witness stays where it was, which is still
+true (never ahead of the database), and the next write brings it up to date.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -28,6 +34,7 @@ SLOTS = ("checkpoint.0", "checkpoint.1")
 LEGACY = "latest.checkpoint"  # read, never written: the file before the slots
 LOCK = "writers.lock"  # never read: only locked
 MAX_NOTE = 64 * 1024  # a signed note is a few hundred bytes
+LOCK_WAIT = 10.0  # seconds; a writer holds the lock for a few microseconds
 
 
 class Witness:
@@ -83,21 +90,29 @@ class Witness:
                         "nothing was written"
                     ) from None
 
-    def write(self, note: str, size: int) -> None:
-        """Keep the witness at the largest size seen; a slower writer never regresses it."""
+    def write(self, note: str, size: int) -> str | None:
+        """Keep the witness at the largest size seen; a slower writer never
+        regresses it. None when done; why not, when the writers' lock was
+        held by another for LOCK_WAIT seconds."""
         with self._lock:
             lock = self._slot(len(SLOTS), create=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)  # type: ignore[arg-type]
+            assert lock is not None
+            if not _take(lock, LOCK_WAIT):
+                return (
+                    f"committed, not witnessed: {self.directory / LOCK} was held by another "
+                    f"process for {LOCK_WAIT:g} s; the next write brings the witness up to date"
+                )
             try:
                 sizes = [_claimed(self._slot(i, create=False)) for i in range(len(SLOTS))]
                 if max(sizes) >= size:
-                    return
+                    return None
                 fd = self._slot(sizes.index(min(sizes)), create=True)
                 data = note.encode()
                 os.pwrite(fd, data, 0)  # type: ignore[arg-type]
                 os.ftruncate(fd, len(data))  # type: ignore[arg-type]
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)  # type: ignore[arg-type]
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        return None
 
     def _slot(self, i: int, *, create: bool) -> int | None:
         """Slot i's open descriptor (i == len(SLOTS): the lock file's); None
@@ -122,6 +137,23 @@ class Witness:
             fd = os.open(path, mode | os.O_CREAT, 0o644)
         self._fds[i] = fd
         return fd
+
+
+def _take(fd: int, wait: float) -> bool:
+    """Lock `fd` exclusively within `wait` seconds. Polled: a blocking flock
+    cannot be bounded from a worker thread (an alarm signal reaches only the
+    main thread), and the first try almost always succeeds."""
+    deadline = time.monotonic() + wait
+    pause = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
 
 def _claimed(fd: int | None) -> int:

@@ -108,6 +108,9 @@ class CmiApp(App[None]):
 
     def on_mount(self) -> None:
         self.switch_mode("dashboard")
+        # what a committed write could not finish (the witness not updated),
+        # from whichever worker made it
+        self.set_interval(1.0, self._show_notices)
         self._load_names()
         if self.run_verify:
             self._verify()
@@ -190,6 +193,10 @@ class CmiApp(App[None]):
         self.sub_title = f"{self.session.describe()} · {self.verify_status}"
 
     # --- background -------------------------------------------------------------
+
+    def _show_notices(self) -> None:
+        for notice in self.session.ctx.take_notices():
+            self.notify(notice, severity="warning", timeout=30)
 
     @worker()
     def _load_names(self) -> None:
