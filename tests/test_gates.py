@@ -248,7 +248,11 @@ def test_break_glass_needs_two_admins_opens_an_incident_and_is_flagged(
     assert (incident["incident"], incident["kind"]) == (done["incident"], "break-glass")
     assert incident["severity"] == "high" and incident["status"] == "open"
     events = ok(ws.cli("incident", "timeline", str(done["incident"]), "--json")).json()["events"]
-    assert "break-glass.execute" in {e["summary"] for e in events}
+    [executed] = [e for e in events if e["action"] == "break-glass.execute"]
+    assert executed["kind"] == "promotion" and executed["summary"] == (
+        f"break-glass #{done['break_glass']} to production signed by root, sam; "
+        f"bypassed approvals:reviewer; incident #{done['incident']}"
+    ), executed
 
 
 def test_break_glass_still_needs_the_validation(governed: Workspace) -> None:

@@ -242,6 +242,16 @@ def test_the_timeline_merges_the_models_history_in_time_order(
     assert set(seqs) == expected
     happened_marker = [e for e in events if e["seq"] is None]
     assert [e["summary"] for e in happened_marker] == ["the incident happened"]
+    # each entry reads as a line, the stage's environment named only where
+    # it differs from the stage ("promote to production (production)" before)
+    said = {e["action"]: e["summary"] for e in events}
+    assert said["gate.promote"] == "promote to production"
+    assert said["gate.request"].startswith("requested to production (request #")
+    assert said["validation.run"].startswith("validation production: pass (run #")
+    assert said["version.register"] in (
+        "registered cancer:1 (skops)",
+        "registered cancer:2 (skops)",
+    )
     for suffix in (".md", ".html"):
         out = tmp_path / f"report{suffix}"
         ok(ws.cli("incident", "report", n, "--out", str(out)))

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select, text
 
-from cmi_console.core import clock, documents, names, roles
+from cmi_console.core import clock, documents, entry_text, names, roles
 from cmi_console.core.errors import BadInput, NotFound
 from cmi_console.core.printable import printable
 from cmi_console.core.refs import model_subjects
@@ -326,70 +326,18 @@ def timeline(ctx: Context, incident_id: int, hours_before: float = WINDOW_HOURS)
     return {"incident": incident, "from": start, "to": end, "events": events}
 
 
-_KINDS = {
-    "gate.approve": "decision",
-    "gate.reject": "decision",
-    "gate.promote": "promotion",
-    "break-glass.execute": "promotion",
-    "version.archive": "promotion",
-    "version.retire": "retirement",
-    "validation.run": "validation",
-    "deploy.start": "deployment",
-    "deploy.advance": "deployment",
-    "deploy.pause": "deployment",
-    "deploy.resume": "deployment",
-    "deploy.complete": "deployment",
-    "deploy.rollback": "rollback",
-    "monitor.ingest": "monitoring",
-    "monitor.labels": "monitoring",
-    "alert.raise": "alert",
-}
-
-
 def _event(
     seq: int, time_: str, actor: str, action: str, subject: str, body: Any
 ) -> dict[str, Any]:
     data = orjson.loads(bytes(body)).get("data") or {}
-    st = data.get("statement") or {}
-    kind = _KINDS.get(action, action.split(".", 1)[0])
-    if action == "validation.run":
-        summary = f"validation {data.get('suite')}: {data.get('status')}"
-    elif action in ("gate.approve", "gate.reject", "gate.promote"):
-        where = f" ({st['environment']})" if st.get("environment") else ""
-        summary = f"{st.get('decision', action)} to {st.get('to_stage')}{where}"
-        summary += f": {st['comment']}" if st.get("comment") else ""
-    elif action == "incident.open":
-        summary = f"reported; happened at {data.get('at', time_)}"
-    elif action == "incident.link":
-        summary = f"linked {data.get('kind')} {data.get('ref')}"
-    elif action == "incident.note":
-        summary = f"note #{data.get('note')}"
-    elif action == "incident.close":
-        summary = f"closed: {data.get('root_cause')}"
-    elif action.startswith("deploy."):
-        from cmi_console.core.deployments import shares_text
-
-        summary = (
-            f"{action.split('.')[1]} {data.get('strategy')} in {data.get('environment')}: "
-            f"serving {shares_text(data.get('shares') or {}) or 'nothing'}"
-        )
-        summary += f" ({st['comment']})" if st.get("comment") else ""
-    elif action == "monitor.ingest":
-        summary = f"window #{data.get('window')} {data.get('name')} ({data.get('rows')} rows)"
-    elif action == "monitor.labels":
-        summary = f"late labels for window #{data.get('window')}"
-    elif action == "alert.raise":
-        summary = f"alert #{data.get('alert')}: {data.get('message')}"
-    else:
-        summary = action
     return {
         "time": time_,
         "seq": seq,
-        "kind": kind,
+        "kind": entry_text.kind(action),
         "action": action,
         "actor": actor,
         "subject": subject,
-        "summary": summary,
+        "summary": entry_text.summary(action, data, time_),
     }
 
 
