@@ -247,6 +247,8 @@ def test_break_glass_needs_two_admins_opens_an_incident_and_is_flagged(
     [incident] = ok(ws.cli("incident", "list", "--json")).json()
     assert (incident["incident"], incident["kind"]) == (done["incident"], "break-glass")
     assert incident["severity"] == "high" and incident["status"] == "open"
+    # the environment is named only where it is not the stage's name
+    assert incident["title"] == "break-glass: cancer:1 to production", incident["title"]
     events = ok(ws.cli("incident", "timeline", str(done["incident"]), "--json")).json()["events"]
     [executed] = [e for e in events if e["action"] == "break-glass.execute"]
     assert executed["kind"] == "promotion" and executed["summary"] == (

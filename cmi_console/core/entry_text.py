@@ -65,10 +65,14 @@ def _paren(text: Any) -> str:
     return f" ({text})" if text else ""
 
 
-def _to(st: dict[str, Any]) -> str:
-    """ "to production", with the environment when it is not the stage's name."""
-    stage, env = st.get("to_stage"), st.get("environment")
+def to_stage(stage: Any, env: Any) -> str:
+    """ "to production", with the environment only where it is not the
+    stage's name ("to production (eu-west)")."""
     return f"to {stage}" + (f" ({env})" if env and env != stage else "")
+
+
+def _to(st: dict[str, Any]) -> str:
+    return to_stage(st.get("to_stage"), st.get("environment"))
 
 
 def _decision(d: dict[str, Any], action: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from cmi_console.core import clock, names, roles, statements
+from cmi_console.core import clock, entry_text, names, roles, statements
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.errors import BadInput, Denied, NotFound
 from cmi_console.core.gates import (
@@ -786,7 +786,9 @@ def break_glass(
             INCIDENTS,
             {
                 "model_id": g.model.id,
-                "title": f"break-glass: {g.version.ref} to {to_stage} ({g.environment})",
+                "title": (
+                    f"break-glass: {g.version.ref} {entry_text.to_stage(to_stage, g.environment)}"
+                ),
                 "severity": "high",
                 "kind": "break-glass",
                 "status": "open",
