@@ -230,8 +230,15 @@ def test_a_receiver_that_is_down_loses_nothing(hooked: Workspace, tmp_path: Path
     (failed,) = hooks.list_deliveries(ws.ctx(), status="failed")
     assert failed["event"] == "validation.passed" and failed["attempts"] == 2
     assert "refused" in failed["last_error"].lower() or "errno" in failed["last_error"].lower()
+    # said, not silence: a CI job learns its webhook did not go out
+    n = failed["delivery"]
+    assert r.err == (
+        f"warning: committed, but hook ci (validation.passed) delivery #{n} failed: "
+        f"{failed['last_error']}; `cmi hooks redeliver {n}` sends it again\n"
+    ), r.err
     again = ws.cli("hooks", "redeliver", "--failed", as_="dora")
     assert again.code == 1  # still down
+    assert again.out == f"delivery #{n}: failed after 4 attempt(s): {failed['last_error']}\n"
     receiver = Receiver(ws, port=port)
     try:
         assert ws.cli("hooks", "redeliver", "--failed", as_="alice").code == 3  # not a deployer

@@ -75,6 +75,7 @@ def redeliver(
                 "being sent by another process; not sent again"
                 if d["status"] == "sending"
                 else f"{d['status']} after {d.get('attempts', 0)} attempt(s)"
+                + (f": {d['error']}" if d.get("error") else "")
             )
             common.console().print(f"delivery #{d['delivery']}: {said}", markup=False)
     if any(d["status"] != "delivered" for d in out):  # "sending": not known to be delivered yet

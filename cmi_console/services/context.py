@@ -64,9 +64,10 @@ class Context:
     # the write transaction this thread has open: the console shares one
     # Context between worker threads, and a connection must stay in its thread
     _local: threading.local = field(default_factory=threading.local, repr=False)
-    # what a committed write could not finish (the witness not updated): not
-    # a failure of the call, so not raised; the CLI prints them on stderr
-    # when the command ends, the console shows them as notifications
+    # what a committed write could not finish (the witness not updated, a
+    # hook's delivery that failed): not a failure of the call, so not
+    # raised; the CLI prints them on stderr when the command ends, the
+    # console shows them as notifications
     notices: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -274,7 +275,10 @@ class Context:
         if opened.outbox:
             from cmi_console.services import hooks
 
-            hooks.deliver(self, opened.outbox)  # after commit, never inside it
+            # after commit, never inside it; a failure is said, not raised
+            for sent in hooks.deliver(self, opened.outbox):
+                if sent["status"] == "failed":
+                    self.notices.append(hooks.failed_notice(sent))
 
     def _check_clock(self, conn: Connection) -> None:
         """On a team's database, refuse to stamp the log from a host whose

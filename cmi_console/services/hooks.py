@@ -108,10 +108,21 @@ def deliver(ctx: Context, ids: list[int]) -> list[dict[str, Any]]:
         except Exception as exc:  # the events committed; nothing here may undo them
             # nor fail the command that committed them: with the database gone
             # too, the delivery stays pending, and `redeliver --failed` sends it
+            error: str | None = scrubbed(f"internal: {type(exc).__name__}: {exc}")
             with contextlib.suppress(Exception):
-                _finish(ctx, delivery_id, "failed", 0, f"internal: {type(exc).__name__}: {exc}")
-            out.append({"delivery": delivery_id, "status": "failed"})
+                error = _finish(ctx, delivery_id, "failed", 0, error)
+            out.append({"delivery": delivery_id, "status": "failed", "error": error})
     return out
+
+
+def failed_notice(sent: dict[str, Any]) -> str:
+    """What a command that committed an event says of its delivery that
+    failed: the change stands, and how to send it again."""
+    what = f"hook {sent['hook']} ({sent['event']})" if "hook" in sent else "a hook"
+    return (
+        f"committed, but {what} delivery #{sent['delivery']} failed: {sent.get('error')}; "
+        f"`cmi hooks redeliver {sent['delivery']}` sends it again"
+    )
 
 
 def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
@@ -120,10 +131,10 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
         e = conn.execute(select(ENTRIES).where(ENTRIES.c.seq == d.seq)).one()
         siblings = _policy_hooks(conn, d.model)
         hook = siblings.get(d.hook)
-    if hook is None:
-        _finish(ctx, d.id, "failed", 0, f"hook '{d.hook}' is no longer in the policy")
-        return {"delivery": d.id, "status": "failed"}
     view = {"delivery": d.id, "hook": d.hook, "event": d.event}
+    if hook is None:
+        error = _finish(ctx, d.id, "failed", 0, f"hook '{d.hook}' is no longer in the policy")
+        return {**view, "status": "failed", "error": error}
     if not _claim(ctx, d.id, _lease(hook, shared=ctx.engine.dialect.name != "sqlite")):
         return {**view, "status": "sending", "attempts": d.attempts}  # another process has it
     entry = {**orjson.loads(bytes(e.body)), "hash": e.hash}
@@ -145,8 +156,8 @@ def _deliver_one(ctx: Context, delivery_id: int) -> dict[str, Any]:
             _finish(ctx, d.id, "failed", made, "interrupted while sending")
         raise
     status = "delivered" if error is None else "failed"
-    _finish(ctx, d.id, status, made, error)
-    return {**view, "status": status, "attempts": d.attempts + made}
+    error = _finish(ctx, d.id, status, made, error)
+    return {**view, "status": status, "attempts": d.attempts + made, "error": error}
 
 
 def _lease(hook: Hook, *, shared: bool) -> float:
@@ -414,9 +425,11 @@ def _run(command: list[str], body: bytes, timeout: float, env: dict[str, str] | 
     return None
 
 
-def _finish(ctx: Context, delivery_id: int, status: str, made: int, error: str | None) -> None:
+def _finish(
+    ctx: Context, delivery_id: int, status: str, made: int, error: str | None
+) -> str | None:
     """Record the outcome of `made` more attempts (added in the database, not
-    to a count read earlier)."""
+    to a count read earlier); the error as recorded."""
     from cmi_console.store.engine import write_transaction
 
     if error is not None:  # a command's stderr may quote a URL, password and all
@@ -433,6 +446,7 @@ def _finish(ctx: Context, delivery_id: int, status: str, made: int, error: str |
                 updated_at=ctx.clock(),
             )
         )
+    return error
 
 
 def list_deliveries(
