@@ -294,6 +294,6 @@ def test_what_a_decision_rested_on_takes_only_strings_from_a_forged_entry() -> N
     )
     assert got == {"conditions": [good], "comment": "why"}
     assert history.evidence_text({**got, "conditions": [good, {**good, "state": "unmet"}]}) == (
-        "request #4 by alice; request #4 by alice (unmet); comment: why"
+        "request #4 by alice · request #4 by alice (unmet) · comment: why"
     )
     assert history.evidence_text(None) == ""

@@ -700,7 +700,7 @@ async def test_incidents_and_the_investigation_view(home: Path) -> None:
         serving = r"credit-risk:2  production  serving \S+  \(by dora #\d+ gate\.promote\)"
         assert re.search(serving, panel), panel
         # and on what evidence: the request, the validation, who approved
-        rested = serving + r"\n    rested on: request #\d+ by alice; validation run #\d+ passed"
+        rested = serving + r"\n    rested on: request #\d+ by alice · validation run #\d+ passed"
         assert re.search(rested, panel), panel
         assert re.search(r"approvals:reviewer 2/2 \(bob, nina\)", panel), panel
         await pilot.press("escape")

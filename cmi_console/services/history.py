@@ -187,7 +187,9 @@ def staged_by_text(by: dict[str, Any] | None) -> str:
 
 def evidence_text(by: dict[str, Any] | None) -> str:
     """What put a version in its stage rested on, in a line: `request #4 by
-    alice; validation run #4 passed; approvals:reviewer 2/2 (bob, nina)`."""
+    alice · validation run #4 passed · approvals:reviewer 2/2 (bob, nina)`.
+    Not "; ": a detail as recorded may hold one (`no open request to
+    production; run `cmi request``), and read as two conditions."""
     if not by:
         return ""
     parts = [
@@ -197,7 +199,7 @@ def evidence_text(by: dict[str, Any] | None) -> str:
     ]
     if by.get("comment"):
         parts.append(f"comment: {by['comment']}")
-    return "; ".join(parts)
+    return " · ".join(parts)
 
 
 def later_note(report: dict[str, Any]) -> str | None:
