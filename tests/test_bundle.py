@@ -509,3 +509,71 @@ def test_an_export_matching_no_entry_says_so(governed: Workspace, tmp_path: Path
     )
     r = ok(ws.cli("audit", "export", "--out", str(tmp_path / "all.zip"), "-q", "--json"))
     assert r.err == "" and r.json()["entries"] > 0
+
+
+def _stdlib_directory_size(path: Path) -> int:
+    """The central directory's size as zipfile itself reads it (a private
+    helper, used here only to check ours against it)."""
+    with open(path, "rb") as fh:
+        return int(zipfile._EndRecData(fh)[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
+
+
+def test_the_zip_directory_size_is_read_as_zipfile_reads_it(tmp_path: Path) -> None:
+    """What bundle.verify bounds must be what zipfile then reads: a plain
+    zip, one whose comment holds the end record's signature, and a zip64
+    one (over 65,535 members: the zip64 end record's figure is the one)."""
+    from cmi_console.core import zip_end
+
+    plain, commented, big = tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"
+    with zipfile.ZipFile(plain, "w") as z:
+        z.writestr("x", b"1")
+    with zipfile.ZipFile(commented, "w") as z:
+        z.writestr("x", b"1")
+        z.comment = b"PK\x05\x06 not the end record" + b"c" * 100
+    with zipfile.ZipFile(big, "w") as z:
+        for i in range(0x10000 + 5):
+            z.writestr(str(i), b"")
+    for path in (plain, commented, big):
+        with open(path, "rb") as fh:
+            assert zip_end.central_directory_size(fh) == _stdlib_directory_size(path), path
+    with open(big, "rb") as fh:
+        fh.seek(-22 + 10, 2)  # the classic record gives up on the count: zip64 is read
+        assert struct.unpack("<H", fh.read(2))[0] == 0xFFFF
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"PK\x05\x06")  # a signature, but no whole record
+    with open(junk, "rb") as fh:
+        assert zip_end.central_directory_size(fh) is None
+
+
+def test_a_zip_directory_too_big_to_open_is_refused_unread(
+    governed: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zipfile read the whole central directory and made an object of every
+    member (~560 bytes) before any check: a hostile bundle of millions of
+    tiny members cost gigabytes. The size the end record claims is bounded
+    first; and an export never writes a bundle past that bound."""
+    path = tmp_path / "full.zip"
+    export(governed, path)
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<L", data, at + 12, 0x7FFFFFFF)  # claims a 2 GiB directory
+    forged = tmp_path / "forged.zip"
+    forged.write_bytes(bytes(data))
+    r = governed.cli("audit", "verify-bundle", str(forged), as_=None)
+    assert r.code == 2 and r.out == "", r.out
+    assert r.err == (
+        f"cmi: {forged}: its zip directory claims 2,147,483,647 bytes, more than a bundle "
+        "has (32 MiB at most); not opened\n"
+    ), r.err
+    assert check(governed, path)[0] == 0  # a real bundle is well inside it
+
+    # the same bound, met by a real directory, and export keeps to it
+    real = _stdlib_directory_size(path)
+    monkeypatch.setattr(bundle, "MAX_DIRECTORY", real - 1)
+    r = governed.cli("audit", "verify-bundle", str(path), as_=None)
+    assert r.code == 2 and f"claims {real:,} bytes" in r.err, r.err
+    out = tmp_path / "again.zip"
+    r = governed.cli("audit", "export", "--out", str(out))
+    assert r.code == 2 and r.err.startswith("cmi: --out: the bundle would hold "), r.err
+    assert "export part of the log with --model or --since/--until" in r.err
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".again", "again"))]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from cmi_console.core import checkpoint, entries, keys, merkle, statements
+from cmi_console.core import checkpoint, entries, keys, merkle, statements, zip_end
 from cmi_console.core.canonical import RepeatedName, canonical_bytes, is_canonical_of, unique_names
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.gc_pause import gc_paused
@@ -42,6 +42,11 @@ MAX_PROBLEMS = 200
 # zip bomb, not a bundle, and is reported instead of read into memory
 MAX_MEMBER = 64 << 20
 MAX_LINE = 16 << 20
+# zipfile reads the central directory whole and makes ~560 bytes of objects per
+# member before anything is checked: past this a bundle is refused unread. A
+# bundle's member is ~80 bytes of it (one per validation run and model card),
+# so this holds ~400,000 of them; a hostile one of 1-byte names costs <400 MB
+MAX_DIRECTORY = 32 << 20
 _READ = 1 << 20
 
 
@@ -121,6 +126,12 @@ def verify(path: Path, pinned_key: str | None = None, previous: str | None = Non
     """Check a bundle offline. BadInput when it is not a bundle at all."""
     # a FIFO given as the bundle (or swapped in after a check) must not hang it
     with os.fdopen(open_regular(path), "rb") as fh:
+        claimed = zip_end.central_directory_size(fh)
+        if claimed is not None and claimed > MAX_DIRECTORY:
+            raise BadInput(
+                f"{path}: its zip directory claims {claimed:,} bytes, more than a bundle "
+                f"has ({MAX_DIRECTORY >> 20} MiB at most); not opened"
+            )
         try:
             archive = zipfile.ZipFile(fh)
         except (OSError, zipfile.BadZipFile) as exc:

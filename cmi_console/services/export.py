@@ -210,6 +210,7 @@ def export(
             }
             archive.writestr(bundle.MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
             archive.writestr(bundle.SIGNATURE, bundle.sign_manifest(manifest, ctx.log_key()))
+        _verifiable(archive)
         archive.close()
         os.replace(tmp, out)
     except BaseException as exc:
@@ -228,6 +229,20 @@ def export(
         "full": full,
         "consistency_from": old.size if old else None,
     }
+
+
+def _verifiable(archive: zipfile.ZipFile) -> None:
+    """Refuse a bundle whose zip directory `verify-bundle` would not open
+    (bundle.MAX_DIRECTORY): each member's directory record is 46 bytes, its
+    name and extra field, and at most 28 bytes of zip64 figures."""
+    members = archive.infolist()
+    directory = sum(46 + len(i.filename.encode()) + len(i.extra) + 28 for i in members)
+    if directory > bundle.MAX_DIRECTORY:
+        raise BadInput(
+            f"--out: the bundle would hold {len(members):,} files, more than verify-bundle "
+            f"opens ({bundle.MAX_DIRECTORY >> 20} MiB of zip directory); export part of the "
+            "log with --model or --since/--until"
+        )
 
 
 def _entries(
