@@ -34,8 +34,14 @@ class Receiver:
     """A webhook receiver that checks, as it is called, that the event it is
     told about is already committed (visible to another connection)."""
 
-    def __init__(self, ws: Workspace, port: int = 0, delay: float = 0.0) -> None:
-        self.ws, self.delay = ws, delay
+    def __init__(
+        self,
+        ws: Workspace,
+        port: int = 0,
+        delay: float = 0.0,
+        hold: threading.Event | None = None,
+    ) -> None:
+        self.ws, self.delay, self.hold = ws, delay, hold
         self.calls: list[dict[str, Any]] = []
         self.errors: list[BaseException | None] = []
         self.arrived = threading.Event()  # set when a request comes in, before its delay
@@ -46,6 +52,8 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.arrived.set()
                 time.sleep(receiver.delay)
+                if receiver.hold is not None:  # answers once the test lets it
+                    receiver.hold.wait(60)
                 seq = json.loads(body)["entry"]["seq"]
                 committed = audit.count(receiver.ws.ctx(None)) > seq
                 headers = {k.lower(): v for k, v in self.headers.items()}
@@ -622,3 +630,45 @@ def test_a_secret_url_comes_from_the_environment_and_is_stored_nowhere(
                 assert "XXXXSECRETXXXX" not in str(row), table_name
     shown = ok(ws.cli("policy", "show", "cancer", "--json")).json()
     assert shown["hooks"]["ci"]["url_env"] == "CMI_TEST_HOOK_URL"
+
+
+def test_the_console_shows_a_decision_without_waiting_for_its_hooks(
+    hooked: Workspace, tmp_path: Path
+) -> None:
+    """The console's worker sent the hooks before it returned, so a reviewer
+    looked at a spinner for as long as a slow receiver took (16 s with the
+    default retries). The console's Context sends them on a thread of its
+    own: the call returns while the receiver still holds the delivery, and
+    the delivery is still made and recorded."""
+    from cmi_console.services import validations
+    from cmi_console.tui.session import Session
+
+    ws = hooked
+    release = threading.Event()
+    receiver = Receiver(ws, hold=release)
+    try:
+        hook = webhook(receiver.port, '["validation.passed"]')
+        activate(ws, tmp_path, hook.replace("timeout_seconds = 2", "timeout_seconds = 30"))
+        session = Session(ws.ctx("alice"))  # the console's
+        done = threading.Event()
+
+        def validate() -> None:
+            validations.validate(session.ctx, "cancer:2", suite="staging")
+            done.set()
+
+        threading.Thread(target=validate, daemon=True).start()
+        assert receiver.arrived.wait(60)
+        # answered while the receiver holds it (a wait for it would take 30 s)
+        assert done.wait(15) and not receiver.calls
+        release.set()
+        for _ in range(600):
+            if hooks.list_deliveries(ws.ctx())[0]["status"] == "delivered":
+                break
+            time.sleep(0.05)
+    finally:
+        release.set()
+        receiver.close()
+    (sent,) = hooks.list_deliveries(ws.ctx())
+    assert sent["status"] == "delivered" and sent["attempts"] == 1
+    assert [json.loads(c["body"])["event"] for c in receiver.calls] == ["validation.passed"]
+    assert session.ctx.take_notices() == []

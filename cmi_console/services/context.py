@@ -43,6 +43,9 @@ PassphraseSource = Callable[[str], bytes | None]
 STATISTICS_AFTER = 1000  # entries in one batch after which the planner's statistics are refreshed
 # fsyncs release the GIL: one thread overlaps an artifact's with the work of its commit
 _SYNCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmi-fsync")
+# the console's hook deliveries, one at a time in commit order; not daemon
+# threads, so a console that quits still sends what it has committed
+_DELIVERER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmi-hooks")
 
 
 def env_passphrase(_what: str) -> bytes | None:
@@ -69,6 +72,11 @@ class Context:
     # raised; the CLI prints them on stderr when the command ends, the
     # console shows them as notifications
     notices: list[str] = field(default_factory=list, repr=False)
+    # the console's: hooks are sent on a thread of their own after the commit,
+    # so a slow receiver (16 s with the default retries) never holds a
+    # reviewer's decision on screen. The CLI sends them before it exits: a CI
+    # job's step ends when its events are out.
+    deliver_in_background: bool = False
 
     @classmethod
     def open(
@@ -272,13 +280,19 @@ class Context:
             self.witness(sealed.note, sealed.size)
             if len(opened.tail.leaves) >= STATISTICS_AFTER:
                 refresh_statistics(self.engine)  # a big batch changes the tables' shape
-        if opened.outbox:
-            from cmi_console.services import hooks
+        if opened.outbox:  # after commit, never inside it
+            if self.deliver_in_background:
+                _DELIVERER.submit(self._deliver, opened.outbox)
+            else:
+                self._deliver(opened.outbox)
 
-            # after commit, never inside it; a failure is said, not raised
-            for sent in hooks.deliver(self, opened.outbox):
-                if sent["status"] == "failed":
-                    self.notices.append(hooks.failed_notice(sent))
+    def _deliver(self, ids: list[int]) -> None:
+        """Send committed events to their hooks; a failure is said, not raised."""
+        from cmi_console.services import hooks
+
+        for sent in hooks.deliver(self, ids):
+            if sent["status"] == "failed":
+                self.notices.append(hooks.failed_notice(sent))
 
     def _check_clock(self, conn: Connection) -> None:
         """On a team's database, refuse to stamp the log from a host whose

@@ -21,6 +21,9 @@ class Session:
 
     def __post_init__(self) -> None:
         self.ctx.passphrase = lambda _what: self.passphrase
+        # a decision is shown as soon as it is committed; its hooks follow,
+        # and a delivery that fails is a notice (the app shows them)
+        self.ctx.deliver_in_background = True
 
     @property
     def actor(self) -> str | None:
