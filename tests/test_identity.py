@@ -182,7 +182,24 @@ def test_key_rotation_add_then_revoke(ws: Workspace, tmp_path) -> None:  # type:
     assert len(ws.cli("user", "show", "dev", "--json").json()["key_ids"]) == 2
     out = ws.cli("key", "revoke", "dev", old[:12], "--json")
     assert out.code == 0 and out.json()["key_ids"] == [keys.key_id(keys.public_raw(new))]
-    assert ws.cli("key", "revoke", "dev", old[:12]).code == 2  # already revoked
+    # a rotation script run twice: the key added and the key revoked are
+    # answered, nothing written; a revoked key is not registered again, and
+    # a prefix of no key of theirs is still refused
+    head = log_head(ws)
+    again = ok(ws.cli("key", "add", "dev", "--public-key", public))
+    assert again.err == "note: dev holds that key already; nothing written\n", again.err
+    again = ok(ws.cli("key", "revoke", "dev", old[:12], "--json"))
+    assert again.err == f"note: dev's key {old[:12]} was revoked already; nothing written\n"
+    assert again.json()["key_ids"] == [keys.key_id(keys.public_raw(new))]
+    assert log_head(ws) == head
+    on_disk = (ws.home / "keys" / "dev.pub").read_text().strip()
+    r = ws.cli("key", "add", "dev", "--public-key", on_disk)
+    assert r.code == 2 and f"key {old[:16]} of dev was revoked at " in r.err, r.err
+    r = ws.cli("key", "revoke", "dev", "0123456789ab")
+    assert r.code == 2 and "dev: no key of it starts with '0123456789ab'" in r.err, r.err
+    r = ws.cli("key", "add", "root", "--public-key", public)  # dev's key
+    assert r.code == 2 and "is already registered" in r.err, r.err
+    assert log_head(ws) == head
     # an admin whose key is revoked cannot sign decisions with it any more
     assert ws.cli("user", "add", "sam", "--role", "admin").code == 0
     root_key = ws.cli("user", "show", "root", "--json").json()["key_ids"][0]

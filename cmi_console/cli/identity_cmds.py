@@ -113,10 +113,16 @@ def key_add(
     ],
     as_json: JsonOpt = False,
 ) -> None:
-    """Register another public key for NAME (admin only, signed)."""
+    """Register another public key for NAME (admin only, signed).
+
+    A key NAME holds already is answered; nothing is written.
+    """
     from cmi_console.services import identity
 
-    _show(identity.add_key(common.context(), name, public_key), as_json)
+    view, changed = identity.add_key(common.context(), name, public_key)
+    if not changed:
+        common.answered(f"{name} holds that key already")
+    _show(view, as_json)
 
 
 @key_app.command("revoke")
@@ -129,11 +135,15 @@ def key_revoke(
 ) -> None:
     """Revoke NAME's key whose id starts with KEY_ID (8 to 64 hex digits) (admin only, signed).
 
-    Decisions it signed before stay valid; nothing it signs later counts.
+    Decisions it signed before stay valid; nothing it signs later counts. A
+    key revoked already is answered; nothing is written.
     """
     from cmi_console.services import identity
 
-    _show(identity.revoke_key(common.context(), name, key_id), as_json)
+    view, changed = identity.revoke_key(common.context(), name, key_id)
+    if not changed:
+        common.answered(f"{name}'s key {key_id} was revoked already")
+    _show(view, as_json)
 
 
 @role_app.command("grant")

@@ -377,23 +377,39 @@ def disable_user(ctx: Context, name: str, reason: str) -> PrincipalView:
     return get_user(ctx, name)
 
 
-def add_key(ctx: Context, name: str, public_key_b64: str) -> PrincipalView:
-    """Register another public key for a principal (rotation: add, then revoke)."""
+def add_key(ctx: Context, name: str, public_key_b64: str) -> tuple[PrincipalView, bool]:
+    """Register another public key for a principal (rotation: add, then
+    revoke); the principal, and whether it changed. A key the principal
+    holds already (a rotation script run twice) is answered, nothing
+    written; a key they held and was revoked is never registered again."""
     actor = ctx.require_actor()
     public = public_key(public_key_b64, "--public-key")
+    kid = keys.key_id(public)
     with ctx.write() as tx:
         require_role(tx.conn, actor, roles.DECISION_ROLES["key.add"], "add keys")
         target = principal_row(tx.conn, name)
-        kid = insert_key(tx, target.id, public)
+        held = tx.conn.execute(
+            select(KEYS.c.principal_id, KEYS.c.revoked_at).where(KEYS.c.key_id == kid)
+        ).first()
+        if held is not None and held.principal_id == target.id:
+            if held.revoked_at is None:
+                return _view(tx.conn, target), False
+            raise BadInput(
+                f"--public-key: key {kid[:16]} of {name} was revoked at {held.revoked_at}; "
+                "a revoked key is not registered again: generate a new one"
+            )
+        insert_key(tx, target.id, public)
         tx.record("key.add", f"principal:{name}", {"user": name, "key": kid})
-    return get_user(ctx, name)
+    return get_user(ctx, name), True
 
 
 KEY_PREFIX = re.compile(r"[0-9a-fA-F]{8,64}")
 
 
-def revoke_key(ctx: Context, name: str, key_prefix: str) -> PrincipalView:
-    """Revoke a key: nothing signed with it later counts (decisions signed before stay valid)."""
+def revoke_key(ctx: Context, name: str, key_prefix: str) -> tuple[PrincipalView, bool]:
+    """Revoke a key: nothing signed with it later counts (decisions signed
+    before stay valid); the principal, and whether it changed. A key revoked
+    already (a revocation run again) is answered, nothing written."""
     actor = ctx.require_actor()
     # an empty prefix matched every key: `key revoke alice ''` revoked her only one
     if not KEY_PREFIX.fullmatch(key_prefix):
@@ -411,8 +427,10 @@ def revoke_key(ctx: Context, name: str, key_prefix: str) -> PrincipalView:
                 KEYS.c.key_id.startswith(key_prefix.lower(), autoescape=True),
             )
         ).all()
+        if not found and _revoked_key(tx.conn, target.id, key_prefix):
+            return _view(tx.conn, target), False
         if len(found) != 1:
-            what = "no unrevoked key of it starts" if not found else f"{len(found)} keys start"
+            what = "no key of it starts" if not found else f"{len(found)} keys start"
             raise BadInput(f"{name}: {what} with '{key_prefix}'")
         # the revocation is signed, and a key cannot sign its own revocation
         # once revoked: the refusal had said the key "was revoked", which it
@@ -424,7 +442,21 @@ def revoke_key(ctx: Context, name: str, key_prefix: str) -> PrincipalView:
             )
         tx.update(KEYS, found[0].id, {"revoked_at": tx.time})
         tx.record("key.revoke", f"principal:{name}", {"user": name, "key": found[0].key_id})
-    return get_user(ctx, name)
+    return get_user(ctx, name), True
+
+
+def _revoked_key(conn: Connection, principal_id: int, key_prefix: str) -> bool:
+    """Whether a revoked key of the principal starts with `key_prefix`."""
+    return (
+        conn.execute(
+            select(KEYS.c.id).where(
+                KEYS.c.principal_id == principal_id,
+                KEYS.c.revoked_at.is_not(None),
+                KEYS.c.key_id.startswith(key_prefix.lower(), autoescape=True),
+            )
+        ).first()
+        is not None
+    )
 
 
 def _view(conn: Connection, row: Any) -> PrincipalView:
