@@ -147,6 +147,16 @@ def test_disable_a_principal(ws: Workspace) -> None:
     assert ws.cli("user", "disable", "dev", "--reason", "left the company").code == 0
     r = ws.cli("model", "create", "m", as_="dev")
     assert r.code == 3 and "disabled" in r.err
+    # an offboarding script run twice is answered; a disabling that differs
+    # (another reason, another admin) is refused, naming the one made
+    head = log_head(ws)
+    again = ok(ws.cli("user", "disable", "dev", "--reason", "left the company"))
+    assert again.err == "note: dev was disabled already, as asked; nothing written\n"
+    for reason, as_ in (("x", "root"), ("left the company", "sam")):
+        r = ws.cli("user", "disable", "dev", "--reason", reason, as_=as_)
+        assert r.code == 2, r.err
+        assert r.err == "cmi: dev is already disabled (by root: left the company)\n", r.err
+    assert log_head(ws) == head
     assert ws.cli("user", "disable", "root", "--reason", "x", as_="sam").code == 0
     r = ws.cli("user", "disable", "sam", "--reason", "x", as_="root")
     assert r.code == 3  # root is disabled now

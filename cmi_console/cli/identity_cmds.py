@@ -99,10 +99,17 @@ def disable(
     reason: Annotated[str, typer.Option("--reason", help="Why.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Disable NAME: it can no longer act or decide (admin only, signed)."""
+    """Disable NAME: it can no longer act or decide (admin only, signed).
+
+    The same disabling again by the admin who made it, for the same reason,
+    is answered; nothing is written.
+    """
     from cmi_console.services import identity
 
-    _show(identity.disable_user(common.context(), name, reason), as_json)
+    view, changed = identity.disable_user(common.context(), name, reason)
+    if not changed:
+        common.answered(f"{name} was disabled already, as asked")
+    _show(view, as_json)
 
 
 @key_app.command("add")

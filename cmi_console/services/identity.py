@@ -357,8 +357,11 @@ def _admin_count(conn: Connection) -> int:
     return len({r[0] for r in rows})
 
 
-def disable_user(ctx: Context, name: str, reason: str) -> PrincipalView:
-    """A disabled principal can no longer act or decide; its history stays."""
+def disable_user(ctx: Context, name: str, reason: str) -> tuple[PrincipalView, bool]:
+    """A disabled principal can no longer act or decide; its history stays.
+    The principal, and whether it changed: the same disabling again by the
+    admin who made it, for the same reason (an offboarding script run
+    twice), is answered, nothing written."""
     actor = ctx.require_actor()
     if not reason.strip():
         raise BadInput("--reason: disabling a principal needs a reason")
@@ -369,12 +372,24 @@ def disable_user(ctx: Context, name: str, reason: str) -> PrincipalView:
         require_role(tx.conn, actor, roles.DECISION_ROLES["user.disable"], "disable principals")
         target = principal_row(tx.conn, name)
         if target.disabled:
-            raise BadInput(f"{name} is already disabled")
+            return _view(tx.conn, target), _disabled_otherwise(tx.conn, name, actor, reason)
         if "admin" in active_roles(tx.conn, name) and _admin_count(tx.conn) <= 1:
             raise Denied(f"{name} is the last admin; grant admin to someone else first")
         tx.update(PRINCIPALS, target.id, {"disabled": True})
         tx.record("user.disable", f"principal:{name}", {"user": name, "reason": reason})
-    return get_user(ctx, name)
+    return get_user(ctx, name), True
+
+
+def _disabled_otherwise(conn: Connection, name: str, actor: str, reason: str) -> bool:
+    """False (nothing changes) when `name` was disabled by `actor` for
+    `reason`, as the log's last disabling says; else refused, naming it."""
+    from cmi_console.services import ledger
+
+    last = next(ledger.entries_about(conn, f"principal:{name}", ("user.disable",)), None)
+    if last is not None and (last["actor"], last["data"].get("reason")) == (actor, reason):
+        return False
+    by = f" (by {last['actor']}: {last['data'].get('reason')})" if last is not None else ""
+    raise BadInput(f"{name} is already disabled{by}")
 
 
 def add_key(ctx: Context, name: str, public_key_b64: str) -> tuple[PrincipalView, bool]:
