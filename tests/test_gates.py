@@ -148,6 +148,13 @@ def test_retirement_archives_by_hash_and_names_consumers(governed: Workspace) ->
         )
     )
     ok(ws.cli("model", "consumers", "add", "cancer", "triage-ui", as_="alice"))
+    # a set-up script run twice is answered; another contact is refused
+    again = ok(ws.cli("model", "consumers", "add", "cancer", "triage-ui", as_="alice"))
+    assert again.err == "note: model 'cancer' lists consumer 'triage-ui' already; nothing written\n"
+    r = ws.cli("model", "consumers", "add", "cancer", "billing", "--contact", "#bill", as_="alice")
+    assert r.code == 2 and r.err == (
+        "cmi: model 'cancer' already lists consumer 'billing' (contact '#billing')\n"
+    ), r.err
     to_production(ws, 1)
     for alias, version in (("champion", "1"), ("stable", "1"), ("challenger", "2")):
         ok(ws.cli("alias", "set", "cancer", alias, version, as_="alice"))

@@ -265,6 +265,19 @@ def test_age_trigger_fires_on_the_day(watched: Workspace) -> None:
     alerts = monitoring.evaluate(ctx, "credit", "production")["alerts"]
     assert [a["kind"] for a in alerts] == ["age"]
     assert monitoring.evaluate(ctx, "credit", "production")["alerts"] == []  # once
+    # closing it twice (a script's retry) is answered; another closing is
+    # refused naming the one made
+    n = str(alerts[0]["alert"])
+    close = ("monitor", "close-alert", n, "--comment", "retrain planned")
+    ok(watched.cli(*close, as_="alice"))
+    head = ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"]
+    again = ok(watched.cli(*close, as_="alice"))
+    assert again.err == f"note: you closed alert {n} already; nothing written\n", again.err
+    other = watched.cli("monitor", "close-alert", n, "--comment", "noise", as_="dora")
+    assert other.code == 2 and other.err == (
+        f"cmi: alert {n} is already closed (by alice: retrain planned)\n"
+    ), other.err
+    assert ok(watched.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == head
 
 
 def test_canary_auto_rollback_fires_on_a_bad_window(watched: Workspace, tmp_path: Path) -> None:

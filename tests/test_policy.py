@@ -264,10 +264,29 @@ def test_activation_is_a_signed_decision_with_old_and_new_hash(
     entry = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
     assert entry["action"] == "policy.activate" and entry["actor"] == "rita"
     assert entry["data"]["old_sha256"] == old_sha and entry["sig"]["alg"] == "ed25519"
-    again = ws.cli("policy", "activate", str(new), as_="rita")
-    assert again.code == 2 and "already active" in again.err
+    # a pipeline applying the policy files on every merge failed (exit 2)
+    # whenever a file had not changed: the state asked for holds, whoever
+    # made it, so it is answered and nothing is written
+    seq = entry["seq"]
+    for who in ("rita", "root"):
+        again = ok(ws.cli("policy", "activate", str(new), "--json", as_=who))
+        assert again.err.startswith(
+            f"note: default.toml ({out['new_sha256'][:16]}) is active for default already "
+            "(activated by rita, "
+        ), again.err
+        assert again.json()["created"] is False
+    assert ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]["seq"] == seq
     history = ok(ws.cli("policy", "history", "--json")).json()
     assert [h["active"] for h in history] == [False, True]
+    # a model already of the tier asked for: answered the same way
+    ok(ws.cli("model", "create", "cancer"))
+    ok(ws.cli("model", "tier", "cancer", "high", "--reason", "patients", as_="rita"))
+    same = ok(ws.cli("model", "tier", "cancer", "high", "--reason", "again", as_="rita"))
+    assert same.err == "note: model 'cancer' is tier high already; nothing written\n"
+    assert [e["action"] for e in ok(ws.cli("audit", "log", "-n", "2", "--json")).json()] == [
+        "model.tier",
+        "model.create",
+    ]
     assert ok(ws.cli("audit", "verify")).code == 0
 
 

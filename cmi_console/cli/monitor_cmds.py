@@ -295,10 +295,16 @@ def close_alert(
     comment: Annotated[str, typer.Option(help="Why it is closed.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Close an alert (audited)."""
+    """Close an alert (audited).
+
+    The same closing again by its closer is answered; nothing is written.
+    """
     from cmi_console.services import monitoring
 
-    common.show("alert", monitoring.close_alert(common.context(), alert, comment), as_json)
+    data = monitoring.close_alert(common.context(), alert, comment)
+    if not data["created"]:
+        common.answered(f"you closed alert {alert} already")
+    common.show("alert", data, as_json)
 
 
 @app.command("zombies")

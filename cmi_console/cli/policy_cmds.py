@@ -92,12 +92,23 @@ def show(model: ModelArg, as_json: JsonOpt = False) -> None:
 def activate(
     path: Annotated[Path, typer.Argument(help="The policy file (TOML).")], as_json: JsonOpt = False
 ) -> None:
-    """Make a policy file active for its scope (signed; old and new hash audited)."""
+    """Make a policy file active for its scope (signed; old and new hash audited).
+
+    A policy active already for its scope (a pipeline that applies the
+    policy files on every merge) is answered; nothing is written.
+    """
     from cmi_console.services import policies
 
     data = policies.activate(common.context(), path)
+    if not data["created"]:
+        common.answered(
+            f"{data['source']} ({data['new_sha256'][:16]}) is active for {data['scope']} "
+            f"already (activated by {data['activated_by']}, {shown(data['activated_at'])})"
+        )
     if as_json:
         common.print_json(data)
+        return
+    if not data["created"]:
         return
     old = (data["old_sha256"] or "none")[:16]
     common.echo(

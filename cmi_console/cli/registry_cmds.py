@@ -161,10 +161,16 @@ def model_tier(
     reason: Annotated[str, typer.Option("--reason", help="Why the tier changes.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Change a model's risk tier (admin or risk-officer; signed; earlier approvals go stale)."""
+    """Change a model's risk tier (admin or risk-officer; signed; earlier approvals go stale).
+
+    A model of that tier already is answered; nothing is written.
+    """
     from cmi_console.services import policies
 
-    common.show(f"model {model}", policies.set_tier(common.context(), model, tier, reason), as_json)
+    data = policies.set_tier(common.context(), model, tier, reason)
+    if not data["created"]:
+        common.answered(f"model '{model}' is tier {tier} already")
+    common.show(f"model {model}", data, as_json)
 
 
 @consumers.command("add")
@@ -174,12 +180,16 @@ def consumer_add(
     contact: Annotated[str, typer.Option(help="Who to tell (team, channel, address).")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """List a downstream consumer of MODEL."""
+    """List a downstream consumer of MODEL.
+
+    One listed already with that contact is answered; nothing is written.
+    """
     from cmi_console.services import gates
 
-    common.show(
-        f"model {model}", gates.add_consumer(common.context(), model, name, contact), as_json
-    )
+    data = gates.add_consumer(common.context(), model, name, contact)
+    if not data["created"]:
+        common.answered(f"model '{model}' lists consumer '{name}' already")
+    common.show(f"model {model}", data, as_json)
 
 
 @consumers.command("list")

@@ -935,16 +935,25 @@ def _can_decide(
 
 
 def add_consumer(ctx: Context, model: str, name: str, contact: str = "") -> dict[str, Any]:
+    """List a consumer of the model. One listed already with that contact
+    (a set-up script run twice) is answered, nothing written; with another
+    contact it is refused, naming it."""
     names.key(name, "consumer")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         require_role(tx.conn, actor, roles.REGISTRY_WRITERS, "add a consumer")
         m = model_row(tx.conn, model)
         exists = tx.conn.execute(
-            select(CONSUMERS.c.id).where(CONSUMERS.c.model_id == m.id, CONSUMERS.c.name == name)
+            select(CONSUMERS.c.contact).where(
+                CONSUMERS.c.model_id == m.id, CONSUMERS.c.name == name
+            )
         ).first()
-        if exists:
-            raise BadInput(f"model '{model}' already lists consumer '{name}'")
+        if exists is not None and exists.contact == contact:
+            return {"model": model, "consumer": name, "contact": contact, "created": False}
+        if exists is not None:
+            raise BadInput(
+                f"model '{model}' already lists consumer '{name}' (contact {exists.contact!r})"
+            )
         tx.insert(
             CONSUMERS,
             {
@@ -960,7 +969,7 @@ def add_consumer(ctx: Context, model: str, name: str, contact: str = "") -> dict
             f"model:{model}",
             {"model": model, "consumer": name, "contact": contact},
         )
-    return {"model": model, "consumer": name, "contact": contact}
+    return {"model": model, "consumer": name, "contact": contact, "created": True}
 
 
 def list_consumers(ctx: Context, model: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from cmi_console.core import deployments as dm
 from cmi_console.core.canonical import canonical_bytes
 from cmi_console.core.errors import BadInput, NotFound, first_line
 from cmi_console.core.policy import Criteria, Effective
-from cmi_console.services import deployments, lineage, registry
+from cmi_console.services import deployments, ledger, lineage, registry
 from cmi_console.services.context import Context, Tx
 from cmi_console.services.identity import active_roles, require_role
 from cmi_console.services.policies import effective_for, effective_for_many
@@ -760,6 +760,8 @@ def open_alerts(ctx: Context, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def close_alert(ctx: Context, alert_id: int, comment: str) -> dict[str, Any]:
+    """Close an open alert. The same closing again by its closer (a script's
+    retry) is answered, nothing written; any other names the closing made."""
     if not comment.strip():
         raise BadInput("--comment: say why the alert is closed")
     names.free_text(comment, "--comment")
@@ -769,12 +771,23 @@ def close_alert(ctx: Context, alert_id: int, comment: str) -> dict[str, Any]:
         a = tx.conn.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).first()
         if a is None:
             raise NotFound(f"alert {alert_id} does not exist")
-        if a.status != "open":
-            raise BadInput(f"alert {alert_id} is already {a.status}")
-        tx.update(ALERTS, a.id, {"status": "closed", "closed_at": tx.time, "closed_by": actor})
         model = registry.model_name(tx.conn, a.model_id)
+        if a.status != "open":
+            said = next(
+                (
+                    e["data"].get("comment")
+                    for e in ledger.entries_about(tx.conn, f"model:{model}", ("alert.close",))
+                    if e["data"].get("alert") == a.id
+                ),
+                None,
+            )
+            if (a.closed_by, said) == (actor, comment):
+                return {"alert": alert_id, "status": a.status, "created": False}
+            why = f": {said}" if said is not None else ""
+            raise BadInput(f"alert {alert_id} is already {a.status} (by {a.closed_by}{why})")
+        tx.update(ALERTS, a.id, {"status": "closed", "closed_at": tx.time, "closed_by": actor})
         tx.record("alert.close", f"model:{model}", {"alert": a.id, "comment": comment})
-    return {"alert": alert_id, "status": "closed"}
+    return {"alert": alert_id, "status": "closed", "created": True}
 
 
 # --- triggers ------------------------------------------------------------------

@@ -199,7 +199,16 @@ def activate_document(
     new_sha = pol.sha256_of(raw)
     old = _active(tx.conn, scope)
     if old is not None and old.sha256 == new_sha:
-        raise BadInput(f"{label}: this policy ({new_sha[:12]}) is already active for {scope}")
+        # a pipeline that applies the policy files on every merge: the state
+        # it asks for holds, whoever made it, so nothing is written
+        return {
+            "scope": scope,
+            "source": old.source,
+            "new_sha256": new_sha,
+            "activated_at": old.activated_at,
+            "activated_by": old.activated_by,
+            "created": False,
+        }
     if old is not None:
         tx.update(POLICIES, old.id, {"active": False})
     tx.insert(
@@ -221,7 +230,7 @@ def activate_document(
         "new_sha256": new_sha,
     }
     tx.record("policy.activate", f"policy:{scope}", data)
-    return data
+    return {**data, "created": True}
 
 
 def _check_nothing_stranded(conn: Connection, raw: dict[str, Any], scope: str, label: str) -> None:
@@ -382,8 +391,8 @@ def set_tier(ctx: Context, model: str, tier: str, reason: str) -> dict[str, Any]
         if tier not in before.policy.tiers:
             known = ", ".join(before.policy.tiers)
             raise BadInput(f"tier: unknown tier '{tier}' (known: {known})")
-        if tier == before.tier:
-            raise BadInput(f"model '{model}' is already tier {tier}")
+        if tier == before.tier:  # the state asked for holds: nothing to decide
+            return {"model": model, "tier": tier, "created": False}
         tx.update(MODELS, row.id, {"risk_tier": tier})
         after = pol.Effective(before.policy, tier, before.sources)
         data = {
@@ -395,4 +404,4 @@ def set_tier(ctx: Context, model: str, tier: str, reason: str) -> dict[str, Any]
             "new_policy_sha256": after.sha256,
         }
         tx.record("model.tier", f"model:{model}", data)
-    return data
+    return {**data, "created": True}
