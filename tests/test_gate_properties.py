@@ -179,17 +179,22 @@ class Gates(RuleBasedStateMachine):
     @rule(v=st.sampled_from([1, 1, 2]), who=st.sampled_from(DECIDERS))
     def approve(self, v: int, who: str) -> None:
         val = self.validation[v]
-        allowed = (
+        may = (
             self.request[v]
             and who in self.reviewers
             and who != "alice"
             and (val is None or who != val[0])
-            and who not in self._standing(v)
         )
+        allowed = may and who not in self._standing(v)
+        # the same approval again while it counts (a retry) is answered
+        answered = may and who in self._standing(v)
         try:
-            gates.decide(self.as_(who), f"m:{v}", "production", "approve")
+            out = gates.decide(self.as_(who), f"m:{v}", "production", "approve")
         except CmiError:
-            assert not allowed, f"{who} was refused on m:{v}"
+            assert not allowed and not answered, f"{who} was refused on m:{v}"
+            return
+        if not out["created"]:
+            assert answered, f"{who} was answered on m:{v} with no approval standing"
             return
         assert allowed, f"{who} was allowed to approve m:{v}"
         self.approvals[v].append((who, self.epoch, val[1] if val else None))

@@ -415,6 +415,53 @@ def test_the_same_promotion_again_is_answered_with_its_signed_decision(
     assert ok(ws.cli("audit", "verify")).code == 0
 
 
+def test_the_same_decision_again_is_answered_with_it(governed: Workspace) -> None:
+    """`cmi approve` retried after its first try had committed (the answer
+    lost with a dropped connection) was refused, "already decided", exit 3;
+    a rejection retried, "no open request", exit 2. The same decision again
+    by its reviewer, same comment, while it stands, is answered with the
+    decision signed then; any other is refused as before. Two tries at once:
+    one signs, the other is answered."""
+    ws = governed
+    ready_for_production(ws, 1)
+    approve = lambda: gates.decide(ws.ctx("bob"), "cancer:1", "production", "approve", "ok")  # noqa: E731
+    tries = race([approve] * 2)
+    assert sorted(t["created"] for t in tries) == [False, True], tries
+    signed = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    assert signed["action"] == "gate.approve"
+    args = ("approve", "cancer:1", "--to", "production", "--comment", "ok")
+    again = ok(ws.cli(*args, "--json", as_="bob"))
+    body = again.json()
+    assert body["created"] is False and body["seq"] == signed["seq"]
+    assert {k: body[k] for k in ("decision", "statement", "signature", "key")} == {
+        k: signed["data"][k] for k in ("decision", "statement", "signature", "key")
+    }
+    assert again.err == (
+        f"note: you approved cancer:1 to production already (decision #{body['decision']}, "
+        f"entry #{signed['seq']}); nothing written\n"
+    ), again.err
+    for other in (
+        ("approve", "cancer:1", "--to", "production", "--comment", "second look"),
+        ("reject", "cancer:1", "--to", "production", "--comment", "ok"),
+    ):
+        r = ws.cli(*other, as_="bob")
+        assert r.code == 3 and "already decided" in r.err, r.err
+    # a rejection closes its request: the same rejection again is answered
+    # while no request has been opened since
+    ok(ws.cli("request", "cancer:2", "--to", "staging", as_="alice"))
+    no = ("reject", "cancer:2", "--to", "staging", "--comment", "no validation")
+    ok(ws.cli(*no, as_="victor"))
+    head = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    again = ok(ws.cli(*no, as_="victor"))
+    assert again.err.startswith("note: you rejected cancer:2 to staging already (decision #")
+    r = ws.cli("reject", "cancer:2", "--to", "staging", "--comment", "other", as_="victor")
+    assert r.code == 2 and "no open request" in r.err, r.err
+    assert ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0] == head
+    log = ok(ws.cli("audit", "log", "--action", "gate.approve", "-n", "1000", "--json")).json()
+    assert [e["data"]["statement"]["to_stage"] for e in log].count("production") == 1
+    assert ok(ws.cli("audit", "verify")).code == 0
+
+
 def test_a_retry_racing_its_first_try_is_answered_not_doubled(governed: Workspace) -> None:
     """A CI job's retry can start while its first try still runs. Each
     answer-or-write decision is taken inside the write transaction, which

@@ -75,8 +75,16 @@ def test_the_same_principal_cannot_approve_twice(governed: Workspace) -> None:
     ready_for_production(ws, 1)
     ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
     before = log_head(ws)
-    r = ws.cli("approve", "cancer:1", "--to", "production", as_="bob")
+    r = ws.cli("approve", "cancer:1", "--to", "production", "--comment", "again", as_="bob")
     refused(ws, r, "sod.one-decision-per-principal", before)
+    # the same approval again (a retry) is answered with the one made; it
+    # counts once still, and nothing is written
+    again = ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
+    assert again.err.startswith("note: you approved cancer:1 to production already")
+    assert log_head(ws) == before
+    status = ok(ws.cli("gate", "status", "cancer:1", "--to", "production", "--json")).json()
+    approvals = [c for c in status["conditions"] if c["condition"] == "approvals:reviewer"]
+    assert [c["detail"] for c in approvals] == ["1/1 (bob)"], approvals
 
 
 def test_one_principal_with_two_roles_counts_once(governed: Workspace) -> None:

@@ -179,6 +179,9 @@ BindValidation = Annotated[
 ]
 
 
+_DONE = {"approve": "approved", "reject": "rejected"}
+
+
 def _decide(
     decision: str,
     ref: str,
@@ -192,6 +195,11 @@ def _decide(
     from cmi_console.services import gates
 
     data = gates.decide(common.context(), ref, to, decision, comment, env=env, bind=bind)
+    if not data["created"]:
+        common.answered(
+            f"you {_DONE[decision]} {ref} to {to} already (decision #{data['decision']}, "
+            f"entry #{data['seq']})"
+        )
     if as_json:
         common.print_json(data)
         return
@@ -213,7 +221,8 @@ def approve(
 
     Refused (exit 3) by segregation of duties, a missing role, a second
     decision, or a reviewed hash (--artifact/--policy/--validation) that is no
-    longer current.
+    longer current. The same approval again (same comment) while it counts
+    is answered with the decision signed then; nothing is written.
     """
     _decide("approve", ref, to, comment, env, _bind(artifact, policy, validation), as_json)
 
@@ -228,7 +237,11 @@ def reject(
     validation: BindValidation = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reject the open request with a comment (signed); the request closes."""
+    """Reject the open request with a comment (signed); the request closes.
+
+    The same rejection again, while no request has been opened since, is
+    answered with the decision signed then; nothing is written.
+    """
     _decide("reject", ref, to, comment, env, _bind(artifact, policy, validation), as_json)
 
 

@@ -385,6 +385,9 @@ def decide(
     with ctx.write() as tx:
         actor = ctx.require_actor()
         g = _gather(tx.conn, ref, to_stage, env)
+        earlier = _decided_already(tx.conn, g, actor, decision, comment, tx.time)
+        if earlier is not None:
+            return earlier
         statement = preview_in(tx.conn, g, actor, decision, comment, tx.time, bind)
         sig_kid, private = tx.signer(actor)
         signature = statements.sign(private, statement)
@@ -418,7 +421,77 @@ def decide(
             _subject(g),
             {"decision": did, "statement": statement, "signature": signature, "key": sig_kid},
         )
-    return {"decision": did, "statement": statement, "signature": signature, "key": sig_kid}
+    return {
+        "decision": did,
+        "statement": statement,
+        "signature": signature,
+        "key": sig_kid,
+        "created": True,
+    }
+
+
+def _decided_already(
+    conn: Connection, g: Gathered, actor: str, decision: str, comment: str, now: str
+) -> dict[str, Any] | None:
+    """The same decision again by its reviewer (a retry after a commit whose
+    answer was lost): the decision signed then, read back from the log,
+    while it still stands. An approval still counts on the open request it
+    was made on; a rejection closed the request it was made on, and no
+    request has been opened since. Anything else goes on to the gate's
+    rules, which refuse a second decision by one principal. A reviewer who
+    may no longer decide (disabled, the role revoked) is refused as before."""
+    mine = next(
+        (
+            e
+            for e in ledger.entries_about(conn, _subject(g), ("gate.approve", "gate.reject"))
+            if e["actor"] == actor
+        ),
+        None,
+    )
+    if mine is None:
+        return None
+    said = mine["data"]["statement"]
+    asked = (decision, g.to_stage, g.environment, comment)
+    if (said["decision"], said["to_stage"], said["environment"], said["comment"]) != asked:
+        return None
+    if decision == "approve":
+        if g.request is None or said["request"] != g.request.id:
+            return None
+        if _standing_decision(g.evaluate(now), actor) != mine["data"]["decision"]:
+            return None  # stale since: a new approval is what the gate needs
+    else:
+        last = conn.execute(
+            select(REQUESTS.c.id, REQUESTS.c.status)
+            .where(
+                REQUESTS.c.version_id == g.row.id,
+                REQUESTS.c.to_stage == g.to_stage,
+                REQUESTS.c.environment == g.environment,
+            )
+            .order_by(REQUESTS.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is None or (last.id, last.status) != (said["request"], "rejected"):
+            return None
+    _may_decide(conn, g, actor, decision)
+    return {**mine["data"], "created": False, "seq": mine["seq"], "time": mine["time"]}
+
+
+def _may_decide(conn: Connection, g: Gathered, actor: str, decision: str) -> list[str]:
+    """The roles by which `actor` decides on this gate, or the rule that
+    forbids them to (Denied): enabled, no conflict of duties, a role the
+    gate needs held now."""
+    require_enabled(conn, actor, f"{decision} a gate")
+    conflict = sod_conflict(actor, g.version, g.validation)
+    if conflict:
+        raise Denied(conflict)
+    need = g.policy.required_approvals(g.to_stage)
+    held = sorted(active_roles(conn, actor) & set(need))
+    if not held:
+        raise Denied(
+            f"{RULE_ROLE}: {actor} holds none of the roles this gate needs "
+            f"({', '.join(need) or 'none: the gate needs no approvals'})"
+        )
+    return held
 
 
 def preview_in(
@@ -436,17 +509,7 @@ def preview_in(
             f"{g.version.ref}: no open request to {g.to_stage}; "
             f"the author opens one with `cmi request {g.version.ref} --to {g.to_stage}`"
         )
-    require_enabled(conn, actor, f"{decision} a gate")
-    conflict = sod_conflict(actor, g.version, g.validation)
-    if conflict:
-        raise Denied(conflict)
-    need = g.policy.required_approvals(g.to_stage)
-    held = sorted(active_roles(conn, actor) & set(need))
-    if not held:
-        raise Denied(
-            f"{RULE_ROLE}: {actor} holds none of the roles this gate needs "
-            f"({', '.join(need) or 'none: the gate needs no approvals'})"
-        )
+    held = _may_decide(conn, g, actor, decision)
     earlier = _standing_decision(g.evaluate(time), actor)
     if earlier is not None:
         raise Denied(
