@@ -193,6 +193,25 @@ def test_retirement_archives_by_hash_and_names_consumers(governed: Workspace) ->
     assert [r["suite"] for r in archive["validation_runs"]] == ["staging", "production"]
     v = ok(ws.cli("version", "show", "cancer:1", "--json")).json()
     assert (v["stage"], v["status"]) == ("retired", "retired")
+    # a decommissioning script run twice: its retirement is answered with the
+    # one made (the archive, the signed statement); any other meets the gate
+    retired = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
+    args = ("retire", "cancer:1", "--reason", "replaced by v2", "--successor", "cancer:2")
+    again = ok(ws.cli(*args, "--json", as_="dora"))
+    body = again.json()
+    assert body["created"] is False and body["seq"] == retired["seq"]
+    assert body["archive"] == archive and body["statement"] == out["statement"]
+    assert again.err == (
+        f"note: you retired cancer:1 already (entry #{retired['seq']}); nothing written\n"
+    )
+    for other, as_ in (
+        (("retire", "cancer:1", "--reason", "replaced by v2"), "dora"),  # no successor
+        (("retire", "cancer:1", "--reason", "other", "--successor", "cancer:2"), "dora"),
+        (args, "sam"),
+    ):
+        r = ws.cli(*other, as_=as_)
+        assert r.code == 3 and "cancer:1 is retired; a retired version is never" in r.err, r.err
+    assert ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0] == retired
     assert ok(ws.cli("audit", "verify")).code == 0
 
 

@@ -283,12 +283,15 @@ def retire(
 
     Its records are archived by hash, its consumers listed for notice, its
     deployments ended and its aliases removed; it can never be promoted,
-    deployed or aliased again.
+    deployed or aliased again. The same retirement again by the one who made
+    it is answered with the decision signed then; nothing is written.
     """
     from cmi_console.services import gates
 
     with showing_refusal(as_json):
         data = gates.retire(common.context(), ref, reason, successor)
+    if not data["created"]:
+        common.answered(f"you retired {data['version']} already (entry #{data['seq']})")
     if as_json:
         common.print_json(data)
         return

@@ -667,9 +667,12 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
         if not g.stage.terminal:
             raise BadInput(f"the policy's stage '{RETIRED}' must be terminal")
         require_role(tx.conn, actor, frozenset(g.stage.promoters), "retire a version")
-        succ = None
-        if successor is not None:
-            succ = version_row(tx.conn, successor)
+        succ = None if successor is None else version_row(tx.conn, successor)
+        succ_ref = None if succ is None else _ref_of(tx.conn, succ)
+        earlier = _retired_already(tx.conn, g, actor, reason, succ_ref)
+        if earlier is not None:
+            return earlier
+        if succ is not None:
             if succ.id == g.row.id:
                 raise BadInput("--successor: a version cannot succeed itself")
             if succ.status == RETIRED:
@@ -696,12 +699,6 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
         tx.update(
             REQUESTS, g.request.id, {"status": "done", "closed_at": tx.time, "closed_by": actor}
         )
-        succ_ref = None
-        if succ is not None:
-            succ_model = tx.conn.execute(
-                select(MODELS.c.name).where(MODELS.c.id == succ.model_id)
-            ).scalar_one()
-            succ_ref = f"{succ_model}:{succ.version}"
         if succ is not None:
             lineage.connect(tx, [(("version", g.row.id), ("version", succ.id), "succeeded-by")])
         ended = deployments.end_for_version(tx, g.row.id, reason)
@@ -731,7 +728,41 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
             "aliases_removed": aliases,
         }
         tx.record("version.retire", _subject(g), data)
-    return {"version": g.version.ref, "archive": archive, **data}
+    return {"version": g.version.ref, "archive": archive, **data, "created": True}
+
+
+def _ref_of(conn: Connection, row: Any) -> str:
+    """A version row's MODEL:VERSION."""
+    model = conn.execute(select(MODELS.c.name).where(MODELS.c.id == row.model_id)).scalar_one()
+    return f"{model}:{row.version}"
+
+
+def _retired_already(
+    conn: Connection, g: Gathered, actor: str, reason: str, successor: str | None
+) -> dict[str, Any] | None:
+    """The same retirement again by the one who made it (a decommissioning
+    script run twice): the decision signed then, read back from the log,
+    with the archive kept. Anything else meets the gate, which refuses a
+    retired version."""
+    if g.row.status != RETIRED:
+        return None
+    last = next(ledger.entries_about(conn, _subject(g), ("version.retire",)), None)
+    if last is None or last["actor"] != actor:
+        return None
+    data = last["data"]
+    if (data.get("reason"), data.get("successor")) != (reason, successor):
+        return None
+    archive = conn.execute(
+        select(RETIREMENTS.c.archive).where(RETIREMENTS.c.version_id == g.row.id)
+    ).scalar_one()
+    return {
+        "version": g.version.ref,
+        "archive": archive,
+        **data,
+        "created": False,
+        "seq": last["seq"],
+        "time": last["time"],
+    }
 
 
 def _archive(conn: Connection, g: Gathered) -> dict[str, Any]:
