@@ -200,7 +200,11 @@ def test_canary_rollout_is_signed_and_rollback_restores(serving: Workspace) -> N
     assert deployments.serving(ws.ctx(), "credit", "production")[0]["shares"] == {"2": 100}
     ok(ws.cli("rollback", "credit", "--env", "production", as_="dora"))
     assert deployments.serving(ws.ctx(), "credit", "production")[0]["shares"] == {"1": 100}
-    r = ws.cli("rollback", "credit", "--env", "production", as_="dora")
+    # the same rollback again is a retry, answered: it had gone back one
+    # version further (here: refused, there being none)
+    again = ok(ws.cli("rollback", "credit", "--env", "production", as_="dora"))
+    assert "give another --reason to roll back further" in again.err, again.err
+    r = ws.cli("rollback", "credit", "--env", "production", "--reason", "again", as_="dora")
     assert r.code == 3 and "no earlier version" in r.err
     history = ok(ws.cli("deploy", "history", "credit", "--json")).json()
     assert [h["action"] for h in history] == [
@@ -256,6 +260,50 @@ def test_the_same_rollout_started_again_is_answered_with_its_decision(
     ok(ws.cli("deploy", "advance", "credit", "--env", "production", as_="dora"))
     r = ws.cli(*asked, as_="dora")  # the rollout moved on since: no retry
     assert r.code == 3 and "roll it back first" in r.err, r.err
+    assert verify(ws.ctx()).ok
+
+
+def test_a_rollout_step_retried_is_answered_not_taken_twice(serving: Workspace) -> None:
+    """A pipeline's step retried after its first try had committed: `pause`,
+    `resume` and `complete` failed (exit 3, "already paused", "no deployment
+    in progress"), `advance --traffic 50` at 50% failed, and a rollback went
+    back one version further. The same step by its deployer, while it is
+    still the last thing that happened to the traffic, is answered with the
+    decision signed then. An advance to the next step is a step each time."""
+    ws = serving
+    ok(ws.cli("deploy", "credit:2", "--env", "production", "--strategy", "canary", as_="dora"))
+    env = ("credit", "--env", "production")
+    # an advance without --traffic is the next step each time
+    for share in (25, 50):
+        out = ok(ws.cli("deploy", "advance", *env, "--json", as_="dora")).json()
+        assert out["created"] is True and out["shares"]["2"] == share, out
+    for step in (
+        ("advance", *env, "--traffic", "75", "--reason", "p95 fine"),
+        ("pause", *env, "--reason", "weekend"),
+        ("resume", *env),
+        ("complete", *env, "--reason", "done"),
+    ):
+        first = ok(ws.cli("deploy", *step, "--json", as_="dora")).json()
+        head = log_head(ws)
+        again = ok(ws.cli("deploy", *step, "--json", as_="dora"))
+        assert again.json() == {
+            **first,
+            "created": False,
+            "seq": head[0],
+            "time": again.json()["time"],
+        }, step
+        assert again.err == (
+            f"note: you made this {step[0]} of deployment #{first['deployment']} already "
+            f"(entry #{head[0]}); nothing written\n"
+        ), again.err
+        assert log_head(ws) == head
+        if step[0] == "pause":  # by another, or for another reason: refused as before
+            r = ws.cli("deploy", "pause", *env, "--reason", "other", as_="dora")
+            assert r.code == 3 and "already paused" in r.err, r.err
+            r = ws.cli("deploy", "pause", *env, "--reason", "weekend", as_="root")
+            assert r.code == 3 and "already paused" in r.err, r.err
+    history = [h["action"] for h in ok(ws.cli("deploy", "history", "credit", "--json")).json()]
+    assert history[-7:] == ["start", "advance", "advance", "advance", "pause", "resume", "complete"]
     assert verify(ws.ctx()).ok
 
 

@@ -112,7 +112,14 @@ def _act(
 ) -> None:
     from cmi_console.services import deployments
 
-    _traffic(deployments.act(common.context(), model, env, action, to=to, reason=reason), as_json)
+    data = deployments.act(common.context(), model, env, action, to=to, reason=reason)
+    if not data["created"]:
+        further = "; give another --reason to roll back further" if action == "rollback" else ""
+        common.answered(
+            f"you made this {action} of deployment #{data['deployment']} already "
+            f"(entry #{data['seq']}){further}"
+        )
+    _traffic(data, as_json)
 
 
 @app.command("advance")

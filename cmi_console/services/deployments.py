@@ -308,11 +308,14 @@ def act_in(
     actor = tx.ctx.require_actor()
     require_role(tx.conn, actor, roles.DECISION_ROLES[f"deploy.{action}"], f"{action} deployments")
     model = model_row(tx.conn, model_name)
+    earlier = _acted_already(tx.conn, model, env, action, to, reason, actor)
+    if earlier is not None:
+        return earlier
     policy = effective_for(tx.conn, model)
     rules = policy.environment(env)
     dep = open_deployment(tx.conn, model.id, env)
     if dep is None and action == "rollback":
-        return _roll_back_completed(tx, model, policy, env, reason)
+        return {**_roll_back_completed(tx, model, policy, env, reason), "created": True}
     if dep is None:
         raise dm.Illegal(f"{action}: no deployment is in progress for {model.name} in {env}")
     if action == "rollback" and dep.stable_version_id is not None:
@@ -340,7 +343,43 @@ def act_in(
     comment = reason or _describe(dep.strategy, state, "")
     signed = _statement(tx, policy, model.name, v, action, env, comment)
     numbers = version_numbers(tx.conn, dep.version_id, dep.stable_version_id)
-    return _record(tx, row, numbers, action, reason, signed, model.name)
+    return {**_record(tx, row, numbers, action, reason, signed, model.name), "created": True}
+
+
+def _acted_already(
+    conn: Connection,
+    model: Any,
+    env: str,
+    action: str,
+    to: int | None,
+    reason: str,
+    actor: str,
+) -> dict[str, Any] | None:
+    """The same step again by its deployer (a pipeline's retry after a
+    commit whose answer was lost) while it is still the last thing that
+    happened to the model's traffic in `env`: the decision signed then,
+    read back from the log. A retried rollback had gone back one version
+    further. An advance to the next step (no --traffic) is a new step each
+    time, never a retry."""
+    if action == "advance" and to is None:
+        return None
+    last = conn.execute(
+        select(EVENTS)
+        .where(EVENTS.c.model_id == model.id, EVENTS.c.environment == env)
+        .order_by(EVENTS.c.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or (last.action, last.created_by, last.reason) != (action, actor, reason):
+        return None
+    dep = conn.execute(select(DEPLOYMENTS).where(DEPLOYMENTS.c.id == last.deployment_id)).one()
+    if to is not None and dep.traffic != to:
+        return None
+    candidate = version_numbers(conn, dep.version_id)[dep.version_id]
+    subject = f"version:{model.name}:{candidate}"
+    for entry in ledger.entries_about(conn, subject, (f"deploy.{action}",)):
+        if entry["data"].get("event") == last.id:
+            return {**entry["data"], "created": False, "seq": entry["seq"], "time": entry["time"]}
+    return None
 
 
 def _roll_back_completed(
