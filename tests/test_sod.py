@@ -154,6 +154,15 @@ def test_an_approval_given_stands_and_an_admins_withdrawal_voids_it(governed: Wo
     queue = ok(ws.cli("queue", "--json")).json()
     (request,) = [q["request"] for q in queue if q["version"] == "cancer:1"]
     ok(ws.cli("withdraw", str(request), as_="sam"))  # not the requester: an admin
+    # the same withdrawal again (a retry) is answered; another is refused
+    head = log_head(ws)
+    again = ok(ws.cli("withdraw", str(request), as_="sam"))
+    assert again.err == f"note: you withdrew request #{request} already; nothing written\n"
+    for args, as_ in ((["--comment", "other"], "sam"), ([], "alice")):
+        r = ws.cli("withdraw", str(request), *args, as_=as_)
+        assert r.code == 2, r.err
+        assert r.err == f"cmi: request {request} is withdrawn by sam, not open\n", r.err
+    assert log_head(ws) == head
     ok(ws.cli("request", "cancer:1", "--to", "production", as_="alice"))
     assert approvals() == {"approvals:reviewer": "unmet"}
     assert stage_of(ws, "cancer:1") == "staging"

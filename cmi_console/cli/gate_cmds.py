@@ -124,12 +124,16 @@ def withdraw(
     comment: CommentOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Withdraw an open request (its author, or an admin)."""
+    """Withdraw an open request (its author, or an admin).
+
+    The same withdrawal again by whoever made it is answered; nothing is written.
+    """
     from cmi_console.services import gates
 
-    common.show(
-        f"request {request_id}", gates.withdraw(common.context(), request_id, comment), as_json
-    )
+    data = gates.withdraw(common.context(), request_id, comment)
+    if not data["created"]:
+        common.answered(f"you withdrew request #{request_id} already")
+    common.show(f"request {request_id}", data, as_json)
 
 
 def queue(

@@ -331,14 +331,22 @@ def latest_request(ctx: Context, ref: str, to_stage: str) -> dict[str, Any] | No
 
 
 def withdraw(ctx: Context, request_id: int, comment: str = "") -> dict[str, Any]:
+    """Withdraw an open request (its author, or an admin). The same
+    withdrawal again by whoever made it (a retry) is answered, nothing
+    written."""
     names.free_text(comment, "--comment")
     with ctx.write() as tx:
         actor = ctx.require_actor()
         row = tx.conn.execute(select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
         if row is None:
             raise NotFound(f"request {request_id} does not exist")
+        if row.status == "withdrawn" and row.closed_by == actor:
+            said = next(ledger.entries_about(tx.conn, f"request:{row.id}", ("gate.withdraw",)))
+            if said["data"].get("comment") == comment:
+                return {"request": request_id, "status": "withdrawn", "created": False}
         if row.status != "open":
-            raise BadInput(f"request {request_id} is {row.status}, not open")
+            by = f" by {row.closed_by}" if row.closed_by else ""
+            raise BadInput(f"request {request_id} is {row.status}{by}, not open")
         if actor != row.requested_by:
             require_role(tx.conn, actor, frozenset({"admin"}), "withdraw another's request")
         tx.update(
@@ -347,7 +355,7 @@ def withdraw(ctx: Context, request_id: int, comment: str = "") -> dict[str, Any]
             {"status": "withdrawn", "closed_at": tx.time, "closed_by": actor},
         )
         tx.record("gate.withdraw", f"request:{row.id}", {"request": row.id, "comment": comment})
-    return {"request": request_id, "status": "withdrawn"}
+    return {"request": request_id, "status": "withdrawn", "created": True}
 
 
 # --- decisions ------------------------------------------------------------
