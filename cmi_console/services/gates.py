@@ -458,12 +458,13 @@ def _decided_already(
     )
     if mine is None:
         return None
-    said = mine["data"]["statement"]
+    said = mine["data"].get("statement") or {}  # entries are read as written
     asked = (decision, g.to_stage, g.environment, comment)
-    if (said["decision"], said["to_stage"], said["environment"], said["comment"]) != asked:
+    fields = ("decision", "to_stage", "environment", "comment")
+    if tuple(said.get(k) for k in fields) != asked:
         return None
     if decision == "approve":
-        if g.request is None or said["request"] != g.request.id:
+        if g.request is None or said.get("request") != g.request.id:
             return None
         if _standing_decision(g.evaluate(now), actor) != mine["data"]["decision"]:
             return None  # stale since: a new approval is what the gate needs
@@ -478,7 +479,7 @@ def _decided_already(
             .order_by(REQUESTS.c.id.desc())
             .limit(1)
         ).first()
-        if last is None or (last.id, last.status) != (said["request"], "rejected"):
+        if last is None or (last.id, last.status) != (said.get("request"), "rejected"):
             return None
     _may_decide(conn, g, actor, decision)
     return {**mine["data"], "created": False, "seq": mine["seq"], "time": mine["time"]}
