@@ -252,6 +252,13 @@ def test_the_timeline_merges_the_models_history_in_time_order(
         "registered cancer:1 (skops)",
         "registered cancer:2 (skops)",
     )
+    # `audit show` says the same line under the entry's bytes and hash
+    promote = next(e for e in events if e["action"] == "gate.promote")
+    shown = ok(ws.cli("audit", "show", str(promote["seq"])))
+    assert promote["summary"].startswith("promote to ")
+    assert shown.out.splitlines()[-1] == f"what {promote['summary']}", shown.out
+    as_json = ok(ws.cli("audit", "show", str(promote["seq"]), "--json")).json()
+    assert as_json["what"] == promote["summary"]
     for suffix in (".md", ".html"):
         out = tmp_path / f"report{suffix}"
         ok(ws.cli("incident", "report", n, "--out", str(out)))

@@ -80,16 +80,19 @@ def log(
 
 @app.command("show")
 def show(seq: SeqArg, as_json: JsonOpt = False) -> None:
-    """One entry: its canonical bytes and hash."""
+    """One entry: its canonical bytes and hash, and what it says in a line."""
+    from cmi_console.core import entry_text
     from cmi_console.core.merkle import leaf_hash
     from cmi_console.services import audit
 
     entry, body = audit.get_entry(common.context(), seq)
+    what = entry_text.summary(entry["action"], entry.get("data") or {}, entry["time"])
     if as_json:
-        common.print_json({"entry": entry, "hash": leaf_hash(body).hex()})
+        common.print_json({"entry": entry, "hash": leaf_hash(body).hex(), "what": what})
         return
     common.console().print(body.decode(), markup=False, highlight=False)
     common.console().print(f"hash {leaf_hash(body).hex()}")
+    common.console().print(f"what {what}", markup=False, highlight=False)
 
 
 @app.command("verify")
