@@ -46,6 +46,7 @@ from cmi_console.services.registry import (
     VERSIONS,
     change_author_of,
     drop_aliases_of,
+    model_name,
     model_row,
     version_row,
 )
@@ -677,7 +678,7 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
             raise BadInput(f"the policy's stage '{RETIRED}' must be terminal")
         require_role(tx.conn, actor, frozenset(g.stage.promoters), "retire a version")
         succ = None if successor is None else version_row(tx.conn, successor)
-        succ_ref = None if succ is None else _ref_of(tx.conn, succ)
+        succ_ref = None if succ is None else f"{model_name(tx.conn, succ.model_id)}:{succ.version}"
         earlier = _retired_already(tx.conn, g, actor, reason, succ_ref)
         if earlier is not None:
             return earlier
@@ -738,12 +739,6 @@ def retire(ctx: Context, ref: str, reason: str, successor: str | None = None) ->
         }
         tx.record("version.retire", _subject(g), data)
     return {"version": g.version.ref, "archive": archive, **data, "created": True}
-
-
-def _ref_of(conn: Connection, row: Any) -> str:
-    """A version row's MODEL:VERSION."""
-    model = conn.execute(select(MODELS.c.name).where(MODELS.c.id == row.model_id)).scalar_one()
-    return f"{model}:{row.version}"
 
 
 def _retired_already(
