@@ -248,8 +248,9 @@ def test_a_user_added_again_unchanged_is_answered(
         (["--role", "developer", "--display-name", "Alice"], "sam", "added by root"),
     ]:
         r = ws.cli("user", "add", "alice", *args, as_=as_)
-        assert r.code == 2 and r.err.startswith(
-            f"cmi: user 'alice' already exists ({differs}); change a user with"
+        assert r.code == 2 and r.err == (
+            f"cmi: user 'alice' already exists ({differs}); change a user with "
+            "`cmi role grant/revoke` and `cmi key add/revoke`\n"  # commands that exist
         ), r.err
     monkeypatch.setenv("CMI_NEW_KEY_PASSPHRASE", "later")  # the key file is not encrypted
     r = ws.cli(*add)

@@ -268,7 +268,7 @@ def _added_already(
     if differs:
         raise BadInput(
             f"user '{asked.name}' already exists ({differs}); change a user with "
-            "`cmi role grant/revoke` and `cmi user key add/revoke`"
+            "`cmi role grant/revoke` and `cmi key add/revoke`"
         )
     return view
 
@@ -372,7 +372,8 @@ def disable_user(ctx: Context, name: str, reason: str) -> tuple[PrincipalView, b
         require_role(tx.conn, actor, roles.DECISION_ROLES["user.disable"], "disable principals")
         target = principal_row(tx.conn, name)
         if target.disabled:
-            return _view(tx.conn, target), _disabled_otherwise(tx.conn, name, actor, reason)
+            _same_disabling(tx.conn, name, actor, reason)
+            return _view(tx.conn, target), False
         if "admin" in active_roles(tx.conn, name) and _admin_count(tx.conn) <= 1:
             raise Denied(f"{name} is the last admin; grant admin to someone else first")
         tx.update(PRINCIPALS, target.id, {"disabled": True})
@@ -380,14 +381,14 @@ def disable_user(ctx: Context, name: str, reason: str) -> tuple[PrincipalView, b
     return get_user(ctx, name), True
 
 
-def _disabled_otherwise(conn: Connection, name: str, actor: str, reason: str) -> bool:
-    """False (nothing changes) when `name` was disabled by `actor` for
-    `reason`, as the log's last disabling says; else refused, naming it."""
+def _same_disabling(conn: Connection, name: str, actor: str, reason: str) -> None:
+    """Refuse, naming it, unless `name` was disabled by `actor` for `reason`
+    (as the log's last disabling says): then a retry is answered."""
     from cmi_console.services import ledger
 
     last = next(ledger.entries_about(conn, f"principal:{name}", ("user.disable",)), None)
     if last is not None and (last["actor"], last["data"].get("reason")) == (actor, reason):
-        return False
+        return
     by = f" (by {last['actor']}: {last['data'].get('reason')})" if last is not None else ""
     raise BadInput(f"{name} is already disabled{by}")
 
