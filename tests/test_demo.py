@@ -59,19 +59,18 @@ def test_demo_shows_every_part_of_governance(tmp_path: Path) -> None:
 def _every_entry_reads_as_a_line(ctx: Context) -> None:
     """An incident timeline (and its report) showed `monitor.evaluate`,
     `gate.request`, `version.archive`, `break-glass.execute`, ... as their
-    bare action names. Every entry the demo's history records about a model
-    or an incident reads as a line of its own."""
+    bare action names. Every entry of the demo's history reads as a line of
+    its own (the timeline, `audit show`, the console's audit view)."""
     from cmi_console.core import entry_text
 
-    about = ("model:", "version:", "policy:", "incident:")
-    entries = [e for e in audit.query(ctx, limit=100_000) if e["subject"].startswith(about)]
+    entries = audit.query(ctx, limit=100_000)
     bare = {
         e["action"]
         for e in entries
         if entry_text.summary(e["action"], e["data"], e["time"]) == e["action"]
     }
     assert bare == set(), bare
-    assert len({e["action"] for e in entries}) >= 25  # the demo's history is that varied
+    assert len({e["action"] for e in entries}) >= 30  # the demo's history is that varied
 
 
 def _production_story(ctx: Context) -> None:

@@ -415,6 +415,8 @@ async def test_audit_view_is_virtual_and_sees_new_entries(
         await settle(pilot)
         detail = str(app.screen.query_one("#entry", Static).render())
         assert detail.startswith("entry 0  hash ") and '"seq":0' in detail
+        # what the entry says, in the timeline's words
+        assert "\nwhat workspace created; first admin ada\n" in detail, detail
         assert "proof of" in detail and "signed by ada" in detail
         # another principal writes; the open console shows it
         other = Context.open(home, None, "alice")

@@ -1,7 +1,8 @@
 """What one log entry says, in a line for people: the incident timeline and
-its report. An investigator reads these rows instead of the entries' JSON,
-so every action that can land on a model's subjects has its own line; an
-action without one is shown by name (a newer entry read by an older tool).
+its report, `cmi audit show`, the console's audit view. An investigator
+reads these rows instead of the entries' JSON, so every action the registry
+records has its own line; an action without one is shown by name (a newer
+entry read by an older tool).
 
 Entries are read as written (verified, but possibly of an older format), so
 every field is read with a default rather than assumed.
@@ -187,6 +188,22 @@ _LINES: dict[str, Callable[[dict[str, Any], str], str]] = {
         f"{d.get('candidate')} retrained from {d.get('from')} for retraining request "
         f"{_numbers(d.get('requests'))}"
     ),
+    "gate.withdraw": lambda d, _a: (
+        f"request #{d.get('request')} withdrawn{_then(d.get('comment'))}"
+    ),
+    "workspace.init": lambda d, _a: f"workspace created; first admin {d.get('admin')}",
+    "user.add": lambda d, _a: (
+        f"user {d.get('user')} added{_then(', '.join(d.get('roles') or []), ' as ')}"
+    ),
+    "user.disable": lambda d, _a: f"user {d.get('user')} disabled{_then(d.get('reason'))}",
+    "role.grant": lambda d, _a: f"role {d.get('role')} granted to {d.get('user')}",
+    "role.revoke": lambda d, _a: f"role {d.get('role')} revoked from {d.get('user')}",
+    "key.add": lambda d, _a: f"key {str(d.get('key'))[:16]} added for {d.get('user')}",
+    "key.revoke": lambda d, _a: f"key {str(d.get('key'))[:16]} of {d.get('user')} revoked",
+    "dataset.register": lambda d, _a: (
+        f"dataset {d.get('dataset')}:{d.get('version')} registered ({d.get('rows')} rows)"
+    ),
+    "run.record": lambda d, _a: f"training run {d.get('run')} recorded",
     "incident.link": lambda d, _a: f"linked {d.get('kind')} {d.get('ref')}",
     "incident.note": lambda d, _a: f"note #{d.get('note')}",
     "incident.close": lambda d, _a: f"closed: {d.get('root_cause')}",

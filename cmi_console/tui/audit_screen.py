@@ -101,8 +101,9 @@ class AuditScreen(DataScreen):
 
     @worker(exclusive=True, group="detail")
     def _detail(self, seq: int) -> None:
-        """The entry's canonical bytes, hash, signature and inclusion proof."""
-        from cmi_console.core import merkle
+        """What the entry says in a line, its hash, signature, inclusion
+        proof and canonical bytes."""
+        from cmi_console.core import entry_text, merkle
         from cmi_console.services import audit
 
         ctx = self.session.ctx
@@ -115,6 +116,7 @@ class AuditScreen(DataScreen):
                 if "sig" in entry
                 else "- (not a decision)"
             ),
+            f"what {entry_text.summary(entry['action'], entry.get('data') or {}, entry['time'])}",
         ]
         try:
             proof = audit.prove(ctx, seq)
