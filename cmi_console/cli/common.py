@@ -89,7 +89,8 @@ def prompt_passphrase(what: str) -> bytes | None:
 
 
 # the contexts this command opened: what their writes could not finish (the
-# witness not updated) is said on stderr when the command ends
+# witness not updated, a hook delivery that failed) is said on stderr when
+# the command ends
 _opened: list[Context] = []
 
 

@@ -269,7 +269,7 @@ def _started_already(
         return None
     for entry in ledger.entries_about(conn, subject, ("deploy.start",)):
         if entry["data"]["deployment"] == dep.id:
-            return {**entry["data"], "created": False, "seq": entry["seq"], "time": entry["time"]}
+            return ledger.answer(entry)
     return None
 
 
@@ -378,7 +378,7 @@ def _acted_already(
     subject = f"version:{model.name}:{candidate}"
     for entry in ledger.entries_about(conn, subject, (f"deploy.{action}",)):
         if entry["data"].get("event") == last.id:
-            return {**entry["data"], "created": False, "seq": entry["seq"], "time": entry["time"]}
+            return ledger.answer(entry)
     return None
 
 

@@ -483,7 +483,7 @@ def _decided_already(
         if last is None or (last.id, last.status) != (said.get("request"), "rejected"):
             return None
     _may_decide(conn, g, actor, decision)
-    return {**mine["data"], "created": False, "seq": mine["seq"], "time": mine["time"]}
+    return ledger.answer(mine)
 
 
 def _may_decide(conn: Connection, g: Gathered, actor: str, decision: str) -> list[str]:
@@ -604,15 +604,7 @@ def _promoted_already(
         comment,
     ):
         return None
-    return {
-        "version": g.version.ref,
-        "stage": g.to_stage,
-        "environment": g.environment,
-        **data,
-        "created": False,
-        "seq": last["seq"],
-        "time": last["time"],
-    }
+    return ledger.answer(last, version=g.version.ref, stage=g.to_stage, environment=g.environment)
 
 
 def _execute(
@@ -759,14 +751,7 @@ def _retired_already(
     archive = conn.execute(
         select(RETIREMENTS.c.archive).where(RETIREMENTS.c.version_id == g.row.id)
     ).scalar_one()
-    return {
-        "version": g.version.ref,
-        "archive": archive,
-        **data,
-        "created": False,
-        "seq": last["seq"],
-        "time": last["time"],
-    }
+    return ledger.answer(last, version=g.version.ref, archive=archive)
 
 
 def _archive(conn: Connection, g: Gathered) -> dict[str, Any]:

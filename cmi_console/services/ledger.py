@@ -142,6 +142,12 @@ def entries_about(
         yield orjson.loads(bytes(body))
 
 
+def answer(entry: dict[str, Any], **first: Any) -> dict[str, Any]:
+    """A retry's answer: what `entry` (its first try) recorded, after the
+    fields in `first`, with `created` false and where it stands in the log."""
+    return {**first, **entry["data"], "created": False, "seq": entry["seq"], "time": entry["time"]}
+
+
 def latest_checkpoint(conn: Connection) -> Any:
     return driver.first(conn, _LATEST)
 

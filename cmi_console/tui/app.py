@@ -108,8 +108,8 @@ class CmiApp(App[None]):
 
     def on_mount(self) -> None:
         self.switch_mode("dashboard")
-        # what a committed write could not finish (the witness not updated),
-        # from whichever worker made it
+        # what a committed write could not finish (the witness not updated, a
+        # hook delivery that failed), from whichever worker or thread made it
         self.set_interval(1.0, self._show_notices)
         self._load_names()
         if self.run_verify:
