@@ -288,12 +288,52 @@ def test_what_a_decision_rested_on_takes_only_strings_from_a_forged_entry() -> N
         {"conditions": [{**good, "state": None}]},
         {"bypassed": [good]},  # the break-glass entry's list: it sets no stage
     ]:
-        assert history._decided_on({"data": data}) == {"conditions": [], "comment": ""}
+        assert history._decided_on({"data": data}) == {
+            "conditions": [],
+            "comment": "",
+            "break_glass": False,
+        }
     got = history._decided_on(
         {"data": {"conditions": [{**good, "extra": 1}, 3], "statement": {"comment": "why"}}}
     )
-    assert got == {"conditions": [good], "comment": "why"}
+    assert got == {"conditions": [good], "comment": "why", "break_glass": False}
     assert history.evidence_text({**got, "conditions": [good, {**good, "state": "unmet"}]}) == (
         "request #4 by alice · request #4 by alice (unmet) · comment: why"
     )
     assert history.evidence_text(None) == ""
+    # only the statement's own word makes a break-glass: not a truthy non-string
+    for decision in [True, 1, ["break-glass"], "approve", "Break-Glass"]:
+        forged = {"data": {"statement": {"decision": decision}}}
+        assert history._decided_on(forged)["break_glass"] is False, decision
+
+
+def test_a_break_glass_promotion_rested_on_bypassed_conditions_not_advice() -> None:
+    """An investigator reading what a break-glass promotion rested on was
+    told `request no open request to production; run `cmi request`
+    (unmet)`: the gate's advice to whoever ran it then, read as history,
+    and "unmet" where two admins had signed past it."""
+    recorded = {
+        "data": {
+            "conditions": [
+                {"condition": "transition", "detail": "staging -> production", "state": "met"},
+                {
+                    "condition": "request",
+                    "detail": "no open request to production; run `cmi request`",
+                    "state": "unmet",
+                },
+                {"condition": "validation", "detail": "run #15 passed", "state": "met"},
+                {"condition": "approvals:reviewer", "detail": "0/1", "state": "unmet"},
+            ],
+            "statement": {"decision": "break-glass", "comment": "sensor swap"},
+        }
+    }
+    assert history.evidence_text(history._decided_on(recorded)) == (
+        "break-glass · request no open request to production (bypassed) · validation run "
+        "#15 passed · approvals:reviewer 0/1 (bypassed) · comment: sensor swap"
+    )
+    # a gate's own unmet condition (a promotion cannot record one) keeps its word
+    recorded["data"]["statement"]["decision"] = "approve"
+    assert history.evidence_text(history._decided_on(recorded)) == (
+        "request no open request to production (unmet) · validation run #15 passed · "
+        "approvals:reviewer 0/1 (unmet) · comment: sensor swap"
+    )

@@ -134,7 +134,12 @@ def _decided_on(entry: dict[str, Any]) -> dict[str, Any]:
     ]
     statement = data.get("statement") if isinstance(data, dict) else None
     comment = statement.get("comment") if isinstance(statement, dict) else None
-    return {"conditions": conditions, "comment": comment if isinstance(comment, str) else ""}
+    decision = statement.get("decision") if isinstance(statement, dict) else None
+    return {
+        "conditions": conditions,
+        "comment": comment if isinstance(comment, str) else "",
+        "break_glass": decision == "break-glass",
+    }
 
 
 def _first_after(conn: Connection, when: str) -> int | None:
@@ -180,6 +185,10 @@ def as_of(
         ) from None
 
 
+# how a gate's detail hands its reader the command to run (core.gates)
+_HINT = "; run `"
+
+
 def staged_by_text(by: dict[str, Any] | None) -> str:
     """Who put a version in its stage, as a line names it: `sam #125 gate.promote`."""
     return f"{by['actor']} #{by['seq']} {by['action']}" if by else ""
@@ -188,15 +197,24 @@ def staged_by_text(by: dict[str, Any] | None) -> str:
 def evidence_text(by: dict[str, Any] | None) -> str:
     """What put a version in its stage rested on, in a line: `request #4 by
     alice · validation run #4 passed · approvals:reviewer 2/2 (bob, nina)`.
-    Not "; ": a detail as recorded may hold one (`no open request to
-    production; run `cmi request``), and read as two conditions."""
+    Not "; ": a detail as recorded may hold one, and read as two conditions.
+
+    A break-glass promotion leads with it, and the conditions it went past
+    read "bypassed", not "unmet": they were unmet and overridden by two
+    admins' signatures, which is the investigator's point. The hint a
+    detail was recorded with for whoever ran the gate then (`; run `cmi
+    request``) is dropped: it is advice for that moment, not history."""
     if not by:
         return ""
-    parts = [
-        f"{c['condition']} {c['detail']}" + ("" if c["state"] == "met" else f" ({c['state']})")
-        for c in by.get("conditions", [])
-        if c["condition"] != "transition"  # the stage column says it
-    ]
+    glass = bool(by.get("break_glass"))
+    parts = ["break-glass"] if glass else []
+    for c in by.get("conditions", []):
+        if c["condition"] == "transition":  # the stage column says it
+            continue
+        state = c["state"]
+        shown = "bypassed" if glass and state == "unmet" else state
+        detail = c["detail"].split(_HINT, 1)[0]
+        parts.append(f"{c['condition']} {detail}" + ("" if state == "met" else f" ({shown})"))
     if by.get("comment"):
         parts.append(f"comment: {by['comment']}")
     return " · ".join(parts)
