@@ -107,7 +107,23 @@ def test_as_of_after_now_says_it_answers_with_now(populated: Workspace) -> None:
     assert r.err.strip().endswith("): this is the registry as it is now")
     assert r.json()["models"][0]["model"] == "cancer" and r.json()["whole_log"] is True
     past = ok(populated.cli("registry", "as-of", "2001-01-01", "--json"))
-    assert past.err == "" and past.json()["whole_log"] is False
+    assert past.json()["whole_log"] is False
+
+
+def test_as_of_before_the_log_began_says_so(populated: Workspace) -> None:
+    """An instant before the workspace existed was answered with an empty
+    table, "(0 log entries)", and nothing else: read as "nothing was
+    registered then" by an investigator who had the date, or the
+    workspace, wrong."""
+    first = populated.cli("audit", "show", "0", "--json").json()["entry"]["time"]
+    r = ok(populated.cli("registry", "as-of", "2001-01-01", "--json"))
+    assert r.err.strip() == (
+        f"note: WHEN is before the log's first entry ({first}): nothing had been recorded yet"
+    )
+    assert r.json()["log_starts"] == first and r.json()["models"] == []
+    # at the first entry's own instant the log has begun: no note
+    r = ok(populated.cli("registry", "as-of", first, "--json"))
+    assert r.err == "" and r.json()["log_starts"] is None and r.json()["entries"] == 1
 
 
 def test_as_of_refuses_a_bad_time(populated: Workspace) -> None:

@@ -27,6 +27,12 @@ def as_of(
     # (unless a host's clock ahead stamped entries after it: then it is not now)
     if at > (now := utc_now()) and report["whole_log"]:
         common.echo(f"note: WHEN is after now ({now}): this is the registry as it is now", err=True)
+    if report["log_starts"]:  # a date mistyped the other way, or the wrong workspace
+        common.echo(
+            f"note: WHEN is before the log's first entry ({report['log_starts']}): "
+            "nothing had been recorded yet",
+            err=True,
+        )
     if note := history.later_note(report):
         common.echo(f"note: {note}", err=True)
     if as_json:

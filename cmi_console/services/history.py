@@ -44,6 +44,9 @@ class Replayed:
     last: str | None = None  # the time of its last entry
     later: int = 0  # entries stamped by the instant that come after it (see state_at)
     whole: bool = False  # no entry is stamped after the instant: the prefix is the log
+    # the log's first entry's time when the instant is before it: an empty
+    # answer then says "too early", not "nothing was registered"
+    starts: str | None = None
     # per version row: the entry that last set its stage (who, when, seq) and
     # what it rested on (see _decided_on)
     staged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -115,6 +118,10 @@ def state_at(ctx: Context, when: str, cancelled: Callable[[], bool] | None = Non
                         }
         if out.applied:  # `seq` is the prefix's last
             out.last = conn.execute(select(ENTRIES.c.time).where(ENTRIES.c.seq == seq)).scalar_one()
+        elif end is not None:  # nothing before `end`: it is the log's first entry
+            out.starts = conn.execute(
+                select(ENTRIES.c.time).where(ENTRIES.c.seq == end)
+            ).scalar_one()
     return out
 
 
@@ -290,6 +297,7 @@ def _as_of(replayed: Replayed, when: str, model: str | None) -> dict[str, Any]:
         "last_entry_time": replayed.last,
         "later_in_log": replayed.later,
         "whole_log": replayed.whole,
+        "log_starts": replayed.starts,
         "models": out,
     }
 
