@@ -44,7 +44,9 @@ def _clone(into: Path) -> None:
         subprocess.run([*git, *args], cwd=into, check=True)
 
 
-def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
+def test_the_readme_walkthrough_runs_as_written(tmp_path: Path, db_url: str | None) -> None:
+    """On both backends: a team runs the same commands with CMI_DATABASE_URL
+    set to its PostgreSQL server."""
     clone, home = tmp_path / "clone", tmp_path / "home"
     clone.mkdir()
     home.mkdir()
@@ -56,6 +58,8 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
         PYTHONPATH=str(REPO),  # this checkout's code, wherever `cmi` is installed from
         COLUMNS="200",
     )
+    if db_url:
+        env["CMI_DATABASE_URL"] = db_url
     r = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-x", "-c", _block()],
         cwd=clone,
@@ -73,3 +77,4 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert "rolled-back; serving v2 100%" in r.stdout
     assert re.search(r"^ok: \d+ entries of a log of \d+, .*log key pinned", r.stdout, re.M)
     assert (home / ".cmi" / "keys" / "alice.key").stat().st_mode & 0o777 == 0o600
+    assert (home / ".cmi" / "cmi.db").exists() == (db_url is None)  # the backend asked for
