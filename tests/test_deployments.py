@@ -436,3 +436,50 @@ def test_a_manifest_name_is_one_kserve_takes_and_tells_models_apart(
         assert name == joined
     if joined != "-".join(other):
         assert name != dm.k8s_name(*other)
+
+
+def test_as_of_names_the_traffic_and_whose_step_set_it(serving: Workspace, tmp_path: Path) -> None:
+    """`registry as-of` and the incident report said which version held the
+    production slot, and who put it there, but not that a canary was taking
+    a quarter of the traffic, nor whose step had set that: during a rollout
+    the traffic is what was serving, and the investigator's question."""
+    ws = serving
+    [direct] = ok(ws.cli("audit", "log", "--action", "deploy.start", "--json")).json()
+    started = direct["seq"]  # credit:1's direct deployment
+    ok(ws.cli("deploy", "credit:2", "--env", "production", "--strategy", "canary", as_="dora"))
+    ok(ws.cli("deploy", "advance", "credit", "--env", "production", "--reason", "p99 ok"))
+    advanced = log_head(ws)[0]
+    assert ok(ws.cli("audit", "show", str(advanced), "--json")).json()["entry"]["action"] == (
+        "deploy.advance"
+    )
+    incident = ok(
+        ws.cli("incident", "open", "credit", "--title", "approvals down", "--json", as_="dora")
+    ).json()["incident"]
+    r = ok(ws.cli("registry", "as-of", "2100-01-01", "--json"))
+    traffic = r.json()["models"][0]["traffic"]["production"]
+    assert traffic["shares"] == {"1": 75, "2": 25} and traffic["reason"] == "p99 ok"
+    assert traffic["set_by"]["seq"] == advanced and traffic["set_by"]["actor"] == "root"
+    line = next(
+        ln
+        for ln in ok(ws.cli("registry", "as-of", "2100-01-01")).out.splitlines()
+        if ln.startswith("credit traffic in production: ")
+    )
+    assert re.fullmatch(
+        rf"credit traffic in production: v1 75%, v2 25% since \S+Z, set by root #{advanced} "
+        r"deploy.advance: p99 ok",
+        line,
+    ), line
+    # before the canary: the direct deployment's step, with no reason given
+    before = ok(ws.cli("registry", "as-of", direct["time"])).out
+    assert re.search(
+        rf"^credit traffic in production: v1 100% since \S+, set by dora #{started} deploy.start$",
+        before,
+        re.M,
+    ), before
+    # the investigation report carries the same line
+    out = tmp_path / "report.md"
+    ok(ws.cli("incident", "report", str(incident), "--out", str(out)))
+    text = out.read_text()
+    assert "## Traffic when it happened" in text
+    assert "| production | v1 75%, v2 25% since " in text
+    assert f"set by root #{advanced} deploy.advance: p99 ok |" in text

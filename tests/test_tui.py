@@ -705,6 +705,9 @@ async def test_incidents_and_the_investigation_view(home: Path) -> None:
         rested = serving + r"\n    rested on: request #\d+ by alice · validation run #\d+ passed"
         assert re.search(rested, panel), panel
         assert re.search(r"approvals:reviewer 2/2 \(bob, nina\)", panel), panel
+        # and what took the traffic, by whose step
+        took = r"credit-risk traffic in production: v2 100% since \S+, set by dora #\d+ deploy\."
+        assert re.search(took, panel), panel
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, IncidentsScreen)

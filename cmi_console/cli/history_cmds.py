@@ -75,3 +75,7 @@ def as_of(
             by = next(v["staged_by"] for v in m["versions"] if v["version"] == number)
             if evidence := history.evidence_text(by):
                 common.echo(f"{m['model']}:{number} in {slot} rested on: {evidence}")
+    # and what took the traffic, by whose step: a canary's share is serving too
+    for m in report["models"]:
+        for env, traffic in m["traffic"].items():
+            common.echo(f"{m['model']} traffic in {env}: {history.traffic_text(traffic)}")

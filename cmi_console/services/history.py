@@ -50,6 +50,8 @@ class Replayed:
     # per version row: the entry that last set its stage (who, when, seq) and
     # what it rested on (see _decided_on)
     staged_by: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # per deployment event row: the entry that set that traffic (who, when, seq)
+    traffic_by: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class Cancelled(Exception):
@@ -109,13 +111,9 @@ def state_at(ctx: Context, when: str, cancelled: Callable[[], bool] | None = Non
                 for c in changes:
                     # "who put it there": the investigator's next question
                     if c["t"] == "model_versions" and "stage" in c.get("row", ()):
-                        out.staged_by[c["id"]] = {
-                            "seq": seq,
-                            "time": entry.get("time"),
-                            "actor": entry.get("actor"),
-                            "action": entry.get("action"),
-                            **_decided_on(entry),
-                        }
+                        out.staged_by[c["id"]] = {**_who(seq, entry), **_decided_on(entry)}
+                    elif c["t"] == "deployment_events" and c["op"] == "insert":
+                        out.traffic_by[c["id"]] = _who(seq, entry)
         if out.applied:  # `seq` is the prefix's last
             out.last = conn.execute(select(ENTRIES.c.time).where(ENTRIES.c.seq == seq)).scalar_one()
         elif end is not None:  # nothing before `end`: it is the log's first entry
@@ -123,6 +121,16 @@ def state_at(ctx: Context, when: str, cancelled: Callable[[], bool] | None = Non
                 select(ENTRIES.c.time).where(ENTRIES.c.seq == end)
             ).scalar_one()
     return out
+
+
+def _who(seq: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry that did something, as a line names it (see staged_by_text)."""
+    return {
+        "seq": seq,
+        "time": entry.get("time"),
+        "actor": entry.get("actor"),
+        "action": entry.get("action"),
+    }
 
 
 def _decided_on(entry: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +209,22 @@ def staged_by_text(by: dict[str, Any] | None) -> str:
     return f"{by['actor']} #{by['seq']} {by['action']}" if by else ""
 
 
+def traffic_text(traffic: dict[str, Any]) -> str:
+    """Who took an environment's traffic, and whose step set it, in a line:
+    `v1 75%, v2 25% since 2026-11-28T08:45:00Z, set by dora #127
+    deploy.rollback: error rate`. The stage slot says which version a gate
+    let in; during a rollout the traffic is what was actually serving."""
+    parts = [", ".join(f"v{n} {p}%" for n, p in traffic["shares"].items()) or "no traffic"]
+    if traffic["mirror"]:
+        parts.append("shadow " + ", ".join(f"v{n} {p}%" for n, p in traffic["mirror"].items()))
+    by = staged_by_text(traffic["set_by"])
+    return (
+        f"{' · '.join(parts)} since {traffic['since']}"
+        + (f", set by {by}" if by else "")
+        + (f": {traffic['reason']}" if traffic["reason"] else "")
+    )
+
+
 def evidence_text(by: dict[str, Any] | None) -> str:
     """What put a version in its stage rested on, in a line: `request #4 by
     alice · validation run #4 passed · approvals:reviewer 2/2 (bob, nina)`.
@@ -257,6 +281,8 @@ def _as_of(replayed: Replayed, when: str, model: str | None) -> dict[str, Any]:
             "deployment": ev["deployment_id"],
             "status": ev["status"],
             "since": ev["created_at"],
+            "set_by": replayed.traffic_by.get(ev["id"]),
+            "reason": ev.get("reason") or "",
         }
     out = []
     for mid, m in sorted(models.items(), key=lambda kv: kv[1]["name"]):

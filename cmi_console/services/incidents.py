@@ -349,10 +349,11 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
     t = timeline(ctx, incident_id)
     i = t["incident"]
     nothing = "No version held an exclusive stage at that instant."
-    late, staged_by, evidence = None, {}, {}
+    late, staged_by, evidence, traffic = None, {}, {}, {}
     try:
         state = history.as_of(ctx, i["occurred_at"], i["model"])
         serving = state["models"][0]["serving"] if state["models"] else {}
+        traffic = state["models"][0]["traffic"] if state["models"] else {}
         versions = [v for m in state["models"] for v in m["versions"]]
         staged_by = {v["version"]: history.staged_by_text(v["staged_by"]) for v in versions}
         evidence = {v["version"]: history.evidence_text(v["staged_by"]) for v in versions}
@@ -378,6 +379,14 @@ def report(ctx: Context, incident_id: int, out: Path) -> dict[str, Any]:
                 nothing,
             )
             + ([("p", [f"Note: {late}."])] if late else []),
+        ),
+        (
+            "Traffic when it happened",
+            documents.table_or(
+                [["environment", "traffic, set by (entry)"]]
+                + [[env, history.traffic_text(t)] for env, t in traffic.items()],
+                "No deployment had sent it traffic.",
+            ),
         ),
         (
             "Links",

@@ -154,6 +154,8 @@ class InvestigationScreen(DataScreen):
                     )
                     if slot and (evidence := history.evidence_text(v["staged_by"])):
                         lines.append(f"    rested on: {evidence}")
+                for env, traffic in m["traffic"].items():
+                    lines.append(f"{m['model']} traffic in {env}: {history.traffic_text(traffic)}")
             text = "\n".join(lines)
         if not this.is_cancelled:  # a later row's answer must not be overwritten by this one
             self.app.call_from_thread(self.query_one("#as-of", Static).update, text)
