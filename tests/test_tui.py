@@ -22,6 +22,7 @@ from cmi_console.services.context import Context
 from cmi_console.tui import base
 from cmi_console.tui.app import CmiApp
 from cmi_console.tui.audit_view import AuditLogView
+from cmi_console.tui.dashboard import DECISIONS
 from cmi_console.tui.models import ModelScreen, ModelsScreen
 from cmi_console.tui.reviews import DecisionDialog, ReviewQueueScreen
 from cmi_console.tui.signin import ChoosePrincipal, Passphrase
@@ -899,6 +900,12 @@ async def test_monitoring_tab_and_dashboard_alerts(home: Path) -> None:
         alerts = app.screen.query_one("#alerts", DataTable)
         kinds = [str(alerts.get_row_at(r)[0]) for r in range(alerts.row_count)]
         assert "alert: performance" in kinds and "zombie" in kinds
+        # recent decisions say what was decided, not the bare action name
+        recent = app.screen.query_one("#recent", DataTable)
+        whats = [str(recent.get_row_at(r)[3]) for r in range(recent.row_count)]
+        assert recent.row_count == 8 and not set(whats) & set(DECISIONS), whats
+        assert any(w.startswith("start shadow in production: ") for w in whats), whats
+        assert any(w.startswith("break-glass #1 to production") for w in whats), whats
         app.push_screen(VersionScreen("credit-risk:2"))
         await settle(pilot)
         app.screen.query_one(TabbedContent).active = "monitoring"

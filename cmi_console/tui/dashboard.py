@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import DataTable, Static
 
+from cmi_console.core import entry_text
 from cmi_console.core.clock import shown
 from cmi_console.tui.base import DataScreen, fill
 
@@ -51,7 +52,7 @@ class DashboardScreen(DataScreen):
     def on_mount(self) -> None:
         self.query_one("#models", DataTable).add_columns("stage", "models", "versions")
         self.query_one("#mine", DataTable).add_columns("#", "version", "to", "approvals")
-        self.query_one("#recent", DataTable).add_columns("time", "who", "what", "subject")
+        self.query_one("#recent", DataTable).add_columns("time", "who", "subject", "what")
         self.query_one("#alerts", DataTable).add_columns("kind", "subject", "detail")
         super().on_mount()
         # the log check usually ends after the first load: its outcome (a
@@ -111,7 +112,13 @@ class DashboardScreen(DataScreen):
             [
                 (
                     str(e["seq"]),
-                    [shown(e["time"], minute=True), e["actor"], e["action"], e["subject"]],
+                    [
+                        shown(e["time"], minute=True),
+                        e["actor"],
+                        e["subject"],
+                        # what the decision was, as the timeline and `audit show` say it
+                        entry_text.summary(e["action"], e.get("data") or {}, e["time"]),
+                    ],
                 )
                 for e in data["recent"]
             ],
