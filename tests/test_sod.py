@@ -240,6 +240,9 @@ def test_a_retired_version_is_never_promoted_again(governed: Workspace) -> None:
     refused(ws, r, "retired", before)
 
 
+BREAK = ("break-glass", "cancer:1", "--to", "production", "--reason")
+
+
 def test_a_break_glass_with_one_admin_does_nothing(governed: Workspace) -> None:
     ws = governed
     ready_for_production(ws, 1)
@@ -255,10 +258,50 @@ def test_a_break_glass_with_one_admin_does_nothing(governed: Workspace) -> None:
             as_="root",
         )
     ).json()
-    assert first["status"] == "pending"
+    assert first["status"] == "pending" and first["created"] is True
     before = log_head(ws)
-    r = ws.cli("break-glass", "cancer:1", "--to", "production", "--reason", "outage", as_="root")
+    # the same admin again, other words: a second signature by one admin
+    r = ws.cli("break-glass", "cancer:1", "--to", "production", "--reason", "down", as_="root")
     refused(ws, r, "break-glass.two-distinct-admins", before)
+    # the same words: a retry, answered with the signature given (it had been
+    # refused, exit 3, in the middle of an outage)
+    again = ok(ws.cli(*BREAK, "outage", "--json", as_="root"))
+    assert again.err.strip() == (
+        f"note: break-glass #{first['break_glass']} was signed by you already "
+        f"(entry #{before[0]}); nothing written"
+    )
+    answer = again.json()
+    assert answer["created"] is False and answer["status"] == "pending"
+    assert answer["signed_by"] == ["root"] and answer["statement"]["comment"] == "outage"
+    assert log_head(ws) == before
     assert stage_of(ws, "cancer:1") == "staging"
     r = ws.cli("break-glass", "cancer:1", "--to", "production", "--reason", "outage", as_="bob")
     refused(ws, r, "admin", before)
+
+
+def test_a_break_glass_retried_after_it_executed_is_answered(governed: Workspace) -> None:
+    """An executed break-glass run again by an admin who signed it, with the
+    words they signed, was refused (exit 3, "already in production"): the
+    retry of a command whose first try had committed."""
+    ws = governed
+    ready_for_production(ws, 1)
+    ok(ws.cli(*BREAK, "outage", as_="root"))
+    done = ok(ws.cli(*BREAK, "outage", "--json", as_="sam")).json()
+    assert done["status"] == "executed" and done["created"] is True
+    before = log_head(ws)
+    for admin in ("sam", "root"):  # the executor, and the first signer
+        r = ok(ws.cli(*BREAK, "outage", as_=admin))
+        assert r.err.strip() == (
+            f"note: break-glass #{done['break_glass']} was executed already "
+            f"(entry #{before[0] - 1}); nothing written"
+        ), r.err
+        assert r.out.strip() == (
+            f"break-glass #{done['break_glass']} executed by root, sam: cancer:1 is in "
+            f"production; incident #{done['incident']} opened"
+        )
+    assert log_head(ws) == before
+    # other words, or another admin, are not a retry: the gate refuses them
+    r = ws.cli(*BREAK, "another outage", as_="sam")
+    refused(ws, r, "already in production", before)
+    r = ws.cli(*BREAK, "outage", as_="carl")
+    assert r.code == 3 and log_head(ws) == before

@@ -318,17 +318,25 @@ def break_glass(
 
     The first admin signs; a second, different admin running the same command
     within 24 hours executes it and opens an incident. Transition and
-    validation must still hold.
+    validation must still hold. The same command again by an admin who
+    signed, with the same reason (a retry), is answered with the signature or
+    the execution; nothing is written.
     """
     from cmi_console.services import gates
 
     with showing_refusal(as_json):
         data = gates.break_glass(common.context(), ref, to, reason, env)
+    if not data["created"]:
+        common.answered(
+            f"break-glass #{data['break_glass']} was "
+            + ("signed by you" if data["status"] == "pending" else "executed")
+            + f" already (entry #{data['seq']})"
+        )
     if as_json:
         common.print_json(data)
         return
     if data["status"] == "pending":
-        common.echo(f"break-glass #{data['break_glass']} signed by {data['signed_by'][0]}")
+        common.echo(f"break-glass #{data['break_glass']} signed by {', '.join(data['signed_by'])}")
         common.echo(f"  waiting: {data['needs']}")
         return
     common.echo(

@@ -815,10 +815,13 @@ def break_glass(
             raise Denied(f"break-glass into {to_stage} is not allowed (policy allows: {allowed})")
         if g.stage.terminal:
             raise BadInput(f"--to {to_stage}: a terminal stage; use `cmi retire`")
+        since = clock.add(tx.time, hours=-BREAK_GLASS_HOURS)
+        earlier = _broken_already(tx.conn, g, actor, reason, since)
+        if earlier is not None:
+            return earlier
         report = g.evaluate(tx.time)
         if report.blocking(skip_approvals=True):
             raise GateRefused(report, skip_approvals=True)
-        since = clock.add(tx.time, hours=-BREAK_GLASS_HOURS)
         pending = tx.conn.execute(
             select(BREAK_GLASS)
             .where(
@@ -855,9 +858,9 @@ def break_glass(
                 "break_glass": bid,
                 "status": "pending",
                 "signed_by": [actor],
-                "needs": "a second, different admin runs the same command within "
-                f"{BREAK_GLASS_HOURS} hours",
+                "needs": _BREAK_GLASS_NEEDS,
                 "bypassed": unmet,
+                "created": True,
             }
         first = [s["principal"] for s in pending.signatures]
         if actor in first:
@@ -923,7 +926,62 @@ def break_glass(
         "incident": incident_id,
         "bypassed": unmet,
         **result,
+        "created": True,
     }
+
+
+_BREAK_GLASS_NEEDS = (
+    f"a second, different admin runs the same command within {BREAK_GLASS_HOURS} hours"
+)
+
+
+def _broken_already(
+    conn: Connection, g: Gathered, actor: str, reason: str, since: str
+) -> dict[str, Any] | None:
+    """The same break-glass again by an admin who signed it, with the words
+    they signed (a retry after a commit whose answer was lost, in the
+    middle of an outage): while it waits for a second admin, the signature
+    given; once executed, while the version is still in that stage, the
+    execution. Read back from the log. Anything else goes on to the rules:
+    a second signature by one admin is refused, and a version in the stage
+    already does not pass the transition."""
+    last = conn.execute(
+        select(BREAK_GLASS)
+        .where(
+            BREAK_GLASS.c.version_id == g.row.id,
+            BREAK_GLASS.c.to_stage == g.to_stage,
+            BREAK_GLASS.c.environment == g.environment,
+        )
+        .order_by(BREAK_GLASS.c.id.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return None
+    mine = [s for s in last.signatures if s.get("principal") == actor]
+    if not mine or (mine[0].get("statement") or {}).get("comment") != reason:
+        return None
+    signers = [s.get("principal") for s in last.signatures]
+    if last.status == "pending" and last.created_at > since:
+        action, first = "break-glass.sign", {"status": "pending", "needs": _BREAK_GLASS_NEEDS}
+    elif last.status == "executed" and (g.row.stage, g.row.environment) == (
+        g.to_stage,
+        g.environment,
+    ):
+        action = "break-glass.execute"
+        first = {"status": "executed", "version": g.version.ref, "stage": g.to_stage}
+    else:
+        return None
+    entry = next(
+        (
+            e
+            for e in ledger.entries_about(conn, _subject(g), (action,))
+            if e["data"].get("break_glass") == last.id
+        ),
+        None,
+    )
+    if entry is None:  # a row the log does not hold: the rules, and verify, say so
+        return None
+    return ledger.answer(entry, **first, signed_by=signers)
 
 
 def _evidence(conn: Any, version_id: int, result_sha256: Any) -> int | None:
