@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Workspace
+from gate_helpers import ok
 
 
 def test_versions_tags_aliases_and_search(populated: Workspace) -> None:
@@ -34,19 +35,38 @@ def test_versions_tags_aliases_and_search(populated: Workspace) -> None:
     again = ws.cli("alias", "set", "cancer", "champion", "2", "--json", as_="alice")
     assert again.code == 0 and again.json()["created"] is False
     assert again.err.strip() == "note: cancer@champion points at version 2 already; nothing written"
-    assert ws.cli("alias", "delete", "cancer", "champion", as_="alice").code == 0
+    deleted = ok(ws.cli("alias", "delete", "cancer", "champion", "--json", as_="alice"))
+    assert deleted.json()["created"] is True and deleted.err == ""
     assert ws.cli("version", "show", "cancer@champion").code == 2
+    # deleted again (a retry): answered with that deletion, by anyone; it had
+    # been refused, exit 2, as if the alias had never been there
+    seq = ws.cli("audit", "log", "-n", "1", "--json").json()[0]["seq"]
+    again = ws.cli("alias", "delete", "cancer", "champion", "--json", as_="root")
+    assert again.code == 0 and again.json()["created"] is False and again.json()["seq"] == seq
+    assert again.err.strip() == (
+        f"note: cancer@champion was deleted already by alice (entry #{seq}); nothing written"
+    )
+    # an alias never there (a typo) is still refused
+    assert ws.cli("alias", "delete", "cancer", "champoin", as_="alice").code == 2
 
     tagged = ws.cli(
         "version", "tag", "cancer:1", "--tag", "c=0.2", "--remove", "team", "--json", as_="alice"
     ).json()
     assert tagged["tags"] == {"c": "0.2"}
     retag = ws.cli("version", "tag", "cancer:1", "--tag", "c=0.2", as_="alice")
-    assert retag.code == 0 and "cancer:1 has these tags already; nothing written" in retag.err
+    assert retag.code == 0 and "cancer:1's tags are as asked already; nothing written" in retag.err
+    # the removal retried too (it was refused, exit 2: "has no tag 'team'")
+    redo = ws.cli("version", "tag", "cancer:1", "--tag", "c=0.2", "--remove", "team", as_="alice")
+    assert redo.code == 0 and "cancer:1's tags are as asked already; nothing written" in redo.err
     log = ws.cli("audit", "log", "-n", "1000", "--json").json()
     assert len(log) == entries + 2  # the delete and the first tagging only
     # a tag the version does not have is still refused: a typo, not a retry
-    assert ws.cli("version", "tag", "cancer:1", "--remove", "tema", as_="alice").code == 2
+    r = ws.cli("version", "tag", "cancer:1", "--remove", "tema", as_="alice")
+    assert (r.code, r.err.strip()) == (2, "cmi: --remove: cancer:1 has no tag 'tema'")
+    # set again after its removal: then removing it is new work once more
+    ok(ws.cli("version", "tag", "cancer:1", "--tag", "team=onc", as_="alice"))
+    ok(ws.cli("version", "tag", "cancer:1", "--remove", "team", as_="alice"))
+    assert "team" not in ws.cli("version", "show", "cancer:1", "--json").json()["tags"]
     models = ws.cli("model", "list", "--json").json()
     assert models[0]["name"] == "cancer" and models[0]["versions"] == 2 and models[0]["latest"] == 2
     assert ws.cli("audit", "verify").code == 0

@@ -360,13 +360,14 @@ def version_tag(
     """Set or remove tags on a version.
 
     Tags already as given (a retry) are answered with the version; nothing
-    is written. Removing a tag the version does not have is refused.
+    is written. So is removing a tag whose last change removed it; removing
+    a tag the version never had (a typo) is refused.
     """
     from cmi_console.services import registry
 
     view = registry.tag_version(common.context(), ref, _pairs(tag, "--tag"), remove or [])
     if not view["created"]:
-        common.answered(f"{view['model']}:{view['version']} has these tags already")
+        common.answered(f"{view['model']}:{view['version']}'s tags are as asked already")
     common.show(f"version {view['model']}:{view['version']}", view, as_json)
 
 
@@ -419,7 +420,15 @@ def alias_set(
 
 @aliases.command("delete")
 def alias_delete(model: ModelArg, alias: AliasArg, as_json: JsonOpt = False) -> None:
-    """Remove MODEL@ALIAS."""
+    """Remove MODEL@ALIAS.
+
+    An alias deleted already (a retry) is answered with that deletion;
+    nothing is written. An alias never there is refused.
+    """
     from cmi_console.services import registry
 
-    common.show(f"{model}@{alias}", registry.delete_alias(common.context(), model, alias), as_json)
+    data = registry.delete_alias(common.context(), model, alias)
+    if not data["created"]:
+        by, seq = data["by"], data["seq"]
+        common.answered(f"{model}@{alias} was deleted already by {by} (entry #{seq})")
+    common.show(f"{model}@{alias}", data, as_json)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from cmi_console.core.printable import printable
 from cmi_console.core.refs import VersionRef, parse_dataset_ref, parse_version_ref
 from cmi_console.core.seeds import seed_problem
 from cmi_console.core.small_files import require_file
-from cmi_console.services import lineage
+from cmi_console.services import ledger, lineage
 from cmi_console.services.context import Context, Tx, complete_row
 from cmi_console.services.identity import principal_row, require_role
 from cmi_console.services.policies import tier_counts, tiers_of
@@ -936,10 +937,12 @@ def tag_version(
         existing = {
             r.key: r for r in tx.conn.execute(select(TAGS).where(TAGS.c.version_id == v.id))
         }
+        subject = f"version:{model}:{v.version}"
         for key in remove:
-            if key not in existing:
+            if key in existing:
+                tx.delete(TAGS, existing[key].id)
+            elif not _tag_removed(tx.conn, subject, key):  # a typo, not a retry
                 raise BadInput(f"--remove: {model}:{v.version} has no tag '{key}'")
-            tx.delete(TAGS, existing[key].id)
         for key, value in sorted(tags.items()):
             names.key(key, "--tag")
             if key in existing and key not in remove:
@@ -954,10 +957,33 @@ def tag_version(
         if changed:
             tx.record(
                 "version.tag",
-                f"version:{model}:{v.version}",
+                subject,
                 {"set": dict(sorted(tags.items())), "removed": sorted(remove)},
             )
     return {**show_version(ctx, f"{model}:{v.version}"), "created": changed}
+
+
+def _last_said(
+    conn: Connection,
+    subject: str,
+    actions: tuple[str, ...],
+    about: Callable[[dict[str, Any]], bool],
+) -> dict[str, Any] | None:
+    """The newest entry on `subject` with one of `actions` whose data is
+    `about` the thing asked for (a tag's key, an alias): what last happened
+    to it, so that a removal retried is told from a name never there."""
+    return next((e for e in ledger.entries_about(conn, subject, actions) if about(e["data"])), None)
+
+
+def _tag_removed(conn: Connection, subject: str, key: str) -> bool:
+    """Whether the last change to the tag `key` removed it (a retried `--remove`)."""
+    last = _last_said(
+        conn,
+        subject,
+        ("version.tag",),
+        lambda d: key in (d.get("removed") or ()) or key in (d.get("set") or {}),
+    )
+    return last is not None and key in (last["data"].get("removed") or ())
 
 
 _ALIAS = driver.Prepared(
@@ -1024,7 +1050,17 @@ def delete_alias(ctx: Context, model: str, alias: str) -> dict[str, Any]:
             select(ALIASES).where(ALIASES.c.model_id == m.id, ALIASES.c.alias == alias)
         ).first()
         if current is None:
-            raise NotFound(_no_alias(m, alias, tx.conn))
+            # deleted already (a retry): answered with that deletion; an alias
+            # never there (a typo) is refused
+            last = _last_said(
+                tx.conn,
+                f"model:{model}",
+                ("alias.set", "alias.delete"),
+                lambda d: d.get("alias") == alias,
+            )
+            if last is None or last["action"] != "alias.delete":
+                raise NotFound(_no_alias(m, alias, tx.conn))
+            return ledger.answer(last, model=model, deleted=True, by=last["actor"])
         tx.delete(ALIASES, current.id)
         tx.record("alias.delete", f"model:{model}", {"alias": alias})
-    return {"model": model, "alias": alias, "deleted": True}
+    return {"model": model, "alias": alias, "deleted": True, "created": True}
