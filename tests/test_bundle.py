@@ -17,6 +17,7 @@ from conftest import Workspace
 from gate_helpers import add_staff, ok, to_production
 
 from cmi_console.core import bundle, keys, merkle
+from cmi_console.core.bundle_readme import README
 
 
 @pytest.fixture
@@ -142,6 +143,47 @@ def test_a_consistency_proof_from_an_earlier_checkpoint(
     ok(ws.cli("audit", "checkpoint", "--out", str(other)))
     code, report = check(ws, out, "--previous", str(other))
     assert code == 4 and ("consistency-invalid", bundle.CONSISTENCY) in kinds(report)
+
+
+def test_a_bundle_opens_with_what_it_holds_and_how_to_check_it(
+    governed: Workspace, tmp_path: Path
+) -> None:
+    """An auditor receives a zip and nothing else: it opens with a README
+    saying what it holds, the command that checks it, and that the key to
+    check it with comes from the organization, not from the bundle."""
+    full, part = tmp_path / "all.zip", tmp_path / "part.zip"
+    size = export(governed, full)["log_size"]
+    count = export(governed, part, "--model", "cancer")["entries"]
+    for path, holds in (
+        (full, f"It holds the whole log: entries 0 to {size - 1}, {size} in all."),
+        (part, f"It holds {count} entries of a log of {size} (model cancer), each with its"),
+    ):
+        files = members(path)
+        text = files[README].decode()
+        assert README in json.loads(files[bundle.MANIFEST])["files"]  # signed with the rest
+        assert text.startswith("cmi-console compliance bundle\n\nExported 20")
+        assert holds in text and " by root\nfrom the audit log " in text
+        assert 'cmi audit verify-bundle BUNDLE.zip --log-key "LOG KEY"' in text
+        assert f"\n    {vkey(governed)}\n" in text
+        listed = {ln.split()[0] for ln in text.split("Files:\n")[1].splitlines() if ln}
+        assert (bundle.PROOFS in listed) == (path == part)  # only what the bundle has
+        assert {bundle.MANIFEST, bundle.ENTRIES, "cards/"} <= listed
+    # its words are as signed: an attacker's key put in them is named
+    files = members(part)
+    files[README] = files[README].replace(vkey(governed).encode(), b"attacker-key")
+    rewrite(part, files, fix_hashes=False)
+    code, report = check(governed, part)
+    assert code == 4 and kinds(report) == [("file-modified", README)]
+    # a bundle written before it had one (the same, re-signed without it) verifies
+    files = members(full)
+    del files[README]
+    manifest = json.loads(files[bundle.MANIFEST])
+    del manifest["files"][README]
+    files[bundle.MANIFEST] = json.dumps(manifest).encode()
+    files[bundle.SIGNATURE] = bundle.sign_manifest(manifest, governed.ctx().log_key()).encode()
+    rewrite(full, files, fix_hashes=False)
+    code, report = check(governed, full, "--log-key", vkey(governed))
+    assert code == 0, report
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from cmi_console.core import bundle, checkpoint, entries, merkle, model_card, names
+from cmi_console.core import bundle, bundle_readme, checkpoint, entries, merkle, model_card, names
 from cmi_console.core.clock import check_window
 from cmi_console.core.errors import BadInput, IntegrityError
 from cmi_console.core.refs import model_subjects
@@ -198,7 +198,7 @@ def export(
                 w.put(f"validation/run-{run['run']['id']}.json", orjson.dumps(run))
             cards = _cards(ctx, conn, w, found["versions"], model)
             _csv_views(conn, w, found)
-            manifest = {
+            about = {
                 "format": bundle.FORMAT,
                 "origin": origin,
                 "created_at": ctx.clock(),
@@ -206,8 +206,11 @@ def export(
                 "scope": {"full": full, "model": model, "since": since, "until": until},
                 "log_size": size,
                 "entries": len(found["seqs"]),
-                "files": dict(sorted(w.files.items())),
             }
+            # listed, so what it says of the bundle is signed with the rest
+            members = [*w.files, bundle.MANIFEST, bundle.SIGNATURE]
+            w.put(bundle_readme.README, bundle_readme.readme(about, vkey, members).encode())
+            manifest = {**about, "files": dict(sorted(w.files.items()))}
             archive.writestr(bundle.MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
             archive.writestr(bundle.SIGNATURE, bundle.sign_manifest(manifest, ctx.log_key()))
         _verifiable(archive)
