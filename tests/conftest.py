@@ -152,3 +152,21 @@ def populated(ws: Workspace, tmp_path: Path) -> Workspace:
         )
         assert r.code == 0, r.err
     return ws
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Collect once and freeze the heap before the run reports it is done.
+
+    At unconfigure pytest runs `gc.collect()` five times (to report late
+    unraisable exceptions). In an xdist worker that has run half the suite
+    the heap holds over a million objects and those five took seconds, after
+    the worker had told the controller it was finished; execnet interrupts
+    a worker still busy 5 s after that, and the KeyboardInterrupt landed in
+    hypothesis's gc callback (a PytestUnraisableExceptionWarning after 100%
+    in most full runs). This collection runs before the worker reports, and
+    a frozen heap makes the five later ones near free (measured: 0.4 s here
+    for ~480,000 objects, then 0.00 s for the five, against 1.7 s)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
