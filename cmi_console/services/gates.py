@@ -449,13 +449,8 @@ def _decided_already(
     request has been opened since. Anything else goes on to the gate's
     rules, which refuse a second decision by one principal. A reviewer who
     may no longer decide (disabled, the role revoked) is refused as before."""
-    mine = next(
-        (
-            e
-            for e in ledger.entries_about(conn, _subject(g), ("gate.approve", "gate.reject"))
-            if e["actor"] == actor
-        ),
-        None,
+    mine = ledger.newest(
+        conn, _subject(g), ("gate.approve", "gate.reject"), lambda e: e["actor"] == actor
     )
     if mine is None:
         return None
@@ -592,7 +587,7 @@ def _promoted_already(
     refuses a version already in the stage."""
     if g.row.stage != g.to_stage:
         return None
-    last = next(ledger.entries_about(conn, _subject(g), _MOVES), None)
+    last = ledger.newest(conn, _subject(g), _MOVES)
     if last is None or last["action"] != "gate.promote" or last["actor"] != actor:
         return None
     data = last["data"]
@@ -742,7 +737,7 @@ def _retired_already(
     retired version."""
     if g.row.status != RETIRED:
         return None
-    last = next(ledger.entries_about(conn, _subject(g), ("version.retire",)), None)
+    last = ledger.newest(conn, _subject(g), ("version.retire",))
     if last is None or last["actor"] != actor:
         return None
     data = last["data"]
@@ -971,13 +966,8 @@ def _broken_already(
         first = {"status": "executed", "version": g.version.ref, "stage": g.to_stage}
     else:
         return None
-    entry = next(
-        (
-            e
-            for e in ledger.entries_about(conn, _subject(g), (action,))
-            if e["data"].get("break_glass") == last.id
-        ),
-        None,
+    entry = ledger.newest(
+        conn, _subject(g), (action,), lambda e: e["data"].get("break_glass") == last.id
     )
     if entry is None:  # a row the log does not hold: the rules, and verify, say so
         return None

@@ -386,7 +386,7 @@ def _same_disabling(conn: Connection, name: str, actor: str, reason: str) -> Non
     (as the log's last disabling says): then a retry is answered."""
     from cmi_console.services import ledger
 
-    last = next(ledger.entries_about(conn, f"principal:{name}", ("user.disable",)), None)
+    last = ledger.newest(conn, f"principal:{name}", ("user.disable",))
     if last is not None and (last["actor"], last["data"].get("reason")) == (actor, reason):
         return
     by = f" (by {last['actor']}: {last['data'].get('reason')})" if last is not None else ""

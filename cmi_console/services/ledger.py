@@ -7,7 +7,7 @@ path is the hot path of every command, so its statements are built once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +140,20 @@ def entries_about(
     ).all()  # read whole: a cursor left open would outlive a caller that stops early
     for (body,) in rows:
         yield orjson.loads(bytes(body))
+
+
+def newest(
+    conn: Connection,
+    subject: str,
+    actions: tuple[str, ...],
+    where: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any] | None:
+    """The newest entry on `subject` with one of `actions` (and, given
+    `where`, of which it is true), or None: what last happened to the thing
+    a retry asks about."""
+    return next(
+        (e for e in entries_about(conn, subject, actions) if where is None or where(e)), None
+    )
 
 
 def answer(entry: dict[str, Any], **first: Any) -> dict[str, Any]:

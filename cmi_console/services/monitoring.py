@@ -773,14 +773,13 @@ def close_alert(ctx: Context, alert_id: int, comment: str) -> dict[str, Any]:
             raise NotFound(f"alert {alert_id} does not exist")
         model = registry.model_name(tx.conn, a.model_id)
         if a.status != "open":
-            said = next(
-                (
-                    e["data"].get("comment")
-                    for e in ledger.entries_about(tx.conn, f"model:{model}", ("alert.close",))
-                    if e["data"].get("alert") == a.id
-                ),
-                None,
+            closed = ledger.newest(
+                tx.conn,
+                f"model:{model}",
+                ("alert.close",),
+                lambda e: e["data"].get("alert") == a.id,
             )
+            said = None if closed is None else closed["data"].get("comment")
             if (a.closed_by, said) == (actor, comment):
                 return {"alert": alert_id, "status": a.status, "created": False}
             why = f": {said}" if said is not None else ""

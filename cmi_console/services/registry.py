@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -963,25 +962,13 @@ def tag_version(
     return {**show_version(ctx, f"{model}:{v.version}"), "created": changed}
 
 
-def _last_said(
-    conn: Connection,
-    subject: str,
-    actions: tuple[str, ...],
-    about: Callable[[dict[str, Any]], bool],
-) -> dict[str, Any] | None:
-    """The newest entry on `subject` with one of `actions` whose data is
-    `about` the thing asked for (a tag's key, an alias): what last happened
-    to it, so that a removal retried is told from a name never there."""
-    return next((e for e in ledger.entries_about(conn, subject, actions) if about(e["data"])), None)
-
-
 def _tag_removed(conn: Connection, subject: str, key: str) -> bool:
     """Whether the last change to the tag `key` removed it (a retried `--remove`)."""
-    last = _last_said(
+    last = ledger.newest(
         conn,
         subject,
         ("version.tag",),
-        lambda d: key in (d.get("removed") or ()) or key in (d.get("set") or {}),
+        lambda e: key in (e["data"].get("removed") or ()) or key in (e["data"].get("set") or {}),
     )
     return last is not None and key in (last["data"].get("removed") or ())
 
@@ -1052,11 +1039,11 @@ def delete_alias(ctx: Context, model: str, alias: str) -> dict[str, Any]:
         if current is None:
             # deleted already (a retry): answered with that deletion; an alias
             # never there (a typo) is refused
-            last = _last_said(
+            last = ledger.newest(
                 tx.conn,
                 f"model:{model}",
                 ("alias.set", "alias.delete"),
-                lambda d: d.get("alias") == alias,
+                lambda e: e["data"].get("alias") == alias,
             )
             if last is None or last["action"] != "alias.delete":
                 raise NotFound(_no_alias(m, alias, tx.conn))
