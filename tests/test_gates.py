@@ -33,6 +33,7 @@ def test_full_path_to_production_is_signed_and_verifies(governed: Workspace) -> 
             "approve", "cancer:1", "--to", "production", "--comment", "lgtm", "--json", as_="bob"
         )
     ).json()
+    assert approval["gate"] == {"passed": True, "blocking": []}  # the gate now, in the answer
     st = approval["statement"]
     version = ok(ws.cli("version", "show", "cancer:1", "--json")).json()
     assert st["artifact_sha256"] == version["artifact_sha256"]
@@ -56,6 +57,32 @@ def test_full_path_to_production_is_signed_and_verifies(governed: Workspace) -> 
     entry = ok(ws.cli("audit", "log", "-n", "1", "--json")).json()[0]
     assert entry["action"] == "gate.promote" and entry["sig"]["alg"] == "ed25519"
     assert ok(ws.cli("audit", "verify")).code == 0
+
+
+def test_an_approval_says_what_the_gate_needs_now(governed: Workspace) -> None:
+    """`cmi approve` printed the signed statement and nothing of the gate:
+    the reviewer's next question (does it pass now? what is still missing?)
+    needed another command."""
+    ws = governed
+    ready_for_production(ws, 1, validate=False)
+    r = ok(ws.cli("approve", "cancer:1", "--to", "production", "--comment", "ok", as_="bob"))
+    assert r.out.strip().splitlines()[-1] == (
+        "gate cancer:1 -> production: still blocked by validation (missing: suite "
+        "'production' has not run on it)"
+    )
+    ok(ws.cli("validate", "cancer:1", "--suite", "production", as_="alice"))
+    # the same approval again (a retry) is answered, with the gate as it is now
+    r = ok(ws.cli("approve", "cancer:1", "--to", "production", "--comment", "ok", as_="bob"))
+    assert r.out.strip().splitlines()[-1] == (
+        "gate cancer:1 -> production: passes; a promoter may run "
+        "`cmi promote cancer:1 --to production`"
+    )
+    # a rejection closes the request: no gate to speak of
+    ok(ws.cli("request", "cancer:2", "--to", "staging", as_="alice"))
+    r = ok(
+        ws.cli("reject", "cancer:2", "--to", "staging", "--comment", "no", "--json", as_="victor")
+    )
+    assert "gate" not in r.json()
 
 
 def test_only_promoters_promote(governed: Workspace) -> None:

@@ -198,17 +198,35 @@ def _decide(
     from cmi_console.core import statements
     from cmi_console.services import gates
 
-    data = gates.decide(common.context(), ref, to, decision, comment, env=env, bind=bind)
+    ctx = common.context()
+    data = gates.decide(ctx, ref, to, decision, comment, env=env, bind=bind)
     if not data["created"]:
         common.answered(
             f"you {_DONE[decision]} {ref} to {to} already (decision #{data['decision']}, "
             f"entry #{data['seq']})"
         )
+    # what the gate needs now: the reviewer's next question (a rejection
+    # closed the request, so there is no gate to ask about)
+    gate = None
+    if decision == "approve":
+        report = gates.status(ctx, ref, to, env)
+        gate = {"passed": report.passed, "blocking": [c.as_json() for c in report.blocking()]}
     if as_json:
-        common.print_json(data)
+        common.print_json({**data, **({"gate": gate} if gate else {})})
         return
     common.echo(f"{decision} #{data['decision']} signed with key {data['key'][:16]}:")
     common.echo(statements.render(data["statement"]))
+    if gate is not None:
+        common.echo(_gate_line(ref, to, gate))
+
+
+def _gate_line(ref: str, to: str, gate: dict[str, Any]) -> str:
+    """`gate credit-risk:3 -> production: still blocked by approvals:risk-officer
+    (0/1)`, or that it passes and what runs next."""
+    if gate["passed"]:
+        return f"gate {ref} -> {to}: passes; a promoter may run `cmi promote {ref} --to {to}`"
+    blocking = ", ".join(f"{c['condition']} ({c['detail']})" for c in gate["blocking"])
+    return f"gate {ref} -> {to}: still blocked by {blocking}"
 
 
 def approve(
