@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Workspace
+from conftest import REPO, Workspace
 from silent_server import silent_server
 
 BIG = "9" * 23  # beyond 2**63 - 1
@@ -383,6 +383,35 @@ def test_usage_errors_are_one_line_exit_2(ws: Workspace, args: list[str], line: 
 def test_a_group_without_a_command_shows_its_help(ws: Workspace) -> None:
     r = ws.cli("audit")
     assert r.code == 2 and "verify-bundle" in r.err + r.out
+
+
+def test_the_console_without_a_terminal_is_one_line_not_a_hang(ws: Workspace) -> None:
+    """`cmi` alone in a CI job (stdout a pipe, stdin not a terminal) drew the
+    console into the log and waited for keys until the job's time-out."""
+    import os
+    import subprocess
+    import sys
+
+    line = (
+        "cmi: the console needs a terminal, and stdin is not one; "
+        "in a script use the commands (`cmi --help`)"
+    )
+    for args in ([], ["tui"]):
+        r = ws.cli(*args)
+        assert (r.code, r.err.strip(), r.out) == (2, line, ""), r.err
+    env = {**os.environ, "CMI_HOME": str(ws.home), "PYTHONPATH": str(REPO)}
+    env.pop("CMI_DATABASE_URL", None)
+    if ws.db:
+        env["CMI_DATABASE_URL"] = ws.db
+    done = subprocess.run(
+        [sys.executable, "-m", "cmi_console"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr.strip(), done.stdout) == (2, line, "")
 
 
 def test_missing_workspace_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

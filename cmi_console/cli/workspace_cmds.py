@@ -73,9 +73,21 @@ def demo(
 
 
 def tui() -> None:
-    """Open the reviewer console (also: `cmi` with no command)."""
+    """Open the reviewer console (also: `cmi` with no command).
+
+    It needs a terminal: with stdin or stdout not one (a CI job, a pipe) it
+    is bad input (exit 2), not a console drawn into a file that waits for
+    keys forever.
+    """
+    from cmi_console.core.errors import BadInput
     from cmi_console.tui.app import run
 
+    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)):
+        if not stream.isatty():
+            raise BadInput(
+                f"the console needs a terminal, and {name} is not one; "
+                "in a script use the commands (`cmi --help`)"
+            )
     run(common.context())
 
 
