@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.engine import Connection
 
 from cmi_console.core import clock, entry_text, names, roles, statements
@@ -250,6 +250,16 @@ def _statement(
     return statement, statements.sign(private, statement), kid
 
 
+def _of_gate(table: Table, g: Gathered) -> tuple[ColumnElement[bool], ...]:
+    """The rows of `table` (requests, break-glasses) about this gate: its
+    version, target stage and environment."""
+    return (
+        table.c.version_id == g.row.id,
+        table.c.to_stage == g.to_stage,
+        table.c.environment == g.environment,
+    )
+
+
 def _subject(g: Gathered) -> str:
     return f"version:{g.model.name}:{g.row.version}"
 
@@ -467,11 +477,7 @@ def _decided_already(
     else:
         last = conn.execute(
             select(REQUESTS.c.id, REQUESTS.c.status)
-            .where(
-                REQUESTS.c.version_id == g.row.id,
-                REQUESTS.c.to_stage == g.to_stage,
-                REQUESTS.c.environment == g.environment,
-            )
+            .where(*_of_gate(REQUESTS, g))
             .order_by(REQUESTS.c.id.desc())
             .limit(1)
         ).first()
@@ -820,9 +826,7 @@ def break_glass(
         pending = tx.conn.execute(
             select(BREAK_GLASS)
             .where(
-                BREAK_GLASS.c.version_id == g.row.id,
-                BREAK_GLASS.c.to_stage == to_stage,
-                BREAK_GLASS.c.environment == g.environment,
+                *_of_gate(BREAK_GLASS, g),
                 BREAK_GLASS.c.status == "pending",
                 BREAK_GLASS.c.created_at > since,
             )
@@ -942,11 +946,7 @@ def _broken_already(
     already does not pass the transition."""
     last = conn.execute(
         select(BREAK_GLASS)
-        .where(
-            BREAK_GLASS.c.version_id == g.row.id,
-            BREAK_GLASS.c.to_stage == g.to_stage,
-            BREAK_GLASS.c.environment == g.environment,
-        )
+        .where(*_of_gate(BREAK_GLASS, g))
         .order_by(BREAK_GLASS.c.id.desc())
         .limit(1)
     ).first()
