@@ -136,12 +136,20 @@ def test_queue_shows_what_each_reviewer_may_decide(governed: Workspace) -> None:
         ("cancer:1", "production", "0/1")
     ]
     assert everyone[0]["you_can_decide"] is False
-    assert ok(ws.cli("queue", "--mine", "--json", as_="alice")).json() == []  # the author
-    mine = ok(ws.cli("queue", "--mine", "--json", as_="bob")).json()
-    assert [q["request"] for q in mine] == [everyone[0]["request"]]
+    author = ok(ws.cli("queue", "--mine", "--json", as_="alice"))
+    assert author.json() == []  # the author may not decide
+    # "nothing for you" is not "nothing open": said on stderr, the JSON alone on stdout
+    assert author.err.strip() == (
+        "note: 1 open request, none you may decide now; `cmi queue` says why for each"
+    )
+    mine = ok(ws.cli("queue", "--mine", "--json", as_="bob"))
+    assert [q["request"] for q in mine.json()] == [everyone[0]["request"]] and mine.err == ""
     ok(ws.cli("approve", "cancer:1", "--to", "production", as_="bob"))
     assert ok(ws.cli("queue", "--mine", "--json", as_="bob")).json() == []
     assert ok(ws.cli("queue", "--json")).json()[0]["ready"] is True
+    ok(ws.cli("promote", "cancer:1", "--to", "production", as_="dora"))
+    nothing = ok(ws.cli("queue", "--mine", as_="alice"))  # nothing open: nothing to say
+    assert nothing.err == ""
 
 
 def test_approvals_expire(governed: Workspace) -> None:

@@ -143,7 +143,15 @@ def queue(
     """Open requests, with their approvals and what still blocks them."""
     from cmi_console.services import gates
 
-    rows = gates.queue(common.context(), mine)
+    ctx = common.context()
+    rows = gates.queue(ctx, mine)
+    if mine and not rows and (open_ := len(gates.queue(ctx))):
+        # "nothing for you" is not "nothing open": say which, and where to look
+        common.echo(
+            f"note: {open_} open request{'s' if open_ > 1 else ''}, none you may decide now; "
+            "`cmi queue` says why for each",
+            err=True,
+        )
     if as_json:
         common.print_json(rows)
         return
