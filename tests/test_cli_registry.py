@@ -63,6 +63,10 @@ def test_versions_tags_aliases_and_search(populated: Workspace) -> None:
     # a tag the version does not have is still refused: a typo, not a retry
     r = ws.cli("version", "tag", "cancer:1", "--remove", "tema", as_="alice")
     assert (r.code, r.err.strip()) == (2, "cmi: --remove: cancer:1 has no tag 'tema'")
+    # a retry that also sets a new tag records the new tag, and no removal
+    ok(ws.cli("version", "tag", "cancer:1", "--tag", "d=1", "--remove", "team", as_="alice"))
+    last = ws.cli("audit", "log", "-n", "1", "--json").json()[0]
+    assert (last["action"], last["data"]) == ("version.tag", {"set": {"d": "1"}, "removed": []})
     # set again after its removal: then removing it is new work once more
     ok(ws.cli("version", "tag", "cancer:1", "--tag", "team=onc", as_="alice"))
     ok(ws.cli("version", "tag", "cancer:1", "--remove", "team", as_="alice"))

@@ -957,7 +957,9 @@ def tag_version(
             tx.record(
                 "version.tag",
                 subject,
-                {"set": dict(sorted(tags.items())), "removed": sorted(remove)},
+                # only what this call removed: a key gone already (a retry) is
+                # not removed again, and the entry says what changed
+                {"set": dict(sorted(tags.items())), "removed": sorted(set(remove) & set(existing))},
             )
     return {**show_version(ctx, f"{model}:{v.version}"), "created": changed}
 
