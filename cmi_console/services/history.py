@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from cmi_console.core.deployments import shares_text
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
 from cmi_console.core.replay import RegistryState
 from cmi_console.services.context import Context
@@ -214,12 +215,13 @@ def traffic_text(traffic: dict[str, Any]) -> str:
     `v1 75%, v2 25% since 2026-11-28T08:45:00Z, set by dora #127
     deploy.rollback: error rate`. The stage slot says which version a gate
     let in; during a rollout the traffic is what was actually serving."""
-    parts = [", ".join(f"v{n} {p}%" for n, p in traffic["shares"].items()) or "no traffic"]
+    # in `cmi deploy`'s words for the same traffic
+    served = shares_text(traffic["shares"]) or "nothing"
     if traffic["mirror"]:
-        parts.append("shadow " + ", ".join(f"v{n} {p}%" for n, p in traffic["mirror"].items()))
+        served += f"; mirroring to {shares_text(traffic['mirror'])}"
     by = staged_by_text(traffic["set_by"])
     return (
-        f"{' · '.join(parts)} since {traffic['since']}"
+        f"{served} since {traffic['since']}"
         + (f", set by {by}" if by else "")
         + (f": {traffic['reason']}" if traffic["reason"] else "")
     )
