@@ -168,6 +168,32 @@ async def test_choosing_a_principal_and_unlocking_the_key(home: Path) -> None:
         assert app.session.actor == "nina" and app.session.can_sign
 
 
+async def test_an_empty_workspace_says_what_is_empty(tmp_path: Path) -> None:
+    """A new workspace showed `Models by stage (tiers: )` and a Models screen
+    that was a header and nothing: no word of why, nor of what to do."""
+    from cmi_console.services import registry
+    from cmi_console.services.setup import init_workspace
+
+    home = tmp_path / "ws"
+    init_workspace(home, admin="root").engine.dispose()
+    app = app_for(home, "root", passphrase=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        title = str(app.screen.query_one("#models-title", Static).render())
+        assert title == "Models by stage"
+        await pilot.press("m")
+        await settle(pilot)
+        empty = str(app.screen.query_one("#empty", Static).render())
+        assert empty.startswith("No models yet: create one with `cmi model create NAME`")
+        registry.create_model(app.session.ctx, "cancer")
+        app.screen.reload()
+        await settle(pilot)
+        assert str(app.screen.query_one("#empty", Static).render()) == ""
+        app.screen.query_one("#filter", Input).value = "wine"
+        await settle(pilot)
+        assert str(app.screen.query_one("#empty", Static).render()) == "No model matches 'wine'."
+
+
 @pytest.mark.parametrize("key", ["open to others", "a FIFO"])
 async def test_a_key_no_passphrase_can_unlock_signs_in_read_only(tmp_path: Path, key: str) -> None:
     """An unencrypted key that others may read is refused (Denied), and the

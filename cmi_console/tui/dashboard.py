@@ -99,7 +99,9 @@ class DashboardScreen(DataScreen):
             ],
         )
         tiers = ", ".join(f"{t} {n}" for t, n in summary["tiers"].items())
-        self.query_one("#models-title", Static).update(f"Models by stage (tiers: {tiers})")
+        self.query_one("#models-title", Static).update(
+            "Models by stage" + (f" (tiers: {tiers})" if tiers else "")
+        )
         fill(
             self.query_one("#mine", DataTable),
             [
