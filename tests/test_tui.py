@@ -192,6 +192,12 @@ async def test_an_empty_workspace_says_what_is_empty(tmp_path: Path) -> None:
         app.screen.query_one("#filter", Input).value = "wine"
         await settle(pilot)
         assert str(app.screen.query_one("#empty", Static).render()) == "No model matches 'wine'."
+        # the incidents and the deployments screens say the same of theirs
+        for key, opening in (("i", "No incidents. "), ("e", "Nothing is deployed. ")):
+            await pilot.press(key)
+            await settle(pilot)
+            note = app.screen.query_one("#empty", Static)
+            assert note.display and str(note.render()).startswith(opening)
 
 
 @pytest.mark.parametrize("key", ["open to others", "a FIFO"])

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Footer, Header, Static
 
 from cmi_console.core.errors import CmiError, first_line
 from cmi_console.core.printable import printable
@@ -130,6 +130,27 @@ class DataScreen(Screen[None]):
 
     def show(self, data: Any) -> None:
         """Runs on the UI thread with what fetch returned."""
+
+
+class EmptyNote(Static):
+    """Under a table: why it is empty and what would fill it; takes no line
+    while the table has rows (an empty table is otherwise a row of headers
+    that says nothing)."""
+
+    def __init__(self, text: str, **kwargs: Any) -> None:
+        super().__init__("", markup=False, **kwargs)
+        self.text = text
+        self.display = False  # until the data says the table is empty
+
+    def say(self, text: str | None) -> None:
+        """Show `text` (None: the note given at construction), or hide with ""."""
+        shown = self.text if text is None else text
+        self.update(shown)
+        self.display = bool(shown)
+
+    def follow(self, rows: int) -> None:
+        """Show the note when there are no rows, hide it otherwise."""
+        self.say(None if rows == 0 else "")
 
 
 def fill(table: DataTable[Any], rows: list[tuple[str, list[Any]]]) -> None:

@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 from cmi_console.core.clock import shown
 from cmi_console.core.deployments import shares_text
 from cmi_console.core.errors import CmiError
-from cmi_console.tui.base import DataScreen, fill, worker
+from cmi_console.tui.base import DataScreen, EmptyNote, fill, worker
 from cmi_console.tui.reviews import ActionDialog
 
 BAR = 20  # characters for 100% of the traffic
@@ -46,6 +46,11 @@ class DeploymentsScreen(DataScreen):
             markup=False,
         )
         yield DataTable(id="serving", cursor_type="row")
+        yield EmptyNote(
+            "Nothing is deployed. `cmi deploy MODEL:VERSION --env ENV --strategy direct` "
+            "gives a version its first traffic.",
+            id="empty",
+        )
         yield Static("History of the selected environment", classes="title", markup=False)
         yield DataTable(id="history", cursor_type="row")
 
@@ -106,6 +111,7 @@ class DeploymentsScreen(DataScreen):
                 for key, r in sorted(self.rows.items())
             ],
         )
+        self.query_one("#empty", EmptyNote).follow(len(self.rows))
         self._history(self._selected_key())
 
     @worker(exclusive=True, group="history")

@@ -13,7 +13,7 @@ from textual.worker import get_current_worker
 from cmi_console.core.clock import shown
 from cmi_console.core.errors import CmiError
 from cmi_console.core.printable import printable
-from cmi_console.tui.base import DataScreen, fill, worker
+from cmi_console.tui.base import DataScreen, EmptyNote, fill, worker
 
 
 class IncidentsScreen(DataScreen):
@@ -22,6 +22,11 @@ class IncidentsScreen(DataScreen):
     def body(self) -> ComposeResult:
         yield Static("Incidents (enter investigates)", classes="title", markup=False)
         yield DataTable(id="incidents", cursor_type="row")
+        yield EmptyNote(
+            "No incidents. `cmi incident open MODEL --title TEXT` reports one; "
+            "a break-glass promotion opens one itself.",
+            id="empty",
+        )
 
     def on_mount(self) -> None:
         self.query_one("#incidents", DataTable).add_columns(
@@ -53,6 +58,7 @@ class IncidentsScreen(DataScreen):
                 for i in data
             ],
         )
+        self.query_one("#empty", EmptyNote).follow(len(data))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input, Select, Sparkline, Static
 from cmi_console.core.clock import shown
 from cmi_console.core.printable import printable
 from cmi_console.services.registry import stage_label
-from cmi_console.tui.base import DataScreen, fill
+from cmi_console.tui.base import DataScreen, EmptyNote, fill
 
 
 class ModelsScreen(DataScreen):
@@ -20,9 +20,11 @@ class ModelsScreen(DataScreen):
     def body(self) -> ComposeResult:
         yield Input(placeholder="filter: name, owner, stage, tier", id="filter")
         yield DataTable(id="models", cursor_type="row")
-        note = Static("", id="empty", markup=False)
-        note.display = False  # until the data says the table is empty
-        yield note
+        yield EmptyNote(
+            "No models yet: create one with `cmi model create NAME`, "
+            "or train one with `cmi train RECIPE`.",
+            id="empty",
+        )
 
     def on_mount(self) -> None:
         self.rows: list[dict[str, Any]] = []
@@ -57,19 +59,11 @@ class ModelsScreen(DataScreen):
                 continue
             rows.append((m["name"], cells))
         fill(self.query_one(DataTable), rows)
-        # an empty table says nothing: say why, and what to do
-        if not self.rows:
-            empty = (
-                "No models yet: create one with `cmi model create NAME`, "
-                "or train one with `cmi train RECIPE`."
-            )
-        elif not rows:
-            empty = f"No model matches '{needle}'."
+        note = self.query_one("#empty", EmptyNote)
+        if self.rows and not rows:
+            note.say(f"No model matches '{needle}'.")
         else:
-            empty = ""
-        note = self.query_one("#empty", Static)
-        note.update(empty)
-        note.display = bool(empty)  # no blank line under a table that has rows
+            note.follow(len(rows))
 
     def on_input_changed(self, _event: Input.Changed) -> None:
         self._refill()
