@@ -483,3 +483,19 @@ def test_as_of_names_the_traffic_and_whose_step_set_it(serving: Workspace, tmp_p
     assert "## Traffic when it happened" in text
     assert "| production | v1 75%, v2 25% since " in text
     assert f"set by root #{advanced} deploy.advance: p99 ok |" in text
+
+
+def test_as_of_words_a_shadow_as_cmi_deploy_does(serving: Workspace) -> None:
+    """The as-of table called a mirror "production shadow 100%" and the
+    line under it (as `cmi deploy` does) "mirroring to": one output, two
+    words for one thing."""
+    ws = serving
+    ok(ws.cli("deploy", "credit:2", "--env", "production", "--strategy", "shadow", as_="dora"))
+    out = ok(ws.cli("registry", "as-of", "2100-01-01")).out
+    assert "production mirrored 100%" in out and "shadow 100%" not in out
+    assert re.search(
+        r"^credit traffic in production: v1 100%; mirroring to v2 100% since \S+, set by dora "
+        r"#\d+ deploy\.start$",
+        out,
+        re.M,
+    ), out

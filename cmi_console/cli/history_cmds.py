@@ -45,8 +45,8 @@ def as_of(
         for env, t in m["traffic"].items():
             for number, pct in t["shares"].items():
                 traffic.setdefault(int(number), []).append(f"{env} {pct}%")
-            for number, pct in t["mirror"].items():
-                traffic.setdefault(int(number), []).append(f"{env} shadow {pct}%")
+            for number, pct in t["mirror"].items():  # in `cmi deploy list`'s word
+                traffic.setdefault(int(number), []).append(f"{env} mirrored {pct}%")
         aliases: dict[int, list[str]] = {}
         for alias, number in m["aliases"].items():
             aliases.setdefault(number, []).append(alias)
