@@ -110,10 +110,15 @@ def context(check_schema: bool = True) -> Context:
 
 def say_notices() -> None:
     """Print, on stderr, the notices of the contexts this command opened, and
-    let the contexts go (tests run many commands in one process)."""
+    let the contexts go, closing their database connections (tests run many
+    commands in one process; a pool left to the garbage collector closes
+    its connections unannounced). An engine disposed still works: a late
+    hook delivery gets a fresh pool."""
     while _opened:
-        for notice in _opened.pop(0).take_notices():
+        ctx = _opened.pop(0)
+        for notice in ctx.take_notices():
             echo(f"warning: {notice}", err=True)
+        ctx.engine.dispose()
 
 
 def print_json(data: Any) -> None:
