@@ -278,3 +278,32 @@ def test_a_password_in_the_database_urls_query_is_never_written(
         if path.is_file():
             assert b"s3cr3t-pw" not in path.read_bytes(), path
     assert "database_url" not in (home / "workspace.json").read_text()
+
+
+def test_a_command_leaves_no_connection_open_when_it_ends(
+    fresh_pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command let its contexts go with their pools' connections open: in
+    a process that runs many commands they stayed on the server until the
+    garbage collector closed them, unannounced (a ResourceWarning)."""
+    import gc
+
+    import psycopg
+
+    home = tmp_path / "ws"
+    init_workspace(home, admin="root", db=fresh_pg_url).engine.dispose()
+    ws = Workspace(home, fresh_pg_url, capsys)
+    database = fresh_pg_url.rsplit("/", 1)[1]
+    admin = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    gc.disable()  # the collector must not close them for the command
+    try:
+        for args in (["model", "create", "m"], ["model", "list"], ["audit", "verify"]):
+            r = ws.cli(*args)
+            assert r.code == 0, r.err
+            with psycopg.connect(admin, autocommit=True) as conn:
+                left = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+                ).fetchone()
+            assert left == (0,), args
+    finally:
+        gc.enable()
