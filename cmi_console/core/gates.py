@@ -211,6 +211,11 @@ def _match(candidates: list[tuple[str, set[str]]], need: dict[str, int]) -> dict
     return {who: slots[i] for i, who in slot_owner.items()}
 
 
+# how a condition's detail hands whoever runs the gate the command to run:
+# advice for that moment, which a reader of history leaves out
+HINT = "; run `"
+
+
 def evaluate(
     *,
     policy: Effective,
@@ -241,7 +246,7 @@ def evaluate(
     )
 
     if request is None:
-        add(Condition("request", UNMET, f"no open request to {to_stage}; run `cmi request`"))
+        add(Condition("request", UNMET, f"no open request to {to_stage}{HINT}cmi request`"))
     else:
         add(Condition("request", MET, f"#{request.id} by {request.requested_by}"))
 

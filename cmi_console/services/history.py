@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from cmi_console.core import gates
 from cmi_console.core.deployments import shares_text
 from cmi_console.core.errors import BadInput, IntegrityError, NotFound
 from cmi_console.core.replay import RegistryState
@@ -201,10 +202,6 @@ def as_of(
         ) from None
 
 
-# how a gate's detail hands its reader the command to run (core.gates)
-_HINT = "; run `"
-
-
 def staged_by_text(by: dict[str, Any] | None) -> str:
     """Who put a version in its stage, as a line names it: `sam #125 gate.promote`."""
     return f"{by['actor']} #{by['seq']} {by['action']}" if by else ""
@@ -246,7 +243,7 @@ def evidence_text(by: dict[str, Any] | None) -> str:
             continue
         state = c["state"]
         shown = "bypassed" if glass and state == "unmet" else state
-        detail = c["detail"].split(_HINT, 1)[0]
+        detail = c["detail"].split(gates.HINT, 1)[0]
         parts.append(f"{c['condition']} {detail}" + ("" if state == "met" else f" ({shown})"))
     if by.get("comment"):
         parts.append(f"comment: {by['comment']}")
